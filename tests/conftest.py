@@ -1,0 +1,17 @@
+"""Shared test helpers: where the interop data lives and a fixed clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+
+# 2020-04-02 00:00:00 UTC, the day of Google's GAEN test vectors: interval 2642976. Tests use fixed times only.
+VECTOR_DAY_START = 1585785600
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
