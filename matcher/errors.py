@@ -1,0 +1,144 @@
+"""One exception hierarchy for everything a caller can get wrong, and its one mapping to gRPC statuses.
+
+Each class names its gRPC status code. Servicers raise these (or let validation raise them); the
+:func:`grpc_method` decorator turns them into a ``google.rpc.Status`` with ``BadRequest`` field violations.
+Anything else is a bug: it becomes INTERNAL with a generic message and a logged traceback, so a client's
+mistake can never surface as UNKNOWN or INTERNAL.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One problem with one field of a request, as google.rpc.BadRequest.FieldViolation has it."""
+
+    field: str
+    description: str
+
+
+class MatcherError(Exception):
+    """A request the service refuses, with the status code and message the caller receives."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, violations: Sequence[Violation] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.violations = tuple(violations)
+
+
+class InvalidArgument(MatcherError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Unauthenticated(MatcherError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(MatcherError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class AlreadyExists(MatcherError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class ResourceExhausted(MatcherError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class NotFound(MatcherError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class FailedPrecondition(MatcherError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class OutOfRange(MatcherError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class Unavailable(MatcherError):
+    """The service cannot answer now (storage down); the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+def to_status(error: MatcherError) -> grpc.Status:
+    """The gRPC status for an error, with its field violations packed as google.rpc.BadRequest."""
+    details = []
+    if error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        details.append(packed)
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    return rpc_status.to_status(status)
+
+
+_INTERNAL_STATUS = rpc_status.to_status(
+    status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; it has been logged")
+)
+
+
+def violations_of(rpc_error: grpc.RpcError) -> list[Violation]:
+    """The BadRequest field violations of a failed call (client side)."""
+    status = rpc_status.from_call(rpc_error)
+    found: list[Violation] = []
+    for detail in status.details if status else ():
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            found.extend(Violation(v.field, v.description) for v in bad_request.field_violations)
+    return found
+
+
+def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Maps exceptions of a servicer method (unary or server-streaming) to gRPC statuses, in one place."""
+
+    def fail(context: grpc.ServicerContext, exc: BaseException) -> None:
+        if isinstance(exc, MatcherError):
+            context.abort_with_status(to_status(exc))
+        log.exception("unexpected error in %s", method.__qualname__)
+        context.abort_with_status(_INTERNAL_STATUS)
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                yield from method(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - this is the one place that maps them all
+                fail(context, exc)
+
+        return streaming
+
+    @functools.wraps(method)
+    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except Exception as exc:  # noqa: BLE001
+            fail(context, exc)
+
+    return unary
+

@@ -1,0 +1,95 @@
+"""The domain: diagnosis keys, submissions, and the named limits every rule refers to.
+
+Pure data. No grpc, storage or clock in here; the limits are the one place each number is defined, and
+docs/validation.md lists each with its reason (a test checks that both agree).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from .intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, interval_start
+
+
+class ReportType(enum.IntEnum):
+    """How a diagnosis was made; the numbers are GAEN's."""
+
+    UNSPECIFIED = 0
+    CONFIRMED_TEST = 1
+    CONFIRMED_CLINICAL_DIAGNOSIS = 2
+    SELF_REPORT = 3
+    RECURSIVE = 4
+    REVOKED = 5
+
+
+class Infectiousness(enum.IntEnum):
+    """Infectiousness on a key's day; NONE is never published."""
+
+    NONE = 0
+    STANDARD = 1
+    HIGH = 2
+
+
+# --- Limits -------------------------------------------------------------------------------------------------
+KEY_LENGTH = 16
+MIN_ROLLING_PERIOD = 1
+MAX_ROLLING_PERIOD = INTERVALS_PER_DAY
+MAX_KEYS_PER_SUBMISSION = 30
+MIN_DAYS_SINCE_ONSET = -14
+MAX_DAYS_SINCE_ONSET = 14
+DEFAULT_RETENTION_DAYS = 14
+# A key that is still valid is published no earlier than this long after it expires: the clock skew that GAEN
+# key servers allow for (2 hours), and more than the +-1 interval matching tolerance, so that a published key's
+# last identifiers cannot be replayed into a window where phones would still accept them.
+EMBARGO_GRACE_SECONDS = 2 * 3600
+SUBMISSION_ID_MAX_LENGTH = 128
+SUBMISSION_ID_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+REGION_LENGTH = 2
+PUBLISHABLE_REPORT_TYPES = frozenset(
+    {ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisKey:
+    """One validated daily key of a diagnosed person."""
+
+    key_data: bytes
+    rolling_start: int
+    rolling_period: int
+    report_type: ReportType
+    days_since_onset: int | None = None
+
+    @property
+    def end_interval(self) -> int:
+        """The first interval after the key's validity."""
+        return self.rolling_start + self.rolling_period
+
+    def publish_after(self) -> int:
+        """Unix seconds before which the key must not be published (the embargo of a still-valid key)."""
+        return interval_start(self.end_interval) + EMBARGO_GRACE_SECONDS
+
+    def fingerprint(self) -> bytes:
+        """Identity of a key for de-duplication across submissions: same key data and same start."""
+        return hashlib.sha256(self.key_data + self.rolling_start.to_bytes(4, "little")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated submission: the keys to store, and what identifies it for idempotency.
+
+    ``digest`` covers the request's content (not its id), so that a repeated id with other content is told apart.
+    """
+
+    authority: str
+    submission_id: str
+    region: str
+    keys: tuple[DiagnosisKey, ...]
+    digest: bytes
+
+
+def retention_cutoff_interval(now: int, retention_days: int) -> int:
+    """Keys that ended at or before this interval are outside the retention window and can match nothing."""
+    return now // INTERVAL_SECONDS - retention_days * INTERVALS_PER_DAY

@@ -1,0 +1,291 @@
+"""The only place that turns requests into domain objects.
+
+Each rule is a small check that adds a :class:`~matcher.errors.Violation` naming the field and the reason;
+nothing stops at the first problem. Request-level problems (the id, the region, the number of keys) refuse the
+whole request with one InvalidArgument listing every violation. Key-level problems refuse that key only
+(partial success, as GAEN key servers do); when no key survives, the request is refused as a whole, so a
+rejected request stores nothing. docs/validation.md lists every rule with its reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import struct
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from exposure.v1 import authority_pb2, keys_pb2
+
+from .errors import InvalidArgument, Violation
+from .intervals import day_of, interval_number
+from .model import (
+    KEY_LENGTH,
+    MAX_DAYS_SINCE_ONSET,
+    MAX_KEYS_PER_SUBMISSION,
+    MAX_ROLLING_PERIOD,
+    MIN_DAYS_SINCE_ONSET,
+    MIN_ROLLING_PERIOD,
+    PUBLISHABLE_REPORT_TYPES,
+    REGION_LENGTH,
+    SUBMISSION_ID_ALPHABET,
+    SUBMISSION_ID_MAX_LENGTH,
+    DiagnosisKey,
+    ReportType,
+    Submission,
+    retention_cutoff_interval,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVerdict:
+    """The keys of a request split into the accepted (with their request index) and the refused."""
+
+    accepted: tuple[tuple[int, DiagnosisKey], ...]
+    rejected: tuple[tuple[int, Violation], ...]
+
+    @property
+    def keys(self) -> tuple[DiagnosisKey, ...]:
+        return tuple(key for _, key in self.accepted)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """What a one-time code says about its patient; it overrides whatever a phone puts in its keys."""
+
+    report_type: ReportType
+    symptom_onset: dt.date | None
+
+    def days_since_onset(self, rolling_start: int) -> int | None:
+        if self.symptom_onset is None:
+            return None
+        days = (day_of(rolling_start) - self.symptom_onset).days
+        # A key far from the onset still counts; it is clamped to the range GAEN defines, whose ends mean
+        # "this many days or more".
+        return max(MIN_DAYS_SINCE_ONSET, min(MAX_DAYS_SINCE_ONSET, days))
+
+
+# --- request-level rules -----------------------------------------------------------------------------------
+
+
+def check_submission_id(submission_id: str, field: str = "submission_id") -> list[Violation]:
+    if not submission_id:
+        return [Violation(field, "is required: choose an id that names this submission, to make retries safe")]
+    if len(submission_id) > SUBMISSION_ID_MAX_LENGTH:
+        return [Violation(field, f"is {len(submission_id)} characters; at most {SUBMISSION_ID_MAX_LENGTH}")]
+    if not set(submission_id) <= SUBMISSION_ID_ALPHABET:
+        return [Violation(field, "may contain only letters, digits and . _ : -")]
+    return []
+
+
+def check_region(region: str, field: str = "region") -> list[Violation]:
+    if region and not (len(region) == REGION_LENGTH and region.isascii() and region.isupper() and region.isalpha()):
+        return [Violation(field, f"{region!r} is not an ISO 3166-1 alpha-2 code such as 'VN'")]
+    return []
+
+
+def check_key_count(count: int, field: str = "keys") -> list[Violation]:
+    if count == 0:
+        return [Violation(field, "at least one key is required")]
+    if count > MAX_KEYS_PER_SUBMISSION:
+        return [Violation(field, f"{count} keys; at most {MAX_KEYS_PER_SUBMISSION} per submission")]
+    return []
+
+
+def parse_onset_date(text: str, field: str = "symptom_onset_date") -> dt.date | None:
+    """An ISO date "YYYY-MM-DD", or None for an empty string."""
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"{field} is not a date", [Violation(field, f"{text!r} is not a date in the form YYYY-MM-DD")]
+        ) from None
+
+
+# --- key-level rules ---------------------------------------------------------------------------------------
+
+
+def check_key(
+    key: keys_pb2.DiagnosisKey,
+    field: str,
+    *,
+    now: int,
+    retention_days: int,
+    diagnosis: Diagnosis | None = None,
+) -> list[Violation]:
+    """Every problem with one key; an empty list means the key is valid. ``now`` is unix seconds."""
+    problems: list[Violation] = []
+    if len(key.key_data) != KEY_LENGTH:
+        problems.append(Violation(f"{field}.key_data", f"must be {KEY_LENGTH} bytes, got {len(key.key_data)}"))
+
+    period = key.rolling_period or MAX_ROLLING_PERIOD
+    if not MIN_ROLLING_PERIOD <= period <= MAX_ROLLING_PERIOD:
+        problems.append(
+            Violation(
+                f"{field}.rolling_period",
+                f"must be {MIN_ROLLING_PERIOD}..{MAX_ROLLING_PERIOD} ten-minute intervals, got {period}",
+            )
+        )
+
+    start = key.rolling_start_interval_number
+    now_interval = interval_number(now)
+    if start > now_interval:
+        problems.append(
+            Violation(
+                f"{field}.rolling_start_interval_number",
+                f"starts in the future (interval {start}, now is {now_interval})",
+            )
+        )
+    elif start + period <= retention_cutoff_interval(now, retention_days):
+        problems.append(
+            Violation(
+                f"{field}.rolling_start_interval_number",
+                f"expired more than {retention_days} days ago; phones no longer hold observations it could match",
+            )
+        )
+
+    if diagnosis is None:
+        problems.extend(_check_report_type(key.report_type, f"{field}.report_type"))
+        if key.HasField("days_since_onset_of_symptoms"):
+            days = key.days_since_onset_of_symptoms
+            if not MIN_DAYS_SINCE_ONSET <= days <= MAX_DAYS_SINCE_ONSET:
+                problems.append(
+                    Violation(
+                        f"{field}.days_since_onset_of_symptoms",
+                        f"must be {MIN_DAYS_SINCE_ONSET}..{MAX_DAYS_SINCE_ONSET}, got {days}",
+                    )
+                )
+    return problems
+
+
+def _check_report_type(value: int, field: str) -> list[Violation]:
+    if value == ReportType.UNSPECIFIED:
+        return [Violation(field, "is required: CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT")]
+    if value == ReportType.REVOKED:
+        return [Violation(field, "REVOKED is not supported: a published filter batch cannot withdraw a key")]
+    if value == ReportType.RECURSIVE:
+        return [Violation(field, "RECURSIVE is reserved by GAEN and not accepted")]
+    if value not in PUBLISHABLE_REPORT_TYPES:
+        return [Violation(field, f"unknown report type {value}")]
+    return []
+
+
+def _duplicates(keys: Sequence[keys_pb2.DiagnosisKey], field: str) -> dict[int, Violation]:
+    """Every occurrence of a key that appears more than once: none of them is trusted over the others."""
+    where: dict[bytes, list[int]] = defaultdict(list)
+    for index, key in enumerate(keys):
+        where[bytes(key.key_data)].append(index)
+    found: dict[int, Violation] = {}
+    for indices in where.values():
+        if len(indices) > 1:
+            listed = ", ".join(f"{field}[{i}]" for i in indices)
+            for index in indices:
+                found[index] = Violation(f"{field}[{index}].key_data", f"the same key appears more than once ({listed})")
+    return found
+
+
+def check_keys(
+    keys: Sequence[keys_pb2.DiagnosisKey],
+    *,
+    now: int,
+    retention_days: int,
+    diagnosis: Diagnosis | None = None,
+    field: str = "keys",
+) -> KeyVerdict:
+    """Splits keys into accepted domain keys and refused ones. With ``diagnosis`` (an upload with a one-time
+    code), report type and days since onset come from it instead of from the keys."""
+    accepted: list[tuple[int, DiagnosisKey]] = []
+    rejected: list[tuple[int, Violation]] = []
+    duplicates = _duplicates(keys, field)
+    for index, key in enumerate(keys):
+        problems = check_key(key, f"{field}[{index}]", now=now, retention_days=retention_days, diagnosis=diagnosis)
+        if index in duplicates:
+            problems.append(duplicates[index])
+        if problems:
+            rejected.extend((index, problem) for problem in problems)
+            continue
+        accepted.append((index, _domain_key(key, diagnosis)))
+    return KeyVerdict(tuple(accepted), tuple(rejected))
+
+
+def _domain_key(key: keys_pb2.DiagnosisKey, diagnosis: Diagnosis | None) -> DiagnosisKey:
+    start = key.rolling_start_interval_number
+    if diagnosis is not None:
+        report_type, days = diagnosis.report_type, diagnosis.days_since_onset(start)
+    else:
+        report_type = ReportType(key.report_type)
+        days = key.days_since_onset_of_symptoms if key.HasField("days_since_onset_of_symptoms") else None
+    return DiagnosisKey(
+        key_data=bytes(key.key_data),
+        rolling_start=start,
+        rolling_period=key.rolling_period or MAX_ROLLING_PERIOD,
+        report_type=report_type,
+        days_since_onset=days,
+    )
+
+
+def require_some_accepted(verdict: KeyVerdict) -> None:
+    """A request with no valid key stores nothing and fails as a whole, naming every problem."""
+    if not verdict.accepted:
+        raise InvalidArgument("no key in the request is valid", [v for _, v in verdict.rejected])
+
+
+# --- whole requests ------------------------------------------------------------------------------------------
+
+
+def submission_digest(region: str, keys: Sequence[keys_pb2.DiagnosisKey]) -> bytes:
+    """SHA-256 of a canonical encoding of a request's content, independent of protobuf's serialiser.
+
+    Layout: region (utf-8, length-prefixed), then per key: length-prefixed key_data, uint32 start, uint32 period
+    (as sent), uint32 report type, a presence byte and sint32 days since onset.
+    """
+    digest = hashlib.sha256()
+    encoded_region = region.encode()
+    digest.update(struct.pack("<H", len(encoded_region)) + encoded_region)
+    for key in keys:
+        has_days = key.HasField("days_since_onset_of_symptoms")
+        digest.update(struct.pack("<H", len(key.key_data)) + bytes(key.key_data))
+        digest.update(
+            struct.pack(
+                "<IIIBi",
+                key.rolling_start_interval_number,
+                key.rolling_period,
+                key.report_type,
+                has_days,
+                key.days_since_onset_of_symptoms if has_days else 0,
+            )
+        )
+    return digest.digest()
+
+
+def submission_from_request(
+    request: authority_pb2.SubmitKeysRequest,
+    *,
+    authority: str,
+    default_region: str,
+    now: int,
+    retention_days: int,
+) -> tuple[Submission, KeyVerdict]:
+    """Validates an Authority.SubmitKeys request.
+
+    Raises InvalidArgument when the request as a whole is wrong or no key is valid; otherwise returns the
+    submission of the valid keys and the verdict with the refused ones.
+    """
+    problems = check_submission_id(request.submission_id) + check_region(request.region)
+    problems += check_key_count(len(request.keys))
+    if problems:
+        raise InvalidArgument("the submission is malformed", problems)
+    verdict = check_keys(request.keys, now=now, retention_days=retention_days)
+    require_some_accepted(verdict)
+    region = request.region or default_region
+    submission = Submission(
+        authority=authority,
+        submission_id=request.submission_id,
+        region=region,
+        keys=verdict.keys,
+        digest=submission_digest(region, request.keys),
+    )
+    return submission, verdict

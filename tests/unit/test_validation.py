@@ -1,0 +1,238 @@
+"""Key validation: every rule, with accepted and refused cases, asserting which field failed and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from exposure.v1 import authority_pb2, keys_pb2
+from matcher.errors import InvalidArgument
+from matcher.model import EMBARGO_GRACE_SECONDS, MAX_KEYS_PER_SUBMISSION, ReportType
+from matcher.validation import (
+    Diagnosis,
+    check_keys,
+    submission_digest,
+    submission_from_request,
+)
+from tests.conftest import VECTOR_DAY_START
+
+NOW = VECTOR_DAY_START + 12 * 3600  # noon on 2020-04-02
+TODAY = 2642976
+RETENTION = 14
+
+
+def key(n: int = 1, **fields) -> keys_pb2.DiagnosisKey:
+    values = dict(
+        key_data=bytes([n]) * 16,
+        rolling_start_interval_number=TODAY - 144,
+        rolling_period=144,
+        report_type=ReportType.CONFIRMED_TEST,
+    )
+    values.update(fields)
+    return keys_pb2.DiagnosisKey(**values)
+
+
+def verdict_of(*keys, diagnosis=None, now=NOW):
+    return check_keys(keys, now=now, retention_days=RETENTION, diagnosis=diagnosis)
+
+
+def refused_fields(*keys, **kwargs) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for index, violation in verdict_of(*keys, **kwargs).rejected:
+        found.setdefault(index, []).append(violation.field)
+    return found
+
+
+# --- accepted ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"rolling_period": 1},
+        {"rolling_period": 0},  # absent: read as 144, as GAEN does
+        {"rolling_start_interval_number": TODAY - 144 + 37, "rolling_period": 100},  # not midnight-aligned
+        {"rolling_start_interval_number": TODAY - 14 * 144 + 1},  # ends inside the retention window
+        {"report_type": ReportType.CONFIRMED_CLINICAL_DIAGNOSIS},
+        {"report_type": ReportType.SELF_REPORT},
+        {"days_since_onset_of_symptoms": -14},
+        {"days_since_onset_of_symptoms": 14},
+        {"days_since_onset_of_symptoms": 0},
+    ],
+)
+def test_a_valid_key_is_accepted(fields):
+    verdict = verdict_of(key(**fields))
+    assert verdict.rejected == ()
+    [(index, accepted)] = verdict.accepted
+    assert index == 0 and accepted.key_data == bytes([1]) * 16
+
+
+def test_an_absent_rolling_period_means_144():
+    assert verdict_of(key(rolling_period=0)).keys[0].rolling_period == 144
+
+
+def test_absent_days_since_onset_stays_unknown_and_zero_is_kept():
+    assert verdict_of(key()).keys[0].days_since_onset is None
+    assert verdict_of(key(days_since_onset_of_symptoms=0)).keys[0].days_since_onset == 0
+
+
+def test_a_key_still_in_use_is_accepted_and_embargoed_until_it_expires():
+    [accepted] = verdict_of(key(rolling_start_interval_number=TODAY)).keys
+    assert accepted.publish_after() == (TODAY + 144) * 600 + EMBARGO_GRACE_SECONDS
+    assert accepted.publish_after() > NOW
+
+
+def test_a_key_that_started_this_very_interval_is_accepted():
+    assert verdict_of(key(rolling_start_interval_number=NOW // 600)).rejected == ()
+
+
+# --- refused, one rule at a time ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields, field, reason",
+    [
+        ({"key_data": b""}, "key_data", "must be 16 bytes, got 0"),
+        ({"key_data": bytes(15)}, "key_data", "must be 16 bytes, got 15"),
+        ({"key_data": bytes(17)}, "key_data", "must be 16 bytes, got 17"),
+        ({"rolling_period": 145}, "rolling_period", "must be 1..144"),
+        ({"rolling_period": 2**31}, "rolling_period", "must be 1..144"),
+        ({"rolling_start_interval_number": NOW // 600 + 1}, "rolling_start_interval_number", "in the future"),
+        ({"rolling_start_interval_number": 2**32 - 1}, "rolling_start_interval_number", "in the future"),
+        ({"rolling_start_interval_number": TODAY - 15 * 144}, "rolling_start_interval_number", "expired more"),
+        ({"rolling_start_interval_number": 0}, "rolling_start_interval_number", "expired more"),
+        ({"report_type": ReportType.UNSPECIFIED}, "report_type", "is required"),
+        ({"report_type": ReportType.REVOKED}, "report_type", "REVOKED is not supported"),
+        ({"report_type": ReportType.RECURSIVE}, "report_type", "RECURSIVE is reserved"),
+        ({"report_type": 17}, "report_type", "unknown report type 17"),
+        ({"days_since_onset_of_symptoms": 15}, "days_since_onset_of_symptoms", "must be -14..14, got 15"),
+        ({"days_since_onset_of_symptoms": -15}, "days_since_onset_of_symptoms", "must be -14..14, got -15"),
+    ],
+)
+def test_a_key_breaking_one_rule_is_refused_naming_the_field(fields, field, reason):
+    verdict = verdict_of(key(2), key(**fields))
+    assert [index for index, _ in verdict.accepted] == [0]
+    [(index, violation)] = verdict.rejected
+    assert index == 1
+    assert violation.field == f"keys[1].{field}"
+    assert reason in violation.description
+
+
+def test_a_key_that_ended_exactly_at_the_retention_cutoff_is_refused():
+    cutoff = NOW // 600 - RETENTION * 144
+    assert refused_fields(key(rolling_start_interval_number=cutoff - 144)) == {0: ["keys[0].rolling_start_interval_number"]}
+    assert refused_fields(key(rolling_start_interval_number=cutoff - 143)) == {}
+
+
+def test_every_problem_of_a_key_is_reported_not_just_the_first():
+    fields = refused_fields(key(key_data=b"x", rolling_period=500, report_type=0, days_since_onset_of_symptoms=99))
+    assert sorted(fields[0]) == [
+        "keys[0].days_since_onset_of_symptoms",
+        "keys[0].key_data",
+        "keys[0].report_type",
+        "keys[0].rolling_period",
+    ]
+
+
+def test_every_copy_of_a_duplicated_key_is_refused():
+    verdict = verdict_of(key(1), key(2), key(1, rolling_start_interval_number=TODAY - 288))
+    assert [index for index, _ in verdict.accepted] == [1]
+    assert {index for index, _ in verdict.rejected} == {0, 2}
+    assert all("more than once (keys[0], keys[2])" in v.description for _, v in verdict.rejected)
+
+
+# --- uploads with a one-time code ------------------------------------------------------------------------------
+
+
+def test_a_code_supplies_report_type_and_days_since_onset_whatever_the_phone_says():
+    diagnosis = Diagnosis(ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, dt.date(2020, 3, 30))
+    [accepted] = verdict_of(key(report_type=0, days_since_onset_of_symptoms=99), diagnosis=diagnosis).keys
+    assert accepted.report_type == ReportType.CONFIRMED_CLINICAL_DIAGNOSIS
+    assert accepted.days_since_onset == 2  # the key's day is 2020-04-01
+
+
+def test_days_since_onset_from_a_code_is_clamped_to_the_gaen_range():
+    diagnosis = Diagnosis(ReportType.CONFIRMED_TEST, dt.date(2020, 5, 30))
+    [accepted] = verdict_of(key(), diagnosis=diagnosis).keys
+    assert accepted.days_since_onset == -14
+
+
+def test_a_code_without_onset_leaves_days_since_onset_unknown():
+    [accepted] = verdict_of(key(), diagnosis=Diagnosis(ReportType.CONFIRMED_TEST, None)).keys
+    assert accepted.days_since_onset is None
+
+
+# --- whole submissions -----------------------------------------------------------------------------------------
+
+
+def request(*keys, submission_id="sub-1", region="VN"):
+    return authority_pb2.SubmitKeysRequest(submission_id=submission_id, region=region, keys=keys)
+
+
+def submit(req):
+    return submission_from_request(req, authority="ha-north", default_region="VN", now=NOW, retention_days=RETENTION)
+
+
+def test_a_valid_submission_becomes_a_domain_submission():
+    submission, verdict = submit(request(key(1), key(2)))
+    assert submission.authority == "ha-north" and submission.submission_id == "sub-1"
+    assert len(submission.keys) == 2 and verdict.rejected == ()
+
+
+def test_an_empty_region_means_the_authority_default():
+    submission, _ = submit(request(key(), region=""))
+    assert submission.region == "VN"
+
+
+def test_partial_success_keeps_the_valid_keys_and_reports_the_others():
+    submission, verdict = submit(request(key(1), key(2, key_data=b"short")))
+    assert [k.key_data for k in submission.keys] == [bytes([1]) * 16]
+    assert [(i, v.field) for i, v in verdict.rejected] == [(1, "keys[1].key_data")]
+
+
+@pytest.mark.parametrize(
+    "req, field",
+    [
+        (request(key(), submission_id=""), "submission_id"),
+        (request(key(), submission_id="a" * 129), "submission_id"),
+        (request(key(), submission_id="has space"), "submission_id"),
+        (request(key(), submission_id="ünïcode"), "submission_id"),
+        (request(key(), region="vn"), "region"),
+        (request(key(), region="VNM"), "region"),
+        (request(), "keys"),
+        (request(*[key(n) for n in range(MAX_KEYS_PER_SUBMISSION + 1)]), "keys"),
+    ],
+)
+def test_a_malformed_submission_is_refused_as_a_whole(req, field):
+    with pytest.raises(InvalidArgument) as raised:
+        submit(req)
+    assert [v.field for v in raised.value.violations] == [field]
+
+
+def test_exactly_30_keys_are_allowed():
+    submission, _ = submit(request(*[key(n) for n in range(MAX_KEYS_PER_SUBMISSION)]))
+    assert len(submission.keys) == MAX_KEYS_PER_SUBMISSION
+
+
+def test_a_submission_with_no_valid_key_is_refused_naming_every_problem():
+    with pytest.raises(InvalidArgument) as raised:
+        submit(request(key(1, key_data=b"x"), key(2, rolling_period=999)))
+    assert [v.field for v in raised.value.violations] == ["keys[0].key_data", "keys[1].rolling_period"]
+
+
+def test_all_request_level_problems_are_reported_together():
+    with pytest.raises(InvalidArgument) as raised:
+        submit(request(submission_id="", region="xx"))
+    assert [v.field for v in raised.value.violations] == ["submission_id", "region", "keys"]
+
+
+def test_the_content_digest_ignores_the_id_and_sees_every_field():
+    base = submission_digest("VN", [key(1)])
+    assert submission_digest("VN", [key(1)]) == base
+    assert submission_digest("TH", [key(1)]) != base
+    assert submission_digest("VN", [key(2)]) != base
+    assert submission_digest("VN", [key(1, rolling_period=0)]) != base
+    assert submission_digest("VN", [key(1, days_since_onset_of_symptoms=0)]) != base
+    assert submission_digest("VN", [key(1), key(2)]) != submission_digest("VN", [key(2), key(1)])
