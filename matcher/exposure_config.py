@@ -1,0 +1,173 @@
+"""The exposure (risk scoring) configuration: its default, its rules, and signing it for phones.
+
+The server uses one part of it itself: ``infectiousness_for_days_since_onset`` decides the risk class (filter)
+a key is published in, and keys of infectiousness NONE are not published. Phones use the rest to score.
+"""
+
+from __future__ import annotations
+
+import math
+
+from exposure.v1 import config_pb2
+
+from .errors import InvalidArgument, Violation
+from .model import MAX_DAYS_SINCE_ONSET, MIN_DAYS_SINCE_ONSET, Infectiousness, ReportType
+from .signing import DOMAIN_EXPOSURE_CONFIG, SigningKey, TrustedKeys
+
+ATTENUATION_BUCKETS = 4  # immediate, near, medium, other
+MAX_WEIGHT = 2.5  # GAEN's upper bound for every weight
+MAX_SIGHTING_CREDIT_SECONDS = 600  # one interval
+# A matched (RPI, interval) observation counts for at most one interval's worth of minutes, however many
+# sightings it has: the identifier was only broadcast for 10 minutes.
+MAX_MINUTES_PER_OBSERVATION = 10.0
+
+
+def default_config() -> config_pb2.ExposureConfig:
+    """The configuration a server starts with.
+
+    Attenuation buckets follow common GAEN deployments (55/63/73 dB). Every weight is at most 1, so that one
+    matched interval (at most 10 weighted minutes) never reaches the 15-minute daily threshold: a single false
+    positive can never alert (docs/spec.md, "False positives"). Infectiousness is HIGH from two days before
+    symptom onset to three days after, STANDARD until day 14, and NONE before day -2; keys with no onset are
+    STANDARD.
+    """
+    days = {d: Infectiousness.NONE for d in range(MIN_DAYS_SINCE_ONSET, -2)}
+    days.update({d: Infectiousness.HIGH for d in range(-2, 4)})
+    days.update({d: Infectiousness.STANDARD for d in range(4, MAX_DAYS_SINCE_ONSET + 1)})
+    return config_pb2.ExposureConfig(
+        attenuation_thresholds_db=[55, 63, 73],
+        attenuation_weights=[1.0, 1.0, 0.5, 0.0],
+        weight_confirmed_test=1.0,
+        weight_confirmed_clinical_diagnosis=1.0,
+        weight_self_report=0.8,
+        weight_infectiousness_standard=1.0,
+        weight_infectiousness_high=1.0,
+        infectiousness_for_days_since_onset={d: int(i) for d, i in days.items() if i != Infectiousness.NONE},
+        infectiousness_when_days_since_onset_missing=Infectiousness.STANDARD,
+        minimum_weighted_minutes_per_day=15.0,
+        sighting_credit_cap_seconds=300,
+    )
+
+
+def check_config(config: config_pb2.ExposureConfig, field: str = "config") -> list[Violation]:
+    """Every problem with a configuration; empty when it is usable."""
+    problems: list[Violation] = []
+    thresholds = list(config.attenuation_thresholds_db)
+    if len(thresholds) != ATTENUATION_BUCKETS - 1 or thresholds != sorted(set(thresholds)):
+        problems.append(
+            Violation(f"{field}.attenuation_thresholds_db", "must be exactly 3 strictly increasing values in dB")
+        )
+    elif thresholds[-1] > 255:
+        problems.append(Violation(f"{field}.attenuation_thresholds_db", "values must be at most 255 dB"))
+    weights = list(config.attenuation_weights)
+    if len(weights) != ATTENUATION_BUCKETS:
+        problems.append(Violation(f"{field}.attenuation_weights", "must be exactly 4 weights"))
+    for name, value in _weights(config):
+        if not (math.isfinite(value) and 0 <= value <= MAX_WEIGHT):
+            problems.append(Violation(f"{field}.{name}", f"must be 0..{MAX_WEIGHT}, got {value}"))
+    for days, infectiousness in config.infectiousness_for_days_since_onset.items():
+        if not MIN_DAYS_SINCE_ONSET <= days <= MAX_DAYS_SINCE_ONSET:
+            problems.append(
+                Violation(
+                    f"{field}.infectiousness_for_days_since_onset[{days}]",
+                    f"days since onset must be {MIN_DAYS_SINCE_ONSET}..{MAX_DAYS_SINCE_ONSET}",
+                )
+            )
+        if infectiousness not in Infectiousness.__members__.values():
+            problems.append(
+                Violation(f"{field}.infectiousness_for_days_since_onset[{days}]", f"unknown value {infectiousness}")
+            )
+    if config.infectiousness_when_days_since_onset_missing not in Infectiousness.__members__.values():
+        problems.append(Violation(f"{field}.infectiousness_when_days_since_onset_missing", "unknown value"))
+    minimum = config.minimum_weighted_minutes_per_day
+    if not (math.isfinite(minimum) and minimum > 0):
+        problems.append(Violation(f"{field}.minimum_weighted_minutes_per_day", f"must be > 0, got {minimum}"))
+    if not 1 <= config.sighting_credit_cap_seconds <= MAX_SIGHTING_CREDIT_SECONDS:
+        problems.append(
+            Violation(f"{field}.sighting_credit_cap_seconds", f"must be 1..{MAX_SIGHTING_CREDIT_SECONDS}")
+        )
+    return problems
+
+
+def validate_config(config: config_pb2.ExposureConfig) -> None:
+    problems = check_config(config)
+    if problems:
+        raise InvalidArgument("the exposure configuration is not valid", problems)
+
+
+def _weights(config: config_pb2.ExposureConfig) -> list[tuple[str, float]]:
+    named = [(f"attenuation_weights[{i}]", w) for i, w in enumerate(config.attenuation_weights)]
+    for name in (
+        "weight_confirmed_test",
+        "weight_confirmed_clinical_diagnosis",
+        "weight_self_report",
+        "weight_infectiousness_standard",
+        "weight_infectiousness_high",
+    ):
+        named.append((name, getattr(config, name)))
+    return named
+
+
+def report_type_weight(config: config_pb2.ExposureConfig, report_type: ReportType) -> float:
+    return {
+        ReportType.CONFIRMED_TEST: config.weight_confirmed_test,
+        ReportType.CONFIRMED_CLINICAL_DIAGNOSIS: config.weight_confirmed_clinical_diagnosis,
+        ReportType.SELF_REPORT: config.weight_self_report,
+    }.get(report_type, 0.0)
+
+
+def infectiousness_weight(config: config_pb2.ExposureConfig, infectiousness: Infectiousness) -> float:
+    return {
+        Infectiousness.STANDARD: config.weight_infectiousness_standard,
+        Infectiousness.HIGH: config.weight_infectiousness_high,
+    }.get(infectiousness, 0.0)
+
+
+def infectiousness_of(config: config_pb2.ExposureConfig, days_since_onset: int | None) -> Infectiousness:
+    """The infectiousness (and so the filter) of a key; NONE means the key is not published."""
+    if days_since_onset is None:
+        return Infectiousness(config.infectiousness_when_days_since_onset_missing)
+    return Infectiousness(config.infectiousness_for_days_since_onset.get(days_since_onset, Infectiousness.NONE))
+
+
+def max_match_weight(config: config_pb2.ExposureConfig) -> float:
+    """The largest weight one matched observation can carry: the product of the largest weights."""
+    attenuation = max(config.attenuation_weights, default=0.0)
+    report = max(report_type_weight(config, t) for t in ReportType)
+    infectious = max(infectiousness_weight(config, i) for i in Infectiousness)
+    return attenuation * report * infectious
+
+
+def matches_needed_for_alert(config: config_pb2.ExposureConfig) -> int:
+    """The fewest distinct matched observations in one day that can reach the alert threshold.
+
+    Each matched (RPI, interval) counts for at most MAX_MINUTES_PER_OBSERVATION minutes times the largest
+    weight, so at least this many are needed; the false-positive sizing rests on it.
+    """
+    per_match = MAX_MINUTES_PER_OBSERVATION * max_match_weight(config)
+    if per_match <= 0:
+        return 10**9  # nothing can ever alert
+    return max(1, math.ceil(config.minimum_weighted_minutes_per_day / per_match - 1e-9))
+
+
+def sign_config(config: config_pb2.ExposureConfig, key: SigningKey) -> config_pb2.SignedExposureConfig:
+    payload = config.SerializeToString(deterministic=True)
+    return config_pb2.SignedExposureConfig(
+        config=payload,
+        signature=key.sign(DOMAIN_EXPOSURE_CONFIG, payload),
+        key_id=key.key_id,
+        key_version=key.version,
+    )
+
+
+def open_config(signed: config_pb2.SignedExposureConfig, trusted: TrustedKeys) -> config_pb2.ExposureConfig:
+    """Verifies a signed configuration against the pinned keys, then parses and checks it.
+
+    Raises SignatureError or ValueError; a phone that gets either keeps its previous configuration.
+    """
+    trusted.verify(DOMAIN_EXPOSURE_CONFIG, signed.config, signed.signature, signed.key_id)
+    config = config_pb2.ExposureConfig.FromString(signed.config)
+    problems = check_config(config)
+    if problems:
+        raise ValueError(f"the signed exposure configuration is not usable: {problems[0].field} {problems[0].description}")
+    return config

@@ -1,0 +1,188 @@
+"""The storage interface: everything the service keeps, behind one small protocol with two real backends.
+
+- ``sqlite:PATH``: the embedded default (matcher/store/sqlite.py).
+- ``redis://HOST:PORT/DB``: production and scale-out (matcher/store/redis.py).
+
+Rules every backend keeps (tests/contract/ checks them on both):
+
+- Time is passed in as unix seconds (``now``); a backend never reads the clock for data. Simulated and
+  historical clocks work because expiry is computed relative to ``now``. The publish lock is the exception: its
+  lease is operational and runs on real time (the backend's own clock), whatever ``now`` says.
+- Every write is atomic: a submission's keys and its idempotency record appear together or not at all; a batch,
+  its sequence number and the removal of its keys from pending appear together or not at all.
+- Every record has an expiry (retention): nothing is kept forever.
+- No IP address, client identifier or authority name is stored with a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model import DiagnosisKey, Submission
+
+
+class StoreError(Exception):
+    """The store cannot be reached or answered with an error; the call may be retried."""
+
+
+class LockLost(Exception):
+    """The publisher's lock expired or was taken over (its fencing token is stale): the batch was not committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What a submission did.
+
+    ``replayed`` is the stored response of an earlier submission with the same id and content (nothing new was
+    stored); otherwise ``stored`` keys were new and ``duplicates`` were already held from other submissions.
+    """
+
+    replayed: bytes | None
+    stored: int = 0
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingKey:
+    """A stored key waiting for a batch; ``id`` is opaque and names it in ``commit_batch``."""
+
+    id: str
+    key: DiagnosisKey
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """What a one-time upload code stands for. The code itself is never stored, only its hash."""
+
+    authority: str
+    region: str
+    report_type: int
+    symptom_onset: str  # "YYYY-MM-DD" or ""
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A published batch as the store holds it: the signed header bytes and the body's size."""
+
+    sequence: int
+    published_at: int
+    signed_header: bytes  # a serialised exposure.v1.SignedBatchHeader
+    body_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCounts:
+    keys: int = 0
+    batches: int = 0
+    codes: int = 0
+    submissions: int = 0
+
+
+class Store(Protocol):
+    def ping(self) -> None:
+        """Raises StoreError when the store cannot serve (health checking uses it)."""
+
+    def close(self) -> None: ...
+
+    # --- submissions -------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        submission: Submission,
+        *,
+        response: bytes,
+        now: int,
+        retention_seconds: int,
+        code_hash: bytes | None = None,
+    ) -> SubmitResult:
+        """Stores a validated submission, atomically and idempotently.
+
+        1. If (authority, submission_id) was seen: the same ``digest`` returns ``replayed`` = its stored
+           response; another digest raises matcher.errors.AlreadyExists. Nothing changes.
+        2. With ``code_hash``: the code must exist and not be expired at ``now`` (else
+           matcher.errors.PermissionDenied, nothing changes); it is deleted in the same transaction.
+        3. Each key not already held (by DiagnosisKey.fingerprint(), also after it was published, for the
+           retention window) is stored as pending, to be published after ``key.publish_after()``.
+        4. The submission record keeps ``digest`` and ``response`` for ``retention_seconds``.
+        """
+
+    # --- one-time codes ------------------------------------------------------------------------------------
+
+    def put_code(self, code_hash: bytes, record: CodeRecord, *, now: int) -> bool:
+        """Stores a new code until ``record.expires_at``; False if that hash is already taken."""
+
+    def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
+        """The code's record, or None if unknown, used or expired at ``now``. Does not consume it."""
+
+    # --- publishing ----------------------------------------------------------------------------------------
+
+    def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
+        """Takes the single publisher lock for ``owner``; returns a fencing token that grows with every
+        acquisition, or None while another owner holds an unexpired lease."""
+
+    def release_publish_lock(self, owner: str) -> None:
+        """Releases the lock if ``owner`` still holds it (compare-and-delete)."""
+
+    def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
+        """Up to ``limit`` pending keys whose embargo has passed at ``now``, oldest publish time first."""
+
+    def last_sequence(self) -> int:
+        """The sequence number of the newest committed batch, 0 when there is none."""
+
+    def commit_batch(
+        self,
+        *,
+        owner: str,
+        fence: int,
+        sequence: int,
+        published_at: int,
+        signed_header: bytes,
+        body: bytes,
+        key_ids: Sequence[str],
+        now: int,
+        retention_seconds: int,
+    ) -> None:
+        """Atomically publishes a batch and removes ``key_ids`` from pending.
+
+        Raises LockLost, changing nothing, unless ``owner`` holds the lock with token ``fence`` and
+        ``sequence == last_sequence() + 1``.
+        """
+
+    def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
+        """Batches with sequence > ``after``, in increasing order, at most ``limit``."""
+
+    def read_body(self, sequence: int, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a batch body from ``offset``; raises matcher.errors.NotFound for an unknown
+        or expired batch. Reading at or past the end returns b""."""
+
+    # --- exposure configuration ----------------------------------------------------------------------------
+
+    def put_exposure_config(self, signed_config: bytes) -> None:
+        """Replaces the current signed exposure configuration (a serialised SignedExposureConfig)."""
+
+    def get_exposure_config(self) -> bytes | None: ...
+
+    # --- retention -----------------------------------------------------------------------------------------
+
+    def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
+        """Deletes keys, batches, codes and submission records that are past retention (or expiry) at ``now``."""
+
+
+def open_store(url: str) -> Store:
+    """A store from its URL: ``sqlite:PATH`` or ``redis://HOST:PORT/DB``."""
+    if url.startswith("sqlite:"):
+        from .sqlite import SqliteStore
+
+        path = url.removeprefix("sqlite:").removeprefix("//")
+        if not path:
+            raise ValueError("sqlite: needs a file path, e.g. sqlite:matcher.db")
+        return SqliteStore(path)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis import RedisStore
+
+        return RedisStore(url)
+    raise ValueError(f"unknown store {url!r}: use sqlite:PATH or redis://HOST:PORT/DB")
