@@ -109,6 +109,7 @@ def _probes(name: str, keys: list[DiagnosisKey]) -> list[tuple[bytes, int, bool]
             probes.append((crypto.rpi_at(key.key_data, interval), interval, True))
     first = keys[0]
     rpi = crypto.rpi_at(first.key_data, first.rolling_start + 5)
+    probes.append((rpi, first.rolling_start + 5, True))
     for wrong in (1, -1, 2, 144):  # replays: the identifier heard at another interval than it was broadcast in
         probes.append((rpi, first.rolling_start + 5 + wrong, False))
     probes.append((crypto.rpi_at(first.key_data, first.end_interval), first.end_interval, False))  # past validity
