@@ -40,7 +40,8 @@ def opened(built: batches.BuiltBatch) -> tuple[batch_pb2.BatchHeader, list[batch
 
 def observations(k: DiagnosisKey, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """What a phone near this key's owner stores: each RPI with the interval it was heard in (plus shift)."""
-    return crypto.rpis(k.key_data, k.rolling_start, k.rolling_period), np.arange(k.rolling_start, k.end_interval) + shift
+    rpis = crypto.rpis(k.key_data, k.rolling_start, k.rolling_period)
+    return rpis, np.arange(k.rolling_start, k.end_interval) + shift
 
 
 # --- Building -------------------------------------------------------------------------------------------------
@@ -207,6 +208,28 @@ def test_one_flipped_bit_anywhere_in_the_signed_header_or_its_signature_is_refus
                 open_header(tampered, TRUSTED)
 
 
+def test_one_flipped_bit_anywhere_in_a_batch_file_is_refused(tmp_path):
+    built = cut([key(4, DAY, 37)])
+    path = tmp_path / "batch.bin"
+    batches.write_batch_file(path, sign_header(built.header, SIGNING_KEY), built.body)
+    intact = path.read_bytes()
+    batches.open_batch(*batches.read_batch_file(path), TRUSTED)
+    for bit in range(len(intact) * 8):
+        path.write_bytes(flipped(intact, bit))
+        with pytest.raises(BatchRejected):
+            batches.open_batch(*batches.read_batch_file(path), TRUSTED)
+
+
+def test_after_a_key_rotation_batches_signed_with_either_pinned_key_are_accepted():
+    new_key = generate_signing_key(version="v2")
+    trusted = TrustedKeys([SIGNING_KEY.verifying_key(), new_key.verifying_key()])
+    old_batch, new_batch = cut([key(1)]), cut([key(2)], signing_key=new_key, sequence=2)
+    assert open_header(sign_header(old_batch.header, SIGNING_KEY), trusted).signing_key_version == "v1"
+    assert open_header(sign_header(new_batch.header, new_key), trusted).signing_key_version == "v2"
+    with pytest.raises(BatchRejected, match="not one of the pinned keys"):
+        open_header(sign_header(new_batch.header, new_key), TRUSTED)
+
+
 def test_one_flipped_bit_anywhere_in_the_body_is_refused():
     built = cut([key(4, DAY, 37)])
     header = open_header(sign_header(built.header, SIGNING_KEY), TRUSTED)
@@ -313,7 +336,8 @@ def test_describe_reports_the_header_the_filters_and_both_checks():
     assert report["ok"] and report["signature_ok"] and report["body_ok"]
     assert report["header"]["sequence"] == 1 and report["header"]["salt"] == bytes(range(16)).hex()
     assert report["header"]["published_at_utc"] == "2020-04-05T00:00:00+00:00"
-    assert [(f["report_type"], f["infectiousness"], f["count"], f["digest_ok"]) for f in report["header"]["filters"]] == [
+    filters = report["header"]["filters"]
+    assert [(f["report_type"], f["infectiousness"], f["count"], f["digest_ok"]) for f in filters] == [
         ("CONFIRMED_TEST", "STANDARD", 288, True), ("CONFIRMED_TEST", "HIGH", 144, True),
         ("SELF_REPORT", "STANDARD", 37, True),
     ]

@@ -72,7 +72,7 @@ def test_the_vectors_have_the_promised_coverage():
         assert True in expected and False in expected
 
 
-@pytest.mark.parametrize("case", VECTORS["tag_cases"], ids=lambda case: f"i{case['interval']}-m{case['bits_per_slice']}")
+@pytest.mark.parametrize("case", VECTORS["tag_cases"], ids=lambda c: f"i{c['interval']}-m{c['bits_per_slice']}")
 def test_each_tag_case_follows_from_its_tek_by_the_spec(case):
     tek, salt, rpi = bytes.fromhex(case["tek"]), bytes.fromhex(case["salt"]), bytes.fromhex(case["rpi"])
     assert crypto.rpi_at(tek, case["interval"]) == rpi
