@@ -48,8 +48,10 @@ def submit(store: Store, sub: Submission, *, now: int = NOW, code_hash: bytes | 
     )
 
 
-def encode_body(keys: Iterable[DiagnosisKey]) -> bytes:
-    return b"\n".join(k.key_data.hex().encode() for k in keys)
+def encode_body(keys: Iterable[DiagnosisKey], *, padding: int = 0) -> bytes:
+    """One line of hex key data per key, then ``padding`` bytes of a comment line (a body as big as wanted)."""
+    lines = [k.key_data.hex().encode() for k in keys]
+    return b"\n".join(lines + ([b"#" * padding] if padding else []))
 
 
 def publish_once(store: Store, owner: str, *, now: int = NOW, limit: int = 10_000, lease: float = LEASE) -> int | None:
@@ -88,7 +90,7 @@ def published_key_data(store: Store) -> Counter[bytes]:
     published: Counter[bytes] = Counter()
     for batch in store.list_batches(after=0, limit=1_000_000):
         body = store.read_body(batch.sequence, 0, batch.body_size)
-        published.update(bytes.fromhex(line.decode()) for line in body.split(b"\n") if line)
+        published.update(bytes.fromhex(line.decode()) for line in body.split(b"\n") if line and not line.startswith(b"#"))
     return published
 
 
