@@ -40,9 +40,10 @@ CREATE TABLE fingerprints (
 CREATE INDEX fingerprints_by_end ON fingerprints (ends_at);
 
 -- Keys waiting for a batch. No authority, no client address: the region is all that is kept with a key.
+-- Pending keys wait minutes for a batch, so the table stays small: purge scans it rather than keep an index on
+-- ends_at that every submission would have to update.
 CREATE TABLE pending (
     id               INTEGER PRIMARY KEY,
-    fingerprint      BLOB NOT NULL UNIQUE,
     key_data         BLOB NOT NULL,
     rolling_start    INTEGER NOT NULL,
     rolling_period   INTEGER NOT NULL,
@@ -53,7 +54,6 @@ CREATE TABLE pending (
     ends_at          INTEGER NOT NULL
 );
 CREATE INDEX pending_by_publish_after ON pending (publish_after, id);
-CREATE INDEX pending_by_end ON pending (ends_at);
 
 -- The body is the last column so that reading the others never walks its overflow pages.
 CREATE TABLE batches (
@@ -106,8 +106,7 @@ CREATE TABLE exposure_config (
 """
 
 _PENDING_COLUMNS = (
-    "fingerprint, key_data, rolling_start, rolling_period, report_type, days_since_onset, region, publish_after,"
-    " ends_at"
+    "key_data, rolling_start, rolling_period, report_type, days_since_onset, region, publish_after, ends_at"
 )
 
 def lease_is_live(expires_at: float, lease_seconds: float, clock: float) -> bool:
@@ -233,7 +232,6 @@ class SqliteStore:
             new_keys = _new_keys(db, submission.keys)
             rows = [
                 (
-                    fingerprint,
                     key.key_data,
                     key.rolling_start,
                     key.rolling_period,
@@ -243,10 +241,13 @@ class SqliteStore:
                     key.publish_after(),
                     key_ends_at(key),
                 )
-                for fingerprint, key in new_keys
+                for _, key in new_keys
             ]
-            db.executemany("INSERT INTO fingerprints (fingerprint, ends_at) VALUES (?, ?)", [(r[0], r[8]) for r in rows])
-            db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO fingerprints (fingerprint, ends_at) VALUES (?, ?)",
+                [(fingerprint, key_ends_at(key)) for fingerprint, key in new_keys],
+            )
+            db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute(
                 "INSERT OR REPLACE INTO submissions (authority, submission_id, digest, response, stored_at)"
                 " VALUES (?, ?, ?, ?, ?)",

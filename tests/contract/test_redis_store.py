@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -58,6 +59,14 @@ def test_every_key_has_a_ttl_except_the_allow_list(redis_server: RedisServer) ->
     client.set(PREFIX + "forgotten", b"x")  # the check itself notices a key that lives forever
     assert keys_without_ttl(client) == [PREFIX + "forgotten"]
     client.delete(PREFIX + "forgotten")
+
+
+def test_the_documented_allow_list_is_the_one_the_code_enforces() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "storage.md").read_text()
+
+    documented = re.findall(r"^\| `(\{exposure\}:[^`]+)` \|.*\| none \(allow-list\) \|$", text, re.M)
+
+    assert set(documented) == KEYS_WITHOUT_TTL
 
 
 def test_the_store_works_on_redis_cluster_with_every_key_in_one_slot(tmp_path: Path) -> None:
