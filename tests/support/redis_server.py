@@ -66,8 +66,8 @@ class RedisServer:
 
     With ``appendonly`` it writes an append-only file with ``appendfsync always``: every acknowledged write is on
     disk before the reply, so a SIGKILL loses nothing acknowledged. Without it nothing is persisted. With
-    ``cluster`` it is a one-node Redis Cluster that owns all 16384 slots: the cluster rules (a command or script
-    touches keys of one slot only) are enforced as on a real cluster.
+    ``cluster`` it is a one-node Redis Cluster that owns all 16384 slots: a command or script whose keys span
+    slots is refused (CROSSSLOT) as on a real cluster. Once started, it keeps its port for every restart.
     """
 
     def __init__(
@@ -111,6 +111,7 @@ class RedisServer:
             if self._wait_until_ready():
                 if self.cluster:
                     self._own_all_slots()
+                self._fixed_port = True  # clients hold its URL: a restart must come back on the same port
                 return self
             # The free port may have been taken between probing and binding: try another one, unless fixed.
             if self._fixed_port:
@@ -178,8 +179,10 @@ class RedisServer:
                 if self.process.poll() is not None:
                     return False
                 try:
-                    # PING answers while an append-only file is still loading; other commands do not.
-                    if client.ping() and client.info("persistence")["loading"] == 0:
+                    # PING answers while an append-only file is still loading; other commands do not. The pid check
+                    # makes sure that the answer is ours, not another server's that holds the port.
+                    info = client.info()
+                    if info["process_id"] == self.process.pid and info["loading"] == 0:
                         return True
                 except redis.ConnectionError:  # also BusyLoadingError
                     pass
