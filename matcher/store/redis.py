@@ -147,9 +147,14 @@ return {'stored', stored, duplicates}
 """
 
 # KEYS: code record, codes index. ARGV: now, ttl, code member, authority, region, report type, onset, expires_at
+# A live code with the same hash is "taken", unless it is this very record (the same put, sent again).
 _PUT_CODE = _EXTEND + """
-local expires = redis.call('HGET', KEYS[1], 'x')
-if expires and tonumber(expires) > tonumber(ARGV[1]) then return 0 end
+local held = redis.call('HMGET', KEYS[1], 'a', 'r', 't', 'o', 'x')
+if held[5] and tonumber(held[5]) > tonumber(ARGV[1]) then
+  local same = held[1] == ARGV[4] and held[2] == ARGV[5] and held[3] == ARGV[6] and held[4] == ARGV[7]
+  if same and held[5] == ARGV[8] then return 1 end
+  return 0
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'a', ARGV[4], 'r', ARGV[5], 't', ARGV[6], 'o', ARGV[7], 'x', ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -246,6 +251,7 @@ end
 return {#keys, #batches, #codes, #submissions}
 """
 
+_PURGE_KEYS = [SEEN_KEY, PENDING_KEY, KEY_DATA_KEY, BATCHES_KEY, BATCH_TIMES_KEY, CODES_KEY, SUBMISSIONS_KEY]
 PURGE_CHUNK = 1000
 
 
@@ -385,7 +391,7 @@ class RedisStore:
         with self._errors():
             flat = self._pending(keys=[PENDING_KEY, KEY_DATA_KEY], args=[now, limit])
         found = []
-        for fingerprint, value in zip(flat[::2], flat[1::2]):
+        for fingerprint, value in zip(flat[::2], flat[1::2], strict=True):
             key, region = unpack_key(value)
             found.append(PendingKey(fingerprint.hex(), key, region))
         return found
@@ -446,7 +452,7 @@ class RedisStore:
             records = pipe.execute()
         return [
             StoredBatch(int(sequence), int(published_at), header, int(size))
-            for sequence, (header, published_at, size) in zip(sequences, records)
+            for sequence, (header, published_at, size) in zip(sequences, records, strict=True)
             if header is not None  # expired on its TTL between the two reads
         ]
 
@@ -477,11 +483,8 @@ class RedisStore:
         totals = [0, 0, 0, 0]
         with self._errors():
             while True:
-                counts = self._purge(
-                    keys=[SEEN_KEY, PENDING_KEY, KEY_DATA_KEY, BATCHES_KEY, BATCH_TIMES_KEY, CODES_KEY, SUBMISSIONS_KEY],
-                    args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX],
-                )
-                totals = [total + int(count) for total, count in zip(totals, counts)]
+                counts = self._purge(keys=_PURGE_KEYS, args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX])
+                totals = [total + int(count) for total, count in zip(totals, counts, strict=True)]
                 if max(int(count) for count in counts) < PURGE_CHUNK:
                     break
         return PurgeCounts(*totals)

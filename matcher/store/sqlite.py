@@ -109,6 +109,7 @@ _PENDING_COLUMNS = (
     "key_data, rolling_start, rolling_period, report_type, days_since_onset, region, publish_after, ends_at"
 )
 
+
 def lease_is_live(expires_at: float, lease_seconds: float, clock: float) -> bool:
     """Whether a lease taken on the wall clock still holds at ``clock``.
 
@@ -180,6 +181,7 @@ class SqliteStore:
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
+                # executescript() would commit first; statements are split on ";", so the schema's comments have none.
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -259,13 +261,16 @@ class SqliteStore:
 
     def put_code(self, code_hash: bytes, record: CodeRecord, *, now: int) -> bool:
         with self._write() as db:
-            # A hash whose earlier code has expired is free again.
+            # A hash whose earlier code has expired is free again; the very same record put again is no conflict.
             written = db.execute(
                 "INSERT INTO codes (code_hash, authority, region, report_type, symptom_onset, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (code_hash) DO UPDATE SET authority = excluded.authority, region = excluded.region,"
                 " report_type = excluded.report_type, symptom_onset = excluded.symptom_onset,"
-                " expires_at = excluded.expires_at WHERE codes.expires_at <= ?",
+                " expires_at = excluded.expires_at WHERE codes.expires_at <= ?"
+                " OR (codes.authority, codes.region, codes.report_type, codes.symptom_onset, codes.expires_at)"
+                " = (excluded.authority, excluded.region, excluded.report_type, excluded.symptom_onset,"
+                " excluded.expires_at)",
                 (code_hash, record.authority, record.region, record.report_type, record.symptom_onset,
                  record.expires_at, now),
             ).rowcount

@@ -89,8 +89,8 @@ def published_key_data(store: Store) -> Counter[bytes]:
     """How many batches each key's data was published in."""
     published: Counter[bytes] = Counter()
     for batch in store.list_batches(after=0, limit=1_000_000):
-        body = store.read_body(batch.sequence, 0, batch.body_size)
-        published.update(bytes.fromhex(line.decode()) for line in body.split(b"\n") if line and not line.startswith(b"#"))
+        lines = store.read_body(batch.sequence, 0, batch.body_size).split(b"\n")
+        published.update(bytes.fromhex(line.decode()) for line in lines if line and not line.startswith(b"#"))
     return published
 
 

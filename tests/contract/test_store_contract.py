@@ -162,6 +162,13 @@ def test_a_code_is_stored_once_and_read_without_being_consumed(store: Store) -> 
     assert store.get_code(b"\x02" * 32, now=NOW) is None
 
 
+def test_the_same_code_record_put_again_is_accepted_as_a_resend(store: Store) -> None:
+    assert store.put_code(CODE, code_record(), now=NOW) is True
+
+    assert store.put_code(CODE, code_record(), now=NOW) is True
+    assert store.get_code(CODE, now=NOW) == code_record()
+
+
 def test_a_code_is_unknown_at_its_expiry_and_its_hash_can_then_be_reused(store: Store) -> None:
     store.put_code(CODE, code_record(expires_at=NOW + 60), now=NOW)
 
