@@ -18,7 +18,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, keys_pb2
@@ -39,6 +39,8 @@ from .local_check import LocalVerdict, check_locally
 from .push import PushError, PushSummary, push_keys
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retries
 from .source_keys import DEFAULT_REPORT_TYPES, SourceKey, report_type_named
+
+T = TypeVar("T")
 
 PROG = "matcher-ha"
 EXIT_SOME_REJECTED = 3
@@ -64,10 +66,11 @@ def read_keys(args: argparse.Namespace) -> tuple[list[SourceKey], list[str]]:
         export = read_export(args.export)
         path = args.export
         if args.verify_key is not None:
+            verifying_key = load_pem(load_verifying_key, args.verify_key, "an ECDSA P-256 public key")
             try:
-                signature = verify_export(export, load_verifying_key(args.verify_key))
+                signature = verify_export(export, verifying_key)
             except SignatureError as exc:
-                raise CliError(str(exc)) from None
+                raise CliError(f"{exc} ({args.verify_key})") from None
             info = signature.signature_info
             notes.append(
                 f"export.sig verifies with {args.verify_key} "
@@ -79,6 +82,14 @@ def read_keys(args: argparse.Namespace) -> tuple[list[SourceKey], list[str]]:
     if not keys:
         raise CliError(f"{path}: the file holds no keys")
     return keys, notes
+
+
+def load_pem(load: Callable[[Path], T], path: Path, what: str) -> T:
+    """A key file, or one line saying what it should have been (cryptography's own messages run long)."""
+    try:
+        return load(path)
+    except ValueError:
+        raise CliError(f"{path}: not {what} in PEM form") from None
 
 
 # --- push --------------------------------------------------------------------------------------------------
@@ -306,7 +317,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     Keys keep the report type their file gives; keys without one are written without one, as GAEN files are.
     """
     keys, _ = read_keys(args)
-    signing_key = load_signing_key(args.signing_key, args.key_version)
+    signing_key = load_pem(
+        lambda path: load_signing_key(path, args.key_version), args.signing_key, "an ECDSA P-256 private key"
+    )
     start = interval_start(min(key.rolling_start for key in keys))
     end = interval_start(max(key.rolling_start + key.rolling_period for key in keys))
     export_bin, export_sig = build_export(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DATA
+from tests.ha.authority_peer import make_tls_dir
 
 INTERNALS_ZIP = DATA / "internals_sample_diagnosis_key_file.zip"
 INTERNALS_PEM = DATA / "internals_310-v1_public.pem"
@@ -29,3 +32,9 @@ ENS_ONE_TOO_OLD = "1591197600"
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development CA with a server certificate and client certificates for two authorities."""
+    return make_tls_dir(tmp_path_factory.mktemp("tls"), ["vn-moh", "stranger"])
