@@ -153,7 +153,8 @@ def show_dry_run(
         f"{len(keys)} keys read, {len(verdict.valid)} valid, {len(verdict.rejected)} rejected "
         f"(checked with the server's rules as of {iso(now)})",
         *notes,
-        f"would send {len(verdict.valid)} keys in {submissions} submissions of at most {MAX_KEYS_PER_SUBMISSION}",
+        f"would send {len(verdict.valid)} keys in {counted(submissions, 'submission')} "
+        f"of at most {MAX_KEYS_PER_SUBMISSION}",
     ]
     lines += rejection_lines([(r.key, r.reason) for r in verdict.rejected])
     if verdict.valid:
@@ -196,13 +197,17 @@ def show_push(
         return
     lines = [
         *notes,
-        f"{len(keys)} keys read; sent {len(verdict.valid)} in {summary.submissions} submissions"
+        f"{len(keys)} keys read; sent {len(verdict.valid)} in {counted(summary.submissions, 'submission')}"
         + (f" ({summary.replayed} already sent before)" if summary.replayed else ""),
         f"accepted: {summary.accepted} ({summary.embargoed} of them embargoed until they expire)",
         f"rejected: {len(rejected)}",
     ]
     lines += rejection_lines(rejected)[1:]
     sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def rejection_lines(rejected: Sequence[tuple[SourceKey, str]]) -> list[str]:
