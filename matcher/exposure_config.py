@@ -171,3 +171,10 @@ def open_config(signed: config_pb2.SignedExposureConfig, trusted: TrustedKeys) -
     if problems:
         raise ValueError(f"the signed exposure configuration is not usable: {problems[0].field} {problems[0].description}")
     return config
+
+
+def config_in_force(stored: bytes | None) -> config_pb2.ExposureConfig:
+    """The configuration in force, from the store's signed bytes, or the default before any was set."""
+    if stored is None:
+        return default_config()
+    return config_pb2.ExposureConfig.FromString(config_pb2.SignedExposureConfig.FromString(stored).config)
