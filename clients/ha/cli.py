@@ -16,16 +16,20 @@ import argparse
 import datetime as dt
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, keys_pb2
 from google.protobuf import json_format
+from rich.console import Console
+from rich.progress import Progress
 
 from matcher.cli_support import CliError, Parser, main_for, print_json, time_arg
 from matcher.clock import clock, iso
+from matcher.codes import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from matcher.exposure_config import check_config
 from matcher.intervals import interval_start
 from matcher.model import DEFAULT_RETENTION_DAYS, MAX_KEYS_PER_SUBMISSION, ReportType
@@ -44,7 +48,6 @@ T = TypeVar("T")
 
 PROG = "matcher-ha"
 EXIT_SOME_REJECTED = 3
-MAX_CODE_TTL_SECONDS = 86400
 # A progress bar only when there is something to watch, and only on a terminal: stdout stays clean for --output
 # json either way, since the bar is drawn on stderr.
 PROGRESS_MIN_SUBMISSIONS = 4
@@ -156,7 +159,8 @@ def show_dry_run(
         f"would send {len(verdict.valid)} keys in {counted(submissions, 'submission')} "
         f"of at most {MAX_KEYS_PER_SUBMISSION}",
     ]
-    lines += rejection_lines([(r.key, r.reason) for r in verdict.rejected])
+    if verdict.rejected:
+        lines += ["rejected:", *rejection_lines([(r.key, r.reason) for r in verdict.rejected])]
     if verdict.valid:
         lines.append("keys to send:")
         lines.append(f"  {'key':32}  {'rolling_start':>13}  {'period':>6}  {'report_type':28}  onset  valid (UTC)")
@@ -202,7 +206,7 @@ def show_push(
         f"accepted: {summary.accepted} ({summary.embargoed} of them embargoed until they expire)",
         f"rejected: {len(rejected)}",
     ]
-    lines += rejection_lines(rejected)[1:]
+    lines += rejection_lines(rejected)
     sys.stdout.write("".join(line + "\n" for line in lines))
 
 
@@ -212,9 +216,7 @@ def counted(number: int, noun: str) -> str:
 
 def rejection_lines(rejected: Sequence[tuple[SourceKey, str]]) -> list[str]:
     """The rejected keys by where they are in the file, not by their bytes: a terminal's scroll-back is a log."""
-    if not rejected:
-        return []
-    return ["rejected:", *(f"  {key.origin}: {reason}" for key, reason in rejected)]
+    return [f"  {key.origin}: {reason}" for key, reason in rejected]
 
 
 def key_json(proto: keys_pb2.DiagnosisKey) -> dict[str, Any]:
@@ -229,27 +231,15 @@ def key_json(proto: keys_pb2.DiagnosisKey) -> dict[str, Any]:
     }
 
 
-class progress_bar:
-    """A rich progress bar on stderr for long imports on a terminal; otherwise nothing."""
-
-    def __init__(self, submissions: int) -> None:
-        self._bar = None
-        if submissions >= PROGRESS_MIN_SUBMISSIONS and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._task = self._bar.add_task("submissions", total=submissions)
-
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        if self._bar is None:
-            return None
-        self._bar.start()
-        return lambda done, total: self._bar.update(self._task, completed=done)  # type: ignore[union-attr]
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+@contextmanager
+def progress_bar(submissions: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr for long imports on a terminal; otherwise no progress callback at all."""
+    if submissions < PROGRESS_MIN_SUBMISSIONS or not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("submissions", total=submissions)
+        yield lambda done, total: bar.update(task, completed=done)
 
 
 # --- issue-code and set-config -----------------------------------------------------------------------------
@@ -468,8 +458,8 @@ def build_parser() -> Parser:
     issue.add_argument("--onset", type=date_arg, metavar="YYYY-MM-DD", help="symptom onset (UTC); omit if unknown")
     issue.add_argument("--region", type=region_arg, default="", help="region of the keys (default: the authority's)")
     issue.add_argument(
-        "--ttl", type=bounded_int(0, MAX_CODE_TTL_SECONDS), default=0, metavar="SECONDS",
-        help="lifetime of the code (default: the server's, 3600)",
+        "--ttl", type=bounded_int(0, MAX_TTL_SECONDS), default=0, metavar="SECONDS",
+        help=f"lifetime of the code (default: the server's, {DEFAULT_TTL_SECONDS})",
     )  # fmt: skip
     add_output(issue, json_shorthand=True)
     issue.set_defaults(func=cmd_issue_code)

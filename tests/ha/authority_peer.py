@@ -3,15 +3,15 @@ the real server: real gRPC over real mutual TLS, the real validation (matcher.va
 (matcher.errors) and signing (matcher.signing), with an in-memory record instead of storage. It can be told
 to fail the next calls with a given status, which the real server cannot be made to do on demand.
 
-Its behaviour is the contract of proto/exposure/v1/authority.proto: the authority is the client certificate's
-common name; SubmitKeys is idempotent on (authority, submission_id) and answers a repeat with replayed=true,
-the same id with other content with ALREADY_EXISTS; partial success; nothing stored when no key is valid.
+Certificates come from matcher.certs.write_dev_pki (what `matcher certs` writes). Its behaviour is the contract
+of proto/exposure/v1/authority.proto: the authority is the client certificate's common name; SubmitKeys is
+idempotent on (authority, submission_id) and answers a repeat with replayed=true, the same id with other
+content with ALREADY_EXISTS; partial success; nothing stored when no key is valid. Failures to inject are made
+with matcher.errors.to_status, as the server makes them (RetryInfo included).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -19,14 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, keys_pb2
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from matcher.errors import AlreadyExists, InvalidArgument, PermissionDenied, grpc_method
 from matcher.exposure_config import check_config
@@ -34,62 +27,7 @@ from matcher.signing import DOMAIN_EXPOSURE_CONFIG, generate_signing_key
 from matcher.validation import submission_from_request
 
 
-# --- a development CA, as `matcher certs` makes one ---------------------------------------------------------
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None, issuer_key: ec.EllipticCurvePrivateKey,
-    *, server: bool = False,
-) -> x509.Certificate:  # fmt: skip
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = dt.datetime.now(dt.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if server:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def make_tls_dir(folder: Path, authorities: list[str]) -> Path:
-    """ca.pem, server.pem/.key and NAME.pem/.key per authority, as `matcher certs` writes them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("exposure-matcher test CA", ca_key, None, ca_key)
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    for name, server in [("server", True), *((a, False) for a in authorities)]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        certificate = _certificate("localhost" if server else name, key, ca, ca_key, server=server)
-        (folder / f"{name}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        (folder / f"{name}.key").write_bytes(_pem_key(key))
-    return folder
-
-
 # --- the servicer ------------------------------------------------------------------------------------------
-
-
-def status(code: grpc.StatusCode, message: str, retry_after: float | None = None) -> grpc.Status:
-    """A failure to inject, optionally with google.rpc.RetryInfo."""
-    details = []
-    if retry_after is not None:
-        packed = any_pb2.Any()
-        seconds = int(retry_after)
-        delay = duration_pb2.Duration(seconds=seconds, nanos=int((retry_after - seconds) * 1e9))
-        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-        details.append(packed)
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=details))
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA
-from tests.ha.authority_peer import make_tls_dir
+from matcher.certs import write_dev_pki
 
 INTERNALS_ZIP = DATA / "internals_sample_diagnosis_key_file.zip"
 INTERNALS_PEM = DATA / "internals_310-v1_public.pem"
@@ -37,4 +37,6 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture(scope="session")
 def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A development CA with a server certificate and client certificates for two authorities."""
-    return make_tls_dir(tmp_path_factory.mktemp("tls"), ["vn-moh", "stranger"])
+    folder = tmp_path_factory.mktemp("tls")
+    write_dev_pki(folder, ["vn-moh", "stranger"])
+    return folder

@@ -116,7 +116,7 @@ CSV_PROBLEMS = [
     (f"key,rolling_start\n{KEY.hex()},1\n{KEY.hex()}\n", "k.csv: line 3: 1 cells, but the header names 2"),
     (f"key,rolling_start\n{KEY.hex()},1\nnothex,2\n", "k.csv: line 3: key: 'nothex' is neither"),
     (f"key,rolling_start\n{KEY.hex()},twelve\n", "k.csv: line 2: rolling_start: 'twelve' is not an integer"),
-    (f"key,rolling_start\n,1\n", "k.csv: line 2: key: is missing"),
+    ("key,rolling_start\n,1\n", "k.csv: line 2: key: is missing"),
     (f"key,rolling_start,days_since_onset\n{KEY.hex()},1,-2.5\n", "k.csv: line 2: days_since_onset: '-2.5' is not an integer"),
 ]  # fmt: skip
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from exposure.v1 import keys_pb2
 
@@ -10,7 +9,9 @@ from clients.ha.channel import authority_channel
 from clients.ha.push import PushError, push_keys
 from clients.ha.retry import RetryPolicy
 from clients.ha.submissions import plan_submissions
-from tests.ha.authority_peer import AuthorityPeer, make_tls_dir, serve, status
+from matcher.certs import write_dev_pki
+from matcher.errors import ResourceExhausted, Unavailable, to_status
+from tests.ha.authority_peer import AuthorityPeer, serve
 
 NOW = 2650300 * 600
 POLICY = RetryPolicy(max_attempts=3, call_timeout=10)
@@ -90,8 +91,8 @@ def test_a_submission_without_one_valid_key_is_a_rejection_of_its_keys_not_the_e
 
 def test_transient_failures_are_retried_honouring_the_servers_delay(peer, target, tls_dir):
     peer.failures = [
-        status(grpc.StatusCode.UNAVAILABLE, "storage is down"),
-        status(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", retry_after=1.5),
+        to_status(Unavailable("storage is down")),
+        to_status(ResourceExhausted("slow down", retry_after=1.5)),
     ]
     summary, waits = push(target, tls_dir, keys(5))
     assert summary.accepted == 5
@@ -103,7 +104,7 @@ def test_a_failure_that_outlasts_the_attempts_stops_the_import_and_a_rerun_compl
     sent = keys(40)
 
     def server_goes_down(done: int, total: int) -> None:
-        peer.failures = [status(grpc.StatusCode.UNAVAILABLE, "storage is down")] * POLICY.max_attempts
+        peer.failures = [to_status(Unavailable("storage is down"))] * POLICY.max_attempts
 
     with pytest.raises(PushError) as stopped:
         push(target, tls_dir, sent, progress=server_goes_down)
@@ -133,7 +134,8 @@ def test_an_authority_the_server_does_not_allow_is_refused_without_retries(peer,
 
 
 def test_a_certificate_from_another_ca_does_not_get_through(peer, target, tls_dir, tmp_path):
-    other = make_tls_dir(tmp_path / "other", ["vn-moh"])
+    other = tmp_path / "other"
+    write_dev_pki(other, ["vn-moh"])
     (other / "ca.pem").write_bytes((tls_dir / "ca.pem").read_bytes())  # trusts the server, but its own cert is foreign
     with pytest.raises(PushError, match="UNAVAILABLE"):
         push(target, other, keys(1))
