@@ -26,6 +26,7 @@ import base64
 import binascii
 import csv
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ _ALIASES = {
 _IGNORED = frozenset({"transmissionRisk", "transmission_risk_level", "transmissionRiskLevel"})
 _KEY_CONTAINERS = ("keys", "temporaryExposureKeys")
 _REQUIRED = object()
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 def read_json_keys(path: Path) -> list[SourceKey]:
@@ -190,18 +192,20 @@ def _text(value: object, expected: str) -> str:
 
 def _integer(value: object, cells_are_text: bool) -> int:
     if cells_are_text and isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"{_shown(value)} is not an integer") from None
+        # Plain decimal digits only: Python's int() would also take "1_000" or full-width digits.
+        if not _DECIMAL.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not an integer")
+        return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError(f"expected an integer, got {_json_type(value)}")
 
 
 def _json_type(value: object) -> str:
-    if isinstance(value, (bool, str)) or value is None:
-        return json.dumps(value) if not isinstance(value, str) else f"the text {_shown(value)}"
+    if isinstance(value, str):
+        return f"the text {_shown(value)}"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
     if isinstance(value, (int, float)):
         return f"the number {value}"
     return "a list" if isinstance(value, list) else "an object"

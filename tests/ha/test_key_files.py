@@ -118,6 +118,7 @@ CSV_PROBLEMS = [
     (f"key,rolling_start\n{KEY.hex()},twelve\n", "k.csv: line 2: rolling_start: 'twelve' is not an integer"),
     ("key,rolling_start\n,1\n", "k.csv: line 2: key: is missing"),
     (f"key,rolling_start,days_since_onset\n{KEY.hex()},1,-2.5\n", "k.csv: line 2: days_since_onset: '-2.5' is not an integer"),
+    (f"key,rolling_start\n{KEY.hex()},2_650_000\n", "k.csv: line 2: rolling_start: '2_650_000' is not an integer"),
 ]  # fmt: skip
 
 
