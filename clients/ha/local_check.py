@@ -20,8 +20,8 @@ from matcher.validation import check_keys
 
 from .source_keys import SourceKey
 
-# "keys[12].rolling_period" -> "rolling_period": the key is already named by the rejection itself.
-_KEY_FIELD_PREFIX = re.compile(r"^keys\[\d+\]\.?")
+# "keys[12].rolling_period": key 12 of a request, field rolling_period (google.rpc.BadRequest's field naming).
+_KEY_FIELD = re.compile(r"^keys\[(\d+)\]\.?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,13 @@ def reasons_by_index(problems: Iterable[tuple[int, Violation]]) -> dict[int, str
     """
     grouped: dict[int, list[str]] = defaultdict(list)
     for index, violation in problems:
-        field = _KEY_FIELD_PREFIX.sub("", violation.field) or "key"
+        # The key is already named by the rejection itself, so its field is named relative to it.
+        field = _KEY_FIELD.sub("", violation.field) or "key"
         grouped[index].append(f"{field}: {violation.description}")
     return {index: "; ".join(parts) for index, parts in grouped.items()}
+
+
+def key_index_of(field: str) -> int | None:
+    """The request index of the key a violation's field names ("keys[3].rolling_period" -> 3), if any."""
+    match = _KEY_FIELD.match(field)
+    return None if match is None else int(match.group(1))

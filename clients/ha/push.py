@@ -7,7 +7,6 @@ line checks them with the server's rules first (:mod:`.local_check`) and passes 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,12 +17,9 @@ from exposure.v1 import authority_pb2, authority_pb2_grpc, keys_pb2
 from matcher.errors import Violation, violations_of
 
 from .channel import describe_rpc_error
-from .local_check import reasons_by_index
+from .local_check import key_index_of, reasons_by_index
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retries
 from .submissions import PlannedSubmission, plan_submissions
-
-_KEY_FIELD = re.compile(r"^keys\[(\d+)\]")
-
 
 @dataclass(frozen=True, slots=True)
 class PushSummary:
@@ -104,10 +100,10 @@ def _refused_keys(error: grpc.RpcError, submission: PlannedSubmission) -> list[t
         return None
     refused = []
     for violation in violations_of(error):
-        match = _KEY_FIELD.match(violation.field)
-        if match is None or int(match.group(1)) >= len(submission.indices):
+        index = key_index_of(violation.field)
+        if index is None or index >= len(submission.indices):
             return None
-        refused.append((int(match.group(1)), violation))
+        refused.append((index, violation))
     return refused or None
 
 
