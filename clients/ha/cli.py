@@ -1,9 +1,9 @@
-"""``matcher-ha``: a health authority's side of exposure notification, from the command line.
+"""matcher-ha: a health authority's side of exposure notification, from the command line.
 
-Inputs and outputs: ``push`` reads keys from ``--json F``, ``--csv F`` or ``--export F`` (the input flags of
-the design), so its machine-readable output is asked for with ``--output json``. The other commands have no
-input file named ``--json`` and take ``--json`` as the project's other commands do, as a shorthand for
-``--output json``; they accept ``--output json`` as well.
+Inputs and outputs: push reads keys from --json F, --csv F or --export F (the input flags of
+the design), so its machine-readable output is asked for with --output json. The other commands have no
+input file named --json and take --json as the project's other commands do, as a shorthand for
+--output json; they accept --output json as well.
 
 Exit status: 0 when every key was valid and accepted, 1 on an error (one line on stderr; nothing, or only the
 submissions before the error, sent), 2 on bad usage, 3 when the import went through but some keys were
