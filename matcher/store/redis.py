@@ -77,24 +77,35 @@ def submission_name(authority: str, submission_id: str) -> str:
     return sha256(struct.pack("<H", len(encoded_authority)) + encoded_authority + submission_id.encode()).hexdigest()
 
 
-# A packed pending key: rolling start, rolling period, report type, presence of days since onset, days since onset,
-# key length; then the key data and the region (utf-8, the rest of the value).
-_PACKED = struct.Struct("<IHBBbB")
+# A packed pending key: rolling start, rolling period, report type, which optional fields are present (bit 0 days
+# since onset, bit 1 TX power), days since onset, TX power, key length; then the key data and the region (utf-8,
+# the rest of the value).
+_PACKED = struct.Struct("<IHBBbbB")
+_HAS_DAYS, _HAS_TX_POWER = 1, 2
 
 
 def pack_key(key: DiagnosisKey, region: str) -> bytes:
-    days = key.days_since_onset
+    days, tx_power = key.days_since_onset, key.tx_power
+    present = (_HAS_DAYS if days is not None else 0) | (_HAS_TX_POWER if tx_power is not None else 0)
     head = _PACKED.pack(
-        key.rolling_start, key.rolling_period, key.report_type, days is not None, days or 0, len(key.key_data)
+        key.rolling_start, key.rolling_period, key.report_type, present, days or 0, tx_power or 0, len(key.key_data)
     )
     return head + key.key_data + region.encode()
 
 
 def unpack_key(value: bytes) -> tuple[DiagnosisKey, str]:
-    start, period, report_type, has_days, days, length = _PACKED.unpack_from(value)
+    start, period, report_type, present, days, tx_power, length = _PACKED.unpack_from(value)
     key_data = value[_PACKED.size : _PACKED.size + length]
     region = value[_PACKED.size + length :].decode()
-    return DiagnosisKey(key_data, start, period, ReportType(report_type), days if has_days else None), region
+    key = DiagnosisKey(
+        key_data,
+        start,
+        period,
+        ReportType(report_type),
+        days if present & _HAS_DAYS else None,
+        tx_power if present & _HAS_TX_POWER else None,
+    )
+    return key, region
 
 
 def ttl_seconds(expires_at: int, now: int) -> int:

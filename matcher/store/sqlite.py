@@ -49,6 +49,7 @@ CREATE TABLE pending (
     rolling_period   INTEGER NOT NULL,
     report_type      INTEGER NOT NULL,
     days_since_onset INTEGER,
+    tx_power         INTEGER,
     region           TEXT NOT NULL,
     publish_after    INTEGER NOT NULL,
     ends_at          INTEGER NOT NULL
@@ -106,7 +107,7 @@ CREATE TABLE exposure_config (
 """
 
 _PENDING_COLUMNS = (
-    "key_data, rolling_start, rolling_period, report_type, days_since_onset, region, publish_after, ends_at"
+    "key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region, publish_after, ends_at"
 )
 
 
@@ -239,6 +240,7 @@ class SqliteStore:
                     key.rolling_period,
                     int(key.report_type),
                     key.days_since_onset,
+                    key.tx_power,
                     submission.region,
                     key.publish_after(),
                     key_ends_at(key),
@@ -249,7 +251,7 @@ class SqliteStore:
                 "INSERT INTO fingerprints (fingerprint, ends_at) VALUES (?, ?)",
                 [(fingerprint, key_ends_at(key)) for fingerprint, key in new_keys],
             )
-            db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute(
                 "INSERT OR REPLACE INTO submissions (authority, submission_id, digest, response, stored_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -311,13 +313,13 @@ class SqliteStore:
     def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
         with self._errors():
             rows = self._connection().execute(
-                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, region"
+                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region"
                 " FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [
-            PendingKey(str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days), region)
-            for id_, key_data, start, period, report_type, days, region in rows
+            PendingKey(str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days, tx), region)
+            for id_, key_data, start, period, report_type, days, tx, region in rows
         ]
 
     def last_sequence(self) -> int:

@@ -19,14 +19,23 @@ AUTHORITY = "health.example"
 LEASE = 30.0
 
 
-def key(n: int, *, days_ago: int = 1, period: int = 144, days_since_onset: int | None = None) -> DiagnosisKey:
+def key(
+    n: int,
+    *,
+    days_ago: int = 1,
+    period: int = 144,
+    report_type: ReportType = ReportType.CONFIRMED_TEST,
+    days_since_onset: int | None = None,
+    tx_power: int | None = None,
+) -> DiagnosisKey:
     """Key number ``n`` of the day ``days_ago`` before TODAY (yesterday's keys are publishable at NOW)."""
     return DiagnosisKey(
         key_data=n.to_bytes(16, "big"),
         rolling_start=TODAY - 144 * days_ago,
         rolling_period=period,
-        report_type=ReportType.CONFIRMED_TEST,
+        report_type=report_type,
         days_since_onset=days_since_onset,
+        tx_power=tx_power,
     )
 
 

@@ -4,11 +4,12 @@ batches and the exposure configuration. Retention, concurrency and crashes have 
 from __future__ import annotations
 
 import time
+from dataclasses import MISSING, fields
 
 import pytest
 
 from matcher.errors import AlreadyExists, NotFound, PermissionDenied
-from matcher.model import EMBARGO_GRACE_SECONDS, ReportType
+from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType
 from matcher.store import CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
 from tests.contract.builders import (
     AUTHORITY,
@@ -50,7 +51,10 @@ def code_record(expires_at: int = NOW + 3600) -> CodeRecord:
 
 
 def test_a_submission_stores_its_keys_as_pending_with_their_fields_and_region(store: Store) -> None:
-    keys = [key(1), key(2, days_since_onset=-3), key(3, days_ago=2, period=100)]
+    every_field_set = key(2, report_type=ReportType.SELF_REPORT, days_since_onset=-3, tx_power=-12)
+    optional = [f.name for f in fields(DiagnosisKey) if f.default is not MISSING]
+    assert all(getattr(every_field_set, name) != getattr(key(0), name) for name in optional), "a field is not tested"
+    keys = [key(1), every_field_set, key(3, days_ago=2, period=100, tx_power=0, days_since_onset=14)]
 
     result = submit(store, submission("s1", keys, region="DE"))
 
