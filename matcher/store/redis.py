@@ -464,7 +464,7 @@ class RedisStore:
         return [
             StoredBatch(int(sequence), int(published_at), header, int(size))
             for sequence, (header, published_at, size) in zip(sequences, records, strict=True)
-            if header is not None  # expired on its TTL between the two reads
+            if header is not None  # its record expired on its TTL before a purge removed its index entry
         ]
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:

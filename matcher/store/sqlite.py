@@ -109,6 +109,7 @@ CREATE TABLE exposure_config (
 _PENDING_COLUMNS = (
     "key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region, publish_after, ends_at"
 )
+_PENDING_PLACEHOLDERS = ", ".join("?" for _ in _PENDING_COLUMNS.split(","))
 
 
 def lease_is_live(expires_at: float, lease_seconds: float, clock: float) -> bool:
@@ -251,7 +252,7 @@ class SqliteStore:
                 "INSERT INTO fingerprints (fingerprint, ends_at) VALUES (?, ?)",
                 [(fingerprint, key_ends_at(key)) for fingerprint, key in new_keys],
             )
-            db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES ({_PENDING_PLACEHOLDERS})", rows)
             db.execute(
                 "INSERT OR REPLACE INTO submissions (authority, submission_id, digest, response, stored_at)"
                 " VALUES (?, ?, ?, ?, ?)",
