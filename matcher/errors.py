@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from .metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,12 @@ class MatcherError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, violations: Sequence[Violation] = ()) -> None:
+    def __init__(self, message: str, violations: Sequence[Violation] = (), *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.violations = tuple(violations)
+        # Seconds after which a retry may succeed; sent as google.rpc.RetryInfo.
+        self.retry_after = retry_after
 
 
 class InvalidArgument(MatcherError):
@@ -81,8 +86,15 @@ class Unavailable(MatcherError):
 
 
 def to_status(error: MatcherError) -> grpc.Status:
-    """The gRPC status for an error, with its field violations packed as google.rpc.BadRequest."""
+    """The gRPC status for an error: field violations packed as google.rpc.BadRequest, a retry delay as
+    google.rpc.RetryInfo."""
     details = []
+    if error.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(error.retry_after * 1e9))
+        packed = any_pb2.Any()
+        packed.Pack(retry)
+        details.append(packed)
     if error.violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
@@ -114,31 +126,46 @@ def violations_of(rpc_error: grpc.RpcError) -> list[Violation]:
 
 
 def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Maps exceptions of a servicer method (unary or server-streaming) to gRPC statuses, in one place."""
+    """Wraps a servicer method (unary or server-streaming): maps its exceptions to gRPC statuses, and logs and
+    counts the call by method and status code. This is the one place both happen; the log line carries no
+    request content and no peer address."""
+    name = method.__name__
 
-    def fail(context: grpc.ServicerContext, exc: BaseException) -> None:
-        if isinstance(exc, MatcherError):
-            context.abort_with_status(to_status(exc))
-        log.exception("unexpected error in %s", method.__qualname__)
-        context.abort_with_status(_INTERNAL_STATUS)
+    def finish(context: grpc.ServicerContext, began: float, exc: BaseException | None) -> None:
+        if exc is None:
+            code = grpc.StatusCode.OK
+        elif isinstance(exc, MatcherError):
+            code = exc.code
+        else:
+            code = grpc.StatusCode.INTERNAL
+            log.error("unexpected error in %s", name, exc_info=exc)
+        REGISTRY.inc("matcher_rpc_total", method=name, code=code.name)
+        log.info("%s %s %.1f ms", name, code.name, (time.perf_counter() - began) * 1000)
+        if exc is not None:
+            context.abort_with_status(to_status(exc) if isinstance(exc, MatcherError) else _INTERNAL_STATUS)
 
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
         def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            began = time.perf_counter()
             try:
                 yield from method(self, request, context)
             except Exception as exc:  # noqa: BLE001 - this is the one place that maps them all
-                fail(context, exc)
+                finish(context, began, exc)
+            else:
+                finish(context, began, None)
 
         return streaming
 
     @functools.wraps(method)
     def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        began = time.perf_counter()
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
         except Exception as exc:  # noqa: BLE001
-            fail(context, exc)
+            finish(context, began, exc)
+        finish(context, began, None)
+        return response
 
     return unary
-

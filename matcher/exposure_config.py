@@ -11,7 +11,14 @@ import math
 from exposure.v1 import config_pb2
 
 from .errors import InvalidArgument, Violation
-from .model import MAX_DAYS_SINCE_ONSET, MIN_DAYS_SINCE_ONSET, Infectiousness, ReportType
+from .model import (
+    MAX_DAYS_SINCE_ONSET,
+    MAX_TX_POWER_DBM,
+    MIN_DAYS_SINCE_ONSET,
+    MIN_TX_POWER_DBM,
+    Infectiousness,
+    ReportType,
+)
 from .signing import DOMAIN_EXPOSURE_CONFIG, SigningKey, TrustedKeys
 
 ATTENUATION_BUCKETS = 4  # immediate, near, medium, other
@@ -46,6 +53,7 @@ def default_config() -> config_pb2.ExposureConfig:
         infectiousness_when_days_since_onset_missing=Infectiousness.STANDARD,
         minimum_weighted_minutes_per_day=15.0,
         sighting_credit_cap_seconds=300,
+        tx_power_dbm_when_unknown=-8,
     )
 
 
@@ -85,6 +93,12 @@ def check_config(config: config_pb2.ExposureConfig, field: str = "config") -> li
     if not 1 <= config.sighting_credit_cap_seconds <= MAX_SIGHTING_CREDIT_SECONDS:
         problems.append(
             Violation(f"{field}.sighting_credit_cap_seconds", f"must be 1..{MAX_SIGHTING_CREDIT_SECONDS}")
+        )
+    if not MIN_TX_POWER_DBM <= config.tx_power_dbm_when_unknown <= MAX_TX_POWER_DBM:
+        problems.append(
+            Violation(
+                f"{field}.tx_power_dbm_when_unknown", f"must be {MIN_TX_POWER_DBM}..{MAX_TX_POWER_DBM} dBm"
+            )
         )
     return problems
 
@@ -171,3 +185,10 @@ def open_config(signed: config_pb2.SignedExposureConfig, trusted: TrustedKeys) -
     if problems:
         raise ValueError(f"the signed exposure configuration is not usable: {problems[0].field} {problems[0].description}")
     return config
+
+
+def config_in_force(stored: bytes | None) -> config_pb2.ExposureConfig:
+    """The configuration in force, from the store's signed bytes, or the default before any was set."""
+    if stored is None:
+        return default_config()
+    return config_pb2.ExposureConfig.FromString(config_pb2.SignedExposureConfig.FromString(stored).config)

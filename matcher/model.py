@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 from dataclasses import dataclass
 
 from .intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, interval_start
@@ -47,6 +48,11 @@ EMBARGO_GRACE_SECONDS = 2 * 3600
 SUBMISSION_ID_MAX_LENGTH = 128
 SUBMISSION_ID_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 REGION_LENGTH = 2
+MIN_TX_POWER_DBM = -40
+MAX_TX_POWER_DBM = 20
+# TX power travels in a filter's class, rounded to this step: finer steps multiply the classes (and so the
+# lookups each observation costs), coarser ones blur attenuation.
+TX_POWER_STEP_DB = 5
 PUBLISHABLE_REPORT_TYPES = frozenset(
     {ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT}
 )
@@ -61,6 +67,7 @@ class DiagnosisKey:
     rolling_period: int
     report_type: ReportType
     days_since_onset: int | None = None
+    tx_power: int | None = None  # dBm, as the key's phone advertised it, when known
 
     @property
     def end_interval(self) -> int:
@@ -93,3 +100,10 @@ class Submission:
 def retention_cutoff_interval(now: int, retention_days: int) -> int:
     """Keys that ended at or before this interval are outside the retention window and can match nothing."""
     return now // INTERVAL_SECONDS - retention_days * INTERVALS_PER_DAY
+
+
+def tx_power_class(tx_power: int | None) -> int | None:
+    """The TX power published for a key's filter: rounded to TX_POWER_STEP_DB, or None when unknown."""
+    if tx_power is None:
+        return None
+    return math.floor(tx_power / TX_POWER_STEP_DB + 0.5) * TX_POWER_STEP_DB  # half-way rounds up, everywhere

@@ -25,8 +25,10 @@ from .model import (
     MAX_DAYS_SINCE_ONSET,
     MAX_KEYS_PER_SUBMISSION,
     MAX_ROLLING_PERIOD,
+    MAX_TX_POWER_DBM,
     MIN_DAYS_SINCE_ONSET,
     MIN_ROLLING_PERIOD,
+    MIN_TX_POWER_DBM,
     PUBLISHABLE_REPORT_TYPES,
     REGION_LENGTH,
     SUBMISSION_ID_ALPHABET,
@@ -147,6 +149,12 @@ def check_key(
             )
         )
 
+    if key.HasField("tx_power_dbm") and not MIN_TX_POWER_DBM <= key.tx_power_dbm <= MAX_TX_POWER_DBM:
+        problems.append(
+            Violation(
+                f"{field}.tx_power_dbm", f"must be {MIN_TX_POWER_DBM}..{MAX_TX_POWER_DBM} dBm, got {key.tx_power_dbm}"
+            )
+        )
     if diagnosis is None:
         problems.extend(_check_report_type(key.report_type, f"{field}.report_type"))
         if key.HasField("days_since_onset_of_symptoms"):
@@ -224,6 +232,7 @@ def _domain_key(key: keys_pb2.DiagnosisKey, diagnosis: Diagnosis | None) -> Diag
         rolling_period=key.rolling_period or MAX_ROLLING_PERIOD,
         report_type=report_type,
         days_since_onset=days,
+        tx_power=key.tx_power_dbm if key.HasField("tx_power_dbm") else None,
     )
 
 
@@ -240,22 +249,25 @@ def submission_digest(region: str, keys: Sequence[keys_pb2.DiagnosisKey]) -> byt
     """SHA-256 of a canonical encoding of a request's content, independent of protobuf's serialiser.
 
     Layout: region (utf-8, length-prefixed), then per key: length-prefixed key_data, uint32 start, uint32 period
-    (as sent), uint32 report type, a presence byte and sint32 days since onset.
+    (as sent), uint32 report type, a presence byte and int32 days since onset, a presence byte and int32 TX power.
     """
     digest = hashlib.sha256()
     encoded_region = region.encode()
     digest.update(struct.pack("<H", len(encoded_region)) + encoded_region)
     for key in keys:
         has_days = key.HasField("days_since_onset_of_symptoms")
+        has_tx = key.HasField("tx_power_dbm")
         digest.update(struct.pack("<H", len(key.key_data)) + bytes(key.key_data))
         digest.update(
             struct.pack(
-                "<IIIBi",
+                "<IIIBiBi",
                 key.rolling_start_interval_number,
                 key.rolling_period,
                 key.report_type,
                 has_days,
                 key.days_since_onset_of_symptoms if has_days else 0,
+                has_tx,
+                key.tx_power_dbm if has_tx else 0,
             )
         )
     return digest.digest()

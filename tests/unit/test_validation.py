@@ -60,6 +60,8 @@ def refused_fields(*keys, **kwargs) -> dict[int, list[str]]:
         {"days_since_onset_of_symptoms": -14},
         {"days_since_onset_of_symptoms": 14},
         {"days_since_onset_of_symptoms": 0},
+        {"tx_power_dbm": -40},
+        {"tx_power_dbm": 20},
     ],
 )
 def test_a_valid_key_is_accepted(fields):
@@ -76,6 +78,17 @@ def test_an_absent_rolling_period_means_144():
 def test_absent_days_since_onset_stays_unknown_and_zero_is_kept():
     assert verdict_of(key()).keys[0].days_since_onset is None
     assert verdict_of(key(days_since_onset_of_symptoms=0)).keys[0].days_since_onset == 0
+
+
+def test_a_stated_tx_power_is_kept_and_an_absent_one_stays_unknown():
+    assert verdict_of(key(tx_power_dbm=-12)).keys[0].tx_power == -12
+    assert verdict_of(key()).keys[0].tx_power is None
+
+
+def test_tx_power_classes_are_5_db_steps_rounding_half_way_up():
+    from matcher.model import tx_power_class
+
+    assert [tx_power_class(t) for t in (None, -8, -7, -13, -12, 0, 2, 3, 20)] == [None, -10, -5, -15, -10, 0, 0, 5, 20]
 
 
 def test_a_key_still_in_use_is_accepted_and_embargoed_until_it_expires():
@@ -109,6 +122,8 @@ def test_a_key_that_started_this_very_interval_is_accepted():
         ({"report_type": 17}, "report_type", "unknown report type 17"),
         ({"days_since_onset_of_symptoms": 15}, "days_since_onset_of_symptoms", "must be -14..14, got 15"),
         ({"days_since_onset_of_symptoms": -15}, "days_since_onset_of_symptoms", "must be -14..14, got -15"),
+        ({"tx_power_dbm": 21}, "tx_power_dbm", "must be -40..20 dBm, got 21"),
+        ({"tx_power_dbm": -41}, "tx_power_dbm", "must be -40..20 dBm, got -41"),
     ],
 )
 def test_a_key_breaking_one_rule_is_refused_naming_the_field(fields, field, reason):
@@ -235,4 +250,5 @@ def test_the_content_digest_ignores_the_id_and_sees_every_field():
     assert submission_digest("VN", [key(2)]) != base
     assert submission_digest("VN", [key(1, rolling_period=0)]) != base
     assert submission_digest("VN", [key(1, days_since_onset_of_symptoms=0)]) != base
+    assert submission_digest("VN", [key(1, tx_power_dbm=0)]) != base
     assert submission_digest("VN", [key(1), key(2)]) != submission_digest("VN", [key(2), key(1)])

@@ -1,0 +1,119 @@
+"""Who is calling and what they may do.
+
+The caller of an authority method is the common name of the client certificate that the TLS handshake verified
+against the authorities' CA: never a field of the request. What each authority may do comes from the
+authorities file (``authorities.json`` in the TLS folder, written by `matcher certs`). A verified certificate
+whose name is not in that file (an unknown or revoked authority) is refused with PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from .errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from .model import ReportType
+from .validation import check_region
+
+
+@dataclass(frozen=True)
+class AuthorityPolicy:
+    name: str
+    regions: tuple[str, ...]  # the first is the default for requests that name none
+    report_types: frozenset[ReportType]
+    may_set_config: bool
+    submissions_per_minute: int
+
+    @property
+    def default_region(self) -> str:
+        return self.regions[0]
+
+    def require_region(self, region: str) -> str:
+        """The region a request is for (its own, or the default), if the authority may submit for it."""
+        chosen = region or self.default_region
+        if chosen not in self.regions:
+            raise PermissionDenied(f"authority {self.name!r} may not submit for region {chosen!r}")
+        return chosen
+
+    def require_report_types(self, report_types: Iterable[int]) -> None:
+        refused = sorted({t for t in report_types if t in ReportType.__members__.values()} - self.report_types)
+        if refused:
+            names = ", ".join(ReportType(t).name for t in refused)
+            raise PermissionDenied(f"authority {self.name!r} may not submit keys of report type {names}")
+
+
+def load_policies(path: Path) -> dict[str, AuthorityPolicy]:
+    """Reads the authorities file; raises ValueError naming the first problem."""
+    try:
+        document = json.loads(Path(path).read_text())
+        entries = document["authorities"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not an authorities file ({exc})") from None
+    policies: dict[str, AuthorityPolicy] = {}
+    for name, entry in entries.items():
+        try:
+            regions = tuple(entry["regions"])
+            report_types = frozenset(ReportType[t] for t in entry["report_types"])
+            policy = AuthorityPolicy(
+                name=name,
+                regions=regions,
+                report_types=report_types,
+                may_set_config=bool(entry.get("may_set_config", False)),
+                submissions_per_minute=int(entry.get("submissions_per_minute", 600)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: authority {name!r} is malformed ({exc})") from None
+        if not regions or any(check_region(r) or not r for r in regions):
+            raise ValueError(f"{path}: authority {name!r} needs one or more ISO 3166-1 alpha-2 regions")
+        policies[name] = policy
+    return policies
+
+
+def caller_name(context: grpc.ServicerContext) -> str:
+    """The authority named by the verified client certificate; UNAUTHENTICATED when there is none."""
+    names = context.auth_context().get("x509_common_name")
+    if not names:
+        raise Unauthenticated(
+            "this method needs a health authority's client certificate: call the authority port with mutual TLS"
+        )
+    return names[0].decode("utf-8", "replace")
+
+
+class Authorities:
+    """The policies, and a per-authority rate limit on submissions (a token bucket per server process)."""
+
+    def __init__(self, policies: dict[str, AuthorityPolicy]) -> None:
+        self._policies = policies
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, context: grpc.ServicerContext) -> AuthorityPolicy:
+        name = caller_name(context)
+        policy = self._policies.get(name)
+        if policy is None:
+            raise PermissionDenied(f"authority {name!r} is not (or no longer) allowed to use this service")
+        return policy
+
+    def take(self, policy: AuthorityPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+        """Spends one submission from the authority's budget, or refuses with RESOURCE_EXHAUSTED."""
+        rate = policy.submissions_per_minute / 60.0
+        burst = max(1.0, float(policy.submissions_per_minute))
+        with self._lock:
+            now = clock()
+            tokens, last = self._buckets.get(policy.name, (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[policy.name] = (tokens, now)
+                wait = (1.0 - tokens) / rate
+                raise ResourceExhausted(
+                    f"authority {policy.name!r} is over its limit of {policy.submissions_per_minute} "
+                    f"submissions a minute; retry in {wait:.1f} s",
+                    retry_after=wait,
+                )
+            self._buckets[policy.name] = (tokens - 1.0, now)

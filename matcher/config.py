@@ -1,0 +1,121 @@
+"""The server's configuration: one frozen dataclass, read from the command line and the environment in one place.
+
+``Config.from_sources(args, environ)`` takes both as arguments (tests build a Config directly, never patch
+globals); ``problems()`` reports every problem at once and the server refuses to start on any.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .model import DEFAULT_RETENTION_DAYS
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"
+DEFAULT_STORE = "sqlite:matcher.db"
+ENV_PREFIX = "MATCHER_"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `matcher serve` and `matcher publish` need. Each field can also come from MATCHER_<NAME>."""
+
+    store: str = DEFAULT_STORE
+    tls_dir: Path = Path("tls")
+    listen: str = DEFAULT_LISTEN
+    authority_listen: str = DEFAULT_AUTHORITY_LISTEN
+    metrics_listen: str = ""  # empty: no metrics endpoint
+    # Seconds between batches. Publishing more often costs bandwidth per phone (every batch is a download) and
+    # lowers the per-lookup false-positive budget (more batches to test against); less often delays alerts.
+    publish_interval: int = 3600
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    code_ttl: int = 3600
+    max_keys_per_batch: int = 200_000
+    # Worker threads for gRPC calls; a download stream holds one while it runs.
+    workers: int = 32
+    # Seconds in-flight calls get to finish on SIGTERM.
+    shutdown_grace: float = 10.0
+    # Fixed clock (--now); None means the real clock.
+    now: int | None = None
+    authorities_file: Path | None = None  # default: <tls_dir>/authorities.json
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.retention_days * 86400
+
+    @property
+    def authorities_path(self) -> Path:
+        return self.authorities_file or self.tls_dir / "authorities.json"
+
+    @classmethod
+    def from_sources(cls, args: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
+        """Command-line values win over MATCHER_* environment variables, which win over the defaults."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if args.get(f.name) is not None:
+                values[f.name] = args[f.name]
+            elif ENV_PREFIX + f.name.upper() in environ:
+                values[f.name] = environ[ENV_PREFIX + f.name.upper()]
+        return cls()._coerced(values)
+
+    def _coerced(self, values: dict[str, Any]) -> Config:
+        converted: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            default = getattr(self, f.name)
+            if f.name in ("tls_dir", "authorities_file"):
+                converted[f.name] = Path(value)
+            elif f.name == "now":
+                from .clock import parse_time
+
+                converted[f.name] = value if isinstance(value, int) else parse_time(str(value))
+            elif isinstance(default, bool):
+                converted[f.name] = str(value).lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                converted[f.name] = int(value)
+            elif isinstance(default, float):
+                converted[f.name] = float(value)
+            else:
+                converted[f.name] = str(value)
+        return replace(self, **converted)
+
+    def problems(self, *, serving: bool = True) -> list[str]:
+        """Every problem with this configuration, for a one-shot report before anything starts."""
+        found: list[str] = []
+        if not (self.store.startswith("sqlite:") or self.store.startswith(("redis://", "rediss://", "unix://"))):
+            found.append(f"--store {self.store!r}: use sqlite:PATH or redis://HOST:PORT/DB")
+        if not self.tls_dir.is_dir():
+            found.append(f"--tls-dir {self.tls_dir}: no such folder (make one with `matcher certs --out DIR`)")
+        else:
+            wanted = ["signing.key"] + (["ca.pem", "server.pem", "server.key"] if serving else [])
+            for name in wanted:
+                if not (self.tls_dir / name).is_file():
+                    found.append(f"--tls-dir {self.tls_dir}: {name} is missing (`matcher certs --out DIR` writes it)")
+            if serving and not self.authorities_path.is_file():
+                found.append(f"{self.authorities_path}: the authorities file is missing (`matcher certs` writes it)")
+        if serving:
+            for name in ("listen", "authority_listen") + (("metrics_listen",) if self.metrics_listen else ()):
+                if not _is_host_port(getattr(self, name)):
+                    found.append(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected HOST:PORT")
+            if self.listen == self.authority_listen and not self.listen.endswith(":0"):
+                found.append("--listen and --authority-listen must differ: authorities get their own port")
+        if not 60 <= self.publish_interval <= 86400:
+            found.append(f"publish interval {self.publish_interval}s: must be 60..86400")
+        if not 1 <= self.retention_days <= 30:
+            found.append(f"retention {self.retention_days} days: must be 1..30")
+        if not 60 <= self.code_ttl <= 86400:
+            found.append(f"code lifetime {self.code_ttl}s: must be 60..86400")
+        if self.workers < 2:
+            found.append("workers: at least 2")
+        return found
+
+
+def _is_host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 <= int(port) <= 65535)

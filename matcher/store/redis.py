@@ -1,0 +1,507 @@
+"""The Redis store: any number of server replicas on one Redis (or Redis Cluster), with redis-py.
+
+Layout (docs/storage.md has the full table). Every key name starts with the hash tag ``{exposure}``, so every
+key lives in one hash slot. That is what lets a Lua script touch the submission record, the code, the
+de-duplication set and the pending set in one atomic step on Redis Cluster too (a script may only touch keys of
+one slot). The cost: one slot is one shard, so a Cluster gives this store availability (replicas, failover) but
+no write scale-out. That is the right trade here: the data is small (a key is a few hundred bytes, a day of a
+large country's submissions fits in memory many times over), while exactly-once publication needs the
+submission, de-duplication and batch cut to be atomic with each other, which no cross-slot design offers.
+
+Atomicity: ``submit``, ``commit_batch``, ``put_code``, the lock and ``purge`` are Lua scripts (EVALSHA through
+redis-py Script objects): each write is one atomic step and one round trip, and a client that dies while sending
+a command leaves nothing, because Redis runs a script only once it has all of it. Reads that need several
+commands go in one pipeline.
+
+Expiry: every key has a TTL except the few in ``KEYS_WITHOUT_TTL``. TTLs are relative (seconds from the ``now``
+a call passes in to the record's expiry), never EXPIREAT, so that simulated or historical clocks work. TTLs are a
+safety net on real time; ``purge`` deletes by the data clock, removing records and their index entries.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from hashlib import sha256
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ..errors import NotFound
+from ..model import DiagnosisKey, ReportType, Submission
+from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
+from .common import invalid_code, key_ends_at, submission_id_taken
+
+PREFIX = "{exposure}:"
+
+# The only keys without a TTL. None holds personal data, and each must outlive retention: phones keep a cursor
+# into the batch sequence (it must never go back, even after every batch expired), a fencing token must never be
+# issued twice, and the exposure configuration stays current until it is replaced.
+SEQUENCE_KEY = PREFIX + "sequence"
+FENCE_KEY = PREFIX + "fence"
+CONFIG_KEY = PREFIX + "config"
+KEYS_WITHOUT_TTL = frozenset({SEQUENCE_KEY, FENCE_KEY, CONFIG_KEY})
+
+LOCK_KEY = PREFIX + "lock"  # hash {o: owner, f: fence}, PX lease
+SEEN_KEY = PREFIX + "seen"  # zset fingerprint -> end of the key's validity: every key held, pending or published
+PENDING_KEY = PREFIX + "pending"  # zset fingerprint -> publish_after
+KEY_DATA_KEY = PREFIX + "keys"  # hash fingerprint -> packed key and region (pending keys only)
+BATCHES_KEY = PREFIX + "batches"  # zset sequence -> sequence (listing)
+BATCH_TIMES_KEY = PREFIX + "batch-times"  # zset sequence -> published_at (retention)
+CODES_KEY = PREFIX + "codes"  # zset code hash (hex) -> expires_at
+SUBMISSIONS_KEY = PREFIX + "submissions"  # zset record name -> stored_at
+
+
+def batch_key(sequence: int) -> str:
+    return f"{PREFIX}batch:{sequence}"  # hash {h: signed header, t: published_at, n: body size, f: fence}
+
+
+def body_key(sequence: int) -> str:
+    return f"{PREFIX}batch:{sequence}:body"  # string
+
+
+def code_key(code_hash: bytes) -> str:
+    return f"{PREFIX}code:{code_hash.hex()}"  # hash {a, r, t, o, x}
+
+
+def submission_key(name: str) -> str:
+    return f"{PREFIX}submission:{name}"  # hash {d: digest, r: response, t: stored_at}
+
+
+def submission_name(authority: str, submission_id: str) -> str:
+    """The record name of (authority, submission_id): a hash, so that no separator can make two pairs collide."""
+    encoded_authority = authority.encode()
+    return sha256(struct.pack("<H", len(encoded_authority)) + encoded_authority + submission_id.encode()).hexdigest()
+
+
+# A packed pending key: rolling start, rolling period, report type, which optional fields are present (bit 0 days
+# since onset, bit 1 TX power), days since onset, TX power, key length; then the key data and the region (utf-8,
+# the rest of the value).
+_PACKED = struct.Struct("<IHBBbbB")
+_HAS_DAYS, _HAS_TX_POWER = 1, 2
+
+
+def pack_key(key: DiagnosisKey, region: str) -> bytes:
+    days, tx_power = key.days_since_onset, key.tx_power
+    present = (_HAS_DAYS if days is not None else 0) | (_HAS_TX_POWER if tx_power is not None else 0)
+    head = _PACKED.pack(
+        key.rolling_start, key.rolling_period, key.report_type, present, days or 0, tx_power or 0, len(key.key_data)
+    )
+    return head + key.key_data + region.encode()
+
+
+def unpack_key(value: bytes) -> tuple[DiagnosisKey, str]:
+    start, period, report_type, present, days, tx_power, length = _PACKED.unpack_from(value)
+    key_data = value[_PACKED.size : _PACKED.size + length]
+    region = value[_PACKED.size + length :].decode()
+    key = DiagnosisKey(
+        key_data,
+        start,
+        period,
+        ReportType(report_type),
+        days if present & _HAS_DAYS else None,
+        tx_power if present & _HAS_TX_POWER else None,
+    )
+    return key, region
+
+
+def ttl_seconds(expires_at: int, now: int) -> int:
+    """A relative TTL from the data clock; at least 1 s (EXPIRE with 0 or less would delete the key at once)."""
+    return max(1, expires_at - now)
+
+
+# Lua helper shared by the scripts: give an index the later of its current and the new expiry.
+_EXTEND = """
+local function extend(key, ttl)
+  if redis.call('TTL', key) < tonumber(ttl) then redis.call('EXPIRE', key, ttl) end
+end
+"""
+
+# KEYS: submission record, submissions index, code record, codes index, seen, pending, key data
+# ARGV: digest, response, now, cutoff, record ttl, record name, use code (0/1), code member, keys ttl,
+#       then per key: fingerprint, ends_at, publish_after, packed key
+_SUBMIT = _EXTEND + """
+local earlier = redis.call('HMGET', KEYS[1], 'd', 'r', 't')
+if earlier[1] and tonumber(earlier[3]) > tonumber(ARGV[4]) then
+  if earlier[1] == ARGV[1] then return {'replayed', earlier[2]} end
+  return {'exists'}
+end
+if ARGV[7] == '1' then
+  local expires = redis.call('HGET', KEYS[3], 'x')
+  if not expires or tonumber(expires) <= tonumber(ARGV[3]) then return {'denied'} end
+  redis.call('DEL', KEYS[3])
+  redis.call('ZREM', KEYS[4], ARGV[8])
+end
+local stored, duplicates = 0, 0
+for i = 10, #ARGV, 4 do
+  if redis.call('ZSCORE', KEYS[5], ARGV[i]) then
+    duplicates = duplicates + 1
+  else
+    redis.call('ZADD', KEYS[5], ARGV[i + 1], ARGV[i])
+    redis.call('ZADD', KEYS[6], ARGV[i + 2], ARGV[i])
+    redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 3])
+    stored = stored + 1
+  end
+end
+if stored > 0 then
+  extend(KEYS[5], ARGV[9]); extend(KEYS[6], ARGV[9]); extend(KEYS[7], ARGV[9])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'r', ARGV[2], 't', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+extend(KEYS[2], ARGV[5])
+return {'stored', stored, duplicates}
+"""
+
+# KEYS: code record, codes index. ARGV: now, ttl, code member, authority, region, report type, onset, expires_at
+# A live code with the same hash is "taken", unless it is this very record (the same put, sent again).
+_PUT_CODE = _EXTEND + """
+local held = redis.call('HMGET', KEYS[1], 'a', 'r', 't', 'o', 'x')
+if held[5] and tonumber(held[5]) > tonumber(ARGV[1]) then
+  local same = held[1] == ARGV[4] and held[2] == ARGV[5] and held[3] == ARGV[6] and held[4] == ARGV[7]
+  if same and held[5] == ARGV[8] then return 1 end
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'a', ARGV[4], 'r', ARGV[5], 't', ARGV[6], 'o', ARGV[7], 'x', ARGV[8])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
+extend(KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: lock, fence counter. ARGV: owner, lease in milliseconds. Returns the new fence, or nil while another
+# owner holds the lock.
+_ACQUIRE = """
+local holder = redis.call('HGET', KEYS[1], 'o')
+if holder and holder ~= ARGV[1] then return false end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'o', ARGV[1], 'f', fence)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return fence
+"""
+
+# KEYS: lock. ARGV: owner. Compare-and-delete.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'o') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: pending, key data. ARGV: now, limit. Returns fingerprint, packed key, fingerprint, packed key, ...
+_PENDING = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local found = {}
+for i = 1, #ids, 1000 do
+  local chunk = {unpack(ids, i, math.min(i + 999, #ids))}
+  local values = redis.call('HMGET', KEYS[2], unpack(chunk))
+  for j = 1, #chunk do
+    if values[j] then found[#found + 1] = chunk[j]; found[#found + 1] = values[j] end
+  end
+end
+return found
+"""
+
+# KEYS: lock, sequence, batches, batch times, batch record, body, pending, key data
+# ARGV: owner, fence, sequence, published_at, header, body, ttl, then the fingerprints of the batch's keys
+_COMMIT = _EXTEND + """
+if redis.call('HGET', KEYS[5], 'f') == ARGV[2] then return 'ok' end  -- a resent commit that already happened
+local lock = redis.call('HMGET', KEYS[1], 'o', 'f')
+if lock[1] ~= ARGV[1] or lock[2] ~= ARGV[2] then return 'lock' end
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if last + 1 ~= tonumber(ARGV[3]) then return 'sequence' end
+redis.call('HSET', KEYS[5], 'h', ARGV[5], 't', ARGV[4], 'n', string.len(ARGV[6]), 'f', ARGV[2])
+redis.call('EXPIRE', KEYS[5], ARGV[7])
+redis.call('SET', KEYS[6], ARGV[6], 'EX', ARGV[7])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+extend(KEYS[3], ARGV[7]); extend(KEYS[4], ARGV[7])
+redis.call('SET', KEYS[2], ARGV[3])
+for i = 8, #ARGV, 1000 do
+  local last_i = math.min(i + 999, #ARGV)
+  redis.call('ZREM', KEYS[7], unpack(ARGV, i, last_i))
+  redis.call('HDEL', KEYS[8], unpack(ARGV, i, last_i))
+end
+return 'ok'
+"""
+
+# KEYS: seen, pending, key data, batches, batch times, codes, submissions
+# ARGV: cutoff, now, chunk size, key prefix. Deletes up to a chunk of each kind of expired record; the caller
+# repeats until a call deletes less than a chunk of every kind. Record names are built from the prefix: they
+# share the hash tag, so they are in the slot of the declared keys.
+_PURGE = """
+local chunk = tonumber(ARGV[3])
+local function expired(index, upto)
+  return redis.call('ZRANGEBYSCORE', index, '-inf', upto, 'LIMIT', 0, chunk)
+end
+local keys = expired(KEYS[1], ARGV[1])
+if #keys > 0 then
+  redis.call('ZREM', KEYS[1], unpack(keys))
+  redis.call('ZREM', KEYS[2], unpack(keys))
+  redis.call('HDEL', KEYS[3], unpack(keys))
+end
+local batches = expired(KEYS[5], ARGV[1])
+for _, sequence in ipairs(batches) do
+  redis.call('DEL', ARGV[4] .. 'batch:' .. sequence, ARGV[4] .. 'batch:' .. sequence .. ':body')
+  redis.call('ZREM', KEYS[4], sequence)
+  redis.call('ZREM', KEYS[5], sequence)
+end
+local codes = expired(KEYS[6], ARGV[2])
+for _, code in ipairs(codes) do
+  redis.call('DEL', ARGV[4] .. 'code:' .. code)
+  redis.call('ZREM', KEYS[6], code)
+end
+local submissions = expired(KEYS[7], ARGV[1])
+for _, name in ipairs(submissions) do
+  redis.call('DEL', ARGV[4] .. 'submission:' .. name)
+  redis.call('ZREM', KEYS[7], name)
+end
+return {#keys, #batches, #codes, #submissions}
+"""
+
+_PURGE_KEYS = [SEEN_KEY, PENDING_KEY, KEY_DATA_KEY, BATCHES_KEY, BATCH_TIMES_KEY, CODES_KEY, SUBMISSIONS_KEY]
+PURGE_CHUNK = 1000
+
+
+class RedisStore:
+    """The Store protocol (matcher/store/base.py) on Redis, from a ``redis://HOST:PORT/DB`` URL."""
+
+    def __init__(self, url: str, *, socket_timeout: float = 30.0) -> None:
+        # Lost connections are retried a few times: every command here is safe to send twice (a submission
+        # replays, a commit that already happened answers ok, the lock and purge are idempotent).
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=5.0,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+        self._where = _describe(url)
+        register = self._redis.register_script
+        self._submit = register(_SUBMIT)
+        self._put_code = register(_PUT_CODE)
+        self._acquire = register(_ACQUIRE)
+        self._release = register(_RELEASE)
+        self._pending = register(_PENDING)
+        self._commit = register(_COMMIT)
+        self._purge = register(_PURGE)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as error:
+            raise StoreError(f"redis store {self._where}: {error}") from error
+
+    def ping(self) -> None:
+        with self._errors():
+            self._redis.ping()
+
+    def close(self) -> None:
+        self._redis.close()
+
+    # --- submissions ---------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        submission: Submission,
+        *,
+        response: bytes,
+        now: int,
+        retention_seconds: int,
+        code_hash: bytes | None = None,
+    ) -> SubmitResult:
+        name = submission_name(submission.authority, submission.submission_id)
+        key_args: list[Any] = []
+        keys_expire_at = now
+        for key in submission.keys:
+            ends_at = key_ends_at(key)
+            keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
+            key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region)]
+        with self._errors():
+            answer = self._submit(
+                keys=[
+                    submission_key(name),
+                    SUBMISSIONS_KEY,
+                    code_key(code_hash or b""),
+                    CODES_KEY,
+                    SEEN_KEY,
+                    PENDING_KEY,
+                    KEY_DATA_KEY,
+                ],
+                args=[
+                    submission.digest,
+                    response,
+                    now,
+                    now - retention_seconds,
+                    ttl_seconds(now + retention_seconds, now),
+                    name,
+                    int(code_hash is not None),
+                    (code_hash or b"").hex(),
+                    ttl_seconds(keys_expire_at, now),
+                    *key_args,
+                ],
+            )
+        outcome = answer[0]
+        if outcome == b"replayed":
+            return SubmitResult(replayed=answer[1])
+        if outcome == b"exists":
+            raise submission_id_taken()
+        if outcome == b"denied":
+            raise invalid_code()
+        return SubmitResult(replayed=None, stored=int(answer[1]), duplicates=int(answer[2]))
+
+    # --- one-time codes ------------------------------------------------------------------------------------
+
+    def put_code(self, code_hash: bytes, record: CodeRecord, *, now: int) -> bool:
+        with self._errors():
+            written = self._put_code(
+                keys=[code_key(code_hash), CODES_KEY],
+                args=[
+                    now,
+                    ttl_seconds(record.expires_at, now),
+                    code_hash.hex(),
+                    record.authority,
+                    record.region,
+                    record.report_type,
+                    record.symptom_onset,
+                    record.expires_at,
+                ],
+            )
+        return written == 1
+
+    def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
+        with self._errors():
+            fields = self._redis.hgetall(code_key(code_hash))
+        if not fields or int(fields[b"x"]) <= now:
+            return None
+        return CodeRecord(
+            authority=fields[b"a"].decode(),
+            region=fields[b"r"].decode(),
+            report_type=int(fields[b"t"]),
+            symptom_onset=fields[b"o"].decode(),
+            expires_at=int(fields[b"x"]),
+        )
+
+    # --- publishing ----------------------------------------------------------------------------------------
+
+    def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
+        with self._errors():
+            fence = self._acquire(keys=[LOCK_KEY, FENCE_KEY], args=[owner, max(1, int(lease_seconds * 1000))])
+        return None if fence is None else int(fence)
+
+    def release_publish_lock(self, owner: str) -> None:
+        with self._errors():
+            self._release(keys=[LOCK_KEY], args=[owner])
+
+    def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
+        with self._errors():
+            flat = self._pending(keys=[PENDING_KEY, KEY_DATA_KEY], args=[now, limit])
+        found = []
+        for fingerprint, value in zip(flat[::2], flat[1::2], strict=True):
+            key, region = unpack_key(value)
+            found.append(PendingKey(fingerprint.hex(), key, region))
+        return found
+
+    def last_sequence(self) -> int:
+        with self._errors():
+            value = self._redis.get(SEQUENCE_KEY)
+        return 0 if value is None else int(value)
+
+    def commit_batch(
+        self,
+        *,
+        owner: str,
+        fence: int,
+        sequence: int,
+        published_at: int,
+        signed_header: bytes,
+        body: bytes,
+        key_ids: Sequence[str],
+        now: int,
+        retention_seconds: int,
+    ) -> None:
+        fingerprints = [bytes.fromhex(key_id) for key_id in key_ids]
+        with self._errors():
+            outcome = self._commit(
+                keys=[
+                    LOCK_KEY,
+                    SEQUENCE_KEY,
+                    BATCHES_KEY,
+                    BATCH_TIMES_KEY,
+                    batch_key(sequence),
+                    body_key(sequence),
+                    PENDING_KEY,
+                    KEY_DATA_KEY,
+                ],
+                args=[
+                    owner,
+                    fence,
+                    sequence,
+                    published_at,
+                    signed_header,
+                    body,
+                    ttl_seconds(published_at + retention_seconds, now),
+                    *fingerprints,
+                ],
+            )
+        if outcome == b"lock":
+            raise LockLost(f"publisher {owner!r} no longer holds the lock with fence {fence}")
+        if outcome == b"sequence":
+            raise LockLost(f"batch {sequence} does not follow the last committed batch")
+
+    def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
+        with self._errors():
+            sequences = self._redis.zrangebyscore(BATCHES_KEY, f"({after}", "+inf", start=0, num=limit)
+            pipe = self._redis.pipeline(transaction=False)
+            for sequence in sequences:
+                pipe.hmget(batch_key(int(sequence)), "h", "t", "n")
+            records = pipe.execute()
+        return [
+            StoredBatch(int(sequence), int(published_at), header, int(size))
+            for sequence, (header, published_at, size) in zip(sequences, records, strict=True)
+            if header is not None  # its record expired on its TTL before a purge removed its index entry
+        ]
+
+    def read_body(self, sequence: int, offset: int, length: int) -> bytes:
+        key, start = body_key(sequence), max(offset, 0)
+        with self._errors():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.exists(key)
+            pipe.getrange(key, start, start + max(length, 1) - 1)  # GETRANGE's end is inclusive
+            exists, chunk = pipe.execute()
+        if not exists:
+            raise NotFound(f"batch {sequence} does not exist or has expired")
+        return chunk if length > 0 else b""
+
+    # --- exposure configuration ----------------------------------------------------------------------------
+
+    def put_exposure_config(self, signed_config: bytes) -> None:
+        with self._errors():
+            self._redis.set(CONFIG_KEY, signed_config)
+
+    def get_exposure_config(self) -> bytes | None:
+        with self._errors():
+            return self._redis.get(CONFIG_KEY)
+
+    # --- retention -----------------------------------------------------------------------------------------
+
+    def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
+        totals = [0, 0, 0, 0]
+        with self._errors():
+            while True:
+                counts = self._purge(keys=_PURGE_KEYS, args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX])
+                totals = [total + int(count) for total, count in zip(totals, counts, strict=True)]
+                if max(int(count) for count in counts) < PURGE_CHUNK:
+                    break
+        return PurgeCounts(*totals)
+
+
+def _describe(url: str) -> str:
+    """The URL without a password, for error messages."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"

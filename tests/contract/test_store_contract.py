@@ -1,0 +1,395 @@
+"""The storage contract (matcher/store/base.py), the same for every backend: submissions, codes, publishing,
+batches and the exposure configuration. Retention, concurrency and crashes have their own files."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import MISSING, fields
+
+import pytest
+
+from matcher.errors import AlreadyExists, NotFound, PermissionDenied
+from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType
+from matcher.store import CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
+from tests.contract.builders import (
+    AUTHORITY,
+    LEASE,
+    NOW,
+    RETENTION,
+    TODAY,
+    key,
+    pending_key_data,
+    publish_once,
+    published_key_data,
+    response_for,
+    submission,
+    submit,
+)
+
+CODE = b"\x01" * 32
+
+
+def commit(store: Store, owner: str, fence: int, sequence: int, key_ids: list[str], body: bytes = b"body") -> None:
+    store.commit_batch(
+        owner=owner,
+        fence=fence,
+        sequence=sequence,
+        published_at=NOW,
+        signed_header=f"header {sequence}".encode(),
+        body=body,
+        key_ids=key_ids,
+        now=NOW,
+        retention_seconds=RETENTION,
+    )
+
+
+def code_record(expires_at: int = NOW + 3600) -> CodeRecord:
+    return CodeRecord(AUTHORITY, "VN", int(ReportType.CONFIRMED_TEST), "2020-03-30", expires_at)
+
+
+# --- submissions -----------------------------------------------------------------------------------------------
+
+
+def test_a_submission_stores_its_keys_as_pending_with_their_fields_and_region(store: Store) -> None:
+    every_field_set = key(2, report_type=ReportType.SELF_REPORT, days_since_onset=-3, tx_power=-12)
+    optional = [f.name for f in fields(DiagnosisKey) if f.default is not MISSING]
+    assert all(getattr(every_field_set, name) != getattr(key(0), name) for name in optional), "a field is not tested"
+    keys = [key(1), every_field_set, key(3, days_ago=2, period=100, tx_power=0, days_since_onset=14)]
+
+    result = submit(store, submission("s1", keys, region="DE"))
+
+    assert result == SubmitResult(replayed=None, stored=3, duplicates=0)
+    pending = store.pending_keys(now=NOW, limit=10)
+    assert {(p.key, p.region) for p in pending} == {(k, "DE") for k in keys}
+    assert len({p.id for p in pending}) == 3
+
+
+def test_a_replayed_submission_is_answered_as_the_first_time_and_stores_nothing_new(store: Store) -> None:
+    first = submission("s1", [key(1), key(2)])
+    submit(store, first)
+
+    again = submit(store, first)
+
+    assert again == SubmitResult(replayed=response_for("s1"))
+    assert pending_key_data(store) == {key(1).key_data: 1, key(2).key_data: 1}
+
+
+def test_the_same_submission_id_with_other_content_is_already_exists_and_changes_nothing(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+
+    with pytest.raises(AlreadyExists) as refused:
+        submit(store, submission("s1", [key(2)]))
+
+    assert [v.field for v in refused.value.violations] == ["submission_id"]
+    assert pending_key_data(store) == {key(1).key_data: 1}
+    assert submit(store, submission("s1", [key(1)])).replayed == response_for("s1")
+
+
+def test_the_same_submission_id_from_another_authority_is_another_submission(store: Store) -> None:
+    submit(store, submission("s1", [key(1)], authority="a.example"))
+
+    result = submit(store, submission("s1", [key(2)], authority="b.example"))
+
+    assert result.stored == 1
+
+
+def test_a_submission_id_is_free_again_once_its_record_is_past_retention(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+
+    later = submit(store, submission("s1", [key(2)]), now=NOW + RETENTION)
+
+    assert later.stored == 1
+
+
+def test_keys_already_held_from_another_submission_are_not_stored_twice(store: Store) -> None:
+    submit(store, submission("s1", [key(1), key(2)]))
+
+    result = submit(store, submission("s2", [key(2), key(3)]))
+
+    assert result == SubmitResult(replayed=None, stored=1, duplicates=1)
+    assert pending_key_data(store) == {key(n).key_data: 1 for n in (1, 2, 3)}
+
+
+def test_the_same_key_data_with_another_start_is_another_key(store: Store) -> None:
+    submit(store, submission("s1", [key(1, days_ago=1)]))
+
+    result = submit(store, submission("s2", [key(1, days_ago=2)]))
+
+    assert result.stored == 1
+
+
+def test_a_key_repeated_within_one_submission_is_stored_once(store: Store) -> None:
+    result = submit(store, submission("s1", [key(1), key(1)]))
+
+    assert result == SubmitResult(replayed=None, stored=1, duplicates=1)
+    assert pending_key_data(store) == {key(1).key_data: 1}
+
+
+def test_a_published_key_pushed_again_is_not_published_again(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+    assert publish_once(store, "publisher") == 1
+
+    result = submit(store, submission("s2", [key(1), key(2)]))
+    publish_once(store, "publisher")
+
+    assert result == SubmitResult(replayed=None, stored=1, duplicates=1)
+    assert published_key_data(store) == {key(1).key_data: 1, key(2).key_data: 1}
+
+
+def test_pending_keys_wait_for_their_embargo(store: Store) -> None:
+    todays = key(1, days_ago=0)  # still valid at NOW: published only after it ends, plus the grace period
+    submit(store, submission("s1", [todays, key(2)]))
+    embargo_ends = (TODAY + 144) * 600 + EMBARGO_GRACE_SECONDS
+
+    assert pending_key_data(store, now=embargo_ends - 1) == {key(2).key_data: 1}
+    assert pending_key_data(store, now=embargo_ends) == {todays.key_data: 1, key(2).key_data: 1}
+
+
+def test_pending_keys_come_oldest_publish_time_first_up_to_the_limit(store: Store) -> None:
+    submit(store, submission("s1", [key(1, days_ago=1), key(2, days_ago=3)]))
+    submit(store, submission("s2", [key(3, days_ago=2)]))
+
+    first_two = store.pending_keys(now=NOW, limit=2)
+
+    assert [p.key.key_data for p in first_two] == [key(2).key_data, key(3).key_data]
+
+
+# --- one-time codes --------------------------------------------------------------------------------------------
+
+
+def test_a_code_is_stored_once_and_read_without_being_consumed(store: Store) -> None:
+    assert store.put_code(CODE, code_record(), now=NOW) is True
+    assert store.put_code(CODE, code_record(NOW + 60), now=NOW) is False
+
+    assert store.get_code(CODE, now=NOW) == code_record()
+    assert store.get_code(CODE, now=NOW) == code_record()
+    assert store.get_code(b"\x02" * 32, now=NOW) is None
+
+
+def test_the_same_code_record_put_again_is_accepted_as_a_resend(store: Store) -> None:
+    assert store.put_code(CODE, code_record(), now=NOW) is True
+
+    assert store.put_code(CODE, code_record(), now=NOW) is True
+    assert store.get_code(CODE, now=NOW) == code_record()
+
+
+def test_a_code_is_unknown_at_its_expiry_and_its_hash_can_then_be_reused(store: Store) -> None:
+    store.put_code(CODE, code_record(expires_at=NOW + 60), now=NOW)
+
+    assert store.get_code(CODE, now=NOW + 60) is None
+    assert store.put_code(CODE, code_record(expires_at=NOW + 7200), now=NOW + 60) is True
+    assert store.get_code(CODE, now=NOW + 60) == code_record(expires_at=NOW + 7200)
+
+
+def test_a_code_works_once(store: Store) -> None:
+    store.put_code(CODE, code_record(), now=NOW)
+
+    assert submit(store, submission("phone-1", [key(1)]), code_hash=CODE).stored == 1
+    with pytest.raises(PermissionDenied) as second_use:
+        submit(store, submission("phone-2", [key(2)]), code_hash=CODE)
+
+    assert store.get_code(CODE, now=NOW) is None
+    assert pending_key_data(store) == {key(1).key_data: 1}
+    assert second_use.value.message == "the upload code is unknown, used or expired"
+
+
+def test_a_resent_submission_is_replayed_even_though_its_code_was_used_by_the_first_attempt(store: Store) -> None:
+    store.put_code(CODE, code_record(), now=NOW)
+    first = submission("phone-1", [key(1)])
+    submit(store, first, code_hash=CODE)
+
+    assert submit(store, first, code_hash=CODE).replayed == response_for("phone-1")
+
+
+@pytest.mark.parametrize("case", ["unknown", "expired"])
+def test_an_unknown_or_expired_code_is_refused_alike_and_nothing_is_stored(store: Store, case: str) -> None:
+    store.put_code(CODE, code_record(expires_at=NOW), now=NOW - 60)
+    code_hash = b"\x09" * 32 if case == "unknown" else CODE
+
+    with pytest.raises(PermissionDenied) as refused:
+        submit(store, submission("phone-1", [key(1)]), code_hash=code_hash)
+
+    assert refused.value.message == "the upload code is unknown, used or expired"
+    assert pending_key_data(store) == {}
+    assert submit(store, submission("phone-1", [key(2)])).stored == 1  # no submission record was kept either
+
+
+# --- the publisher's lock --------------------------------------------------------------------------------------
+
+
+def test_fencing_tokens_grow_with_every_acquisition_even_across_reopening(store: Store, store_url: str) -> None:
+    tokens = [store.acquire_publish_lock("a", LEASE), store.acquire_publish_lock("a", LEASE)]
+    store.release_publish_lock("a")
+    tokens.append(store.acquire_publish_lock("b", LEASE))
+    store.release_publish_lock("b")
+    reopened = open_store(store_url)
+    tokens.append(reopened.acquire_publish_lock("c", LEASE))
+    reopened.close()
+
+    assert all(isinstance(t, int) for t in tokens)
+    assert tokens == sorted(set(tokens))  # strictly increasing
+
+
+def test_a_held_lock_is_refused_to_another_owner_until_its_lease_expires(store: Store) -> None:
+    first = store.acquire_publish_lock("a", 0.3)
+
+    assert store.acquire_publish_lock("b", LEASE) is None
+    time.sleep(0.4)
+    takeover = store.acquire_publish_lock("b", LEASE)
+
+    assert takeover is not None and first is not None and takeover > first
+
+
+def test_only_the_owner_can_release_the_lock(store: Store) -> None:
+    store.acquire_publish_lock("a", LEASE)
+
+    store.release_publish_lock("b")
+    assert store.acquire_publish_lock("b", LEASE) is None
+    store.release_publish_lock("a")
+    assert store.acquire_publish_lock("b", LEASE) is not None
+
+
+# --- committing batches ----------------------------------------------------------------------------------------
+
+
+def test_a_commit_publishes_the_batch_and_removes_exactly_its_keys_from_pending(store: Store) -> None:
+    submit(store, submission("s1", [key(1), key(2), key(3)]))
+    fence = store.acquire_publish_lock("a", LEASE)
+    pending = store.pending_keys(now=NOW, limit=10)
+
+    commit(store, "a", fence, 1, [p.id for p in pending[:2]], body=b"0123456789")
+
+    assert store.last_sequence() == 1
+    assert store.list_batches(after=0, limit=10) == [StoredBatch(1, NOW, b"header 1", 10)]
+    assert store.read_body(1, 0, 100) == b"0123456789"
+    assert store.pending_keys(now=NOW, limit=10) == pending[2:]
+
+
+def state_of(store: Store) -> tuple:
+    return store.last_sequence(), store.list_batches(after=0, limit=100), pending_key_data(store)
+
+
+def test_a_commit_with_a_stale_fence_is_lock_lost_and_changes_nothing(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+    stale = store.acquire_publish_lock("a", 0.2)
+    ids = [p.id for p in store.pending_keys(now=NOW, limit=10)]
+    time.sleep(0.3)
+    assert store.acquire_publish_lock("b", LEASE) is not None
+    before = state_of(store)
+
+    with pytest.raises(LockLost):
+        commit(store, "a", stale, 1, ids)
+
+    assert state_of(store) == before
+
+
+def test_a_commit_after_the_lease_expired_is_lock_lost_even_if_nobody_took_over(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+    fence = store.acquire_publish_lock("a", 0.2)
+    ids = [p.id for p in store.pending_keys(now=NOW, limit=10)]
+    time.sleep(0.3)
+
+    with pytest.raises(LockLost):
+        commit(store, "a", fence, 1, ids)
+
+    assert state_of(store) == (0, [], {key(1).key_data: 1})
+
+
+def test_a_commit_after_releasing_the_lock_is_lock_lost(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+    fence = store.acquire_publish_lock("a", LEASE)
+    ids = [p.id for p in store.pending_keys(now=NOW, limit=10)]
+    store.release_publish_lock("a")
+
+    with pytest.raises(LockLost):
+        commit(store, "a", fence, 1, ids)
+
+    assert state_of(store) == (0, [], {key(1).key_data: 1})
+
+
+@pytest.mark.parametrize("sequence", [0, 1, 3])
+def test_a_commit_with_a_sequence_that_does_not_follow_the_last_is_lock_lost_and_changes_nothing(
+    store: Store, sequence: int
+) -> None:
+    submit(store, submission("s1", [key(1)]))
+    publish_once(store, "a")
+    submit(store, submission("s2", [key(2)]))
+    fence = store.acquire_publish_lock("a", LEASE)
+    ids = [p.id for p in store.pending_keys(now=NOW, limit=10)]
+    before = state_of(store)
+
+    with pytest.raises(LockLost):
+        commit(store, "a", fence, sequence, ids)
+
+    assert state_of(store) == before
+
+
+def test_the_sequence_never_goes_back_even_after_every_batch_expired(store: Store) -> None:
+    for n in (1, 2):
+        submit(store, submission(f"s{n}", [key(n)]))
+        publish_once(store, "a")
+
+    store.purge(now=NOW + RETENTION, retention_seconds=RETENTION)
+
+    assert store.list_batches(after=0, limit=10) == []
+    assert store.last_sequence() == 2
+    submit(store, submission("s3", [key(3, days_ago=0)]), now=NOW + RETENTION)
+    assert publish_once(store, "a", now=NOW + RETENTION) == 3
+
+
+# --- reading batches -------------------------------------------------------------------------------------------
+
+
+def test_list_batches_pages_through_the_batches_in_sequence_order(store: Store) -> None:
+    for n in range(1, 6):
+        submit(store, submission(f"s{n}", [key(n)]))
+        publish_once(store, "a")
+
+    pages, after = [], 0
+    while page := store.list_batches(after=after, limit=2):
+        pages.append([b.sequence for b in page])
+        after = page[-1].sequence
+
+    assert pages == [[1, 2], [3, 4], [5]]
+
+
+def test_read_body_returns_the_asked_range_and_nothing_past_the_end(store: Store) -> None:
+    body = bytes(range(256)) * 40
+    fence = store.acquire_publish_lock("a", LEASE)
+    commit(store, "a", fence, 1, [], body=body)
+
+    assert store.list_batches(after=0, limit=1)[0].body_size == len(body)
+    assert store.read_body(1, 0, 100) == body[:100]
+    assert store.read_body(1, 5000, 4096) == body[5000:9096]
+    assert store.read_body(1, len(body) - 10, 4096) == body[-10:]
+    assert store.read_body(1, len(body), 4096) == b""
+    assert store.read_body(1, len(body) + 7, 10) == b""
+    assert store.read_body(1, 10, 0) == b""
+
+
+def test_read_body_of_an_unknown_or_purged_batch_is_not_found(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+    publish_once(store, "a")
+
+    with pytest.raises(NotFound):
+        store.read_body(2, 0, 10)
+    store.purge(now=NOW + RETENTION, retention_seconds=RETENTION)
+    with pytest.raises(NotFound):
+        store.read_body(1, 0, 10)
+
+
+# --- exposure configuration ------------------------------------------------------------------------------------
+
+
+def test_the_exposure_configuration_is_replaced_by_the_latest_and_outlives_purge(store: Store) -> None:
+    assert store.get_exposure_config() is None
+
+    store.put_exposure_config(b"first")
+    store.put_exposure_config(b"second")
+    store.purge(now=NOW + 10 * RETENTION, retention_seconds=RETENTION)
+
+    assert store.get_exposure_config() == b"second"
+
+
+def test_ping_answers_on_a_working_store(store: Store) -> None:
+    store.ping()
