@@ -39,11 +39,41 @@ from .filters import (
     read_image_header,
     tags_from_encrypted,
 )
-from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType
+from .model import (
+    MAX_TX_POWER_DBM,
+    MIN_TX_POWER_DBM,
+    PUBLISHABLE_REPORT_TYPES,
+    DiagnosisKey,
+    Infectiousness,
+    ReportType,
+    tx_power_class,
+)
 from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
 
-RiskClass = tuple[ReportType, Infectiousness]
+# A risk class is one filter: (report type, infectiousness, TX power class in dBm or None when unknown).
+RiskClass = tuple[ReportType, Infectiousness, int | None]
 PUBLISHED_INFECTIOUSNESS = (Infectiousness.STANDARD, Infectiousness.HIGH)
+TX_POWER_CLASSES: tuple[int | None, ...] = (
+    None,
+    *sorted({tx_power_class(dbm) for dbm in range(MIN_TX_POWER_DBM, MAX_TX_POWER_DBM + 1)}),
+)
+
+
+def header_order(risk_class: RiskClass) -> tuple[int, int, bool, int]:
+    """Filters follow each other by report type, then infectiousness, then TX power (unknown first)."""
+    report_type, infectiousness, tx_power = risk_class
+    return report_type, infectiousness, tx_power is not None, tx_power or 0
+
+
+# Every class a batch may carry, in header order: the bound on filters per batch that false-positive sizing uses.
+RISK_CLASSES: tuple[RiskClass, ...] = tuple(
+    sorted(
+        ((report_type, infectiousness, tx) for report_type in PUBLISHABLE_REPORT_TYPES
+         for infectiousness in PUBLISHED_INFECTIOUSNESS for tx in TX_POWER_CLASSES),
+        key=header_order,
+    )
+)
+_PUBLISHED = frozenset(RISK_CLASSES)
 
 # The batch file (`matcher inspect FILE`): magic, uint32_le length of the SignedBatchHeader, its bytes, the body.
 BATCH_FILE_MAGIC = b"EXPOSURE BATCH 1"
@@ -76,7 +106,12 @@ class LoadedFilter:
 
     @property
     def risk_class(self) -> RiskClass:
-        return ReportType(self.info.report_type), Infectiousness(self.info.infectiousness)
+        return risk_class_of_info(self.info)
+
+
+def risk_class_of_info(info: batch_pb2.FilterInfo) -> RiskClass:
+    tx_power = info.tx_power_dbm if info.HasField("tx_power_dbm") else None
+    return ReportType(info.report_type), Infectiousness(info.infectiousness), tx_power
 
 
 # --- Building ------------------------------------------------------------------------------------------------
@@ -89,7 +124,7 @@ def risk_class_of(key: DiagnosisKey, config: config_pb2.ExposureConfig) -> RiskC
     infectiousness = infectiousness_of(config, key.days_since_onset)
     if infectiousness == Infectiousness.NONE:
         return None
-    return key.report_type, infectiousness
+    return ReportType(key.report_type), infectiousness, tx_power_class(key.tx_power)
 
 
 def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
@@ -170,14 +205,16 @@ def build_batch(
     )
     images: list[bytes] = []
     offset = 0
-    for (report_type, infectiousness), class_keys in sorted(by_class.items()):
-        tags = class_tags(class_keys, salt)
+    for risk_class in sorted(by_class, key=header_order):
+        report_type, infectiousness, tx_power = risk_class
+        tags = class_tags(by_class[risk_class], salt)
         params = FilterParams.for_capacity(len(tags), error_rate)
         image = filter_image(build_filter(tags, params))
         header.filters.append(
             batch_pb2.FilterInfo(
                 report_type=report_type,
                 infectiousness=infectiousness,
+                tx_power_dbm=tx_power,
                 offset=offset,
                 length=len(image),
                 sha256=hashlib.sha256(image).digest(),
@@ -258,22 +295,23 @@ def _body_problem(header: batch_pb2.BatchHeader, body: bytes) -> str | None:
     if len(body) != header.body_size:
         return f"the body is {len(body)} bytes, the header says {header.body_size}"
     offset = 0
-    classes: set[tuple[int, int]] = set()
+    classes: set[RiskClass] = set()
     for index, info in enumerate(header.filters):
         problem = _filter_problem(info, body, offset, classes)
         if problem:
             return f"filter {index}: {problem}"
-        classes.add((info.report_type, info.infectiousness))
+        classes.add(risk_class_of_info(info))
         offset += info.length
     if offset != len(body):
         return f"the filters cover {offset} bytes of a {len(body)}-byte body"
     return None
 
 
-def _filter_problem(info: batch_pb2.FilterInfo, body: bytes, offset: int, classes: set[tuple[int, int]]) -> str | None:
-    if info.report_type not in PUBLISHABLE_REPORT_TYPES or info.infectiousness not in PUBLISHED_INFECTIOUSNESS:
-        return f"({info.report_type}, {info.infectiousness}) is not a published risk class"
-    if (info.report_type, info.infectiousness) in classes:
+def _filter_problem(info: batch_pb2.FilterInfo, body: bytes, offset: int, classes: set[RiskClass]) -> str | None:
+    risk_class = (info.report_type, info.infectiousness, info.tx_power_dbm if info.HasField("tx_power_dbm") else None)
+    if risk_class not in _PUBLISHED:
+        return f"(report type, infectiousness, TX power) {risk_class} is not a published risk class"
+    if risk_class in classes:
         return "a second filter for the same risk class"
     if info.offset != offset or info.offset + info.length > len(body):
         return f"bytes {info.offset}..{info.offset + info.length} are not the next ones of the body"
@@ -286,7 +324,10 @@ def _filter_problem(info: batch_pb2.FilterInfo, body: bytes, offset: int, classe
         return str(exc)
     announced = FilterParams(info.capacity, info.error_rate, info.num_slices, info.bits_per_slice)
     if params != announced or count != info.count:
-        return f"its tofile header ({params}, count {count}) disagrees with the batch header ({announced}, count {info.count})"
+        return (
+            f"its tofile header ({params}, count {count}) disagrees with the batch header "
+            f"({announced}, count {info.count})"
+        )
     return None
 
 
@@ -339,6 +380,8 @@ def match(
     """
     if tolerance < 0:
         raise ValueError(f"the tolerance must be at least 0, got {tolerance}")
+    if len(filters) != len(header.filters):
+        raise ValueError(f"the header lists {len(header.filters)} filters, {len(filters)} were given (use open_body)")
     rpis = np.asarray(rpis, dtype=np.uint8).reshape(-1, 16)
     intervals = np.asarray(intervals, dtype=np.int64)
     if intervals.shape != (len(rpis),):
@@ -428,6 +471,7 @@ def _describe_filter(info: batch_pb2.FilterInfo, body: bytes) -> dict[str, Any]:
     return {
         "report_type": _name(ReportType, info.report_type),
         "infectiousness": _name(Infectiousness, info.infectiousness),
+        "tx_power_dbm": info.tx_power_dbm if info.HasField("tx_power_dbm") else None,
         "offset": info.offset,
         "length": info.length,
         "capacity": info.capacity,

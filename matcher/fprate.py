@@ -5,8 +5,8 @@ Target: at most 1 false alarm per 10,000 phones per year, for a phone that recor
 the same arithmetic with the default numbers; a test checks that the numbers there are the ones computed here.
 
 - Each observation is looked up ``L = (2t + 1) x B x C`` times: at 2t+1 intervals, in each of the B batches of
-  the retention window, in each of the C risk-class filters of a batch (an upper bound: a phone skips batches
-  whose range cannot hold the observation, and filters for classes without keys).
+  the retention window, in each of the C risk-class filters a batch can carry (an upper bound: a phone skips
+  batches whose range cannot hold the observation, and batches only carry filters for classes with keys).
 - Lookups are independent (a fresh salt per batch), so a day's false matches are Poisson with mean
   ``lambda = O x L x p``, where O is observations a day and p the per-lookup false-positive rate.
 - An alarm needs at least ``m = matches_needed_for_alert(config)`` matched observations on one day.
@@ -21,17 +21,19 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
+from . import batches
 from .exposure_config import matches_needed_for_alert
 from .filters import DEFAULT_TOLERANCE, FilterParams
 from .intervals import INTERVALS_PER_DAY, SECONDS_PER_DAY
-from .model import DEFAULT_RETENTION_DAYS, PUBLISHABLE_REPORT_TYPES, Infectiousness
+from .model import DEFAULT_RETENTION_DAYS
 
 FALSE_ALARMS_PER_PHONE_YEAR = 1e-4  # 1 false alarm per 10,000 phones per year
 DAYS_PER_YEAR = 365
 OBSERVATIONS_PER_DAY = 5_000
 DEFAULT_PUBLISH_INTERVAL_SECONDS = 3600
-PUBLISHED_INFECTIOUSNESS_LEVELS = len([level for level in Infectiousness if level != Infectiousness.NONE])
-RISK_CLASSES = len(PUBLISHABLE_REPORT_TYPES) * PUBLISHED_INFECTIOUSNESS_LEVELS  # 3 x 2 = 6
+# C: the most filters a batch can carry, 3 report types x 2 infectiousness levels x 14 TX power classes (-40..20 dBm
+# in 5 dB steps, and unknown). A phone tests an observation against every filter of a batch.
+RISK_CLASSES = len(batches.RISK_CLASSES)
 # The loosest filters ever published, whatever the configuration: one that needs many matches a day to alert
 # (or cannot alert at all) would allow more, but a phone's list of matched observations should stay meaningful.
 MAX_ERROR_RATE = 1e-3

@@ -28,7 +28,7 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import crypto
+from . import crypto, fprate
 from .batches import BATCH_FILE_MAGIC, build_batch, sign_header
 from .exposure_config import default_config
 from .filters import FilterParams, bit_positions, contains, element_tags, load_filter
@@ -38,11 +38,12 @@ from .signing import SigningKey, public_pem
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "spec-vectors.json"
 DAY = 2642976  # 2020-04-02 00:00 UTC, the day of Google's GAEN test vectors
 PUBLISHED_AT = 1585958400  # 2020-04-04 00:00 UTC
+DEFAULT_ERROR_RATE = fprate.error_rate_for(default_config())
 
 # (interval, bits_per_slice, k): realistic shapes from the sizing rule, and edges of the arithmetic (one bit per
 # slice, a power of two, a slice wider than 2**32 bits, the first and last 32-bit interval numbers).
 _SHAPES = [FilterParams.for_capacity(capacity, eps) for capacity, eps in
-           [(1152, 2.448465345870114e-11), (144, 0.001), (1_000_000, 1e-6), (37, 0.01), (50_000, 1e-9)]]
+           [(1152, DEFAULT_ERROR_RATE), (144, 0.001), (1_000_000, 1e-6), (37, 0.01), (50_000, 1e-9)]]
 _TAG_CASES = [
     (DAY + n * 7, shape.bits_per_slice, shape.num_slices) for n, shape in enumerate(_SHAPES * 3)
 ] + [
@@ -90,7 +91,7 @@ def tag_cases() -> list[dict[str, Any]]:
 # Batch name -> (error rate, keys as (rolling_start, rolling_period)).
 _BATCHES = {
     "a": (0.001, [(DAY - 144, 144), (DAY, 144), (DAY + 3, 144)]),
-    "b": (2.448465345870114e-11, [(DAY + 100, 37), (DAY + 72, 144)]),
+    "b": (DEFAULT_ERROR_RATE, [(DAY + 100, 37), (DAY + 72, 144)]),
 }
 
 

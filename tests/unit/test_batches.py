@@ -23,8 +23,9 @@ TRUSTED = TrustedKeys([SIGNING_KEY.verifying_key()])
 
 
 def key(n: int, start: int = DAY, period: int = 144, report_type: ReportType = ReportType.CONFIRMED_TEST,
-        days_since_onset: int | None = None) -> DiagnosisKey:
-    return DiagnosisKey(hashlib.sha256(b"key %d" % n).digest()[:16], start, period, report_type, days_since_onset)
+        days_since_onset: int | None = None, tx_power: int | None = None) -> DiagnosisKey:
+    key_data = hashlib.sha256(b"key %d" % n).digest()[:16]
+    return DiagnosisKey(key_data, start, period, report_type, days_since_onset, tx_power)
 
 
 def cut(keys: list[DiagnosisKey], **overrides) -> batches.BuiltBatch:
@@ -53,18 +54,28 @@ MIXED = [
     key(4, DAY, 37, ReportType.SELF_REPORT),  # a short key
     key(5, DAY - 288, days_since_onset=-10),  # NONE: not published
     key(6, DAY, report_type=ReportType.REVOKED),  # not a publishable report type
+    key(7, DAY, tx_power=-12),  # TX power class -10 dBm
+    key(8, DAY + 144, tx_power=-8),  # also -10 dBm
 ]
+PUBLISHED = [MIXED[n] for n in (0, 1, 2, 3, 6, 7)]
 
 
 def test_each_risk_class_with_keys_gets_one_filter_sized_for_exactly_its_elements():
     built = cut(MIXED)
-    classes = [(f.report_type, f.infectiousness, f.capacity, f.count) for f in built.header.filters]
+    classes = [(batches.risk_class_of_info(f), f.capacity, f.count) for f in built.header.filters]
     assert classes == [
-        (ReportType.CONFIRMED_TEST, Infectiousness.STANDARD, 288, 288),
-        (ReportType.CONFIRMED_TEST, Infectiousness.HIGH, 144, 144),
-        (ReportType.SELF_REPORT, Infectiousness.STANDARD, 37, 37),
+        ((ReportType.CONFIRMED_TEST, Infectiousness.STANDARD, None), 288, 288),
+        ((ReportType.CONFIRMED_TEST, Infectiousness.STANDARD, -10), 288, 288),
+        ((ReportType.CONFIRMED_TEST, Infectiousness.HIGH, None), 144, 144),
+        ((ReportType.SELF_REPORT, Infectiousness.STANDARD, None), 37, 37),
     ]
-    assert (built.keys_published, built.elements) == (4, 469)
+    assert (built.keys_published, built.elements) == (6, 757)
+
+
+def test_a_batch_can_carry_84_risk_classes_in_a_fixed_order():
+    assert len(batches.RISK_CLASSES) == 3 * 2 * 14
+    assert batches.TX_POWER_CLASSES == (None, *range(-40, 21, 5))
+    assert list(batches.RISK_CLASSES) == sorted(batches.RISK_CLASSES, key=batches.header_order)
 
 
 def test_the_header_describes_the_body_and_names_its_signing_key():
@@ -121,17 +132,15 @@ def test_groups_of_keys_give_the_same_tags_as_one_key_at_a_time(monkeypatch):
 
 def test_every_identifier_of_every_published_key_matches_in_its_own_risk_class():
     header, filters = opened(cut(MIXED))
-    expected_filter = {1: 1, 2: 0, 3: 0, 4: 2}
-    for n, k in enumerate(MIXED[:4], start=1):
-        assert (match(header, filters, *observations(k)) == expected_filter[n]).all(), n
-        assert filters[expected_filter[n]].risk_class == (
-            ReportType(k.report_type), Infectiousness(header.filters[expected_filter[n]].infectiousness)
-        )
+    for k in PUBLISHED:
+        found = match(header, filters, *observations(k))
+        assert len(set(found.tolist())) == 1 and found[0] >= 0
+        assert filters[found[0]].risk_class == batches.risk_class_of(k, default_config())
 
 
 def test_keys_that_are_not_published_match_nothing():
     header, filters = opened(cut(MIXED))
-    for k in MIXED[4:]:
+    for k in MIXED[4:6]:
         assert (match(header, filters, *observations(k)) == -1).all()
 
 
@@ -293,12 +302,14 @@ def test_two_filters_for_one_risk_class_or_an_unpublished_class_are_refused():
     built = cut(MIXED)
     header = batch_pb2.BatchHeader()
     header.CopyFrom(built.header)
-    header.filters[1].infectiousness = header.filters[0].infectiousness
+    header.filters[1].ClearField("tx_power_dbm")  # now the same class as filter 0
     with pytest.raises(BatchRejected, match="same risk class"):
         open_body(signed_with(header), built.body)
-    header.filters[1].infectiousness = Infectiousness.NONE
-    with pytest.raises(BatchRejected, match="not a published risk class"):
-        open_body(signed_with(header), built.body)
+    for field, value in (("infectiousness", Infectiousness.NONE), ("tx_power_dbm", -12), ("tx_power_dbm", 25)):
+        header.CopyFrom(built.header)
+        setattr(header.filters[1], field, value)
+        with pytest.raises(BatchRejected, match="not a published risk class"):
+            open_body(signed_with(header), built.body)
 
 
 # --- Files and inspection -------------------------------------------------------------------------------------
@@ -337,9 +348,10 @@ def test_describe_reports_the_header_the_filters_and_both_checks():
     assert report["header"]["sequence"] == 1 and report["header"]["salt"] == bytes(range(16)).hex()
     assert report["header"]["published_at_utc"] == "2020-04-05T00:00:00+00:00"
     filters = report["header"]["filters"]
-    assert [(f["report_type"], f["infectiousness"], f["count"], f["digest_ok"]) for f in filters] == [
-        ("CONFIRMED_TEST", "STANDARD", 288, True), ("CONFIRMED_TEST", "HIGH", 144, True),
-        ("SELF_REPORT", "STANDARD", 37, True),
+    summary = [(f["report_type"], f["infectiousness"], f["tx_power_dbm"], f["count"], f["digest_ok"]) for f in filters]
+    assert summary == [
+        ("CONFIRMED_TEST", "STANDARD", None, 288, True), ("CONFIRMED_TEST", "STANDARD", -10, 288, True),
+        ("CONFIRMED_TEST", "HIGH", None, 144, True), ("SELF_REPORT", "STANDARD", None, 37, True),
     ]
 
 

@@ -35,17 +35,17 @@ def test_the_default_sizing_meets_the_target_with_equality():
     sizing = fprate.sizing(default_config())
     assert sizing.matches_needed == 2
     assert sizing.batches_retained == 14 * 24 == 336
-    assert sizing.lookups_per_observation == 3 * 336 * 6 == 6048
-    assert sizing.false_matches_per_day == pytest.approx(5000 * 6048 * sizing.error_rate, rel=1e-12)
+    assert sizing.lookups_per_observation == 3 * 336 * 84 == 84_672
+    assert sizing.false_matches_per_day == pytest.approx(5000 * 84_672 * sizing.error_rate, rel=1e-12)
     yearly = 365 * fprate.poisson_at_least(sizing.false_matches_per_day, 2)
     assert yearly == pytest.approx(1e-4, rel=1e-9)
     assert 365 * fprate.poisson_at_least(sizing.false_matches_per_day * 1.001, 2) > 1e-4
 
 
-def test_the_default_error_rate_is_about_2_4e_minus_11_needing_36_slices():
+def test_the_default_error_rate_is_about_1_7e_minus_12_needing_40_slices():
     rate = fprate.error_rate_for(default_config())
-    assert rate == pytest.approx(2.448e-11, rel=1e-3)
-    assert FilterParams.for_capacity(1000, rate).num_slices == 36
+    assert rate == pytest.approx(1.749e-12, rel=1e-3)
+    assert FilterParams.for_capacity(1000, rate).num_slices == 40
 
 
 def test_a_configuration_where_one_match_can_alert_needs_a_far_smaller_rate():
