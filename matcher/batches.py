@@ -1,7 +1,7 @@
 """Batches: diagnosis keys in, signed header and filter body out; and, for phones, verify-then-match.
 
-A batch is one Bloom filter per risk class (report type x infectiousness) that has keys, all under one fresh
-16-byte salt, and a header that says where each filter sits in the body, its parameters and its SHA-256. The
+A batch is one Bloom filter per risk class (report type x infectiousness x TX power) that has keys, all under one
+fresh 16-byte salt, and a header that says where each filter sits in the body, its parameters and its SHA-256. The
 header travels as a SignedBatchHeader: the exact serialised BatchHeader bytes and an ECDSA P-256 signature over
 ``DOMAIN_BATCH_HEADER || those bytes``. Verifiers check the signature over the bytes, then parse them; nothing is
 ever re-serialised. docs/spec.md is the normative description; this module implements it.
