@@ -139,3 +139,17 @@ def test_each_signed_batch_file_verifies_or_fails_as_stated(case):
             expected["sequence"], expected["published_at"], expected["region"], expected["salt"]
         )
         assert (header.first_interval, header.last_interval) == (expected["first_interval"], expected["last_interval"])
+
+
+def test_the_worked_examples_in_the_spec_are_the_vectors():
+    spec = (PATH.parent / "spec.md").read_text()
+    case = VECTORS["tag_cases"][1]
+    for field in ("tek", "rpi", "salt", "tag"):
+        assert f"`{case[field]}`" in spec, field
+    rpik = crypto.rpik(bytes.fromhex(case["tek"])).hex()
+    assert f"`{rpik}`" in spec
+    assert f"with k = {case['k']} slices of m = {case['bits_per_slice']} bits" in spec
+    for j, bit in enumerate(case["positions"][:4]):
+        assert f"| {bit} |\n" in spec and f"\n| {j} |" in spec
+    image_header = bytes.fromhex(VECTORS["batches"][0]["filter_tofile_hex"])[:40].hex()
+    assert " ".join(image_header[i : i + 16] for i in range(0, 80, 16)) in spec.replace("\n", " ")
