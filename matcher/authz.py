@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from .errors import PermissionDenied, ResourceExhausted, Unauthenticated
-from .model import ReportType
+from .model import PUBLISHABLE_REPORT_TYPES, ReportType
 from .validation import check_region
 
 
@@ -42,7 +42,8 @@ class AuthorityPolicy:
         return chosen
 
     def require_report_types(self, report_types: Iterable[int]) -> None:
-        refused = sorted({t for t in report_types if t in ReportType.__members__.values()} - self.report_types)
+        # Only types that could be published are a question of permission; the others are refused by validation.
+        refused = sorted({t for t in report_types if t in PUBLISHABLE_REPORT_TYPES} - self.report_types)
         if refused:
             names = ", ".join(ReportType(t).name for t in refused)
             raise PermissionDenied(f"authority {self.name!r} may not submit keys of report type {names}")

@@ -1,0 +1,174 @@
+"""``matcher``: run the service, make development certificates, cut a batch, inspect a batch file."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from .batches import describe, read_batch_file, write_batch_file
+from .certs import write_dev_pki
+from .cli_support import CliError, Parser, main_for, print_json, time_arg
+from .clock import clock
+from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, Config
+from .signing import TrustedKeys, load_signing_key, load_verifying_key
+from .store import open_store
+
+PROG = "matcher"
+
+
+def _config(args: argparse.Namespace, *, serving: bool) -> Config:
+    config = Config.from_sources(vars(args), os.environ)
+    problems = config.problems(serving=serving)
+    if problems:
+        raise CliError("; ".join(problems))
+    return config
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Runs the service until SIGTERM: public and authority listeners, health, reflection, publishing."""
+    from .server import create_server, serve_until_signalled
+
+    config = _config(args, serving=True)
+    _logging(args.verbose)
+    running = create_server(config)
+    ready = {
+        "public": f"{config.listen.rpartition(':')[0]}:{running.public_port}",
+        "authority": f"{config.authority_listen.rpartition(':')[0]}:{running.authority_port}",
+        "metrics": running.metrics_port,
+        "store": config.store.split("@")[-1],
+    }
+    # One line on stdout when ready, so that scripts and tests that bind port 0 learn the ports.
+    print(json.dumps(ready) if args.json else f"serving public={ready['public']} authority={ready['authority']}",
+          flush=True)
+    serve_until_signalled(running, config.shutdown_grace)
+
+
+def cmd_certs(args: argparse.Namespace) -> None:
+    """Makes (or extends) a development CA, server certificate, authority certificates and signing key pair."""
+    written = write_dev_pki(Path(args.out), args.authority, region=args.region)
+    if args.json:
+        print_json({"folder": str(args.out), "written": written})
+    else:
+        print(f"{args.out}: " + (", ".join(written) if written else "nothing new to write"))
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    """Cuts and signs batches from the pending keys that are due now, once (serve also does it on a timer)."""
+    from .publisher import Publisher
+
+    config = _config(args, serving=False)
+    _logging(args.verbose)
+    store = open_store(config.store)
+    try:
+        publisher = Publisher(
+            store,
+            load_signing_key(config.tls_dir / "signing.key"),
+            retention_days=config.retention_days,
+            publish_interval=config.publish_interval,
+            max_keys_per_batch=config.max_keys_per_batch,
+        )
+        published = publisher.publish(clock(config.now)())
+        if args.out:
+            _write_files(store, Path(args.out), [p.sequence for p in published])
+    finally:
+        store.close()
+    if args.json:
+        print_json([dataclasses.asdict(p) for p in published])
+    elif not published:
+        print("nothing to publish")
+    for p in [] if args.json else published:
+        print(f"batch {p.sequence} ({p.region}): {p.keys} keys, {p.elements} elements, "
+              f"{p.filters} filters, {p.body_bytes} bytes")
+
+
+def _write_files(store, folder: Path, sequences: list[int]) -> None:
+    from exposure.v1 import batch_pb2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for sequence in sequences:
+        [stored] = store.list_batches(after=sequence - 1, limit=1)
+        body = store.read_body(sequence, 0, stored.body_size) if stored.body_size else b""
+        write_batch_file(folder / f"batch-{sequence}.bin", batch_pb2.SignedBatchHeader.FromString(stored.signed_header), body)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Prints a batch file's header and checks its digests and signature; exit 1 when it must not be used."""
+    pinned = [load_verifying_key(Path(p)) for p in args.pubkey]
+    if args.tls_dir:
+        pinned.append(load_verifying_key(Path(args.tls_dir) / "signing.pub.pem"))
+    signed, body = read_batch_file(Path(args.file))
+    report = describe(signed, body, TrustedKeys(pinned))
+    if args.json:
+        print_json(report)
+    else:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+    return 0 if report.get("valid") else 1
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description=__doc__)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def server_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help=f"sqlite:PATH or redis://HOST:PORT/DB (default {DEFAULT_STORE})")
+        p.add_argument("--tls-dir", help="the folder `matcher certs` writes (default ./tls)")
+        p.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
+        p.add_argument("--retention-days", type=int, help="days keys and batches are kept (default 14)")
+        p.add_argument("--publish-interval", type=int, help="seconds between batches (default 3600)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    serve = commands.add_parser("serve", help="run the service", description=cmd_serve.__doc__)
+    server_options(serve)
+    serve.add_argument("--listen", help=f"public listener for phones, server TLS (default {DEFAULT_LISTEN})")
+    serve.add_argument(
+        "--authority-listen", help=f"listener for health authorities, mutual TLS (default {DEFAULT_AUTHORITY_LISTEN})"
+    )
+    serve.add_argument("--metrics-listen", help="HOST:PORT for Prometheus metrics at /metrics (default: off)")
+    serve.add_argument("--code-ttl", type=int, help="seconds a one-time upload code lives (default 3600)")
+    serve.add_argument("--workers", type=int, help="gRPC worker threads (default 32)")
+    serve.set_defaults(func=cmd_serve)
+
+    certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)
+    certs.add_argument("--out", required=True, help="folder to write (created if missing)")
+    certs.add_argument("--authority", action="append", default=[], metavar="NAME", help="an authority (repeatable)")
+    certs.add_argument("--region", default="VN", help="region new authorities may submit for (default VN)")
+    certs.add_argument("--json", action="store_true", help="machine-readable output")
+    certs.set_defaults(func=cmd_certs)
+
+    publish = commands.add_parser("publish", help="cut and sign batches now", description=cmd_publish.__doc__)
+    server_options(publish)
+    publish.add_argument("--out", help="also write each new batch as a file (for `matcher inspect`)")
+    publish.set_defaults(func=cmd_publish)
+
+    inspect = commands.add_parser("inspect", help="show and verify a batch file", description=cmd_inspect.__doc__)
+    inspect.add_argument("file", help="a batch file (from `matcher publish --out` or a phone)")
+    inspect.add_argument("--tls-dir", help="verify with the signing.pub.pem in this folder")
+    inspect.add_argument("--pubkey", action="append", default=[], help="verify with this public key PEM (repeatable)")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    main_for(PROG, build_parser, argv)
+
+
+if __name__ == "__main__":
+    main()

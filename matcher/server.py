@@ -1,0 +1,194 @@
+"""Wiring: one grpcio server process with two TLS listeners, health checking, reflection and the publish timer.
+
+- The public listener (``--listen``) has server TLS only: phones download batches and upload with a code.
+- The authority listener (``--authority-listen``) requires a client certificate from the authorities' CA
+  (grpcio cannot ask for an optional one, and an operator wants the authorities' surface on its own port).
+
+Both listeners serve every service; authority methods check the verified certificate themselves, so they refuse
+an uncertified caller on whatever port it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import sharing_pb2, sharing_pb2_grpc
+
+from .authz import Authorities, load_policies
+from .clock import clock
+from .config import Config
+from .exposure_config import config_in_force, sign_config
+from .metrics import serve_metrics
+from .publisher import Publisher, PublishLoop
+from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer
+from .signing import SigningKey, load_signing_key
+from .store import Store, StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    authority_pb2.DESCRIPTOR.services_by_name["Authority"].full_name,
+    sharing_pb2.DESCRIPTOR.services_by_name["Sharing"].full_name,
+    distribution_pb2.DESCRIPTOR.services_by_name["Distribution"].full_name,
+)
+# Requests are small (30 keys is about 1.5 KB); anything near this is hostile or broken and is refused by grpcio
+# with RESOURCE_EXHAUSTED before any of our code runs.
+MAX_REQUEST_BYTES = 64 * 1024
+HEALTH_CHECK_SECONDS = 2.0
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    public_port: int
+    authority_port: int
+    metrics_port: int | None
+    store: Store
+    health: health.HealthServicer
+    _stoppers: list[Any]
+
+    def stop(self, grace: float) -> None:
+        """Stops accepting calls, lets in-flight calls finish for ``grace`` seconds, then closes the store."""
+        for stopper in self._stoppers:
+            stopper()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.store.close()
+
+
+def ensure_signed_config(store: Store, signing_key: SigningKey, now: int) -> None:
+    """Makes sure phones can get a configuration signed with the current key: on first start, and after a
+    signing-key rotation (the configuration in force is re-signed, its version unchanged)."""
+    stored = store.get_exposure_config()
+    if stored is not None and config_pb2.SignedExposureConfig.FromString(stored).key_id == signing_key.key_id:
+        return
+    config = config_in_force(stored)
+    if stored is None:
+        config.version, config.issued_at = 1, now
+    store.put_exposure_config(sign_config(config, signing_key).SerializeToString())
+
+
+def _credentials(config: Config, *, require_client_auth: bool) -> grpc.ServerCredentials:
+    tls = config.tls_dir
+    pair = [((tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes())]
+    if require_client_auth:
+        return grpc.ssl_server_credentials(pair, root_certificates=(tls / "ca.pem").read_bytes(), require_client_auth=True)
+    return grpc.ssl_server_credentials(pair)
+
+
+class _HealthMonitor:
+    """Reports SERVING only while the store answers, so that load balancers route around a replica that lost it."""
+
+    def __init__(self, store: Store, servicer: health.HealthServicer) -> None:
+        self.store, self.servicer = store, servicer
+        self._stop = threading.Event()
+        self._serving: bool | None = None
+        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
+
+    def check(self) -> None:
+        try:
+            self.store.ping()
+            serving = True
+        except StoreError:
+            serving = False
+        if serving != self._serving:
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", *SERVICE_NAMES):
+                self.servicer.set(name, status)
+            log.log(logging.INFO if serving else logging.WARNING, "health: %s", "SERVING" if serving else "NOT_SERVING")
+            self._serving = serving
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEALTH_CHECK_SECONDS):
+            self.check()
+
+
+def create_server(config: Config, *, publish_timer: bool = True) -> RunningServer:
+    """Builds and starts the server. Ports may be 0 (tests): the bound ports are in the result."""
+    store = open_store(config.store)
+    signing_key = load_signing_key(config.tls_dir / "signing.key")
+    now = clock(config.now)
+    services = Services(
+        store=store,
+        authorities=Authorities(load_policies(config.authorities_path)),
+        signing_key=signing_key,
+        clock=now,
+        config=config,
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=config.workers * 4,
+    )
+    authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
+    sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
+    distribution_pb2_grpc.add_DistributionServicer_to_server(DistributionServicer(services), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+
+    public_port = server.add_secure_port(config.listen, _credentials(config, require_client_auth=False))
+    authority_port = server.add_secure_port(config.authority_listen, _credentials(config, require_client_auth=True))
+    if not public_port or not authority_port:
+        raise OSError(f"could not listen on {config.listen} and {config.authority_listen}")
+
+    stoppers: list[Any] = []
+    monitor = _HealthMonitor(store, health_servicer)
+    try:
+        ensure_signed_config(store, signing_key, now())
+    except StoreError as exc:
+        log.warning("store not reachable at start (%s); serving NOT_SERVING until it is", exc)
+    monitor.check()
+    monitor.start()
+    stoppers.append(monitor.stop)
+
+    metrics_port = None
+    if config.metrics_listen:
+        host, _, port = config.metrics_listen.rpartition(":")
+        http = serve_metrics(host, int(port))
+        metrics_port = http.server_address[1]
+        stoppers.append(http.shutdown)
+
+    if publish_timer:
+        publisher = Publisher(
+            store,
+            signing_key,
+            retention_days=config.retention_days,
+            publish_interval=config.publish_interval,
+            max_keys_per_batch=config.max_keys_per_batch,
+        )
+        loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
+        loop.start()
+        stoppers.append(lambda: loop.stop(timeout=config.shutdown_grace))
+
+    server.start()
+    return RunningServer(server, public_port, authority_port, metrics_port, store, health_servicer, stoppers)
+
+
+def serve_until_signalled(running: RunningServer, grace: float) -> None:
+    """Blocks until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, nothing half-written."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("shutting down: finishing in-flight calls (up to %.0fs)", grace)
+    running.stop(grace)
+    log.info("stopped")

@@ -1,0 +1,307 @@
+"""The gRPC servicers: thin. Find out who calls, validate, call the store, build the reply.
+
+Status codes are not decided here: servicers raise matcher.errors exceptions (validation and the store raise
+most of them) and the @grpc_method decorator maps them. Logs carry counts, authority names and sequence numbers,
+never key bytes, identifiers or client addresses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+
+from exposure.v1 import (
+    authority_pb2,
+    authority_pb2_grpc,
+    batch_pb2,
+    config_pb2,
+    distribution_pb2,
+    distribution_pb2_grpc,
+    keys_pb2,
+    sharing_pb2,
+    sharing_pb2_grpc,
+)
+
+from . import codes
+from .authz import Authorities
+from .clock import Clock
+from .config import Config
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange, PermissionDenied, Violation, grpc_method
+from .exposure_config import config_in_force, sign_config, validate_config
+from .intervals import day_of, interval_number
+from .metrics import REGISTRY
+from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, ReportType, Submission
+from .signing import SigningKey
+from .store import CodeRecord, Store
+from .validation import (
+    Diagnosis,
+    KeyVerdict,
+    check_key_count,
+    check_keys,
+    parse_onset_date,
+    require_some_accepted,
+    submission_digest,
+    submission_from_request,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# The submitter of record for uploads with a code: the code, not the phone, is what is known about them.
+CODE_UPLOADS = "code-upload"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the servicers share."""
+
+    store: Store
+    authorities: Authorities
+    signing_key: SigningKey
+    clock: Clock
+    config: Config
+
+
+def _rejections(verdict: KeyVerdict) -> list[keys_pb2.KeyRejection]:
+    return [keys_pb2.KeyRejection(index=i, field=v.field, reason=v.description) for i, v in verdict.rejected]
+
+
+def _embargoed(keys: tuple[DiagnosisKey, ...], now: int) -> int:
+    return sum(1 for key in keys if key.publish_after() > now)
+
+
+def _count_keys(stored: int, accepted: int, rejected_keys: int) -> None:
+    REGISTRY.inc("matcher_keys_accepted_total", accepted)
+    REGISTRY.inc("matcher_keys_rejected_total", rejected_keys)
+    REGISTRY.inc("matcher_keys_stored_total", stored)
+
+
+class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    @grpc_method
+    def SubmitKeys(self, request: authority_pb2.SubmitKeysRequest, context: grpc.ServicerContext):  # noqa: N802
+        policy = self.s.authorities.of(context)
+        policy.require_region(request.region)
+        policy.require_report_types(key.report_type for key in request.keys)
+        self.s.authorities.take(policy)
+        now = self.s.clock()
+        submission, verdict = submission_from_request(
+            request,
+            authority=policy.name,
+            default_region=policy.default_region,
+            now=now,
+            retention_days=self.s.config.retention_days,
+        )
+        response = authority_pb2.SubmitKeysResponse(
+            accepted=len(submission.keys),
+            rejected=_rejections(verdict),
+            embargoed=_embargoed(submission.keys, now),
+        )
+        result = self.s.store.submit(
+            submission, response=response.SerializeToString(), now=now, retention_seconds=self.s.config.retention_seconds
+        )
+        if result.replayed is not None:
+            replay = authority_pb2.SubmitKeysResponse.FromString(result.replayed)
+            replay.replayed = True
+            log.info("submission replayed: authority=%s", policy.name)
+            return replay
+        rejected_keys = len({index for index, _ in verdict.rejected})
+        _count_keys(result.stored, len(submission.keys), rejected_keys)
+        log.info(
+            "submission stored: authority=%s region=%s keys=%d new=%d rejected=%d embargoed=%d",
+            policy.name, submission.region, len(submission.keys), result.stored, rejected_keys, response.embargoed,
+        )
+        return response
+
+    @grpc_method
+    def IssueCode(self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext):  # noqa: N802
+        policy = self.s.authorities.of(context)
+        region = policy.require_region(request.region)
+        if request.report_type not in PUBLISHABLE_REPORT_TYPES:
+            raise InvalidArgument(
+                "the code needs a diagnosis",
+                [Violation("report_type", "must be CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT")],
+            )
+        policy.require_report_types([request.report_type])
+        now = self.s.clock()
+        onset = parse_onset_date(request.symptom_onset_date)
+        _check_onset(onset, now, self.s.config.retention_days)
+        ttl = request.ttl_seconds or self.s.config.code_ttl
+        if ttl > codes.MAX_TTL_SECONDS:
+            raise InvalidArgument(
+                "the code lifetime is too long",
+                [Violation("ttl_seconds", f"at most {codes.MAX_TTL_SECONDS} seconds, got {ttl}")],
+            )
+        self.s.authorities.take(policy)
+        record = CodeRecord(
+            authority=policy.name,
+            region=region,
+            report_type=int(request.report_type),
+            symptom_onset=onset.isoformat() if onset else "",
+            expires_at=now + ttl,
+        )
+        for _ in range(5):  # a collision of 59-bit codes is astronomically rare; retrying costs nothing
+            code = codes.new_code()
+            if self.s.store.put_code(codes.code_hash(code), record, now=now):
+                break
+        else:
+            raise FailedPrecondition("could not allocate a unique code; try again")
+        REGISTRY.inc("matcher_codes_issued_total")
+        log.info("code issued: authority=%s region=%s ttl=%ds", policy.name, region, ttl)
+        return authority_pb2.IssueCodeResponse(code=codes.display(code), expires_at=record.expires_at)
+
+    @grpc_method
+    def SetExposureConfig(  # noqa: N802
+        self, request: authority_pb2.SetExposureConfigRequest, context: grpc.ServicerContext
+    ):
+        policy = self.s.authorities.of(context)
+        if not policy.may_set_config:
+            raise PermissionDenied(f"authority {policy.name!r} may not change the exposure configuration")
+        if not request.HasField("config"):
+            raise InvalidArgument("a configuration is required", [Violation("config", "is required")])
+        validate_config(request.config)
+        config = config_pb2.ExposureConfig()
+        config.CopyFrom(request.config)
+        config.version = config_in_force(self.s.store.get_exposure_config()).version + 1
+        config.issued_at = self.s.clock()
+        signed = sign_config(config, self.s.signing_key)
+        self.s.store.put_exposure_config(signed.SerializeToString())
+        log.info("exposure configuration %d set by authority=%s", config.version, policy.name)
+        return authority_pb2.SetExposureConfigResponse(signed=signed)
+
+
+def _check_onset(onset: dt.date | None, now: int, retention_days: int) -> None:
+    if onset is None:
+        return
+    today = day_of(interval_number(now))
+    if onset > today:
+        raise InvalidArgument(
+            "the symptom onset is in the future",
+            [Violation("symptom_onset_date", f"{onset} is after today ({today})")],
+        )
+    if (today - onset).days > retention_days + 14:
+        raise InvalidArgument(
+            "the symptom onset is too long ago",
+            [Violation("symptom_onset_date", f"{onset} is more than {retention_days + 14} days ago")],
+        )
+
+
+class SharingServicer(sharing_pb2_grpc.SharingServicer):
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    def _replay_or_refuse(self, identity: dict, digest: bytes, code_hash: bytes, now: int):
+        """The code is unknown, used or expired. If this very upload was already stored with it, answer as the
+        first time; otherwise refuse. The probe stores nothing: the store checks the upload's record before the
+        code, and raises before writing when the code is not live."""
+        probe = Submission(region="", keys=(), digest=digest, **identity)
+        try:
+            result = self.s.store.submit(
+                probe, response=b"", now=now, retention_seconds=self.s.config.retention_seconds, code_hash=code_hash
+            )
+        except AlreadyExists:
+            result = None
+        if result is None or result.replayed is None:
+            raise PermissionDenied("the code is not valid: it is unknown, already used or expired")
+        return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
+
+    @grpc_method
+    def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):  # noqa: N802
+        code = codes.normalise(request.code)
+        problems = check_key_count(len(request.keys))
+        if code is None:
+            problems.insert(0, Violation("code", f"must be {codes.LENGTH} letters and digits, as the health authority gave it"))
+        if problems:
+            raise InvalidArgument("the upload is malformed", problems)
+        now = self.s.clock()
+        code_hash = codes.code_hash(code)
+        # Uploads are identified by their code, so that a phone retrying after a lost answer gets the first answer
+        # again instead of "code already used". Their content digest leaves out the region: the code fixes it.
+        identity = dict(authority=CODE_UPLOADS, submission_id="code:" + code_hash.hex()[:32])
+        digest = submission_digest("", request.keys)
+        record = self.s.store.get_code(code_hash, now=now)
+        if record is None:
+            return self._replay_or_refuse(identity, digest, code_hash, now)
+        onset = dt.date.fromisoformat(record.symptom_onset) if record.symptom_onset else None
+        verdict = check_keys(
+            request.keys,
+            now=now,
+            retention_days=self.s.config.retention_days,
+            diagnosis=Diagnosis(ReportType(record.report_type), onset),
+        )
+        require_some_accepted(verdict)
+        submission = Submission(region=record.region, keys=verdict.keys, digest=digest, **identity)
+        response = sharing_pb2.SubmitWithCodeResponse(
+            accepted=len(submission.keys), rejected=_rejections(verdict), embargoed=_embargoed(submission.keys, now)
+        )
+        result = self.s.store.submit(
+            submission,
+            response=response.SerializeToString(),
+            now=now,
+            retention_seconds=self.s.config.retention_seconds,
+            code_hash=code_hash,
+        )
+        if result.replayed is not None:
+            return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
+        rejected_keys = len({index for index, _ in verdict.rejected})
+        _count_keys(result.stored, len(submission.keys), rejected_keys)
+        log.info(
+            "upload with code stored: authority=%s keys=%d new=%d rejected=%d",
+            record.authority, len(submission.keys), result.stored, rejected_keys,
+        )
+        return response
+
+
+class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    @grpc_method
+    def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext):  # noqa: N802
+        page = request.page_size or DEFAULT_PAGE_SIZE
+        if page > MAX_PAGE_SIZE:
+            raise InvalidArgument(
+                "page too large", [Violation("page_size", f"at most {MAX_PAGE_SIZE}, got {request.page_size}")]
+            )
+        found = self.s.store.list_batches(after=request.after_sequence, limit=page + 1)
+        return distribution_pb2.ListBatchesResponse(
+            batches=[batch_pb2.SignedBatchHeader.FromString(b.signed_header) for b in found[:page]],
+            more=len(found) > page,
+        )
+
+    @grpc_method
+    def DownloadBatch(  # noqa: N802
+        self, request: distribution_pb2.DownloadBatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[distribution_pb2.BatchChunk]:
+        found = self.s.store.list_batches(after=request.sequence - 1, limit=1) if request.sequence else []
+        if not found or found[0].sequence != request.sequence:
+            raise NotFound(f"batch {request.sequence} does not exist or has expired")
+        size = found[0].body_size
+        if request.offset > size:
+            raise OutOfRange(f"offset {request.offset} is past the end of batch {request.sequence} ({size} bytes)")
+        chunk = min(request.chunk_size or MAX_CHUNK_BYTES, MAX_CHUNK_BYTES)
+        offset = request.offset
+        while offset < size and context.is_active():
+            data = self.s.store.read_body(request.sequence, offset, chunk)
+            if not data:
+                raise NotFound(f"batch {request.sequence} expired during the download")
+            REGISTRY.inc("matcher_bytes_served_total", len(data))
+            yield distribution_pb2.BatchChunk(offset=offset, data=data, body_size=size)
+            offset += len(data)
+
+    @grpc_method
+    def GetExposureConfig(  # noqa: N802
+        self, request: distribution_pb2.GetExposureConfigRequest, context: grpc.ServicerContext
+    ):
+        stored = self.s.store.get_exposure_config()
+        if stored is None:
+            raise FailedPrecondition("the server has no exposure configuration yet; try again shortly")
+        return config_pb2.SignedExposureConfig.FromString(stored)

@@ -1,0 +1,307 @@
+"""The real service over real TLS, on SQLite and on Redis: every RPC's success path and its refusals.
+
+Stories: an authority pushes keys, a batch is cut by `matcher publish`, a phone lists, downloads (resuming a
+cut download), verifies and matches; a patient uploads with a one-time code; the configuration is changed.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
+from matcher import crypto
+from matcher.batches import match, open_body, open_header
+from matcher.errors import violations_of
+from matcher.exposure_config import default_config, open_config
+from matcher.model import ReportType
+from matcher.signing import TrustedKeys, load_verifying_key
+from tests.integration.conftest import NOW, TODAY
+from tests.integration.harness import matcher
+
+LATER = NOW + 2 * 86400  # when every key submitted at NOW is past its embargo
+
+
+def tek(n: int) -> bytes:
+    return bytes([n]) * 16
+
+
+def diagnosis_key(n: int, day: int = 1, **fields) -> keys_pb2.DiagnosisKey:
+    """The key of person ``n`` for the day ``day`` days before today."""
+    values = dict(
+        key_data=tek(n), rolling_start_interval_number=TODAY - 144 * day, rolling_period=144,
+        report_type=ReportType.CONFIRMED_TEST, days_since_onset_of_symptoms=0,
+    )
+    values.update(fields)
+    return keys_pb2.DiagnosisKey(**values)
+
+
+def submit(stub, *keys, submission_id="s-1", region="VN", **kwargs):
+    return stub.SubmitKeys(
+        authority_pb2.SubmitKeysRequest(submission_id=submission_id, region=region, keys=keys), timeout=10, **kwargs
+    )
+
+
+def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value.code()
+
+
+def publish(server, now: int = LATER) -> list[dict]:
+    import json
+
+    store = server.process.args[server.process.args.index("--store") + 1]
+    result = matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json")
+    return json.loads(result.stdout)
+
+
+def download(stub, sequence: int, offset: int = 0, chunk_size: int = 0) -> bytes:
+    request = distribution_pb2.DownloadBatchRequest(sequence=sequence, offset=offset, chunk_size=chunk_size)
+    return b"".join(chunk.data for chunk in stub.DownloadBatch(request, timeout=30))
+
+
+def trusted(server) -> TrustedKeys:
+    return TrustedKeys([load_verifying_key(server.tls_dir / "signing.pub.pem")])
+
+
+# --- submission --------------------------------------------------------------------------------------------------
+
+
+def test_an_authority_submission_stores_the_valid_keys_and_reports_the_others(server):
+    response = submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2), diagnosis_key(3, key_data=b"x"))
+    assert response.accepted == 2 and not response.replayed and response.embargoed == 0
+    assert [(r.index, r.field) for r in response.rejected] == [(2, "keys[2].key_data")]
+    assert "16 bytes" in response.rejected[0].reason
+
+
+def test_a_repeated_submission_is_answered_as_the_first_time_and_stores_nothing_new(server):
+    stub = server.authority_stub()
+    first = submit(stub, diagnosis_key(1), diagnosis_key(2))
+    again = submit(stub, diagnosis_key(1), diagnosis_key(2))
+    assert again.replayed and again.accepted == first.accepted == 2
+    [batch] = publish(server)
+    assert batch["keys"] == 2
+
+
+def test_the_same_submission_id_with_other_content_is_already_exists(server):
+    stub = server.authority_stub()
+    submit(stub, diagnosis_key(1))
+    assert code_of(lambda: submit(stub, diagnosis_key(2))) == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_a_submission_without_any_valid_key_is_invalid_argument_naming_each_field(server):
+    with pytest.raises(grpc.RpcError) as raised:
+        submit(server.authority_stub(), diagnosis_key(1, rolling_period=200), diagnosis_key(2, report_type=0))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in violations_of(raised.value)] == ["keys[0].rolling_period", "keys[1].report_type"]
+    assert publish(server) == []
+
+
+def test_a_key_still_in_use_is_embargoed_until_it_has_expired(server):
+    response = submit(server.authority_stub(), diagnosis_key(1, day=0))
+    assert response.embargoed == 1
+    assert publish(server, now=NOW) == []
+    [batch] = publish(server, now=NOW + 86400)
+    assert batch["keys_published"] == 1
+
+
+# --- publication and distribution ---------------------------------------------------------------------------------
+
+
+def test_a_phone_downloads_verifies_and_matches_a_published_batch(server):
+    submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2, day=2, rolling_period=30))
+    [published] = publish(server)
+    stub = server.distribution_stub()
+    listing = stub.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=0), timeout=10)
+    assert [len(listing.batches), listing.more] == [1, False]
+    header = open_header(listing.batches[0], trusted(server))
+    assert header.sequence == published["sequence"] and header.region == "VN"
+    filters = open_body(header, download(stub, header.sequence))
+
+    start = TODAY - 144
+    heard = crypto.rpis(tek(1), start, 144)[[10, 50]]
+    never = crypto.rpis(tek(9), start, 144)[[10, 50]]
+    rpis = np.concatenate([heard, never])
+    intervals = np.array([start + 10, start + 50, start + 10, start + 50])
+    assert (match(header, filters, rpis, intervals) >= 0).tolist() == [True, True, False, False]
+
+
+def test_a_cut_download_resumes_from_its_offset_to_identical_bytes(server):
+    submit(server.authority_stub(), *[diagnosis_key(n) for n in range(1, 21)])
+    [published] = publish(server)
+    stub = server.distribution_stub()
+    whole = download(stub, published["sequence"])
+    assert len(whole) == published["body_bytes"] > 4 * 1024
+
+    stream = stub.DownloadBatch(
+        distribution_pb2.DownloadBatchRequest(sequence=published["sequence"], chunk_size=1024), timeout=30
+    )
+    received = b""
+    for chunk in stream:
+        assert chunk.offset == len(received) and chunk.body_size == len(whole)
+        received += chunk.data
+        if len(received) >= 3 * 1024:
+            stream.cancel()  # the connection breaks here
+            break
+    rest = download(stub, published["sequence"], offset=len(received), chunk_size=1024)
+    assert received + rest == whole
+
+
+def test_downloads_are_chunked_at_one_mebibyte_at_most(server):
+    submit(server.authority_stub(), *[diagnosis_key(n) for n in range(1, 4)])
+    [published] = publish(server)
+    request = distribution_pb2.DownloadBatchRequest(sequence=published["sequence"], chunk_size=10**9)
+    chunks = list(server.distribution_stub().DownloadBatch(request, timeout=30))
+    assert all(len(c.data) <= 1 << 20 for c in chunks)
+    assert sum(len(c.data) for c in chunks) == published["body_bytes"]
+
+
+def test_unknown_batches_offsets_past_the_end_and_huge_pages_are_refused(server):
+    stub = server.distribution_stub()
+    assert code_of(lambda: download(stub, 99)) == grpc.StatusCode.NOT_FOUND
+    submit(server.authority_stub(), diagnosis_key(1))
+    [published] = publish(server)
+    past = published["body_bytes"] + 1
+    assert code_of(lambda: download(stub, published["sequence"], offset=past)) == grpc.StatusCode.OUT_OF_RANGE
+    huge = distribution_pb2.ListBatchesRequest(page_size=1001)
+    assert code_of(lambda: stub.ListBatches(huge, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_batches_are_listed_in_pages_after_a_cursor(server):
+    stub = server.authority_stub()
+    for n in range(1, 4):
+        submit(stub, diagnosis_key(n), submission_id=f"s-{n}")
+        publish(server, now=LATER + n)
+    distribution = server.distribution_stub()
+    page = distribution.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=0, page_size=2), timeout=10)
+    assert page.more and [open_header(b, trusted(server)).sequence for b in page.batches] == [1, 2]
+    rest = distribution.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=2), timeout=10)
+    assert not rest.more and [open_header(b, trusted(server)).sequence for b in rest.batches] == [3]
+
+
+# --- exposure configuration ---------------------------------------------------------------------------------------
+
+
+def test_phones_get_a_signed_default_configuration_and_authorities_can_change_it(server):
+    distribution = server.distribution_stub()
+    from exposure.v1 import distribution_pb2 as d
+
+    first = open_config(distribution.GetExposureConfig(d.GetExposureConfigRequest(), timeout=10), trusted(server))
+    assert first.version == 1 and first.minimum_weighted_minutes_per_day == default_config().minimum_weighted_minutes_per_day
+
+    changed = default_config()
+    changed.minimum_weighted_minutes_per_day = 30
+    server.authority_stub().SetExposureConfig(authority_pb2.SetExposureConfigRequest(config=changed), timeout=10)
+    now_in_force = open_config(distribution.GetExposureConfig(d.GetExposureConfigRequest(), timeout=10), trusted(server))
+    assert now_in_force.version == 2 and now_in_force.minimum_weighted_minutes_per_day == 30
+
+
+def test_an_invalid_configuration_is_refused_naming_the_field_and_changes_nothing(server):
+    broken = default_config()
+    broken.attenuation_weights[:] = [1.0, 1.0]
+    with pytest.raises(grpc.RpcError) as raised:
+        server.authority_stub().SetExposureConfig(authority_pb2.SetExposureConfigRequest(config=broken), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.attenuation_weights" in [v.field for v in violations_of(raised.value)]
+    from exposure.v1 import distribution_pb2 as d
+
+    signed = server.distribution_stub().GetExposureConfig(d.GetExposureConfigRequest(), timeout=10)
+    assert open_config(signed, trusted(server)).version == 1
+
+
+# --- one-time codes -----------------------------------------------------------------------------------------------
+
+
+def issue_code(server, **fields) -> authority_pb2.IssueCodeResponse:
+    request = authority_pb2.IssueCodeRequest(**{"report_type": ReportType.CONFIRMED_TEST, **fields})
+    return server.authority_stub().IssueCode(request, timeout=10)
+
+
+def upload(server, code: str, *keys):
+    return server.sharing_stub().SubmitWithCode(sharing_pb2.SubmitWithCodeRequest(code=code, keys=keys), timeout=10)
+
+
+def test_a_patient_uploads_with_a_code_and_the_code_supplies_the_diagnosis(server):
+    issued = issue_code(server, symptom_onset_date="2026-11-18", report_type=ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)
+    assert issued.expires_at == NOW + 3600
+    response = upload(server, issued.code.lower(), diagnosis_key(1, report_type=0), diagnosis_key(2, day=2))
+    assert response.accepted == 2
+    [batch] = publish(server)
+    header = open_header(
+        server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10).batches[0],
+        trusted(server),
+    )
+    assert {f.report_type for f in header.filters} == {ReportType.CONFIRMED_CLINICAL_DIAGNOSIS}
+    assert batch["keys_published"] == 2
+
+
+def test_a_code_works_once(server):
+    code = issue_code(server).code
+    upload(server, code, diagnosis_key(1))
+    assert code_of(lambda: upload(server, code, diagnosis_key(2))) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_phone_retrying_an_upload_after_a_lost_answer_gets_the_first_answer_again(server):
+    code = issue_code(server).code
+    first = upload(server, code, diagnosis_key(1), diagnosis_key(2, day=2))
+    again = upload(server, code, diagnosis_key(1), diagnosis_key(2, day=2))
+    assert again == first and first.accepted == 2
+    [batch] = publish(server)
+    assert batch["keys"] == 2
+
+
+def test_an_upload_with_no_valid_key_leaves_the_code_usable(server):
+    code = issue_code(server).code
+    assert code_of(lambda: upload(server, code, diagnosis_key(1, key_data=b"x"))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert upload(server, code, diagnosis_key(1)).accepted == 1
+
+
+def test_a_malformed_code_is_invalid_argument_and_an_unknown_one_permission_denied(server):
+    assert code_of(lambda: upload(server, "short", diagnosis_key(1))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: upload(server, "2345-6789-ABCD", diagnosis_key(1))) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_an_expired_code_is_refused(pki, store_url, tmp_path):
+    from tests.integration.harness import start_server
+
+    first = start_server(pki, store_url, "--now", str(NOW), log=tmp_path / "a.log")
+    try:
+        code = issue_code(first, ttl_seconds=600).code
+    finally:
+        first.stop()
+    later = start_server(pki, store_url, "--now", str(NOW + 601), log=tmp_path / "b.log")
+    try:
+        assert code_of(lambda: upload(later, code, diagnosis_key(1))) == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        later.stop()
+
+
+# --- health, reflection, metrics ------------------------------------------------------------------------------------
+
+
+def test_health_checking_reports_serving_for_the_server_and_each_service(server):
+    stub = health_pb2_grpc.HealthStub(server.public_channel())
+    for service in ("", "exposure.v1.Distribution", "exposure.v1.Authority", "exposure.v1.Sharing"):
+        answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+def test_reflection_lists_the_services(server):
+    stub = reflection_pb2_grpc.ServerReflectionStub(server.public_channel())
+    [answer] = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"exposure.v1.Authority", "exposure.v1.Sharing", "exposure.v1.Distribution", "grpc.health.v1.Health"} <= names
+
+
+def test_metrics_count_calls_and_keys_without_any_key_material(server):
+    submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2, key_data=b"x"))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics}/metrics", timeout=10).read().decode()
+    assert "matcher_keys_accepted_total 1" in text and "matcher_keys_rejected_total 1" in text
+    assert 'matcher_rpc_total{code="OK",method="SubmitKeys"} 1' in text
+    assert tek(1).hex() not in text and tek(1).hex() not in server.log_text()
