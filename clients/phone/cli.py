@@ -1,19 +1,74 @@
-"""``matcher-phone``: a phone's side of exposure notification, from the command line."""
+"""``matcher-phone``: a phone's side of exposure notification, from the command line.
+
+The phone keeps its daily keys and what it heard in its own SQLite database (--db), downloads and verifies the
+published batches, and matches and scores on the device. No command sends what the phone observed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
 
+import grpc
 import numpy as np
 
+from exposure.v1 import config_pb2
 from matcher import crypto
-from matcher.cli_support import Parser, hex_arg, main_for, print_json
+from matcher.cli_support import CliError, Parser, hex_arg, main_for, print_json, time_arg
+from matcher.clock import clock
+from matcher.exposure_config import default_config
+from matcher.intervals import interval_number
 from matcher.model import MAX_ROLLING_PERIOD, MIN_ROLLING_PERIOD
+from matcher.signing import TrustedKeys, load_verifying_key
+
+from .keys import DEFAULT_TX_POWER_DBM, broadcast_at, key_for_day, set_tx_power
+from .matching import match_new
+from .scoring import score
+from .share import share
+from .store import PhoneStore
+from .sync import sync
 
 PROG = "matcher-phone"
+
+
+def _open(args: argparse.Namespace) -> PhoneStore:
+    if not args.db:
+        raise CliError("--db PATH is required: the phone's database")
+    store = PhoneStore(args.db)
+    store.expire(clock(args.now)())
+    return store
+
+
+def _channel(args: argparse.Namespace) -> tuple[grpc.Channel, TrustedKeys]:
+    tls = Path(args.tls_dir)
+    credentials = grpc.ssl_channel_credentials(root_certificates=(tls / "ca.pem").read_bytes())
+    return grpc.secure_channel(args.server, credentials), TrustedKeys([load_verifying_key(tls / "signing.pub.pem")])
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    """Creates the phone's database and today's key, and records the phone's calibrated TX power."""
+    now = clock(args.now)()
+    with _open(args) as store:
+        set_tx_power(store, args.tx_power)
+        start, _ = key_for_day(store, interval_number(now))
+    if args.json:
+        print_json({"db": args.db, "key_day_start": start})
+    else:
+        print(f"{args.db}: ready; today's key starts at interval {start}")
+
+
+def cmd_broadcast(args: argparse.Namespace) -> None:
+    """Prints the RPI and AEM the phone advertises now."""
+    with _open(args) as store:
+        out = broadcast_at(store, clock(args.now)())
+    if args.json:
+        print_json({"interval": out.interval, "rpi": out.rpi.hex(), "aem": out.aem.hex()})
+    else:
+        print(f"interval {out.interval}: rpi {out.rpi.hex()} aem {out.aem.hex()}")
 
 
 def cmd_rpis(args: argparse.Namespace) -> None:
@@ -30,17 +85,125 @@ def cmd_rpis(args: argparse.Namespace) -> None:
         sys.stdout.write("".join(rpi.tobytes().hex() + "\n" for rpi in rpis))
 
 
+def parse_sightings(lines: TextIO) -> Iterator[tuple[bytes, int, int, int, bytes]]:
+    """Reads JSON lines ``{"rpi": hex, "aem": hex, "rssi": int, "time": unix_seconds}``; the interval is the time's.
+    Raises ValueError naming the line for anything malformed."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            rpi, aem = bytes.fromhex(record["rpi"]), bytes.fromhex(record["aem"])
+            rssi, time = record["rssi"], record["time"]
+            if len(rpi) != 16 or len(aem) != 4:
+                raise ValueError("rpi must be 16 bytes and aem 4 bytes of hex")
+            if not (isinstance(rssi, int) and -127 <= rssi <= 20) or not (isinstance(time, int) and time >= 0):
+                raise ValueError("rssi must be an integer -127..20 and time a non-negative integer")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"line {number}: {detail}") from None
+        yield rpi, interval_number(time), time, rssi, aem
+
+
+def cmd_observe(args: argparse.Namespace) -> None:
+    """Records sightings, one JSON object a line, from FILE or standard input; all or nothing."""
+    source = sys.stdin if args.file in (None, "-") else open(args.file)
+    with source:
+        rows = list(parse_sightings(source))
+    with _open(args) as store:
+        count = store.add_sightings(rows)
+    print_json({"recorded": count}) if args.json else print(f"recorded {count} sightings")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Downloads and verifies new batches and the exposure configuration."""
+    channel, trusted = _channel(args)
+    with channel, _open(args) as store:
+        try:
+            report = sync(channel, store, trusted, chunk_size=args.chunk_size)
+        except grpc.RpcError as exc:
+            raise CliError(f"sync with {args.server} failed: {exc.code().name}: {exc.details()}") from None
+        total = store.get_int("bytes_downloaded")
+    if args.json:
+        print_json({"new_batches": report.new_batches, "refused": [r for _, r in report.refused],
+                    "bytes_downloaded": report.bytes_downloaded, "bytes_downloaded_total": total,
+                    "config_version": report.config_version, "interrupted": report.interrupted})
+    else:
+        print(f"{len(report.new_batches)} new batches, {report.bytes_downloaded} bytes downloaded")
+        for _, reason in report.refused:
+            print(f"refused: {reason}")
+        if report.interrupted:
+            print(f"interrupted: {report.interrupted}")
+    return 1 if report.refused or report.interrupted else 0
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    """Matches every sighting against the verified batches and scores each day."""
+    with _open(args) as store:
+        match_new(store)
+        stored = store.get("config")
+        config = (
+            config_pb2.ExposureConfig.FromString(config_pb2.SignedExposureConfig.FromString(stored).config)
+            if stored else default_config()
+        )
+        days = score(store, config)
+    if args.json:
+        print_json([d.as_json() for d in days])
+        return
+    if not days:
+        print("no exposure found")
+    for d in days:
+        print(f"{d.day}: {d.matched_intervals} matched intervals, {d.minutes:g} min, score {d.score:g}"
+              + (" -> ALERT" if d.alert else ""))
+
+
+def cmd_share(args: argparse.Namespace) -> None:
+    """Uploads this phone's expired keys of the last 14 days with a one-time code."""
+    channel, _ = _channel(args)
+    now = clock(args.now)()
+    with channel, _open(args) as store:
+        try:
+            response = share(channel, store, args.code, now)
+        except grpc.RpcError as exc:
+            raise CliError(f"share failed: {exc.code().name}: {exc.details()}") from None
+    if args.json:
+        print_json({"accepted": response.accepted, "embargoed": response.embargoed,
+                    "rejected": [{"index": r.index, "field": r.field, "reason": r.reason} for r in response.rejected]})
+    else:
+        print(f"shared {response.accepted} keys ({response.embargoed} held back until they expire)")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__)
     parser.add_argument("--db", help="the phone's SQLite database")
+    parser.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    rpis = commands.add_parser("rpis", help="print the RPIs of a daily key", description=cmd_rpis.__doc__)
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:  # noqa: A002
+        sub = commands.add_parser(name, help=help, description=func.__doc__)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        sub.set_defaults(func=func)
+        return sub
+
+    def server_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--server", required=True, help="the service's public address, HOST:PORT")
+        sub.add_argument("--tls-dir", required=True, help="folder with ca.pem to trust and signing.pub.pem to pin")
+
+    init = command("init", cmd_init, "create the database and today's key")
+    init.add_argument("--tx-power", type=int, default=DEFAULT_TX_POWER_DBM,
+                      help=f"this phone's calibrated TX power in dBm (default {DEFAULT_TX_POWER_DBM})")
+    command("broadcast", cmd_broadcast, "print what the phone advertises now")
+    rpis = command("rpis", cmd_rpis, "print the RPIs of a daily key")
     rpis.add_argument("--tek", required=True, type=hex_arg(crypto.KEY_BYTES), help="the key, 32 hex digits")
     rpis.add_argument("--start", required=True, type=int, help="rolling start interval number")
     rpis.add_argument("--period", type=int, default=MAX_ROLLING_PERIOD, help="rolling period (default 144)")
-    rpis.add_argument("--json", action="store_true", help="a JSON list of {interval, rpi}")
-    rpis.set_defaults(func=cmd_rpis)
+    observe = command("observe", cmd_observe, "record sightings (JSON lines)")
+    observe.add_argument("file", nargs="?", help="JSON lines file (default: standard input)")
+    server_options(sync_cmd := command("sync", cmd_sync, "download and verify new batches"))
+    sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")
+    command("check", cmd_check, "match and score on the phone")
+    server_options(share_cmd := command("share", cmd_share, "upload own keys with a one-time code"))
+    share_cmd.add_argument("--code", required=True, help="the one-time code from the health authority")
     return parser
 
 

@@ -1,0 +1,250 @@
+"""The phone's own database (SQLite): its daily keys, what its scanner heard, and the batches it verified.
+
+Everything here stays on the phone. Rows older than the retention window (14 days) are deleted by
+:meth:`PhoneStore.expire`, which every command runs first. Observations are kept as a BLE scanner records them:
+one row per sighting, many sightings per RPI.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matcher.intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY
+from matcher.model import DEFAULT_RETENTION_DAYS
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS own_keys (
+    rolling_start INTEGER PRIMARY KEY,      -- the UTC day's first interval
+    tek BLOB NOT NULL,
+    rolling_period INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sightings (
+    id INTEGER PRIMARY KEY,
+    rpi BLOB NOT NULL,
+    interval INTEGER NOT NULL,              -- floor(time / 600) by the phone's clock
+    time INTEGER NOT NULL,                  -- unix seconds of the scan
+    rssi INTEGER NOT NULL,
+    aem BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (time);
+CREATE TABLE IF NOT EXISTS batches (
+    sequence INTEGER PRIMARY KEY,
+    signed_header BLOB NOT NULL,            -- the exact bytes that verified
+    published_at INTEGER NOT NULL,
+    body BLOB NOT NULL,                     -- verified filter bytes
+    checked_through INTEGER NOT NULL DEFAULT 0   -- sightings with id <= this were matched against it
+);
+CREATE TABLE IF NOT EXISTS downloads (      -- a batch whose download was cut: resumed from len(body)
+    sequence INTEGER PRIMARY KEY,
+    signed_header BLOB NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS matches (
+    sighting_id INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    filter_index INTEGER NOT NULL,
+    PRIMARY KEY (sighting_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Sightings:
+    """Sightings as whole arrays, for vectorised matching."""
+
+    ids: np.ndarray  # int64
+    rpis: np.ndarray  # (n, 16) uint8
+    intervals: np.ndarray  # int64
+    times: np.ndarray  # int64
+    rssi: np.ndarray  # int16
+    aems: np.ndarray  # (n, 4) uint8
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class PhoneStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise ValueError(f"{path}: phone database schema {version} is not supported (expected {SCHEMA_VERSION})")
+        self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> PhoneStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- state ------------------------------------------------------------------------------------------------
+
+    def get(self, name: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, name: str, value: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO state (name, value) VALUES (?, ?)", (name, value))
+
+    def get_int(self, name: str, default: int = 0) -> int:
+        value = self.get(name)
+        return int(value) if value is not None else default
+
+    def add_int(self, name: str, amount: int) -> None:
+        self.put(name, str(self.get_int(name) + amount).encode())
+
+    # --- own keys -----------------------------------------------------------------------------------------------
+
+    def own_key(self, rolling_start: int) -> bytes | None:
+        row = self.db.execute("SELECT tek FROM own_keys WHERE rolling_start = ?", (rolling_start,)).fetchone()
+        return row[0] if row else None
+
+    def add_own_key(self, rolling_start: int, tek: bytes, rolling_period: int = INTERVALS_PER_DAY) -> bytes:
+        """Stores a day's key unless the day has one already; returns the day's key."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO own_keys (rolling_start, tek, rolling_period) VALUES (?, ?, ?)",
+            (rolling_start, tek, rolling_period),
+        )
+        return self.own_key(rolling_start)
+
+    def own_keys(self) -> list[tuple[int, bytes, int]]:
+        return self.db.execute("SELECT rolling_start, tek, rolling_period FROM own_keys ORDER BY rolling_start").fetchall()
+
+    # --- sightings ----------------------------------------------------------------------------------------------
+
+    def add_sightings(self, rows: Iterable[tuple[bytes, int, int, int, bytes]]) -> int:
+        """Stores sightings as (rpi, interval, time, rssi, aem); returns how many."""
+        with self.db:
+            self.db.execute("BEGIN")
+            cursor = self.db.executemany(
+                "INSERT INTO sightings (rpi, interval, time, rssi, aem) VALUES (?, ?, ?, ?, ?)", rows
+            )
+        return cursor.rowcount
+
+    def sightings(self, after_id: int = 0) -> Sightings:
+        rows = self.db.execute(
+            "SELECT id, rpi, interval, time, rssi, aem FROM sightings WHERE id > ? ORDER BY id", (after_id,)
+        ).fetchall()
+        return _as_arrays(rows)
+
+    def sightings_by_id(self, ids: Iterable[int]) -> Sightings:
+        wanted = sorted(set(ids))
+        rows: list = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            rows += self.db.execute(
+                f"SELECT id, rpi, interval, time, rssi, aem FROM sightings WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ).fetchall()
+        rows.sort()
+        return _as_arrays(rows)
+
+    def scan_times(self) -> np.ndarray:
+        """Every distinct time the scanner recorded something, ascending: the phone's scan schedule."""
+        rows = self.db.execute("SELECT DISTINCT time FROM sightings ORDER BY time").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def last_sighting_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM sightings").fetchone()[0]
+
+    # --- batches ------------------------------------------------------------------------------------------------
+
+    def cursor(self) -> int:
+        """The newest batch sequence this phone has dealt with (verified and kept, or refused)."""
+        return self.get_int("cursor")
+
+    def set_cursor(self, sequence: int) -> None:
+        self.put("cursor", str(sequence).encode())
+
+    def partial_download(self, sequence: int) -> tuple[bytes, bytes] | None:
+        row = self.db.execute("SELECT signed_header, body FROM downloads WHERE sequence = ?", (sequence,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def save_partial(self, sequence: int, signed_header: bytes, body: bytes) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO downloads (sequence, signed_header, body) VALUES (?, ?, ?)",
+            (sequence, signed_header, body),
+        )
+
+    def keep_batch(self, sequence: int, signed_header: bytes, published_at: int, body: bytes) -> None:
+        """Stores a verified batch and moves the cursor past it, in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT OR REPLACE INTO batches (sequence, signed_header, published_at, body) VALUES (?, ?, ?, ?)",
+                (sequence, signed_header, published_at, body),
+            )
+            self.db.execute("DELETE FROM downloads WHERE sequence = ?", (sequence,))
+            self.db.execute("INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),))
+
+    def refuse_batch(self, sequence: int) -> None:
+        """Moves the cursor past a batch that failed verification, so it is never used (nor fetched again)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM downloads WHERE sequence = ?", (sequence,))
+            self.db.execute("INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),))
+
+    def batches(self) -> list[tuple[int, bytes, int, bytes, int]]:
+        """(sequence, signed_header, published_at, body, checked_through) of every kept batch."""
+        return self.db.execute(
+            "SELECT sequence, signed_header, published_at, body, checked_through FROM batches ORDER BY sequence"
+        ).fetchall()
+
+    def record_matches(self, sequence: int, matches: Iterable[tuple[int, int]], checked_through: int) -> None:
+        """Stores (sighting_id, filter_index) matches of a batch and how far its check got, atomically."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO matches (sighting_id, sequence, filter_index) VALUES (?, ?, ?)",
+                [(sighting, sequence, index) for sighting, index in matches],
+            )
+            self.db.execute("UPDATE batches SET checked_through = ? WHERE sequence = ?", (checked_through, sequence))
+
+    def matches(self) -> list[tuple[int, int, int]]:
+        """(sighting_id, sequence, filter_index) of every match."""
+        return self.db.execute("SELECT sighting_id, sequence, filter_index FROM matches ORDER BY sighting_id").fetchall()
+
+    # --- retention ----------------------------------------------------------------------------------------------
+
+    def expire(self, now: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        """Deletes keys, sightings, batches and matches older than the retention window."""
+        cutoff = now - retention_days * 86400
+        cutoff_interval = cutoff // INTERVAL_SECONDS
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM own_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,))
+            self.db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,))
+            self.db.execute("DELETE FROM batches WHERE published_at < ?", (cutoff,))
+            self.db.execute(
+                "DELETE FROM matches WHERE sighting_id NOT IN (SELECT id FROM sightings) "
+                "OR sequence NOT IN (SELECT sequence FROM batches)"
+            )
+
+
+def _as_arrays(rows: list) -> Sightings:
+    n = len(rows)
+    return Sightings(
+        ids=np.array([r[0] for r in rows], dtype=np.int64),
+        rpis=np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(n, 16),
+        intervals=np.array([r[2] for r in rows], dtype=np.int64),
+        times=np.array([r[3] for r in rows], dtype=np.int64),
+        rssi=np.array([r[4] for r in rows], dtype=np.int16),
+        aems=np.frombuffer(b"".join(r[5] for r in rows), dtype=np.uint8).reshape(n, 4),
+    )
