@@ -64,7 +64,7 @@ def run(prog: str, command: Callable[[argparse.Namespace], int | None], args: ar
     try:
         status = command(args)
     except (CliError, MatcherError, ValueError, OSError) as exc:
-        message = exc.message if isinstance(exc, MatcherError) else str(exc)
+        message = getattr(exc, "detail", None) or (exc.message if isinstance(exc, MatcherError) else str(exc))
         if isinstance(exc, OSError) and exc.filename:
             message = f"{exc.filename}: {exc.strerror}"
         sys.stderr.write(f"{prog}: error: {message}\n")

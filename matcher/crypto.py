@@ -49,12 +49,20 @@ def aemk(tek: bytes) -> bytes:
     return _hkdf16(tek, b"EN-AEMK")
 
 
-def aes_ecb(key: bytes, blocks: np.ndarray | bytes) -> np.ndarray:
-    """AES-128-ECB over a whole buffer of 16-byte blocks in one call; returns ``(n, 16)`` uint8."""
-    data = blocks.tobytes() if isinstance(blocks, np.ndarray) else blocks
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    out = encryptor.update(data) + encryptor.finalize()
-    return np.frombuffer(out, dtype=np.uint8).reshape(-1, 16)
+def aes_ecb(key: bytes, blocks: np.ndarray | bytes, out: np.ndarray | None = None) -> np.ndarray:
+    """AES-128-ECB over a whole buffer of 16-byte blocks in one cipher call; returns ``(n, 16)`` uint8.
+
+    ``update_into`` a preallocated buffer: on large buffers it is ~10x faster than ``update``, which allocates
+    a fresh bytes object. ``out`` (uint8, at least ``16n + 15`` bytes: pyca/cryptography wants 15 bytes of room)
+    is reused when given, which spares a fresh, page-faulting allocation per call in loops.
+    """
+    data = np.frombuffer(blocks, dtype=np.uint8) if isinstance(blocks, bytes) else np.ascontiguousarray(blocks, dtype=np.uint8)
+    if out is None or out.size < data.size + 15:
+        out = np.empty(data.size + 15, dtype=np.uint8)
+    if data.size:
+        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        encryptor.update_into(data, out)
+    return out[: data.size].reshape(-1, 16)
 
 
 def padded_data(intervals: np.ndarray) -> np.ndarray:

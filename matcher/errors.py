@@ -132,10 +132,14 @@ def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
     name = method.__name__
 
     def finish(context: grpc.ServicerContext, began: float, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, MatcherError) and context.code() not in (None, grpc.StatusCode.OK):
+            raise exc  # grpcio's own abort: the context already holds the status it chose
         if exc is None:
             code = grpc.StatusCode.OK
         elif isinstance(exc, MatcherError):
             code = exc.code
+            if getattr(exc, "detail", None):
+                log.warning("%s: %s", name, exc.detail)
         else:
             code = grpc.StatusCode.INTERNAL
             log.error("unexpected error in %s", name, exc_info=exc)

@@ -32,8 +32,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pybloom_live import BloomFilter
+
+from .crypto import aes_ecb
 
 TAG_BYTES = 16
 SALT_BYTES = 16
@@ -53,22 +54,6 @@ _WORDS_PER_BLOCK = 2
 # set through a bool array (one byte per bit) covering a window of slices of at most this many bits.
 _CHUNK = 1 << 18
 _WINDOW_BITS = 1 << 28
-
-
-def aes_ecb(key: bytes, blocks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """AES-128-ECB over ``(n, 16)`` uint8 blocks in one cipher call; returns ``(n, 16)`` uint8.
-
-    ``update_into`` a preallocated buffer: on large buffers it is ~10x faster than ``update``, which allocates
-    a fresh bytes object. ``out`` (uint8, at least ``16n + 15`` bytes: pyca/cryptography wants 15 bytes of room)
-    is reused when given, which spares a fresh, page-faulting allocation per call in loops.
-    """
-    data = np.ascontiguousarray(blocks, dtype=np.uint8)
-    if out is None or out.size < data.size + 15:
-        out = np.empty(data.size + 15, dtype=np.uint8)
-    if data.size:
-        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-        encryptor.update_into(data, out)
-    return out[: data.size].reshape(-1, TAG_BYTES)
 
 
 def _check_salt(salt: bytes) -> None:
@@ -225,7 +210,7 @@ class TagBloomFilter(BloomFilter):
         value = int.from_bytes(tag, "little")
         # T XOR ctr(c): the counter sits in the first four bytes, the least significant ones of a little-endian int
         stream = b"".join((value ^ c).to_bytes(TAG_BYTES, "little") for c in range(blocks))
-        expanded = Cipher(algorithms.AES(POSITION_KEY), modes.ECB()).encryptor().update(stream)
+        expanded = aes_ecb(POSITION_KEY, stream).tobytes()
         for j in range(self.num_slices):
             yield int.from_bytes(expanded[8 * j : 8 * j + 8], "little") % self.bits_per_slice
 

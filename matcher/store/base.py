@@ -20,11 +20,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..errors import Unavailable
 from ..model import DiagnosisKey, Submission
 
 
-class StoreError(Exception):
-    """The store cannot be reached or answered with an error; the call may be retried."""
+class StoreError(Unavailable):
+    """The store cannot be reached or answered with an error; the call may be retried (gRPC UNAVAILABLE).
+
+    Callers over gRPC get a generic message; the detail (which may name a file or a host) goes to the log and to
+    the operator's command line only.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the service's storage is unavailable; try again later")
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class LockLost(Exception):
