@@ -19,6 +19,7 @@ from matcher import crypto
 from matcher.batches import match, open_body, open_header
 from matcher.errors import violations_of
 from matcher.exposure_config import default_config, open_config
+from matcher.fprate import error_rate_for
 from matcher.model import ReportType
 from matcher.signing import TrustedKeys, load_verifying_key
 from tests.integration.conftest import NOW, TODAY
@@ -122,6 +123,8 @@ def test_a_phone_downloads_verifies_and_matches_a_published_batch(server):
     assert [len(listing.batches), listing.more] == [1, False]
     header = open_header(listing.batches[0], trusted(server))
     assert header.sequence == published["sequence"] and header.region == "VN"
+    # one risk class published this period: its filter gets the whole period's false-positive budget
+    assert [f.error_rate for f in header.filters] == [error_rate_for(default_config(), filters_per_period=1)]
     filters = open_body(header, download(stub, header.sequence))
 
     start = TODAY - 144
