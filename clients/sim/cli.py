@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,10 +25,10 @@ from matcher.cli_support import CliError, Parser, main_for, print_json, time_arg
 from matcher.clock import iso
 
 from .params import Params
-from .phones import ShardError
+from .phones import DEFAULT_WORKERS, ShardError
 from .render import plots, text_report
 from .report import build_report, write_json
-from .run import Settings, simulate
+from .run import Settings, SimulationError, simulate
 from .service import ServiceError
 
 PROG = "matcher-sim"
@@ -122,7 +121,7 @@ def run_simulation(args: argparse.Namespace) -> int:
                 outcome = simulate(settings, observer)
         else:
             outcome = simulate(settings, observer)
-    except (ServiceError, ShardError, PushError) as exc:
+    except (ServiceError, ShardError, SimulationError, PushError) as exc:
         raise CliError(str(exc)) from None
     except grpc.RpcError as exc:
         raise CliError(f"a call to the service failed: {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
@@ -133,7 +132,10 @@ def run_simulation(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        text_report(report, Console())
+        output = Console()
+        if not output.is_terminal:
+            output = Console(width=100)  # a file or a pipe: wide enough for the tables, the same every time
+        text_report(report, output)
         if report_dir is not None:
             print(f"report: {report_dir / 'report.json'} and {', '.join(str(p) for p in sorted(report_dir.glob('*.png')))}")
     problems = report["integrity"]
@@ -155,8 +157,8 @@ def build_parser() -> Parser:
                         help="random seed of the world (people, encounters, infections); default 1")
     parser.add_argument("--infected", type=_share, metavar="SHARE",
                         help=f"share of people whose symptoms start during the run (default {Params().infected_share})")
-    parser.add_argument("--workers", type=_bounded(0, 32, "--workers"), default=4,
-                        help="phone worker processes (default 4; 0 runs the phones in this process)")
+    parser.add_argument("--workers", type=_bounded(0, 32, "--workers"), default=DEFAULT_WORKERS,
+                        help=f"phone worker processes (default {DEFAULT_WORKERS}; 0 runs the phones in this process)")
     parser.add_argument("--json", action="store_true", help="print report.json's object instead of the text report")
     parser.add_argument("--quiet", action="store_true", help="no progress on standard error")
     parser.set_defaults(func=run_simulation)

@@ -82,10 +82,10 @@ def _at_home(pop: Population, pairs: np.ndarray, day_start: int, weekend: bool, 
 
     parts = [
         _segment(pairs, day_start, HOME, (6.5, 7.5), rng.uniform(10, 45, n), distance(), rng),
-        _segment(pairs, day_start, HOME, (18.0, 20.0), _lognormal(rng, 80, 0.5, n, 20, 240), distance(), rng),
+        _segment(pairs, day_start, HOME, (18.0, 20.0), _lognormal(rng, 60, 0.5, n, 20, 240), distance(), rng),
     ]
     if weekend:
-        parts.append(_segment(pairs, day_start, HOME, (11.0, 13.0), rng.uniform(30, 180, n), distance(), rng))
+        parts.append(_segment(pairs, day_start, HOME, (11.0, 13.0), rng.uniform(30, 120, n), distance(), rng))
     return parts
 
 
@@ -93,7 +93,7 @@ def _at_work(pop: Population, present: np.ndarray, day_start: int, p: Params, rn
     pairs = pop.neighbour_pairs[present[pop.neighbour_pairs].all(axis=1)]
     n = len(pairs)
     desks = _segment(
-        pairs, day_start, WORK, (8.5, 14.0), rng.uniform(60, 180, n),
+        pairs, day_start, WORK, (8.5, 14.0), rng.uniform(45, 150, n),
         _lognormal(rng, p.desk_distance_median, 0.35, n, 0.8, 6.0), rng,
     )
     # Meetings: each member present asks a random member of the same group (possibly a desk neighbour).

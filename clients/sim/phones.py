@@ -34,6 +34,7 @@ from matcher.exposure_config import config_in_force
 from matcher.signing import TrustedKeys, load_verifying_key
 
 PROGRESS_EVERY = 50  # phones between progress reports
+DEFAULT_WORKERS = 4  # processes: while some phones wait for the server, others match
 
 
 class ShardError(RuntimeError):
@@ -50,9 +51,7 @@ class Checked:
     interrupted: np.ndarray  # (n,) bool, a download cut short
     sync_seconds: np.ndarray  # (n,)
     check_seconds: np.ndarray  # (n,) matching and scoring
-    # Every scored day of every phone with a match: (phone index in the shard, day, matched intervals, minutes,
-    # weighted minutes, alert).
-    risks: list[tuple[int, str, int, float, float, bool]]
+    alerts: list[tuple[int, str]]  # (phone index in the shard, UTC day "YYYY-MM-DD") of every day that alerts
 
 
 class Shard:
@@ -119,7 +118,7 @@ class Shard:
         downloaded, batches, refused = (np.zeros(n, dtype=np.int64) for _ in range(3))
         interrupted = np.zeros(n, dtype=bool)
         sync_seconds, check_seconds = np.zeros(n), np.zeros(n)
-        risks: list[tuple[int, str, int, float, float, bool]] = []
+        alerts: list[tuple[int, str]] = []
         for index, store in enumerate(self.phones):
             store.expire(now)
             began = time.perf_counter()
@@ -131,12 +130,12 @@ class Shard:
             sync_seconds[index] = synced - began
             downloaded[index], batches[index] = report.bytes_downloaded, len(report.new_batches)
             refused[index], interrupted[index] = len(report.refused), report.interrupted is not None
-            risks += [(index, d.day, d.matched_intervals, d.minutes, d.score, d.alert) for d in days]
+            alerts += [(index, d.day) for d in days if d.alert]
             if progress is not None and (index + 1) % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
         if progress is not None and n % PROGRESS_EVERY:
             progress(n % PROGRESS_EVERY)
-        return Checked(downloaded, batches, refused, interrupted, sync_seconds, check_seconds, risks)
+        return Checked(downloaded, batches, refused, interrupted, sync_seconds, check_seconds, alerts)
 
     def ready(self) -> int:
         return len(self.phones)

@@ -50,8 +50,8 @@ def text_report(report: dict[str, Any], console: Console) -> None:
                      f"{epi['people_exposed_to_unreported_infections']}")
     console.print(headline)
 
-    by_duration = Table(title="Recall by minutes at close range (worst day)", title_justify="left")
-    for name in ("minutes", "people", "alerted", "recall"):
+    by_duration = Table(title="Recall by close minutes", title_justify="left")
+    for name in ("worst day", "people", "alerted", "recall"):
         by_duration.add_column(name, justify="right")
     for row in report["recall_by_duration"]:
         by_duration.add_row(row["minutes"], str(row["people"]), str(row["found"]), _pct(row["recall"]))
@@ -66,11 +66,16 @@ def text_report(report: dict[str, Any], console: Console) -> None:
                  _bytes(report["gaen_bytes_per_phone_day"]))
     cost.add_row("downloaded per phone per day (all calls)", _bytes(report["bytes_per_phone_day"]), "")
     console.print(cost)
+    if report["bandwidth"]["batches"]:
+        console.print(
+            f"server: a batch built in {t['publish_build_seconds']['mean'] * 1000:.0f} ms on average "
+            f"(max {t['publish_build_seconds']['max'] * 1000:.0f} ms; the `matcher publish` command "
+            f"{t['publish_command_seconds']['mean']:.2f} s with its start)"
+        )
     console.print(
-        f"server: batch built in {t['publish_build_seconds']['mean'] * 1000:.0f} ms on average "
-        f"(`matcher publish` {t['publish_command_seconds']['mean']:.2f} s with process start); "
-        f"phone: sync {t['phone_sync_ms']['mean']:.1f} ms (p95 {t['phone_sync_ms']['p95']:.1f}), "
-        f"check {t['phone_check_ms']['mean']:.1f} ms (p95 {t['phone_check_ms']['p95']:.1f}) a day"
+        f"phone, each day: sync {t['phone_sync_ms']['mean']:.1f} ms (p95 {t['phone_sync_ms']['p95']:.1f}), "
+        f"check {t['phone_check_ms']['mean']:.1f} ms (p95 {t['phone_check_ms']['p95']:.1f}); "
+        f"the whole run {t['run_seconds']:.0f} s"
     )
 
 

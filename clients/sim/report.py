@@ -188,6 +188,7 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
         },
         "bandwidth": {
             "batches": len(batches),
+            "keys_uploaded": sum(d.keys_accepted for d in outcome.days),
             "keys_published": keys_published,
             "elements": elements,
             "body_bytes": body_bytes,

@@ -39,11 +39,15 @@ from matcher.signing import load_signing_key
 from .encounters import day_encounters
 from .epidemic import PUSHED_BY_AUTHORITY, SHARED_WITH_CODE, Epidemic
 from .params import Params
-from .phones import AnyShard, Checked, call_all, gather, start_shards
+from .phones import DEFAULT_WORKERS, AnyShard, Checked, call_all, gather, start_shards
 from .population import Population, build_population
 from .radio import scan
-from .service import AUTHORITY, REGION, Running, Server, Service, ServiceError, check_store_is_empty
+from .service import AUTHORITY, REGION, Running, Server, Service, check_store_is_empty
 from .truth import Exposures, Truth
+
+
+class SimulationError(RuntimeError):
+    """The run contradicts itself (what was uploaded, published and recorded disagree); one line."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Settings:
     start: dt.date
     seed: int = 1
     store: str | None = None  # None: a fresh SQLite file in the work folder
-    workers: int = 2  # phone worker processes; 0 runs the phones in this process
+    workers: int = DEFAULT_WORKERS  # phone worker processes; 0 runs the phones in this process
     params: Params = field(default_factory=Params)
 
 
@@ -98,7 +102,6 @@ class DayStats:
     date: str
     encounters: int = 0
     sightings: int = 0
-    infections: int = 0
     diagnosed: int = 0
     shared_with_code: int = 0
     pushed_by_authority: int = 0
@@ -108,8 +111,6 @@ class DayStats:
     bytes_downloaded: int = 0
     phones_refusing: int = 0
     downloads_interrupted: int = 0
-    sync_seconds: list[float] = field(default_factory=list)
-    check_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -124,8 +125,6 @@ class Outcome:
     days: list[DayStats]
     # (person, day) of every alert a phone raised -> the morning (simulated day index) it was first seen.
     alerts: dict[tuple[int, int], int]
-    # (person, day) -> (matched intervals, minutes, weighted minutes) of every scored day, as last scored.
-    scores: dict[tuple[int, int], tuple[int, float, float]]
     sync_seconds: np.ndarray  # (people x days) every phone's sync time, each morning
     check_seconds: np.ndarray  # (people x days) matching and scoring
     phase_seconds: dict[str, float]  # wall time of each part of the run
@@ -169,12 +168,12 @@ class Simulation:
         self.epidemic = Epidemic.seeded(settings.people, settings.days, self.p, self.rng)
         self.truth = Truth(self.p.close_range_m)
         self.first_day = (settings.start - dt.date(1970, 1, 1)).days
-        self.service = Service(folder, settings.store or f"sqlite:{folder / 'matcher.db'}", self.p.publish_interval_seconds)
+        store = settings.store or f"sqlite:{folder / 'matcher.db'}"
+        self.service = Service(folder, store, self.p.publish_interval_seconds)
         self.phases = Phases()
         self.server: Server | None = None  # tomorrow morning's `matcher serve`
         self.days: list[DayStats] = []
         self.alerts: dict[tuple[int, int], int] = {}
-        self.scores: dict[tuple[int, int], tuple[int, float, float]] = {}
         self.sync_seconds = np.zeros((settings.days, settings.people))
         self.check_seconds = np.zeros((settings.days, settings.people))
         self.config = default_config()
@@ -210,7 +209,6 @@ class Simulation:
             contacts=self.truth.contacts(),
             days=self.days,
             alerts=self.alerts,
-            scores=self.scores,
             sync_seconds=self.sync_seconds,
             check_seconds=self.check_seconds,
             phase_seconds=dict(self.phases.seconds),
@@ -234,7 +232,7 @@ class Simulation:
             weekday = self.date(day).weekday()
             encounters = day_encounters(self.population, start, weekday, self.epidemic.present(day), self.p, self.rng)
             self.truth.record(encounters, self.epidemic.infectiousness(day), day)
-            stats.infections = self.epidemic.transmit(encounters, day, self.rng)
+            self.epidemic.transmit(encounters, day, self.rng)
             stats.encounters = len(encounters)
         with self.phases("world: sightings"):
             sightings = scan(encounters, self.population, self.p, self.rng)
@@ -251,7 +249,7 @@ class Simulation:
                 )
             recorded = sum(gather(shards))
         if recorded != len(sightings):
-            raise ServiceError(f"the phones recorded {recorded} of {len(sightings)} sightings")
+            raise SimulationError(f"the phones recorded {recorded} of {len(sightings)} sightings")
         self.morning(shards, day, stats)
 
     def morning_of(self, day: int) -> int:
@@ -262,8 +260,6 @@ class Simulation:
         now = self.morning_of(day)
         assert self.server is not None
         with self.phases("service: start and stop"), self.server.ready() as running:
-            if day == 0 and running.batch_count():
-                raise ServiceError("the store already holds batches; the simulation needs an empty store")
             with self.phases("service: uploads (codes, shares, pushes)"):
                 published_keys = self.upload(shards, running, day, now, stats)
             with self.phases("service: publish"):
@@ -314,7 +310,7 @@ class Simulation:
                 accepted, rejected = summary.accepted, len(summary.rejected)
                 stats.pushed_by_authority += 1
             if rejected:
-                raise ServiceError(f"the service refused {rejected} of person {person}'s keys")
+                raise SimulationError(f"the service refused {rejected} of person {person}'s keys")
             stats.keys_accepted += accepted
             infectious = [
                 SourceKey(f"person {person}", tek, start, period, ReportType.CONFIRMED_TEST, days)
@@ -329,14 +325,14 @@ class Simulation:
         self, batches: list[dict], wall: float, published: list[SourceKey], day: int, now: int, stats: DayStats
     ) -> None:
         if len(batches) > 1:
-            raise ServiceError(f"matcher publish cut {len(batches)} batches in one morning; expected at most one")
+            raise SimulationError(f"matcher publish cut {len(batches)} batches in one morning; expected at most one")
         if not batches:
             if published:
-                raise ServiceError(f"{len(published)} keys were uploaded on morning {day + 1} but nothing was published")
+                raise SimulationError(f"{len(published)} keys were uploaded on morning {day + 1} but none published")
             return
         [batch] = batches
         if batch["keys_published"] != len(published):
-            raise ServiceError(
+            raise SimulationError(
                 f"batch {batch['sequence']} publishes {batch['keys_published']} keys; the uploads had {len(published)} "
                 "keys in their infectious period"
             )
@@ -364,11 +360,9 @@ class Simulation:
             stats.bytes_downloaded += int(result.bytes_downloaded.sum())
             stats.phones_refusing += int((result.refused > 0).sum())
             stats.downloads_interrupted += int(result.interrupted.sum())
-            for index, date, intervals, minutes, weighted, alert in result.risks:
+            for index, date in result.alerts:
                 key = (shard.first + index, (dt.date.fromisoformat(date) - self.s.start).days)
-                self.scores[key] = (intervals, minutes, weighted)
-                if alert:
-                    self.alerts.setdefault(key, day + 1)
+                self.alerts.setdefault(key, day + 1)
 
 
 def simulate(settings: Settings, observer: Observer | None = None, keep: Path | None = None) -> Outcome:

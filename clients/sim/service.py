@@ -20,10 +20,10 @@ from pathlib import Path
 
 import grpc
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc
 
 from clients.ha.channel import authority_channel
-from matcher.store import open_store
+from matcher.store import StoreError, open_store
 
 AUTHORITY = "sim-ha"
 REGION = "VN"
@@ -50,21 +50,19 @@ def matcher_command(*args: str, timeout: float = 300) -> str:
 
 def check_store_is_empty(url: str) -> None:
     """A simulation needs a store of its own: batches or keys of another run would mix into its numbers."""
+    shown = url.split("@")[-1]  # never a password
     try:
         store = open_store(url)
     except (ValueError, OSError) as exc:
-        raise ServiceError(f"--store {url}: {exc}") from None
+        raise ServiceError(f"--store {shown}: {exc}") from None
     try:
-        if store.last_sequence() or store.pending_keys(now=2**40, limit=1):
-            raise ServiceError(
-                f"--store {url.split('@')[-1]} already holds batches or keys; the simulation needs an empty store"
-            )
-    except ServiceError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any backend failure (connection refused, ...) is one line
-        raise ServiceError(f"--store {url.split('@')[-1]}: {exc}") from None
+        occupied = store.last_sequence() > 0 or bool(store.pending_keys(now=2**40, limit=1))
+    except StoreError as exc:
+        raise ServiceError(f"--store {shown}: {exc}") from None
     finally:
         store.close()
+    if occupied:
+        raise ServiceError(f"--store {shown} already holds batches or keys; the simulation needs an empty store")
 
 
 class Server:
@@ -83,7 +81,7 @@ class Server:
             raise ServiceError(f"matcher serve did not start (exit {self.process.returncode}): {last}")
         ready = json.loads(line)
         with authority_channel(ready["authority"], self.tls_dir, AUTHORITY) as channel:
-            yield Running(ready["public"], ready["authority"], channel, (self.tls_dir / "ca.pem").read_bytes())
+            yield Running(ready["public"], ready["authority"], channel)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -107,20 +105,11 @@ class Running:
     public: str
     authority: str
     channel: grpc.Channel  # mutual TLS, as the health authority
-    ca: bytes  # what phones trust
 
     def issue_code(self, report_type: int, onset_date: str) -> str:
         stub = authority_pb2_grpc.AuthorityStub(self.channel)
         request = authority_pb2.IssueCodeRequest(report_type=report_type, symptom_onset_date=onset_date)
         return stub.IssueCode(request, timeout=30).code
-
-    def batch_count(self) -> int:
-        """How many batches the service lists (through the public listener, as phones see it)."""
-        credentials = grpc.ssl_channel_credentials(root_certificates=self.ca)
-        with grpc.secure_channel(self.public, credentials) as channel:
-            stub = distribution_pb2_grpc.DistributionStub(channel)
-            listing = stub.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=0), timeout=30)
-        return len(listing.batches)
 
 
 class Service:

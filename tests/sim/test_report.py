@@ -47,7 +47,7 @@ def outcome() -> Outcome:
     return Outcome(
         settings=settings, population=build_population(PEOPLE, settings.params, np.random.default_rng(0)),
         epidemic=epidemic, exposures=exposures, contacts=np.empty((0, 6), dtype=np.int64), days=days,
-        alerts=alerts, scores={}, sync_seconds=np.full((DAYS, PEOPLE), 0.004),
+        alerts=alerts, sync_seconds=np.full((DAYS, PEOPLE), 0.004),
         check_seconds=np.full((DAYS, PEOPLE), 0.002), phase_seconds={"phones": 3.0, "service": 1.0},
     )
 
