@@ -391,15 +391,15 @@ def match(
     if not len(tested) or not filters:
         return result
     encrypted = encrypt_rpis(rpis[tested], header.salt)  # the interval-free half of the tag, once per RPI
-    candidates: list[tuple[np.ndarray, np.ndarray]] = []  # (observation rows, their tags) per tested offset
-    for offset in range(-tolerance, tolerance + 1):
-        candidate = intervals[tested] + offset
-        inside = np.flatnonzero((candidate >= header.first_interval) & (candidate <= header.last_interval))
-        candidates.append((tested[inside], tags_from_encrypted(encrypted[inside], candidate[inside], header.salt)))
+    # Every (observation, tested interval) pair in one array, so that each filter is queried once.
+    offsets = np.arange(-tolerance, tolerance + 1)
+    candidate = (intervals[tested][:, None] + offsets).ravel()
+    inside = np.flatnonzero((candidate >= header.first_interval) & (candidate <= header.last_interval))
+    rows = inside // len(offsets)  # index into ``tested``
+    tags = tags_from_encrypted(encrypted[rows], candidate[inside], header.salt)
     for index, loaded in enumerate(filters):
-        for rows, tags in candidates:
-            hit = rows[contains(loaded.bloom, tags)]
-            result[hit[result[hit] == -1]] = index
+        hit = tested[rows[contains(loaded.bloom, tags)]]
+        result[hit[result[hit] == -1]] = index
     return result
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from matcher import crypto
 from matcher.intervals import INTERVALS_PER_DAY, day_start, interval_number
 from matcher.model import MAX_TX_POWER_DBM, MIN_TX_POWER_DBM
@@ -47,6 +49,17 @@ def broadcast_at(store: PhoneStore, now: int) -> Broadcast:
     rpi = crypto.rpi_at(tek, interval)
     aem = crypto.encrypt_metadata(crypto.aemk(tek), rpi, crypto.ble_metadata(tx_power(store)))
     return Broadcast(interval, rpi, aem)
+
+
+def day_broadcasts(store: PhoneStore, interval: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """What the phone advertises in every interval of the UTC day that contains ``interval``, as broadcast_at
+    gives it one interval at a time: (the day's first interval, RPIs ``(144, 16)``, AEMs ``(144, 4)``), one AES
+    call for each array. For a scanner that records many phones over a whole day (the simulator)."""
+    start, tek = key_for_day(store, interval)
+    rpis = crypto.rpis(tek, start, INTERVALS_PER_DAY)
+    metadata = np.frombuffer(crypto.ble_metadata(tx_power(store)), dtype=np.uint8)
+    aems = crypto.metadata_keystream(crypto.aemk(tek), rpis)[:, : crypto.METADATA_BYTES] ^ metadata
+    return start, rpis, aems
 
 
 def keys_to_share(store: PhoneStore, now: int) -> list[tuple[int, bytes, int]]:

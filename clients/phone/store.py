@@ -72,6 +72,10 @@ class Sightings:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def select(self, mask: np.ndarray) -> Sightings:
+        return Sightings(self.ids[mask], self.rpis[mask], self.intervals[mask], self.times[mask], self.rssi[mask],
+                         self.aems[mask])
+
 
 class PhoneStore:
     def __init__(self, path: str | Path) -> None:
@@ -138,9 +142,14 @@ class PhoneStore:
             )
         return cursor.rowcount
 
-    def sightings(self, after_id: int = 0) -> Sightings:
+    def sightings(self, after_id: int = 0, during: tuple[int, int] | None = None) -> Sightings:
+        """Sightings with an id above ``after_id``; with ``during`` = (start, end) in unix seconds, only those
+        recorded in ``[start, end)``."""
+        start, end = during if during is not None else (-(2**62), 2**62)
         rows = self.db.execute(
-            "SELECT id, rpi, interval, time, rssi, aem FROM sightings WHERE id > ? ORDER BY id", (after_id,)
+            "SELECT id, rpi, interval, time, rssi, aem FROM sightings WHERE id > ? AND time >= ? AND time < ? "
+            "ORDER BY id",
+            (after_id, start, end),
         ).fetchall()
         return _as_arrays(rows)
 
@@ -240,11 +249,12 @@ class PhoneStore:
 
 def _as_arrays(rows: list) -> Sightings:
     n = len(rows)
+    ids, rpis, intervals, times, rssi, aems = zip(*rows) if n else ((),) * 6  # columns, transposed in C
     return Sightings(
-        ids=np.array([r[0] for r in rows], dtype=np.int64),
-        rpis=np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(n, 16),
-        intervals=np.array([r[2] for r in rows], dtype=np.int64),
-        times=np.array([r[3] for r in rows], dtype=np.int64),
-        rssi=np.array([r[4] for r in rows], dtype=np.int16),
-        aems=np.frombuffer(b"".join(r[5] for r in rows), dtype=np.uint8).reshape(n, 4),
+        ids=np.array(ids, dtype=np.int64),
+        rpis=np.frombuffer(b"".join(rpis), dtype=np.uint8).reshape(n, 16),
+        intervals=np.array(intervals, dtype=np.int64),
+        times=np.array(times, dtype=np.int64),
+        rssi=np.array(rssi, dtype=np.int16),
+        aems=np.frombuffer(b"".join(aems), dtype=np.uint8).reshape(n, 4),
     )

@@ -1,0 +1,82 @@
+"""Every number of the simulated world, in one frozen dataclass, with the reason for each.
+
+docs/simulation.md describes the model with these values; the report copies them (``Params.as_json``), so a
+reader of a report.json knows what world produced it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+# (name, calibrated TX power in dBm, share of phones). GAEN phones advertise a per-model calibrated TX power; the
+# server publishes it rounded to 5 dB (matcher.model.TX_POWER_STEP_DB) as part of a filter's class, so these four models fall in
+# two classes (-5 and -10 dBm) and the phone's attenuation is off by up to 2 dB. Keys an authority pushes carry no
+# TX power: phones then assume the configuration's -8 dBm, off by up to 4 dB.
+DEVICE_MODELS: tuple[tuple[str, int, float], ...] = (
+    ("model-a", -4, 0.20),
+    ("model-b", -7, 0.30),
+    ("model-c", -9, 0.25),
+    ("model-d", -11, 0.25),
+)
+
+# Settings of an encounter, as stored in Encounters.setting.
+HOME, WORK, CHANCE = 0, 1, 2
+SETTING_NAMES = ("home", "work/school", "chance")
+
+
+@dataclass(frozen=True)
+class Params:
+    # --- population ----------------------------------------------------------------------------------------------
+    # Household sizes 1..5 and their shares (about a European distribution, mean 2.4 people).
+    household_sizes: tuple[float, ...] = (0.28, 0.34, 0.16, 0.15, 0.07)
+    student_share: float = 0.18  # in a school class on weekdays
+    worker_share: float = 0.55  # at a workplace on weekdays; the rest stay home (retired, home workers)
+    class_size: int = 24
+    workplace_median: float = 8.0  # workplace sizes are log-normal around this, 2..60 people
+    # --- encounters (durations in minutes, distances in metres, times in hours of the UTC day) --------------------
+    home_distance_median: float = 1.6
+    desk_distance_median: float = 2.2  # desk or class neighbours: hours a day at 1-4 m
+    meetings_per_worker: float = 1.5  # meetings with a random colleague, per weekday
+    meeting_minutes_median: float = 25.0
+    meeting_distance_median: float = 1.6
+    chance_per_person: float = 3.0  # shops, transport, streets: anybody, per day
+    chance_minutes_median: float = 6.0
+    chance_distance_median: float = 2.5
+    # --- radio (log-distance path loss; attenuation = TX power - RSSI) --------------------------------------------
+    path_loss_at_1m_db: float = 50.0
+    path_loss_exponent: float = 2.0
+    encounter_sigma_db: float = 2.0  # per encounter: body shadowing, pocket or bag, orientation
+    sighting_sigma_db: float = 3.0  # per sighting: multipath fading
+    sensitivity_dbm: int = -100  # weaker advertisements are not heard
+    scan_period_seconds: int = 300  # GAEN-like: each phone scans every 5 minutes, at its own phase
+    # --- ground truth -------------------------------------------------------------------------------------------
+    close_range_m: float = 2.0  # "close": median attenuation 56 dB, 7 dB inside the weight-1 buckets (<= 63 dB)
+    exposure_minutes: float = 15.0  # truly exposed: this long at close range with infectious cases in one day
+    # --- epidemic -----------------------------------------------------------------------------------------------
+    infected_share: float = 0.01  # people whose symptoms start during the run (seeded infections)
+    imported_per_person_day: float = 0.0002  # infections from outside the population
+    incubation_days_median: float = 5.0  # infection to symptom onset, log-normal, 3..10 days
+    # Infectious from 2 days before onset (the default configuration's HIGH days, -2..3, then STANDARD to 14).
+    relative_infectiousness_standard: float = 0.5
+    transmission_per_minute: float = 0.003  # at 1 m or closer, falling with 1/distance^2
+    symptomatic_share: float = 0.7  # the others are never tested: unreported infections
+    tested_share: float = 0.85  # of the symptomatic: tested 0-2 days after onset, diagnosed the same day
+    # Of the diagnosed: uploads with the app and a one-time code, or keys pushed by the authority (phones without
+    # the app's share flow); the rest decline, and their contacts can never be warned.
+    share_with_code: float = 0.75
+    pushed_by_authority: float = 0.2
+    # --- the service ---------------------------------------------------------------------------------------------
+    # One batch a day: the publisher sizes filters for one batch per interval over the retention window.
+    publish_interval_seconds: int = 86400
+    morning_hour: int = 5  # uploads, publishing, and every phone's sync and check, before the day's encounters
+    device_models: tuple[tuple[str, int, float], ...] = field(default=DEVICE_MODELS)
+
+    def median_attenuation_db(self, distance_m: float) -> float:
+        return self.path_loss_at_1m_db + 10 * self.path_loss_exponent * math.log10(distance_m)
+
+    def as_json(self) -> dict:
+        values = asdict(self)
+        values["device_models"] = [{"name": n, "tx_power_dbm": p, "share": s} for n, p, s in self.device_models]
+        values["close_range_median_attenuation_db"] = round(self.median_attenuation_db(self.close_range_m), 1)
+        return values

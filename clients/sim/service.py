@@ -1,0 +1,149 @@
+"""The real service, run as a user runs it: `matcher certs`, `matcher serve --now T` as a subprocess for each
+simulated morning (the server's clock is the simulated one), and `matcher publish --now T`.
+
+The health authority's side uses its own client library: IssueCode on the Authority service over mutual TLS
+(``clients.ha.channel.authority_channel``) and ``clients.ha.push.push_keys``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from exposure.v1 import authority_pb2, authority_pb2_grpc
+
+from clients.ha.channel import authority_channel
+from matcher.store import StoreError, open_store
+
+AUTHORITY = "sim-ha"
+REGION = "VN"
+STOP_TIMEOUT = 30.0
+
+
+class ServiceError(RuntimeError):
+    """The service could not be run; the message is one line."""
+
+
+def matcher_command(*args: str, timeout: float = 300) -> str:
+    """Runs ``matcher ARGS`` with this interpreter; returns its standard output or raises ServiceError."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "matcher.cli", *args], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise ServiceError(f"matcher {args[0]} did not finish in {timeout:.0f}s") from None
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise ServiceError(f"matcher {args[0]} failed: {last}")
+    return result.stdout
+
+
+def check_store_is_empty(url: str) -> None:
+    """A simulation needs a store of its own: batches or keys of another run would mix into its numbers."""
+    shown = url.split("@")[-1]  # never a password
+    try:
+        store = open_store(url)
+    except (ValueError, OSError) as exc:
+        raise ServiceError(f"--store {shown}: {exc}") from None
+    try:
+        occupied = store.last_sequence() > 0 or bool(store.pending_keys(now=2**40, limit=1))
+    except StoreError as exc:
+        raise ServiceError(f"--store {shown}: {exc}") from None
+    finally:
+        store.close()
+    if occupied:
+        raise ServiceError(f"--store {shown} already holds batches or keys; the simulation needs an empty store")
+
+
+class Server:
+    """A `matcher serve` process: ``ready()`` waits for its ready line and gives the running service; ``stop()``
+    asks it to shut down (SIGTERM) and ``wait()`` waits until it has."""
+
+    def __init__(self, process: subprocess.Popen, log: Path, tls_dir: Path) -> None:
+        self.process, self.log, self.tls_dir = process, log, tls_dir
+
+    @contextmanager
+    def ready(self) -> Iterator[Running]:
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line:
+            self.wait()
+            last = (self.log.read_text().strip().splitlines() or ["(no message)"])[-1]
+            raise ServiceError(f"matcher serve did not start (exit {self.process.returncode}): {last}")
+        ready = json.loads(line)
+        with authority_channel(ready["authority"], self.tls_dir, AUTHORITY) as channel:
+            yield Running(ready["public"], ready["authority"], channel)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self) -> None:
+        self.stop()
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+@dataclass(frozen=True)
+class Running:
+    """A ready service: its addresses and the health authority's channel to it."""
+
+    public: str
+    authority: str
+    channel: grpc.Channel  # mutual TLS, as the health authority
+
+    def issue_code(self, report_type: int, onset_date: str) -> str:
+        stub = authority_pb2_grpc.AuthorityStub(self.channel)
+        request = authority_pb2.IssueCodeRequest(report_type=report_type, symptom_onset_date=onset_date)
+        return stub.IssueCode(request, timeout=30).code
+
+
+class Service:
+    def __init__(self, folder: Path, store: str, publish_interval: int) -> None:
+        self.folder = folder
+        self.tls_dir = folder / "tls"
+        self.logs = folder / "logs"
+        self.store = store
+        self.publish_interval = publish_interval
+
+    def make_certs(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        matcher_command("certs", "--out", str(self.tls_dir), "--authority", AUTHORITY, "--region", REGION)
+
+    def _options(self, now: int) -> list[str]:
+        return [
+            "--store", self.store, "--tls-dir", str(self.tls_dir), "--now", str(now),
+            "--publish-interval", str(self.publish_interval), "--json",
+        ]
+
+    def start(self, now: int, label: str) -> Server:
+        """Starts `matcher serve` with its clock at ``now`` on free loopback ports; :meth:`Server.ready` waits for
+        it. Starting early lets the server boot while the simulation does other work."""
+        log = self.logs / f"serve-{label}.log"
+        args = [sys.executable, "-m", "matcher.cli", "serve", *self._options(now),
+                "--listen", "127.0.0.1:0", "--authority-listen", "127.0.0.1:0"]
+        with open(log, "w") as log_file:  # a file, never a pipe: a chatty server must never block
+            process = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=log_file, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
+        return Server(process, log, self.tls_dir)
+
+    def publish(self, now: int) -> tuple[list[dict], float]:
+        """`matcher publish --now`: the batches it cut (its --json output) and the command's wall time."""
+        began = time.perf_counter()
+        out = matcher_command("publish", *self._options(now))
+        return json.loads(out), time.perf_counter() - began

@@ -1,0 +1,106 @@
+"""The report's arithmetic, on a hand-made outcome whose every number is known."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from clients.sim.epidemic import NEVER, SHARED_WITH_CODE, Epidemic
+from clients.sim.params import Params
+from clients.sim.population import build_population
+from clients.sim.report import (
+    TARGET_PER_10K_PERSON_DAYS,
+    build_report,
+    classify_alerts,
+    overall_recall,
+    recall_by_duration,
+)
+from clients.sim.run import Batch, DayStats, Outcome, Settings
+from clients.sim.truth import Exposures
+
+PEOPLE, DAYS = 100, 4
+
+
+def outcome() -> Outcome:
+    settings = Settings(people=PEOPLE, days=DAYS, start=dt.date(2026, 3, 2))
+    epidemic = Epidemic.seeded(PEOPLE, DAYS, Params(infected_share=0), np.random.default_rng(0))
+    epidemic.infected_day[0], epidemic.onset_day[0], epidemic.diagnosed_day[0] = -3, 1, 1
+    epidemic.symptomatic[0], epidemic.upload[0] = True, SHARED_WITH_CODE
+    # Person-days with contact to the case: (person, day, close minutes, minutes at any distance).
+    rows = [(1, 0, 40.0, 40.0), (2, 0, 15.0, 15.0), (3, 1, 12.0, 12.0), (4, 1, 0.0, 90.0), (5, 1, 7.0, 7.0),
+            (1, 1, 20.0, 25.0)]
+    exposures = Exposures(*(np.array(column) for column in zip(*rows)))
+    alerts = {
+        (1, 0): 2,  # truly exposed, found the morning after day 1 (2 days later)
+        (1, 1): 2,
+        (3, 1): 2,  # 12 minutes: shorter than the threshold
+        (4, 1): 2,  # 90 minutes, farther than close range
+        (9, 2): 3,  # no contact at all: a filter false positive
+    }  # person 2 (15 minutes) was missed
+    batch = Batch(day=1, sequence=1, keys=4, keys_published=4, elements=576, filters=1, body_bytes=4000,
+                  build_seconds=0.02, publish_command_seconds=0.7, gaen_export_bytes=300)
+    days = [DayStats(day=d, date=f"2026-03-0{d + 2}", bytes_downloaded=PEOPLE * 600, sightings=100 * PEOPLE)
+            for d in range(DAYS)]
+    days[1].batch, days[1].cases_published = batch, 1
+    return Outcome(
+        settings=settings, population=build_population(PEOPLE, settings.params, np.random.default_rng(0)),
+        epidemic=epidemic, exposures=exposures, contacts=np.empty((0, 6), dtype=np.int64), days=days,
+        alerts=alerts, sync_seconds=np.full((DAYS, PEOPLE), 0.004),
+        check_seconds=np.full((DAYS, PEOPLE), 0.002), phase_seconds={"phones": 3.0, "service": 1.0},
+    )
+
+
+def test_alerts_are_true_after_a_shorter_or_farther_contact_or_without_any_contact():
+    kinds = classify_alerts(outcome())
+    assert (kinds.true, kinds.shorter, kinds.farther, kinds.no_contact) == (2, 1, 1, 1)
+    assert kinds.by_morning == {2: (2, 1, 1, 0), 3: (0, 0, 0, 1)}
+
+
+def test_recall_counts_truly_exposed_people_by_their_worst_day():
+    recall = overall_recall(outcome())
+    assert (recall["people"], recall["people_found"]) == (2, 1)  # persons 1 (found) and 2 (missed)
+    assert (recall["person_days"], recall["person_days_found"]) == (3, 2)
+    assert recall["mean_days_to_alert"] == pytest.approx((2 + 1) / 2)
+
+
+def test_recall_by_duration_buckets_people_by_their_longest_day_at_close_range():
+    rows = {row["minutes"]: (row["people"], row["found"]) for row in recall_by_duration(outcome())}
+    assert rows == {"5-10 min": (1, 0), "10-15 min": (1, 1), "15-30 min": (1, 0), "30+ min": (1, 1)}
+
+
+def test_bytes_per_case_and_per_phone_day_next_to_gaen_for_the_same_keys():
+    report = build_report(outcome())
+    assert report["cases"] == 1
+    assert report["bytes_per_case"] == 4000 and report["gaen_bytes_per_case"] == 300
+    assert report["batch_bytes_per_phone_day"] == 4000 / DAYS
+    assert report["gaen_bytes_per_phone_day"] == 300 / DAYS
+    assert report["bytes_per_phone_day"] == 600
+    assert report["bandwidth"]["bytes_per_element"] == pytest.approx(4000 / 576)
+
+
+def test_false_alarms_are_counted_per_10000_person_days_against_the_specs_target():
+    report = build_report(outcome())
+    assert report["false_alarms_per_10k_person_days"] == pytest.approx(3 / (PEOPLE * DAYS) * 10_000)
+    assert report["filter_false_alarms_per_10k_person_days"] == pytest.approx(1 / (PEOPLE * DAYS) * 10_000)
+    # docs/spec.md: 1 false alarm per 10,000 phones per year
+    assert TARGET_PER_10K_PERSON_DAYS == pytest.approx(1 / 365)
+    assert report["alerts"]["target_scaled_to_run"] == pytest.approx(PEOPLE * DAYS / 10_000 / 365)
+
+
+def test_the_report_has_the_keys_the_issue_names():
+    report = build_report(outcome())
+    for key in ("recall", "false_alarms_per_10k_person_days", "bytes_per_case", "bytes_per_phone_day",
+                "gaen_bytes_per_phone_day", "people", "days", "cases"):
+        assert key in report
+    assert report["people"] == PEOPLE and report["days"] == DAYS and report["recall"] == 0.5
+
+
+def test_the_epidemic_summary_counts_uploads_only_for_diagnoses_inside_the_run():
+    result = outcome()
+    result.epidemic.infected_day[7], result.epidemic.onset_day[7] = 2, 6
+    result.epidemic.diagnosed_day[7], result.epidemic.upload[7] = 7, SHARED_WITH_CODE  # after the run
+    epidemic = build_report(result)["epidemic"]
+    assert epidemic["infected"] == 2 and epidemic["diagnosed"] == 1 and epidemic["shared_with_code"] == 1
+    assert result.epidemic.diagnosed_day[8] == NEVER

@@ -1,0 +1,82 @@
+"""Phone-library calls for many sightings at once: a whole day of broadcasts, sightings of a time span, and
+matching that reads the untested sightings once for every batch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clients.phone.keys import broadcast_at, day_broadcasts, key_for_day, set_tx_power
+from clients.phone.matching import match_new
+from clients.phone.store import PhoneStore
+from matcher.batches import build_batch, sign_header
+from matcher.exposure_config import default_config
+from matcher.fprate import error_rate_for
+from matcher.model import DiagnosisKey, ReportType
+from matcher.signing import generate_signing_key
+
+DAY = 2991960 - 2991960 % 144  # 2026-11-20, first interval
+SIGNING_KEY = generate_signing_key()
+
+
+def test_a_days_broadcasts_are_what_broadcast_at_gives_for_each_interval():
+    phone = PhoneStore(":memory:")
+    set_tx_power(phone, -11)
+    start, rpis, aems = day_broadcasts(phone, DAY + 70)
+    assert start == DAY and rpis.shape == (144, 16) and aems.shape == (144, 4)
+    for slot in (0, 1, 70, 143):
+        one = broadcast_at(phone, (DAY + slot) * 600 + 599)
+        assert (one.rpi, one.aem) == (rpis[slot].tobytes(), aems[slot].tobytes())
+
+
+def test_sightings_during_a_span_are_those_recorded_in_it():
+    phone = PhoneStore(":memory:")
+    phone.add_sightings([(bytes([n]) * 16, n, 1000 + 100 * n, -60, b"\0" * 4) for n in range(10)])
+    during = phone.sightings(during=(1200, 1500))
+    assert during.times.tolist() == [1200, 1300, 1400]
+    assert phone.sightings(after_id=9).times.tolist() == [1900]  # ids start at 1
+    assert len(phone.sightings().select(np.arange(10) % 2 == 0)) == 5
+
+
+def case_keys(days: list[int]) -> tuple[PhoneStore, list[DiagnosisKey]]:
+    case = PhoneStore(":memory:")
+    keys = []
+    for day in days:
+        start, tek = key_for_day(case, DAY + 144 * day)
+        keys.append(DiagnosisKey(tek, start, 144, ReportType.CONFIRMED_TEST, days_since_onset=0))
+    return case, keys
+
+
+def keep(phone: PhoneStore, sequence: int, keys: list[DiagnosisKey], published_at: int) -> None:
+    config = default_config()
+    built = build_batch(keys, sequence=sequence, published_at=published_at, region="VN", config=config,
+                        signing_key=SIGNING_KEY, error_rate=error_rate_for(config))
+    signed = sign_header(built.header, SIGNING_KEY)
+    phone.keep_batch(sequence, signed.SerializeToString(), published_at, built.body)
+
+
+def heard(case: PhoneStore, interval: int) -> tuple[bytes, int, int, int, bytes]:
+    b = broadcast_at(case, interval * 600 + 60)
+    return b.rpi, interval, interval * 600 + 60, -55, b.aem
+
+
+def test_each_new_batch_tests_the_old_sightings_in_its_range_and_never_those_heard_after_it():
+    case, keys = case_keys([0, 1, 2])
+    phone = PhoneStore(":memory:")
+    phone.add_sightings([heard(case, DAY + 10), heard(case, DAY + 144 + 10)])  # days 0 and 1
+    keep(phone, 1, keys[:1], published_at=(DAY + 144 + 100) * 600)  # day 0's key, published on day 1
+    assert match_new(phone) == 1  # day 0's sighting; day 1's is outside the range
+
+    phone.add_sightings([heard(case, DAY + 288 + 10)])  # day 2, after batch 1
+    keep(phone, 2, keys[1:], published_at=(DAY + 432) * 600)  # days 1 and 2, published on day 3
+    assert match_new(phone) == 2  # the old sighting of day 1 and the new one of day 2
+    assert sorted((sequence for _, sequence, _ in phone.matches())) == [1, 2, 2]
+    assert match_new(phone) == 0  # nothing is tested twice
+    assert {checked for *_, checked in phone.batches()} == {phone.last_sighting_id()}
+
+
+def test_a_batch_without_filters_matches_nothing_and_is_marked_checked():
+    phone = PhoneStore(":memory:")
+    case, _ = case_keys([0])
+    phone.add_sightings([heard(case, DAY + 10)])
+    keep(phone, 1, [], published_at=(DAY + 200) * 600)
+    assert match_new(phone) == 0 and phone.batches()[0][4] == phone.last_sighting_id()
