@@ -26,7 +26,7 @@ from tests.integration.harness import start_server
 from tests.integration.test_service import publish
 from tests.support.published import KeyLike, check_exactly_once
 from tests.support.redis_server import RedisServer
-from tests.support.submitters import NOT_SERVING, SERVING, Ledger, submit_until, wait_for_health
+from tests.support.submitters import NOT_SERVING, SERVING, Ledger, Worker, started, submit_until, wait_for_health
 
 PENDING_KEYS = 10_000
 KEYS_PER_BATCH = 1_000  # ten batches of about 0.15 s each: a publisher can be stopped between any two
@@ -43,14 +43,8 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         time.sleep(0.01)
 
 
-def start_submitters(stubs, ledger: Ledger, stop: threading.Event, count: int, **kwargs) -> list[threading.Thread]:
-    workers = [
-        threading.Thread(target=submit_until, args=(stubs, f"w{w}", ledger, stop), kwargs=kwargs, daemon=True)
-        for w in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    return workers
+def start_submitters(stubs, ledger: Ledger, stop: threading.Event, count: int, **kwargs) -> list[Worker]:
+    return started(*(Worker(submit_until, stubs, f"w{w}", ledger, stop, **kwargs) for w in range(count)))
 
 
 # --- the server --------------------------------------------------------------------------------------------------
@@ -66,7 +60,7 @@ def test_a_server_killed_during_submissions_keeps_every_acknowledged_key_and_pub
     assert server.stop(signal.SIGKILL) == -signal.SIGKILL
     stop.set()
     for worker in workers:
-        worker.join(30)
+        worker.finish()
     assert not ledger.refused and len(ledger.unanswered) <= len(workers)
 
     restarted = start_server(fault_pki, store_url, "--now", str(NOW), log=tmp_path / "second.log")
@@ -204,7 +198,7 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_key_and_the_service_re
             wait_until(lambda: len(ledger.acknowledged) >= during + 30, "30 more acknowledged submissions")
             stop.set()
             for worker in workers:
-                worker.join(60)
+                worker.finish()
 
             assert set(codes) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}, codes
             assert not ledger.refused and not ledger.unanswered

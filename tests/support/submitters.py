@@ -107,6 +107,33 @@ def submit_until(
                 time.sleep(min(0.05 * attempt, 0.5))
 
 
+class Worker(threading.Thread):
+    """A daemon thread whose exception is raised again in the test that joins it."""
+
+    def __init__(self, target: Callable[..., object], *args: object, **kwargs: object) -> None:
+        super().__init__(daemon=True)
+        self._call = lambda: target(*args, **kwargs)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._call()
+        except BaseException as error:  # noqa: BLE001 - handed to the joining thread
+            self.error = error
+
+    def finish(self, timeout: float = 120.0) -> None:
+        self.join(timeout)
+        assert not self.is_alive(), f"{self.name} did not finish within {timeout} s"
+        if self.error is not None:
+            raise self.error
+
+
+def started(*workers: Worker) -> list[Worker]:
+    for worker in workers:
+        worker.start()
+    return list(workers)
+
+
 def health(channel: grpc.Channel, service: str = "") -> int | None:
     """The health status the server reports, or None when it does not answer."""
     try:
