@@ -37,8 +37,10 @@ from matcher.validation import check_key
 from tests.fuzz.conftest import NARROW, WIDE
 from tests.fuzz.hostile import (
     DEFAULT_REGION,
+    DOCUMENTED,
     HOW,
     REQUEST_TYPES,
+    SERVICES,
     UNDECODABLE,
     UNDECODABLE_DETAILS,
     Hostile,
@@ -205,3 +207,11 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
     open_config(signed, TrustedKeys([load_verifying_key(fuzz_pki / "signing.pub.pem")]))  # valid and signed
     print(f"{campaign.sent} requests in {seconds:.1f} s; answers by RPC and code: {dict(sorted(campaign.seen.items()))}; "
           f"{len(stored)} keys stored")
+
+
+def test_the_threat_model_lists_the_codes_the_fuzzer_holds_each_rpc_to():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "threat-model.md").read_text()
+    rows = re.findall(r"^\| (\w+)\.(\w+) \| ([A-Z_, ]+) \|$", text, flags=re.MULTILINE)
+    documented = {rpc: frozenset(getattr(C, code) for code in codes_.split(", ")) for _, rpc, codes_ in rows}
+    assert documented == DOCUMENTED
+    assert {rpc: service for service, rpc, _ in rows} == SERVICES
