@@ -122,9 +122,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        for key, value in report.items():
-            print(f"{key}: {value}")
-    return 0 if report.get("valid") else 1
+        _print_inspection(args.file, report)
+    return 0 if report["ok"] else 1
+
+
+def _print_inspection(name: str, report: dict) -> None:
+    header = report.get("header")
+    if header:
+        print(f"{name}: batch {header['sequence']} ({header['region']}), published {header['published_at_utc']}, "
+              f"intervals {header['first_interval']}..{header['last_interval']}, {header['body_size']} bytes")
+        for f in header["filters"]:
+            tx = f"{f['tx_power_dbm']} dBm" if f["tx_power_dbm"] is not None else "TX unknown"
+            print(f"  {f['report_type']} / {f['infectiousness']} / {tx}: {f['count']} elements, k={f['num_slices']}, "
+                  f"eps={f['error_rate']:.3g}, {f['length']} bytes, digest {'ok' if f['digest_ok'] else 'WRONG'}")
+    print(f"signature: {'ok' if report['signature_ok'] else report['signature_error']} (key {report['key_id']})")
+    print(f"body: {'ok' if report['body_ok'] else report['body_error']}")
+    print("verdict: " + ("valid" if report["ok"] else "REFUSED: do not use this batch"))
 
 
 def build_parser() -> Parser:

@@ -4,9 +4,13 @@ Target: at most 1 false alarm per 10,000 phones per year, for a phone that recor
 (RPI, interval) pairs) a day, under the exposure configuration in force. docs/spec.md ("False positives") shows
 the same arithmetic with the default numbers; a test checks that the numbers there are the ones computed here.
 
-- Each observation is looked up ``L = (2t + 1) x B x C`` times: at 2t+1 intervals, in each of the B batches of
-  the retention window, in each of the C risk-class filters a batch can carry (an upper bound: a phone skips
-  batches whose range cannot hold the observation, and batches only carry filters for classes with keys).
+- Each observation is looked up ``L = (2t + 1) x B x C`` times: at 2t+1 intervals, in each of the B publishing
+  periods of the retention window, in each of the C filters a period publishes (a phone skips batches whose range
+  cannot hold the observation, so this is an upper bound).
+- C is at most RISK_CLASSES (every class in one batch). The publisher sizes each publishing run for the filters it
+  actually publishes: a day's expected false matches are a sum over periods, and a period that spends at most 1/B
+  of the daily budget, however it divides it among its filters, keeps the sum within the target. A run with few
+  filters therefore gets looser, smaller filters than the worst case.
 - Lookups are independent (a fresh salt per batch), so a day's false matches are Poisson with mean
   ``lambda = O x L x p``, where O is observations a day and p the per-lookup false-positive rate.
 - An alarm needs at least ``m = matches_needed_for_alert(config)`` matched observations on one day.
@@ -49,11 +53,15 @@ def batches_retained(retention_days: int, publish_interval_seconds: int) -> int:
     return -(-retention_days * SECONDS_PER_DAY // publish_interval_seconds)
 
 
-def lookups_per_observation(retention_days: int, publish_interval_seconds: int, tolerance: int) -> int:
+def lookups_per_observation(
+    retention_days: int, publish_interval_seconds: int, tolerance: int, filters_per_period: int = RISK_CLASSES
+) -> int:
     """L = (2t + 1) x B x C."""
     if tolerance < 0:
         raise ValueError(f"the tolerance must be at least 0, got {tolerance}")
-    return (2 * tolerance + 1) * batches_retained(retention_days, publish_interval_seconds) * RISK_CLASSES
+    if filters_per_period < 1:
+        raise ValueError(f"a publishing period has at least one filter, got {filters_per_period}")
+    return (2 * tolerance + 1) * batches_retained(retention_days, publish_interval_seconds) * filters_per_period
 
 
 def poisson_at_least(mean: float, m: int) -> float:
@@ -95,6 +103,7 @@ class Sizing:
     matches_needed: int  # m
     observations_per_day: int  # O
     batches_retained: int  # B
+    filters_per_period: int  # C
     lookups_per_observation: int  # L
     false_matches_per_day: float  # lambda
     error_rate: float  # p, the per-lookup rate filters are sized for
@@ -119,9 +128,10 @@ def sizing(
     retention_days: int = DEFAULT_RETENTION_DAYS,
     publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
     tolerance: int = DEFAULT_TOLERANCE,
+    filters_per_period: int = RISK_CLASSES,
 ) -> Sizing:
     m = matches_needed_for_alert(config)
-    lookups = lookups_per_observation(retention_days, publish_interval_seconds, tolerance)
+    lookups = lookups_per_observation(retention_days, publish_interval_seconds, tolerance, filters_per_period)
     budget = OBSERVATIONS_PER_DAY * lookups
     mean = _solve_mean(FALSE_ALARMS_PER_PHONE_YEAR / DAYS_PER_YEAR, m, largest=budget * MAX_ERROR_RATE)
     error_rate = mean / budget
@@ -129,6 +139,7 @@ def sizing(
         matches_needed=m,
         observations_per_day=OBSERVATIONS_PER_DAY,
         batches_retained=batches_retained(retention_days, publish_interval_seconds),
+        filters_per_period=filters_per_period,
         lookups_per_observation=lookups,
         false_matches_per_day=error_rate * budget,
         error_rate=error_rate,
@@ -141,8 +152,14 @@ def error_rate_for(
     retention_days: int = DEFAULT_RETENTION_DAYS,
     publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
     tolerance: int = DEFAULT_TOLERANCE,
+    filters_per_period: int = RISK_CLASSES,
 ) -> float:
-    """The per-lookup false-positive rate every filter is sized for under this configuration."""
+    """The per-lookup false-positive rate the filters of one publishing run are sized for under this
+    configuration, when the run publishes ``filters_per_period`` filters (default: the worst case)."""
     return sizing(
-        config, retention_days=retention_days, publish_interval_seconds=publish_interval_seconds, tolerance=tolerance
+        config,
+        retention_days=retention_days,
+        publish_interval_seconds=publish_interval_seconds,
+        tolerance=tolerance,
+        filters_per_period=filters_per_period,
     ).error_rate

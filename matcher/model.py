@@ -53,6 +53,8 @@ MAX_TX_POWER_DBM = 20
 # TX power travels in a filter's class, rounded to this step: finer steps multiply the classes (and so the
 # lookups each observation costs), coarser ones blur attenuation.
 TX_POWER_STEP_DB = 5
+DEFAULT_PAGE_SIZE = 100  # batch headers per ListBatches answer unless asked otherwise
+MAX_PAGE_SIZE = 1000  # about 250 KB of headers: far below gRPC's 4 MiB message limit
 PUBLISHABLE_REPORT_TYPES = frozenset(
     {ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT}
 )

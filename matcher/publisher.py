@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
-from .batches import build_batch, sign_header
+from .batches import build_batch, risk_class_of, sign_header
 from .exposure_config import config_in_force
 from .fprate import error_rate_for
 from .metrics import REGISTRY
@@ -42,6 +42,7 @@ class Published:
     keys_published: int
     elements: int
     filters: int
+    error_rate: float
     body_bytes: int
     build_seconds: float
 
@@ -80,9 +81,6 @@ class Publisher:
 
     def _publish_locked(self, now: int, fence: int) -> list[Published]:
         config = config_in_force(self.store.get_exposure_config())  # read fresh: an authority may have changed it
-        error_rate = error_rate_for(
-            config, retention_days=self.retention_days, publish_interval_seconds=self.publish_interval
-        )
         published: list[Published] = []
         while True:
             pending = self.store.pending_keys(now=now, limit=self.max_keys_per_batch)
@@ -91,10 +89,24 @@ class Publisher:
             by_region: dict[str, list[PendingKey]] = defaultdict(list)
             for item in pending:
                 by_region[item.region].append(item)
+            error_rate = self._error_rate(config, by_region)
             for region, items in sorted(by_region.items()):
                 published.append(self._cut(items, region, now, fence, config, error_rate))
             if len(pending) < self.max_keys_per_batch:
                 return published
+
+    def _error_rate(self, config: config_pb2.ExposureConfig, by_region: dict[str, list[PendingKey]]) -> float:
+        """The false-positive rate for this run's filters: the period's share of the false-alarm budget, divided
+        among the filters the run publishes (docs/spec.md, "False positives")."""
+        filters = sum(
+            len({risk_class_of(item.key, config) for item in items} - {None}) for items in by_region.values()
+        )
+        return error_rate_for(
+            config,
+            retention_days=self.retention_days,
+            publish_interval_seconds=self.publish_interval,
+            filters_per_period=max(1, filters),
+        )
 
     def _cut(
         self,
@@ -135,6 +147,7 @@ class Publisher:
             keys_published=built.keys_published,
             elements=built.elements,
             filters=len(built.header.filters),
+            error_rate=error_rate,
             body_bytes=len(built.body),
             build_seconds=round(time.perf_counter() - began, 3),
         )

@@ -30,19 +30,28 @@ from . import codes
 from .authz import Authorities
 from .clock import Clock
 from .config import Config
-from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange, PermissionDenied, Violation, grpc_method
+from .errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    Violation,
+    grpc_method,
+)
 from .exposure_config import config_in_force, sign_config, validate_config
-from .intervals import day_of, interval_number
 from .metrics import REGISTRY
-from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, ReportType, Submission
+from .model import DiagnosisKey, ReportType, Submission
 from .signing import SigningKey
 from .store import CodeRecord, Store
 from .validation import (
     Diagnosis,
     KeyVerdict,
-    check_key_count,
     check_keys,
-    parse_onset_date,
+    code_of_upload,
+    code_request_from,
+    page_size_of,
     require_some_accepted,
     submission_digest,
     submission_from_request,
@@ -51,8 +60,6 @@ from .validation import (
 log = logging.getLogger(__name__)
 
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 # The submitter of record for uploads with a code: the code, not the phone, is what is known about them.
 CODE_UPLOADS = "code-upload"
 INVALID_CODE = "the code is not valid: it is unknown, already used or expired"
@@ -126,28 +133,19 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
     def IssueCode(self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext):  # noqa: N802
         policy = self.s.authorities.of(context)
         region = policy.require_region(request.region)
-        if request.report_type not in PUBLISHABLE_REPORT_TYPES:
-            raise InvalidArgument(
-                "the code needs a diagnosis",
-                [Violation("report_type", "must be CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT")],
-            )
         policy.require_report_types([request.report_type])
         now = self.s.clock()
-        onset = parse_onset_date(request.symptom_onset_date)
-        _check_onset(onset, now, self.s.config.retention_days)
-        ttl = request.ttl_seconds or self.s.config.code_ttl
-        if ttl > codes.MAX_TTL_SECONDS:
-            raise InvalidArgument(
-                "the code lifetime is too long",
-                [Violation("ttl_seconds", f"at most {codes.MAX_TTL_SECONDS} seconds, got {ttl}")],
-            )
+        wanted = code_request_from(
+            request, now=now, retention_days=self.s.config.retention_days, default_ttl=self.s.config.code_ttl
+        )
         self.s.authorities.take(policy)
+        onset = wanted.diagnosis.symptom_onset
         record = CodeRecord(
             authority=policy.name,
             region=region,
-            report_type=int(request.report_type),
+            report_type=int(wanted.diagnosis.report_type),
             symptom_onset=onset.isoformat() if onset else "",
-            expires_at=now + ttl,
+            expires_at=now + wanted.ttl_seconds,
         )
         for _ in range(5):  # a collision of 59-bit codes is astronomically rare; retrying costs nothing
             code = codes.new_code()
@@ -156,7 +154,7 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         else:
             raise FailedPrecondition("could not allocate a unique code; try again")
         REGISTRY.inc("matcher_codes_issued_total")
-        log.info("code issued: authority=%s region=%s ttl=%ds", policy.name, region, ttl)
+        log.info("code issued: authority=%s region=%s ttl=%ds", policy.name, region, wanted.ttl_seconds)
         return authority_pb2.IssueCodeResponse(code=codes.display(code), expires_at=record.expires_at)
 
     @grpc_method
@@ -177,22 +175,6 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         self.s.store.put_exposure_config(signed.SerializeToString())
         log.info("exposure configuration %d set by authority=%s", config.version, policy.name)
         return authority_pb2.SetExposureConfigResponse(signed=signed)
-
-
-def _check_onset(onset: dt.date | None, now: int, retention_days: int) -> None:
-    if onset is None:
-        return
-    today = day_of(interval_number(now))
-    if onset > today:
-        raise InvalidArgument(
-            "the symptom onset is in the future",
-            [Violation("symptom_onset_date", f"{onset} is after today ({today})")],
-        )
-    if (today - onset).days > retention_days + 14:
-        raise InvalidArgument(
-            "the symptom onset is too long ago",
-            [Violation("symptom_onset_date", f"{onset} is more than {retention_days + 14} days ago")],
-        )
 
 
 class SharingServicer(sharing_pb2_grpc.SharingServicer):
@@ -216,12 +198,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
 
     @grpc_method
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):  # noqa: N802
-        code = codes.normalise(request.code)
-        problems = check_key_count(len(request.keys))
-        if code is None:
-            problems.insert(0, Violation("code", f"must be {codes.LENGTH} letters and digits, as the health authority gave it"))
-        if problems:
-            raise InvalidArgument("the upload is malformed", problems)
+        code = code_of_upload(request)
         now = self.s.clock()
         code_hash = codes.code_hash(code)
         # Uploads are identified by their code, so that a phone retrying after a lost answer gets the first answer
@@ -271,11 +248,7 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
 
     @grpc_method
     def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext):  # noqa: N802
-        page = request.page_size or DEFAULT_PAGE_SIZE
-        if page > MAX_PAGE_SIZE:
-            raise InvalidArgument(
-                "page too large", [Violation("page_size", f"at most {MAX_PAGE_SIZE}, got {request.page_size}")]
-            )
+        page = page_size_of(request.page_size)
         found = self.s.store.list_batches(after=request.after_sequence, limit=page + 1)
         return distribution_pb2.ListBatchesResponse(
             batches=[batch_pb2.SignedBatchHeader.FromString(b.signed_header) for b in found[:page]],

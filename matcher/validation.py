@@ -16,12 +16,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exposure.v1 import authority_pb2, keys_pb2
+from exposure.v1 import authority_pb2, keys_pb2, sharing_pb2
+
+from . import codes
 
 from .errors import InvalidArgument, Violation
 from .intervals import day_of, interval_number
 from .model import (
+    DEFAULT_PAGE_SIZE,
     KEY_LENGTH,
+    MAX_PAGE_SIZE,
     MAX_DAYS_SINCE_ONSET,
     MAX_KEYS_PER_SUBMISSION,
     MAX_ROLLING_PERIOD,
@@ -302,3 +306,59 @@ def submission_from_request(
         digest=submission_digest(region, request.keys),
     )
     return submission, verdict
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRequest:
+    """A validated Authority.IssueCode request: the diagnosis the code will carry, and its lifetime."""
+
+    diagnosis: Diagnosis
+    ttl_seconds: int
+
+
+def code_request_from(
+    request: authority_pb2.IssueCodeRequest, *, now: int, retention_days: int, default_ttl: int
+) -> CodeRequest:
+    """Validates what a code will say about its patient; raises InvalidArgument listing every problem."""
+    problems: list[Violation] = []
+    if request.report_type not in PUBLISHABLE_REPORT_TYPES:
+        problems.append(
+            Violation("report_type", "must be CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT")
+        )
+    onset = None
+    try:
+        onset = parse_onset_date(request.symptom_onset_date)
+    except InvalidArgument as exc:
+        problems.extend(exc.violations)
+    today = day_of(interval_number(now))
+    # Keys older than the retention window are refused anyway; an onset up to 14 days before the oldest of them
+    # still gives them a meaningful days-since-onset.
+    oldest = today - dt.timedelta(days=retention_days + MAX_DAYS_SINCE_ONSET)
+    if onset is not None and onset > today:
+        problems.append(Violation("symptom_onset_date", f"{onset} is after today ({today})"))
+    elif onset is not None and onset < oldest:
+        problems.append(Violation("symptom_onset_date", f"{onset} is more than {(today - oldest).days} days ago"))
+    ttl = request.ttl_seconds or default_ttl
+    if ttl > codes.MAX_TTL_SECONDS:
+        problems.append(Violation("ttl_seconds", f"at most {codes.MAX_TTL_SECONDS} seconds, got {ttl}"))
+    if problems:
+        raise InvalidArgument("the code request is not valid", problems)
+    return CodeRequest(Diagnosis(ReportType(request.report_type), onset), ttl)
+
+
+def code_of_upload(request: sharing_pb2.SubmitWithCodeRequest) -> str:
+    """The normalised code of a Sharing.SubmitWithCode request, after the request-level checks."""
+    code = codes.normalise(request.code)
+    problems = check_key_count(len(request.keys))
+    if code is None:
+        problems.insert(0, Violation("code", f"must be {codes.LENGTH} letters and digits, as the health authority gave it"))
+    if problems:
+        raise InvalidArgument("the upload is malformed", problems)
+    return code
+
+
+def page_size_of(requested: int) -> int:
+    """The page size of a ListBatches request: 0 means the default; more than the maximum is refused."""
+    if requested > MAX_PAGE_SIZE:
+        raise InvalidArgument("page too large", [Violation("page_size", f"at most {MAX_PAGE_SIZE}, got {requested}")])
+    return requested or DEFAULT_PAGE_SIZE

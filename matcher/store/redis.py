@@ -21,12 +21,14 @@ safety net on real time; ``purge`` deletes by the data clock, removing records a
 from __future__ import annotations
 
 import struct
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from hashlib import sha256
 from typing import Any
 
 import redis
+import redis.cluster
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -266,20 +268,37 @@ _PURGE_KEYS = [SEEN_KEY, PENDING_KEY, KEY_DATA_KEY, BATCHES_KEY, BATCH_TIMES_KEY
 PURGE_CHUNK = 1000
 
 
+def _cluster_option(url: str) -> tuple[str, bool]:
+    """The URL without the ``cluster`` query option, and whether it asked for a cluster client."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    cluster = any(name == "cluster" and value.lower() in ("1", "true", "yes") for name, value in query)
+    rest = urllib.parse.urlencode([(name, value) for name, value in query if name != "cluster"])
+    return urllib.parse.urlunsplit(parts._replace(query=rest)), cluster
+
+
 class RedisStore:
-    """The Store protocol (matcher/store/base.py) on Redis, from a ``redis://HOST:PORT/DB`` URL."""
+    """The Store protocol (matcher/store/base.py) on Redis, from a ``redis://HOST:PORT/DB`` URL.
+
+    ``?cluster=true`` in the URL talks to a Redis Cluster (any node as the seed): the client follows the slot
+    map and its redirections. Every key shares one hash slot, so every script stays on one shard.
+    """
 
     def __init__(self, url: str, *, socket_timeout: float = 30.0) -> None:
+        url, cluster = _cluster_option(url)
         # Lost connections are retried a few times: every command here is safe to send twice (a submission
         # replays, a commit that already happened answers ok, the lock and purge are idempotent).
-        self._redis = redis.Redis.from_url(
-            url,
+        options = dict(
             socket_timeout=socket_timeout,
             socket_connect_timeout=5.0,
-            health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
+        if cluster:
+            self._redis = redis.cluster.RedisCluster.from_url(url, **options)
+        else:
+            self._redis = redis.Redis.from_url(
+                url, health_check_interval=30, retry_on_error=[redis.ConnectionError, redis.TimeoutError], **options
+            )
         self._where = _describe(url)
         register = self._redis.register_script
         self._submit = register(_SUBMIT)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.cluster
 from redis.connection import AbstractConnection
 from redis.crc import key_slot
 
@@ -80,6 +81,15 @@ def test_the_store_works_on_redis_cluster_with_every_key_in_one_slot(tmp_path: P
 
         assert slots == {key_slot(PREFIX.encode())}
         assert keys_without_ttl(client) == []
+
+
+def test_a_cluster_url_uses_the_cluster_client_and_keeps_every_key_in_one_slot(tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "cluster-client", cluster=True) as server:
+        store = RedisStore(server.url + "?cluster=true")
+        assert isinstance(store._redis, redis.cluster.RedisCluster)
+        exercise_every_kind_of_record(store)
+        assert published_key_data(store) == {key(1).key_data: 1, key(2).key_data: 1}
+        assert {key_slot(name) for name in server.client().scan_iter()} == {key_slot(PREFIX.encode())}
 
 
 def test_redis_killed_and_restarted_with_its_append_only_file_loses_no_acknowledged_key(tmp_path: Path) -> None:

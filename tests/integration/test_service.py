@@ -6,6 +6,7 @@ cut download), verifies and matches; a patient uploads with a one-time code; the
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import grpc
@@ -19,6 +20,7 @@ from matcher import crypto
 from matcher.batches import match, open_body, open_header
 from matcher.errors import violations_of
 from matcher.exposure_config import default_config, open_config
+from matcher.fprate import error_rate_for
 from matcher.model import ReportType
 from matcher.signing import TrustedKeys, load_verifying_key
 from tests.integration.conftest import NOW, TODAY
@@ -54,8 +56,6 @@ def code_of(call) -> grpc.StatusCode:
 
 
 def publish(server, now: int = LATER) -> list[dict]:
-    import json
-
     store = server.process.args[server.process.args.index("--store") + 1]
     result = matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json")
     return json.loads(result.stdout)
@@ -122,6 +122,8 @@ def test_a_phone_downloads_verifies_and_matches_a_published_batch(server):
     assert [len(listing.batches), listing.more] == [1, False]
     header = open_header(listing.batches[0], trusted(server))
     assert header.sequence == published["sequence"] and header.region == "VN"
+    # one risk class published this period: its filter gets the whole period's false-positive budget
+    assert [f.error_rate for f in header.filters] == [error_rate_for(default_config(), filters_per_period=1)]
     filters = open_body(header, download(stub, header.sequence))
 
     start = TODAY - 144
@@ -305,3 +307,26 @@ def test_metrics_count_calls_and_keys_without_any_key_material(server):
     assert "matcher_keys_accepted_total 1" in text and "matcher_keys_rejected_total 1" in text
     assert 'matcher_rpc_total{code="OK",method="SubmitKeys"} 1' in text
     assert tek(1).hex() not in text and tek(1).hex() not in server.log_text()
+
+
+# --- batch files ------------------------------------------------------------------------------------------------------
+
+
+def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(server, tmp_path):
+    submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2, tx_power_dbm=-12))
+    store = server.process.args[server.process.args.index("--store") + 1]
+    matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(LATER),
+            "--out", str(tmp_path / "out"))
+    batch_file = tmp_path / "out" / "batch-1.bin"
+    inspected = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), "--json")
+    report = json.loads(inspected.stdout)
+    assert report["ok"] and report["header"]["sequence"] == 1
+    assert sorted(f["tx_power_dbm"] for f in report["header"]["filters"] if f["tx_power_dbm"]) == [-10]
+    text = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir)).stdout
+    assert "verdict: valid" in text
+
+    data = bytearray(batch_file.read_bytes())
+    data[-5] ^= 0x10  # a bit in the last filter's bits
+    batch_file.write_bytes(bytes(data))
+    refused = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), check=False)
+    assert refused.returncode == 1 and "REFUSED" in refused.stdout and "digest WRONG" in refused.stdout

@@ -108,3 +108,22 @@ def test_the_numbers_in_the_spec_are_the_ones_the_code_computes():
     one_match = default_config()
     one_match.minimum_weighted_minutes_per_day = 5.0
     assert float(documented("eps_one_match")) == pytest.approx(fprate.error_rate_for(one_match), rel=1e-3)
+
+
+def test_a_run_with_fewer_filters_gets_looser_filters_in_proportion():
+    config = default_config()
+    worst = fprate.error_rate_for(config)
+    assert fprate.error_rate_for(config, filters_per_period=fprate.RISK_CLASSES) == worst
+    assert fprate.error_rate_for(config, filters_per_period=1) == pytest.approx(worst * fprate.RISK_CLASSES, rel=1e-9)
+    with pytest.raises(ValueError):
+        fprate.error_rate_for(config, filters_per_period=0)
+
+
+def test_the_per_run_numbers_in_the_spec_are_the_ones_the_code_computes():
+    one = fprate.sizing(default_config(), filters_per_period=1)
+    assert float(documented("eps_one_filter")) == pytest.approx(one.error_rate, rel=1e-3)
+    assert int(documented("case_filter_bytes_one_filter").replace(",", "")) == one.bytes_for(
+        fprate.EXAMPLE_CASE_ELEMENTS
+    )
+    six = fprate.sizing(default_config(), filters_per_period=6)
+    assert float(documented("eps_six_filters")) == pytest.approx(six.error_rate, rel=1e-3)

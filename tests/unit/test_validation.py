@@ -252,3 +252,59 @@ def test_the_content_digest_ignores_the_id_and_sees_every_field():
     assert submission_digest("VN", [key(1, days_since_onset_of_symptoms=0)]) != base
     assert submission_digest("VN", [key(1, tx_power_dbm=0)]) != base
     assert submission_digest("VN", [key(1), key(2)]) != submission_digest("VN", [key(2), key(1)])
+
+
+# --- codes, uploads and pages -------------------------------------------------------------------------------------------
+
+
+def code_request(**fields):
+    from matcher.validation import code_request_from
+
+    request = authority_pb2.IssueCodeRequest(**{"report_type": ReportType.CONFIRMED_TEST, **fields})
+    return code_request_from(request, now=NOW, retention_days=RETENTION, default_ttl=3600)
+
+
+def test_a_code_request_carries_its_diagnosis_and_the_default_lifetime():
+    wanted = code_request(symptom_onset_date="2020-03-30")
+    assert wanted.diagnosis == Diagnosis(ReportType.CONFIRMED_TEST, dt.date(2020, 3, 30))
+    assert wanted.ttl_seconds == 3600 and code_request(ttl_seconds=600).ttl_seconds == 600
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"report_type": ReportType.UNSPECIFIED}, "report_type"),
+        ({"report_type": ReportType.REVOKED}, "report_type"),
+        ({"symptom_onset_date": "yesterday"}, "symptom_onset_date"),
+        ({"symptom_onset_date": "2020-04-03"}, "symptom_onset_date"),  # tomorrow
+        ({"symptom_onset_date": "2020-03-04"}, "symptom_onset_date"),  # 29 days ago
+        ({"ttl_seconds": 86401}, "ttl_seconds"),
+    ],
+)
+def test_a_bad_code_request_names_the_field(fields, field):
+    with pytest.raises(InvalidArgument) as raised:
+        code_request(**fields)
+    assert [v.field for v in raised.value.violations] == [field]
+
+
+def test_an_onset_28_days_ago_is_still_accepted():
+    assert code_request(symptom_onset_date="2020-03-05").diagnosis.symptom_onset == dt.date(2020, 3, 5)
+
+
+def test_an_upload_code_is_normalised_and_a_malformed_one_named_with_the_key_count():
+    from exposure.v1 import sharing_pb2
+    from matcher.validation import code_of_upload
+
+    good = sharing_pb2.SubmitWithCodeRequest(code="abcd-efgh-jkmn", keys=[key()])
+    assert code_of_upload(good) == "ABCDEFGHJKMN"
+    with pytest.raises(InvalidArgument) as raised:
+        code_of_upload(sharing_pb2.SubmitWithCodeRequest(code="0000"))
+    assert [v.field for v in raised.value.violations] == ["code", "keys"]
+
+
+def test_page_sizes_default_to_100_and_stop_at_1000():
+    from matcher.validation import page_size_of
+
+    assert [page_size_of(0), page_size_of(1), page_size_of(1000)] == [100, 1, 1000]
+    with pytest.raises(InvalidArgument):
+        page_size_of(1001)
