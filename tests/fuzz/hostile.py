@@ -20,12 +20,11 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from hypothesis import strategies as st
 
-from exposure.v1 import authority_pb2, config_pb2, distribution_pb2, keys_pb2, sharing_pb2
+from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
 from matcher import codes
 from matcher.exposure_config import default_config
 from matcher.model import SUBMISSION_ID_ALPHABET
 from matcher.server import MAX_REQUEST_BYTES
-from tests.fuzz.conftest import NARROW, WIDE
 from tests.integration.conftest import NOW, TODAY
 
 C = grpc.StatusCode
@@ -62,7 +61,7 @@ UNDECODABLE_DETAILS = "Exception deserializing request!"
 METADATA_SOFT_LIMIT = 8 * 1024  # grpcio may refuse metadata above this, with a probability that grows ...
 METADATA_HARD_LIMIT = 16 * 1024  # ... to certainty at this size: RESOURCE_EXHAUSTED
 
-CHANNELS = ("wide", "narrow", "phone")  # ha-wide and ha-narrow on the authority port; a phone on the public one
+# Channels: "wide" and "narrow" are ha-wide and ha-narrow on the authority port, "phone" the public port.
 DEFAULT_REGION = {"wide": "VN", "narrow": "TH"}
 
 
@@ -325,8 +324,8 @@ HOW = ["fields"] * 12 + ["raw bytes"] * 2 + ["cut"] * 2 + ["bit flip"] * 2 + ["i
 
 @st.composite
 def hostile_requests(draw, oversized: bool = False) -> Hostile:
-    """A hostile request. grpcio refuses an oversized one (metadata or message) only after a pause of about
-    0.1 s, so those come from their own stream (``oversized``), sent many at once."""
+    """A hostile request; with ``oversized``, one past grpcio's metadata or message limits, and otherwise never
+    (grpcio refuses those only after a pause of about 0.1 s: they are kept to a known share of the run)."""
     rpc = draw(st.sampled_from(sorted(REQUEST_TYPES)))
     channel = draw(st.sampled_from(["wide"] * 4 + ["narrow", "phone"] if rpc in AUTHORITY_RPCS else ["phone", "wide"]))
     message = draw(MESSAGES[rpc])

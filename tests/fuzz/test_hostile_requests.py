@@ -5,7 +5,7 @@
   and a refusal carries a human message.
 - Bytes that do not decode as the request message (random bytes, a cut, invalid UTF-8 in a string field) get
   INTERNAL "Exception deserializing request!" from grpcio itself, before any code of ours runs: the one
-  exception the design documents. The service's own call counter proves that none of them reached it.
+  exception the design documents. The service's own call counter shows that it answered no INTERNAL itself.
 - A request over 64 KiB, or with metadata over grpcio's 16 KiB limit, gets RESOURCE_EXHAUSTED from grpcio.
 
 Afterwards the server still answers health SERVING, and the store holds exactly the keys the server said it
