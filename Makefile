@@ -4,6 +4,7 @@
 #   make demo    the main job, end to end, on the embedded SQLite store
 #   make test    the whole test suite (what CI runs)
 #   make bench   benchmarks against baselines in the same run (QUICK=1 for the short form)
+#   make soak    a bounded load test on loopback (a few minutes): rates held at p99 < 200 ms, memory over time
 
 PYTHON ?= python3
 VENV   := .venv
@@ -53,6 +54,10 @@ test: $(INSTALLED) redis-server
 
 bench: $(INSTALLED) redis-server
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+# Writes bench/soak-results.md; stops by itself.
+soak: $(INSTALLED)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) exposure build *.egg-info .pytest_cache .hypothesis

@@ -101,6 +101,12 @@ class Authorities:
             raise PermissionDenied(f"authority {name!r} is not (or no longer) allowed to use this service")
         return policy
 
+    def may_still_issue(self, authority: str, region: str, report_type: int) -> bool:
+        """Whether a code issued by ``authority`` for this region and report type is still honoured: not once the
+        authority is revoked (removed from the authorities file) or lost that right, whatever the code's lifetime."""
+        policy = self._policies.get(authority)
+        return policy is not None and region in policy.regions and report_type in policy.report_types
+
     def take(self, policy: AuthorityPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         """Spends one submission from the authority's budget, or refuses with RESOURCE_EXHAUSTED."""
         rate = policy.submissions_per_minute / 60.0

@@ -18,7 +18,7 @@ from .cli_support import CliError, Parser, main_for, print_json, time_arg
 from .clock import clock
 from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, Config
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
-from .store import open_store
+from .store import LockLost, open_store
 
 PROG = "matcher"
 
@@ -81,8 +81,14 @@ def cmd_publish(args: argparse.Namespace) -> None:
             retention_days=config.retention_days,
             publish_interval=config.publish_interval,
             max_keys_per_batch=config.max_keys_per_batch,
+            lease_seconds=config.publish_lease,
         )
-        published = publisher.publish(clock(config.now)())
+        try:
+            published = publisher.publish(clock(config.now)())
+        except LockLost as exc:
+            # Paused or slowed past its lease, another publisher may have taken over: fencing refused the commit.
+            raise CliError(f"{exc}; batches committed before stay published, the other keys stay pending "
+                           "for the next run") from None
         if args.out:
             _write_files(store, Path(args.out), [p.sequence for p in published])
     finally:
@@ -144,6 +150,8 @@ def build_parser() -> Parser:
         p.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
         p.add_argument("--retention-days", type=int, help="days keys and batches are kept (default 14)")
         p.add_argument("--publish-interval", type=int, help="seconds between batches (default 3600)")
+        p.add_argument("--publish-lease", type=float, metavar="SECONDS",
+                       help="seconds a publisher holds the publish lock; a crashed one blocks others this long (default 300)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import DEFAULT_RETENTION_DAYS
+from .publisher import LEASE_SECONDS
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"
@@ -32,6 +33,10 @@ class Config:
     # Seconds between batches. Publishing more often costs bandwidth per phone (every batch is a download) and
     # lowers the per-lookup false-positive budget (more batches to test against); less often delays alerts.
     publish_interval: int = 3600
+    # Seconds a publisher holds the publish lock. A publisher that dies holding it (a crash, SIGKILL) keeps the
+    # other replicas from publishing until it runs out; one that outlives it cannot commit (fencing), and its keys
+    # wait for the next run. So: longer than a run takes, short enough to recover quickly.
+    publish_lease: float = LEASE_SECONDS
     retention_days: int = DEFAULT_RETENTION_DAYS
     code_ttl: int = 3600
     max_keys_per_batch: int = 200_000
@@ -107,6 +112,8 @@ class Config:
                 found.append("--listen and --authority-listen must differ: authorities get their own port")
         if not 60 <= self.publish_interval <= 86400:
             found.append(f"publish interval {self.publish_interval}s: must be 60..86400")
+        if not 1 <= self.publish_lease <= 86400:
+            found.append(f"publish lease {self.publish_lease}s: must be 1..86400")
         if not 1 <= self.retention_days <= 30:
             found.append(f"retention {self.retention_days} days: must be 1..30")
         if not 60 <= self.code_ttl <= 86400:

@@ -85,10 +85,41 @@ class Unavailable(MatcherError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+# A status travels as trailing metadata (grpc-message, percent-encoded; grpc-status-details-bin, base64), and
+# grpcio clients refuse trailers over 16 KiB (and may refuse anything over their 8 KiB soft limit) with
+# RESOURCE_EXHAUSTED: the caller would lose the real code. Messages and descriptions may echo a request's text, and
+# a request can break many rules, so a status is bounded here, whatever the request: the worst case (every
+# character non-ASCII, percent-encoded to 12 bytes) stays under the soft limit.
+MAX_MESSAGE_CHARS = 200
+MAX_FIELD_CHARS = 100
+MAX_DESCRIPTION_CHARS = 200
+MAX_VIOLATION_BYTES = 3000  # the packed BadRequest, before base64
+
+
+def _clipped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _bounded_violations(violations: Sequence[Violation]) -> tuple[error_details_pb2.BadRequest, int]:
+    """As many violations as fit MAX_VIOLATION_BYTES, in order, each clipped; and how many were left out."""
+    bad_request = error_details_pb2.BadRequest()
+    for listed, violation in enumerate(violations):
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=_clipped(violation.field, MAX_FIELD_CHARS),
+            description=_clipped(violation.description, MAX_DESCRIPTION_CHARS),
+        )
+        if bad_request.ByteSize() + entry.ByteSize() + 4 > MAX_VIOLATION_BYTES:
+            return bad_request, len(violations) - listed
+        bad_request.field_violations.append(entry)
+    return bad_request, 0
+
+
 def to_status(error: MatcherError) -> grpc.Status:
     """The gRPC status for an error: field violations packed as google.rpc.BadRequest, a retry delay as
-    google.rpc.RetryInfo."""
+    google.rpc.RetryInfo. Bounded in size (see MAX_VIOLATION_BYTES): violations that do not fit are counted in
+    the message."""
     details = []
+    message = _clipped(error.message, MAX_MESSAGE_CHARS)
     if error.retry_after is not None:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromNanoseconds(int(error.retry_after * 1e9))
@@ -96,16 +127,13 @@ def to_status(error: MatcherError) -> grpc.Status:
         packed.Pack(retry)
         details.append(packed)
     if error.violations:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
-            ]
-        )
+        bad_request, left_out = _bounded_violations(error.violations)
+        if left_out:
+            message += f" ({left_out} more problems not listed)"
         packed = any_pb2.Any()
         packed.Pack(bad_request)
         details.append(packed)
-    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    status = status_pb2.Status(code=error.code.value[0], message=message, details=details)
     return rpc_status.to_status(status)
 
 

@@ -174,6 +174,7 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
             retention_days=config.retention_days,
             publish_interval=config.publish_interval,
             max_keys_per_batch=config.max_keys_per_batch,
+            lease_seconds=config.publish_lease,
         )
         loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
         loop.start()

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
 # The submitter of record for uploads with a code: the code, not the phone, is what is known about them.
 CODE_UPLOADS = "code-upload"
+INVALID_CODE = "the code is not valid: it is unknown, already used or expired"
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         except AlreadyExists:
             result = None
         if result is None or result.replayed is None:
-            raise PermissionDenied("the code is not valid: it is unknown, already used or expired")
+            raise PermissionDenied(INVALID_CODE)
         return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
 
     @grpc_method
@@ -207,6 +208,10 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         record = self.s.store.get_code(code_hash, now=now)
         if record is None:
             return self._replay_or_refuse(identity, digest, code_hash, now)
+        if not self.s.authorities.may_still_issue(record.authority, record.region, record.report_type):
+            # Refused like an unknown code, so that codes cannot be probed; the code stays unused.
+            log.warning("upload refused: the code's authority=%s may no longer issue it", record.authority)
+            raise PermissionDenied(INVALID_CODE)
         onset = dt.date.fromisoformat(record.symptom_onset) if record.symptom_onset else None
         verdict = check_keys(
             request.keys,

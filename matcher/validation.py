@@ -253,7 +253,8 @@ def submission_digest(region: str, keys: Sequence[keys_pb2.DiagnosisKey]) -> byt
     """SHA-256 of a canonical encoding of a request's content, independent of protobuf's serialiser.
 
     Layout: region (utf-8, length-prefixed), then per key: length-prefixed key_data, uint32 start, uint32 period
-    (as sent), uint32 report type, a presence byte and int32 days since onset, a presence byte and int32 TX power.
+    (as sent), int32 report type (an open enum: any int32 arrives, negative ones too), a presence byte and int32
+    days since onset, a presence byte and int32 TX power.
     """
     digest = hashlib.sha256()
     encoded_region = region.encode()
@@ -264,7 +265,7 @@ def submission_digest(region: str, keys: Sequence[keys_pb2.DiagnosisKey]) -> byt
         digest.update(struct.pack("<H", len(key.key_data)) + bytes(key.key_data))
         digest.update(
             struct.pack(
-                "<IIIBiBi",
+                "<IIiBiBi",
                 key.rolling_start_interval_number,
                 key.rolling_period,
                 key.report_type,

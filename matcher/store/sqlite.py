@@ -30,6 +30,7 @@ from .common import invalid_code, key_ends_at, submission_id_taken
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+MAX_INTEGER = 2**63 - 1  # SQLite's largest integer; requests carry uint64 sequence numbers
 
 _SCHEMA = """
 -- Every key ever stored, pending or published, by fingerprint: the de-duplication memory. No content.
@@ -106,6 +107,11 @@ CREATE TABLE exposure_config (
 );
 """
 
+# Primary result codes after which a connection is dropped: it was opened while the file was read-only (SQLite
+# then opens it read-only for good) or it lost its file. Every thread reopens on its next call, so the store
+# recovers as soon as the file is writable again, without a restart.
+_REOPEN_AFTER = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
+
 _PENDING_COLUMNS = (
     "key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region, publish_after, ends_at"
 )
@@ -132,6 +138,7 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._pid = os.getpid()
+        self._generation = 0  # bumped to make every thread reopen its connection (see _REOPEN_AFTER)
         with self._errors():
             self._create_schema()
 
@@ -145,23 +152,37 @@ class SqliteStore:
             self._connections_lock = threading.Lock()
             self._pid = os.getpid()
         db = getattr(self._local, "db", None)
+        if db is not None and self._local.generation != self._generation:
+            self._forget(db)
+            db = None
         if db is None:
+            generation = self._generation
             db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA synchronous = FULL")
-            self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)
+            self._local.db, self._local.generation = db, generation
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA synchronous = FULL")
         return db
+
+    def _forget(self, db: sqlite3.Connection) -> None:
+        """Closes this thread's connection (never another thread's: it may be in use)."""
+        with self._connections_lock:
+            if db in self._connections:
+                self._connections.remove(db)
+        db.close()
+        self._local.db = None
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as error:
-            raise StoreError(f"sqlite store {self.path}: {error}") from error
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF in _REOPEN_AFTER:
+                self._generation += 1
+            raise StoreError(f"sqlite store {self.path}: {_explained(error)}") from error
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -196,8 +217,12 @@ class SqliteStore:
                 db.execute("ROLLBACK")
 
     def ping(self) -> None:
+        """Raises StoreError unless the store can be read and written. The write probe changes nothing (and
+        leaves nothing in the WAL), but SQLite refuses it on a read-only file like any write."""
         with self._errors():
-            self._connection().execute("SELECT 1 FROM counters LIMIT 1").fetchall()
+            db = self._connection()
+            db.execute("SELECT 1 FROM counters LIMIT 1").fetchall()
+            db.execute("UPDATE counters SET value = value WHERE 0")
 
     def close(self) -> None:
         with self._connections_lock:
@@ -365,6 +390,8 @@ class SqliteStore:
         db.executemany("DELETE FROM pending WHERE id = ?", [(int(key_id),) for key_id in key_ids])
 
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
+        if after >= MAX_INTEGER:
+            return []  # sequences are SQLite integers: nothing follows the largest (and a bigger one cannot bind)
         with self._errors():
             rows = self._connection().execute(
                 "SELECT sequence, published_at, signed_header, body_size FROM batches"
@@ -374,6 +401,8 @@ class SqliteStore:
         return [StoredBatch(*row) for row in rows]
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
+        if not 0 < sequence <= MAX_INTEGER:
+            raise NotFound(f"batch {sequence} does not exist or has expired")
         with self._errors():
             db = self._connection()
             try:
@@ -411,6 +440,16 @@ class SqliteStore:
                 codes=db.execute("DELETE FROM codes WHERE expires_at <= ?", (now,)).rowcount,
                 submissions=db.execute("DELETE FROM submissions WHERE stored_at <= ?", (cutoff,)).rowcount,
             )
+
+
+def _explained(error: sqlite3.Error) -> str:
+    """SQLite's message, with what an operator can do about the two that a file's permissions cause."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_READONLY:
+        return f"{error} (the database file is read-only; writes fail until it is writable again)"
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return f"{error} (SQLite needs to read and write the file and create its -wal and -shm files next to it)"
+    return str(error)
 
 
 def _counter(db: sqlite3.Connection, name: str) -> int:

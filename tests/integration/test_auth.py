@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from pathlib import Path
 
 import grpc
@@ -10,12 +12,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, sharing_pb2
+from matcher.batches import open_header
 from matcher.certs import issue, new_ca, write_pair
 from matcher.errors import violations_of  # noqa: F401 - imported for symmetry with other service tests
 from matcher.exposure_config import default_config
 from matcher.model import ReportType
-from tests.integration.test_service import diagnosis_key
+from tests.integration.conftest import NOW
+from tests.integration.harness import make_pki, start_server
+from tests.integration.test_service import diagnosis_key, publish, trusted
 
 
 def _ca_of(pki: Path):
@@ -26,13 +31,15 @@ def _ca_of(pki: Path):
 
 @pytest.fixture(scope="module")
 def strangers(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Certificates the server must refuse: one from another CA, one expired from the right CA."""
+    """Certificates the server must refuse: one from another CA, one expired from the right CA, and a valid one from
+    the right CA for a name the authorities file never had."""
     folder = tmp_path_factory.mktemp("strangers")
     other_cert, other_key = new_ca("some other CA")
     write_pair(folder, "other-ca", *issue(other_cert, other_key, "ha-north", client=True))
     ca_cert, ca_key = _ca_of(pki)
     long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
     write_pair(folder, "expired", *issue(ca_cert, ca_key, "ha-north", client=True, not_before=long_ago, days=1))
+    write_pair(folder, "ha-unknown", *issue(ca_cert, ca_key, "ha-unknown", client=True))
     return folder
 
 
@@ -70,6 +77,39 @@ def as_authority(name: str, folder: str | None = None):
 
 SUBMIT = lambda stub, **kw: stub.SubmitKeys(submit_request(**kw), timeout=10)  # noqa: E731
 
+
+# --- one-time codes: the phone's side. A code is the whole authorisation of an upload, bound to the authority that
+# issued it: its region and its diagnosis, never the phone's choice. Authorities never see or redeem codes (there
+# is no call for it); what could go wrong is a phone's upload landing where the code does not say.
+
+
+def as_phone(server, strangers):
+    return server
+
+
+def issue_code(server, authority: str, **fields) -> str:
+    request = authority_pb2.IssueCodeRequest(**{"report_type": ReportType.CONFIRMED_TEST, **fields})
+    return server.authority_stub(authority).IssueCode(request, timeout=10).code
+
+
+def upload(server, code: str, *keys):
+    return server.sharing_stub().SubmitWithCode(sharing_pb2.SubmitWithCodeRequest(code=code, keys=keys), timeout=10)
+
+
+def reuse_a_code(server):
+    code = issue_code(server, "ha-north")
+    assert upload(server, code, diagnosis_key(1)).accepted == 1
+    upload(server, code, diagnosis_key(2))  # another upload with the same code
+
+
+def use_another_authoritys_code(server):
+    """Whoever hands a phone ha-south's code, the upload is ha-south's: accepted for TH (see the test below)."""
+    upload(server, issue_code(server, "ha-south", region="TH"), diagnosis_key(3))
+
+
+def use_a_made_up_code(server):
+    upload(server, "2345-6789-ABCD", diagnosis_key(4))
+
 CASES = [
     # (who, what, expected)
     ("an authority method on the public port", on_public_port, SUBMIT, {}, grpc.StatusCode.UNAUTHENTICATED),
@@ -90,6 +130,15 @@ CASES = [
     ("an authority issuing a code for a region it may not", as_authority("ha-south"),
      lambda stub: stub.IssueCode(authority_pb2.IssueCodeRequest(report_type=1, region="VN"), timeout=10), {},
      grpc.StatusCode.PERMISSION_DENIED),
+    ("an unknown authority (a valid certificate from our CA, a name never configured)",
+     as_authority("ha-unknown", "strangers"), SUBMIT, {}, grpc.StatusCode.PERMISSION_DENIED),
+    ("an authority issuing a code for a report type it may not", as_authority("ha-south"),
+     lambda stub: stub.IssueCode(authority_pb2.IssueCodeRequest(report_type=ReportType.SELF_REPORT, region="TH"),
+                                 timeout=10), {}, grpc.StatusCode.PERMISSION_DENIED),
+    ("a phone using a code a second time", as_phone, reuse_a_code, {}, grpc.StatusCode.PERMISSION_DENIED),
+    ("a phone using a code no authority issued", as_phone, use_a_made_up_code, {}, grpc.StatusCode.PERMISSION_DENIED),
+    ("a phone using a code of another authority (the upload is that authority's)", as_phone,
+     use_another_authoritys_code, {}, grpc.StatusCode.OK),
     ("an allowed authority", as_authority("ha-north"), SUBMIT, {}, grpc.StatusCode.OK),
     ("another allowed authority within its rights", as_authority("ha-south"), SUBMIT, {"region": "TH"},
      grpc.StatusCode.OK),
@@ -120,3 +169,45 @@ def test_an_authority_over_its_rate_limit_is_told_when_to_retry(server):
     retry = error_details_pb2.RetryInfo()
     assert any(d.Unpack(retry) for d in rpc_status.from_call(raised.value).details)
     assert retry.retry_delay.ToNanoseconds() > 0
+
+
+def test_keys_shared_with_a_code_are_published_for_the_region_and_diagnosis_of_the_authority_that_issued_it(server):
+    south = issue_code(server, "ha-south", region="TH")
+    north = issue_code(server, "ha-north", report_type=ReportType.SELF_REPORT)
+    assert upload(server, south, diagnosis_key(1, report_type=ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)).accepted == 1
+    assert upload(server, north, diagnosis_key(2)).accepted == 1
+    publish(server)
+    listing = server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10)
+    published = {(h.region, f.report_type) for h in (open_header(b, trusted(server)) for b in listing.batches)
+                 for f in h.filters}
+    assert published == {("TH", ReportType.CONFIRMED_TEST), ("VN", ReportType.SELF_REPORT)}
+
+
+def test_a_code_of_an_authority_revoked_since_it_was_issued_is_refused_and_stays_unused(pki, store_url, tmp_path):
+    shutil.copytree(pki, tmp_path / "tls")
+    tls = make_pki(tmp_path / "tls", "ha-gone")
+    policies = json.loads((tls / "authorities.json").read_text())
+
+    def serve(log: str):
+        (tls / "authorities.json").write_text(json.dumps(policies))
+        return start_server(tls, store_url, "--now", str(NOW), log=tmp_path / log)
+
+    before = serve("before.log")
+    try:
+        code = issue_code(before, "ha-gone")
+    finally:
+        before.stop()
+    gone = policies["authorities"].pop("ha-gone")
+    revoked = serve("revoked.log")
+    try:
+        with pytest.raises(grpc.RpcError) as raised:
+            upload(revoked, code, diagnosis_key(1))
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        revoked.stop()
+    policies["authorities"]["ha-gone"] = gone  # re-admitted: the refused upload did not use the code up
+    again = serve("again.log")
+    try:
+        assert upload(again, code, diagnosis_key(1)).accepted == 1
+    finally:
+        again.stop()

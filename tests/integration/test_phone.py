@@ -6,27 +6,40 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exposure.v1 import authority_pb2, batch_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.model import ReportType
-from matcher.signing import TrustedKeys, load_verifying_key
+from matcher.signing import (
+    DOMAIN_BATCH_HEADER,
+    SigningKey,
+    TrustedKeys,
+    VerifyingKey,
+    generate_signing_key,
+    load_signing_key,
+    load_verifying_key,
+)
 from clients.phone.keys import broadcast_at, key_for_day
 from clients.phone.matching import match_new
 from clients.phone.scoring import score
 from clients.phone.share import share, share_request
 from clients.phone.store import PhoneStore
-from clients.phone.sync import sync
+from clients.phone.sync import SyncReport, sync
 from matcher.exposure_config import default_config
 from matcher.intervals import interval_number
 from tests.integration.conftest import NOW, TODAY
 from tests.integration.harness import start_server
-from tests.integration.test_service import publish
+from tests.integration.test_service import diagnosis_key, download, publish
 
 MEETING = (TODAY - 144) * 600 + 9 * 3600  # yesterday 09:00 UTC
 SCAN_SECONDS = 300  # the phones' scanner runs every 5 minutes
@@ -182,56 +195,263 @@ def test_a_share_sends_the_code_and_own_keys_only(tmp_path):
 # --- refusing bad batches -------------------------------------------------------------------------------------------
 
 
-class TamperingDistribution(distribution_pb2_grpc.DistributionServicer):
-    """A man in the middle between phones and the service (a compromised mirror or CDN)."""
+class Tamper:
+    """What a man in the middle changes between phones and the service (a compromised mirror or CDN); this one
+    changes nothing. ``body`` gets a batch's whole body and returns what is served instead: a shorter one is a
+    truncated download, ending cleanly."""
 
-    def __init__(self, upstream: distribution_pb2_grpc.DistributionStub, mode: str) -> None:
-        self.upstream, self.mode = upstream, mode
+    def listing(self, request: distribution_pb2.ListBatchesRequest, listing):
+        return listing
+
+    def body(self, sequence: int, body: bytes) -> bytes:
+        return body
+
+
+def flipped(data: bytes, bit: int) -> bytes:
+    changed = bytearray(data)
+    changed[bit // 8] ^= 1 << bit % 8
+    return bytes(changed)
+
+
+@dataclass
+class FlipBit(Tamper):
+    """One bit of batch 1 flipped: in its signed header bytes, its signature, or its body."""
+
+    part: str
+    bit: int
+
+    def listing(self, request, listing):
+        for signed in listing.batches:
+            if self.part != "body" and batch_pb2.BatchHeader.FromString(signed.header).sequence == 1:
+                setattr(signed, self.part, flipped(getattr(signed, self.part), self.bit))
+        return listing
+
+    def body(self, sequence, body):
+        return flipped(body, self.bit) if self.part == "body" and sequence == 1 else body
+
+
+@dataclass
+class Truncate(Tamper):
+    """Batch 1's download ends cleanly after ``keep`` bytes."""
+
+    keep: int
+
+    def body(self, sequence, body):
+        return body[: self.keep] if sequence == 1 else body
+
+
+@dataclass
+class Resign(Tamper):
+    """Batch 1's header re-signed: by ``signer``, naming ``header_key_id`` inside the header and ``envelope_key_id``
+    outside (each defaulting to the signer's own id)."""
+
+    signer: SigningKey
+    header_key_id: str | None = None
+    envelope_key_id: str | None = None
+
+    def listing(self, request, listing):
+        for signed in listing.batches:
+            header = batch_pb2.BatchHeader.FromString(signed.header)
+            if header.sequence == 1:
+                header.signing_key_id = self.header_key_id or self.signer.key_id
+                payload = header.SerializeToString(deterministic=True)
+                signed.header, signed.signature = payload, self.signer.sign(DOMAIN_BATCH_HEADER, payload)
+                signed.key_id = self.envelope_key_id or self.signer.key_id
+        return listing
+
+
+@dataclass
+class Withhold(Tamper):
+    """Lists nothing after ``last``, as if no newer batch existed yet."""
+
+    last: int
+
+    def listing(self, request, listing):
+        kept = [s for s in listing.batches if batch_pb2.BatchHeader.FromString(s.header).sequence <= self.last]
+        del listing.batches[:]
+        listing.batches.extend(kept)
+        listing.more = False
+        return listing
+
+
+@dataclass
+class Replay(Tamper):
+    """Where newer batches should be listed, an older batch's signed header again."""
+
+    older: batch_pb2.SignedBatchHeader
+
+    def listing(self, request, listing):
+        if listing.batches:
+            del listing.batches[:]
+            listing.batches.append(self.older)
+        return listing
+
+
+@dataclass
+class OlderBody(Tamper):
+    """An older batch's body served for batch 2."""
+
+    older: bytes
+
+    def body(self, sequence, body):
+        return self.older if sequence == 2 else body
+
+
+class TamperingDistribution(distribution_pb2_grpc.DistributionServicer):
+    """Serves what the service serves, through ``tamper``: a man in the middle."""
+
+    def __init__(self, upstream: distribution_pb2_grpc.DistributionStub, tamper: Tamper | None = None) -> None:
+        self.upstream, self.tamper = upstream, tamper or Tamper()
 
     def GetExposureConfig(self, request, context):  # noqa: N802
         return self.upstream.GetExposureConfig(request, timeout=10)
 
     def ListBatches(self, request, context):  # noqa: N802
-        listing = self.upstream.ListBatches(request, timeout=10)
-        if self.mode == "header-bit" and listing.batches:
-            header = bytearray(listing.batches[0].header)
-            header[len(header) // 2] ^= 0x01
-            listing.batches[0].header = bytes(header)
-        return listing
+        return self.tamper.listing(request, self.upstream.ListBatches(request, timeout=10))
 
     def DownloadBatch(self, request, context):  # noqa: N802
-        for chunk in self.upstream.DownloadBatch(request, timeout=10):
-            if self.mode == "body-bit" and chunk.offset == 0:
-                data = bytearray(chunk.data)
-                data[len(data) // 2] ^= 0x80
-                chunk.data = bytes(data)
-            if self.mode == "truncated":
-                chunk.data = chunk.data[: len(chunk.data) // 2]
-                yield chunk
-                return
-            yield chunk
+        whole = distribution_pb2.DownloadBatchRequest(sequence=request.sequence)
+        body = self.tamper.body(request.sequence, b"".join(c.data for c in self.upstream.DownloadBatch(whole, timeout=10)))
+        step = request.chunk_size or 1 << 20
+        for offset in range(request.offset, len(body), step):
+            yield distribution_pb2.BatchChunk(offset=offset, data=body[offset : offset + step], body_size=len(body))
 
 
-@pytest.mark.parametrize("mode, reason", [("body-bit", "SHA-256"), ("header-bit", "signature"), ("truncated", "truncated")])
-def test_a_tampered_batch_is_refused_with_a_reason_and_never_used(sqlite_server, tmp_path, mode, reason):
-    case, contact = phone(tmp_path, "case"), phone(tmp_path, "contact")
-    key_for_day(case, interval_number(MEETING))
-    meet(case, contact, MEETING, 20)
-    diagnose_and_share(sqlite_server, case)
-
+@contextmanager
+def man_in_the_middle(server, tamper: Tamper | None = None) -> Iterator[tuple[grpc.Channel, TamperingDistribution]]:
+    """A plain-text channel to a proxy in front of ``server``'s Distribution service."""
     proxy = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    upstream = distribution_pb2_grpc.DistributionStub(public_channel(sqlite_server))
-    distribution_pb2_grpc.add_DistributionServicer_to_server(TamperingDistribution(upstream, mode), proxy)
+    upstream = distribution_pb2_grpc.DistributionStub(public_channel(server))
+    servicer = TamperingDistribution(upstream, tamper)
+    distribution_pb2_grpc.add_DistributionServicer_to_server(servicer, proxy)
     port = proxy.add_insecure_port("127.0.0.1:0")
     proxy.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            report = sync(channel, contact, trusted(sqlite_server.tls_dir))
+            yield channel, servicer
     finally:
         proxy.stop(0)
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [(FlipBit("body", 8 * 100 + 7), "SHA-256"), (FlipBit("header", 8 * 20), "signature"), (Truncate(100), "truncated")],
+    ids=["a bit of the body", "a bit of the header", "a truncated download"],
+)
+def test_a_tampered_batch_is_refused_with_a_reason_and_never_used(sqlite_server, tmp_path, tamper, reason):
+    case, contact = phone(tmp_path, "case"), phone(tmp_path, "contact")
+    key_for_day(case, interval_number(MEETING))
+    meet(case, contact, MEETING, 20)
+    diagnose_and_share(sqlite_server, case)
+    with man_in_the_middle(sqlite_server, tamper) as (channel, _):
+        report = sync(channel, contact, trusted(sqlite_server.tls_dir))
     assert report.new_batches == [] and len(report.refused) == 1
     assert reason.lower() in report.refused[0][1].lower()
     assert contact.batches() == [] and check(contact) == []
+
+
+@dataclass
+class Published:
+    """A service with two published batches, and batch 1 as phones get it."""
+
+    server: object
+    first: batch_pb2.SignedBatchHeader
+    first_body: bytes
+
+    def size(self, part: str) -> int:
+        return len(self.first_body) if part == "body" else len(getattr(self.first, part))
+
+
+@pytest.fixture(scope="module")
+def two_batches(pki, tmp_path_factory) -> Iterator[Published]:
+    folder = tmp_path_factory.mktemp("two-batches")
+    server = start_server(pki, f"sqlite:{folder / 'service.db'}", "--now", str(NOW), log=folder / "serve.log")
+    try:
+        for n in (1, 2):
+            server.authority_stub().SubmitKeys(
+                authority_pb2.SubmitKeysRequest(submission_id=f"batch-{n}", keys=[diagnosis_key(n)]), timeout=10
+            )
+            publish(server, now=NOW + 86400 + n)
+        stub = distribution_pb2_grpc.DistributionStub(public_channel(server))
+        [first, _] = stub.ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10).batches
+        yield Published(server, first, download(stub, 1))
+    finally:
+        server.stop()
+
+
+def sync_through(published: Published, tamper: Tamper, contact: PhoneStore | None = None,
+                 pinned: list[VerifyingKey] = ()) -> tuple[SyncReport, list[int]]:
+    """A fresh phone (or ``contact``) syncing through a man in the middle: its report and the batches it keeps."""
+    with tempfile.TemporaryDirectory() as folder, man_in_the_middle(published.server, tamper) as (channel, _):
+        store = contact or PhoneStore(Path(folder) / "phone.db")
+        keys = [load_verifying_key(published.server.tls_dir / "signing.pub.pem"), *pinned]
+        report = sync(channel, store, TrustedKeys(keys))
+        return report, [row[0] for row in store.batches()]
+
+
+REASONS = {"header": "signature does not verify", "signature": "signature does not verify", "body": "SHA-256"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(part=st.sampled_from(sorted(REASONS)), data=st.data())
+def test_any_bit_flipped_in_a_batch_header_its_signature_or_its_body_gets_the_batch_refused_saying_why(
+    two_batches, part, data
+):
+    bit = data.draw(st.integers(0, 8 * two_batches.size(part) - 1), label="bit")
+    report, kept = sync_through(two_batches, FlipBit(part, bit))
+    [(_, message)] = report.refused
+    assert REASONS[part] in message, message
+    assert kept == [2] and report.new_batches == [2]  # the untouched batch is still used
+
+
+@settings(max_examples=10, deadline=None)
+@given(keep=st.integers(0, 10**6))
+def test_a_truncated_download_is_refused_saying_how_much_arrived(two_batches, keep):
+    keep %= two_batches.size("body")
+    report, kept = sync_through(two_batches, Truncate(keep))
+    assert report.refused == [(1, f"batch 1 refused: the download is truncated: {keep} of {two_batches.size('body')} bytes")]
+    assert kept == [2]
+
+
+ROGUE, ROTATION = generate_signing_key(), generate_signing_key()
+
+
+@pytest.mark.parametrize(
+    "tamper, pinned, reason",
+    [
+        (lambda service: Resign(ROGUE), [], "which is not one of the pinned keys"),
+        (lambda service: Resign(service, envelope_key_id=ROTATION.key_id), [ROTATION.verifying_key()],
+         f"the signature does not verify with key {ROTATION.key_id}"),
+        (lambda service: Resign(service, header_key_id=ROTATION.key_id), [],
+         f"signed as key {ROTATION.key_id}/v1 but presented as"),
+    ],
+    ids=["signed by a key that is not pinned", "named as another pinned key", "its header naming another key"],
+)
+def test_a_batch_under_a_wrong_key_id_is_refused_saying_which_key(two_batches, tamper, pinned, reason):
+    # The last two need the service's own key: a server-side mix-up of keys, or a stolen key used carelessly.
+    service = load_signing_key(two_batches.server.tls_dir / "signing.key")
+    report, kept = sync_through(two_batches, tamper(service), pinned=pinned)
+    [(_, message)] = report.refused
+    assert reason in message, message
+    assert kept == [2]
+
+
+def test_an_older_batch_replayed_where_a_newer_one_should_be_is_refused_and_the_newer_one_is_fetched_later(
+    two_batches, tmp_path
+):
+    contact = PhoneStore(tmp_path / "contact.db")
+    assert sync_through(two_batches, Withhold(last=1), contact)[1] == [1]
+    replayed, kept = sync_through(two_batches, Replay(two_batches.first), contact)
+    assert replayed.refused == [(1, "batch 1 refused: not newer than batch 1 already held (a replay)")]
+    assert kept == [1] and contact.cursor() == 1
+    honest, kept = sync_through(two_batches, Tamper(), contact)
+    assert honest.new_batches == [2] and kept == [1, 2]
+
+
+def test_an_older_batch_body_served_for_a_newer_batch_is_refused(two_batches):
+    report, kept = sync_through(two_batches, OlderBody(two_batches.first_body))
+    [(sequence, message)] = report.refused
+    assert sequence == 2 and message.startswith("batch 2 refused: ") and kept == [1]
 
 
 # --- the command line -------------------------------------------------------------------------------------------------

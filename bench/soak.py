@@ -1,0 +1,384 @@
+"""`make soak`: a bounded load test of one `matcher serve` on loopback, stopping by itself in a few minutes.
+
+1. **Submission ladder.** Health authorities submit 14-key submissions at a fixed offered rate (open loop: each
+   request has a scheduled send time and its latency counts from then, so a server that falls behind is charged
+   for the wait), stepping the rate up until p99 latency passes 200 ms or the server cannot keep up.
+2. **Distribution ladder.** Phones download a batch (ListBatches, then DownloadBatch of the whole body) at rising
+   rates, the same way.
+3. **Soak.** Both at once, at a share of the rates that held, for a while, with `matcher publish` cutting a
+   batch every 30 s. The server's resident memory is sampled every second throughout; the trend over the soak
+   (least-squares slope, and the last third against the first) says whether it grows.
+
+Load comes from two worker processes (grpcio client threads in one process would be limited by its GIL), on the
+same two cores as the server: the rates are what this machine holds with its load generator, not a server alone.
+Results go to bench/soak-results.md (and --json prints them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+NOW = 1795176000  # the fixed clock of the service tests (2026-11-20 12:00 UTC)
+TODAY = NOW // 600 - (NOW // 600) % 144
+P99_BUDGET_MS = 200.0
+KEYS_PER_SUBMISSION = 14
+BATCH_KEYS = 300  # the batch phones download: about 300 keys of 144 intervals
+WORKERS = 2  # load processes
+THREADS = 48  # client threads per load process: enough for the offered rate times the latency
+SUBMIT_RATES = (25, 50, 100, 200, 400, 800)
+DOWNLOAD_RATES = (10, 20, 40, 80, 160, 320)
+SOAK_SHARE = 0.6  # of the highest rate that held, for the soak
+AUTHORITY = "ha-soak"
+
+
+# --- load, in worker processes -----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    kind: str
+    offered: float
+    seconds: float
+    sent: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+
+    @property
+    def achieved(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("inf")
+
+    @property
+    def held(self) -> bool:
+        """The rate held: p99 within budget, no errors, and (almost) everything offered was answered."""
+        return self.percentile(99) < P99_BUDGET_MS and not self.errors and self.achieved >= 0.95 * self.offered
+
+    def merge(self, other: Step) -> None:
+        self.sent += other.sent
+        self.latencies_ms += other.latencies_ms
+        self.errors.update(other.errors)
+
+
+def _channel(address: str, tls_dir: str, authority: bool):
+    import grpc
+
+    folder = Path(tls_dir)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(folder / "ca.pem").read_bytes(),
+        private_key=(folder / f"{AUTHORITY}.key").read_bytes() if authority else None,
+        certificate_chain=(folder / f"{AUTHORITY}.pem").read_bytes() if authority else None,
+    )
+    return grpc.secure_channel(address, credentials)
+
+
+def _submission(label: str):
+    from exposure.v1 import authority_pb2, keys_pb2
+
+    keys = [
+        keys_pb2.DiagnosisKey(
+            key_data=hashlib.sha256(f"{label}/{day}".encode()).digest()[:16],
+            rolling_start_interval_number=TODAY - 144 * day, rolling_period=144, report_type=1,
+            days_since_onset_of_symptoms=min(day, 14) - 4,
+        )
+        for day in range(1, KEYS_PER_SUBMISSION + 1)
+    ]  # fmt: skip
+    return authority_pb2.SubmitKeysRequest(submission_id=label.replace("/", ":"), keys=keys)
+
+
+def load(kind: str, rate: float, seconds: float, address: str, tls_dir: str, label: str) -> Step:
+    """Offers ``rate`` calls a second of ``kind`` ("submit" or "download") for ``seconds``, open loop."""
+    import grpc
+
+    from exposure.v1 import authority_pb2_grpc, distribution_pb2, distribution_pb2_grpc
+
+    channel = _channel(address, tls_dir, authority=kind == "submit")
+    grpc.channel_ready_future(channel).result(timeout=30)
+    authority = authority_pb2_grpc.AuthorityStub(channel)
+    distribution = distribution_pb2_grpc.DistributionStub(channel)
+    step, lock, tickets = Step(kind, rate, seconds), threading.Lock(), iter(range(10**9))
+    start = time.monotonic() + 0.2
+
+    def call(n: int) -> None:
+        if kind == "submit":
+            authority.SubmitKeys(_submission(f"{label}/{n}"), timeout=30)
+        else:  # a phone that holds nothing yet: the listing, then the first batch, whole
+            distribution.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=0), timeout=30)
+            for _ in distribution.DownloadBatch(distribution_pb2.DownloadBatchRequest(sequence=1), timeout=30):
+                pass
+
+    def worker() -> None:
+        while True:
+            with lock:
+                n = next(tickets)
+            due = start + n / rate
+            if due >= start + seconds:
+                return
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                call(n)
+                latency = (time.monotonic() - due) * 1000
+                with lock:
+                    step.latencies_ms.append(latency)
+            except grpc.RpcError as error:
+                with lock:
+                    step.errors[error.code().name] += 1
+            with lock:
+                step.sent += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    channel.close()
+    return step
+
+
+# --- the service and its memory ---------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class MemorySampler:
+    """The server's resident memory every ``period`` seconds, with the phase it was taken in."""
+
+    def __init__(self, pid: int, period: float = 1.0) -> None:
+        self.pid, self.period, self.phase = pid, period, "start"
+        self.samples: list[tuple[float, str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._began = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.samples.append((time.monotonic() - self._began, self.phase, rss_mb(self.pid)))
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def trend(self, phase: str) -> dict[str, float]:
+        """RSS at the start, end and peak of ``phase``, and its least-squares slope (MB a minute) over the whole
+        phase and over its second half: caches (SQLite's, one per worker thread) fill early and then level off, a
+        leak keeps climbing."""
+        picked = [(t, mb) for t, p, mb in self.samples if p == phase]
+        t, mb = np.array([s[0] for s in picked]), np.array([s[1] for s in picked])
+        half = len(mb) // 2
+        return {
+            "samples": len(mb),
+            "first_mb": round(float(mb[0]), 1),
+            "last_mb": round(float(mb[-1]), 1),
+            "max_mb": round(float(mb.max()), 1),
+            "slope_mb_per_min": round(float(np.polyfit(t, mb, 1)[0] * 60), 2),
+            "second_half_slope_mb_per_min": round(float(np.polyfit(t[half:], mb[half:], 1)[0] * 60), 2),
+        }
+
+
+def growing(trend: dict[str, float]) -> bool:
+    """Still climbing in the second half, and by more than 5% over the phase."""
+    return trend["second_half_slope_mb_per_min"] > 1.0 and trend["last_mb"] > 1.05 * trend["first_mb"]
+
+
+def prepare(folder: Path, store: str):
+    """A PKI, a running server on ``store``, and one published batch of BATCH_KEYS keys for phones to fetch."""
+    from tests.integration.harness import start_server
+    from tests.support.pki import pki_with
+
+    tls = pki_with(folder / "tls", AUTHORITY)
+    server = start_server(tls, store, "--now", str(NOW), log=folder / "serve.log")
+    from exposure.v1 import authority_pb2_grpc
+
+    stub = authority_pb2_grpc.AuthorityStub(server.authority_channel(AUTHORITY))
+    for n in range(BATCH_KEYS // KEYS_PER_SUBMISSION + 1):
+        stub.SubmitKeys(_submission(f"batch/{n}"), timeout=30)
+    publish(store, tls)
+    from exposure.v1 import batch_pb2, distribution_pb2, distribution_pb2_grpc
+
+    listing = distribution_pb2_grpc.DistributionStub(server.public_channel()).ListBatches(
+        distribution_pb2.ListBatchesRequest(), timeout=30
+    )
+    return server, tls, batch_pb2.BatchHeader.FromString(listing.batches[0].header).body_size
+
+
+def publish(store: str, tls: Path) -> None:
+    subprocess.run([sys.executable, "-m", "matcher.cli", "publish", "--store", store, "--tls-dir", str(tls),
+                    "--now", str(NOW), "--json"], check=True, capture_output=True, timeout=300)
+
+
+# --- the phases -------------------------------------------------------------------------------------------
+
+
+def offered(pool, kind: str, rate: float, seconds: float, address: str, tls: Path, label: str) -> list[futures.Future]:
+    return [pool.submit(load, kind, rate / WORKERS, seconds, address, str(tls), f"{label}/{w}") for w in range(WORKERS)]
+
+
+def gathered(kind: str, rate: float, seconds: float, running: list[futures.Future]) -> Step:
+    step = Step(kind, rate, seconds)
+    for done in running:
+        step.merge(done.result())
+    return step
+
+
+def ladder(pool, kind: str, rates, seconds: float, address: str, tls: Path) -> list[Step]:
+    steps = []
+    for rate in rates:
+        step = gathered(kind, rate, seconds, offered(pool, kind, rate, seconds, address, tls, f"{kind}-{rate}"))
+        steps.append(step)
+        print(f"  {kind} {rate}/s: p50 {step.percentile(50):.0f} ms, p99 {step.percentile(99):.0f} ms, "
+              f"{step.achieved:.0f}/s answered, errors {dict(step.errors)}", file=sys.stderr, flush=True)
+        if not step.held:
+            break
+    return steps
+
+
+def highest_held(steps: list[Step]) -> float:
+    return max((s.offered for s in steps if s.held), default=0.0)
+
+
+def run(args: argparse.Namespace) -> dict:
+    began = time.monotonic()
+    load_before = os.getloadavg()
+    spawn = multiprocessing.get_context("spawn")  # grpcio does not survive fork
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, \
+            futures.ProcessPoolExecutor(2 * WORKERS, mp_context=spawn) as pool:  # the soak runs both loads
+        store = f"sqlite:{Path(tmp) / 'soak.db'}" if args.store == "sqlite" else args.store
+        server, tls, body_bytes = prepare(Path(tmp), store)
+        try:
+            with MemorySampler(server.process.pid) as memory:
+                memory.phase = "submission ladder"
+                submits = ladder(pool, "submit", SUBMIT_RATES, args.step_seconds, server.authority, tls)
+                memory.phase = "distribution ladder"
+                downloads = ladder(pool, "download", DOWNLOAD_RATES, args.step_seconds, server.public, tls)
+                submit_rate, download_rate = highest_held(submits), highest_held(downloads)
+                memory.phase = "soak"
+                print(f"  soak for {args.soak_seconds:.0f} s", file=sys.stderr, flush=True)
+                soak_submit, soak_download = max(1.0, SOAK_SHARE * submit_rate), max(1.0, SOAK_SHARE * download_rate)
+                running = offered(pool, "submit", soak_submit, args.soak_seconds, server.authority, tls, "soak-s")
+                running_d = offered(pool, "download", soak_download, args.soak_seconds, server.public, tls, "soak-d")
+                publishes = 0
+                soak_end = time.monotonic() + args.soak_seconds
+                while time.monotonic() + 30 < soak_end:
+                    time.sleep(30)
+                    publish(store, tls)
+                    publishes += 1
+                soak_s = gathered("submit", soak_submit, args.soak_seconds, running)
+                soak_d = gathered("download", soak_download, args.soak_seconds, running_d)
+                memory.phase = "end"
+                time.sleep(1.5)
+            alive = server.process.poll() is None
+        finally:
+            server.stop()
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
+        "store": args.store,
+        "submission_keys": KEYS_PER_SUBMISSION,
+        "batch_body_kb": round(body_bytes / 1024),
+        "submissions_per_s_at_p99_under_200ms": submit_rate,
+        "downloads_per_s_at_p99_under_200ms": download_rate,
+        "submission_ladder": [_row(s) for s in submits],
+        "distribution_ladder": [_row(s) for s in downloads],
+        "soak": {"seconds": args.soak_seconds, "submit": _row(soak_s), "download": _row(soak_d),
+                 "publishes": publishes, "memory": memory.trend("soak")},
+        "memory_by_phase": {phase: memory.trend(phase) for phase in
+                            ("submission ladder", "distribution ladder", "soak")},
+        "server_alive_at_end": alive,
+        "seconds": round(time.monotonic() - began),
+    }
+
+
+def _row(step: Step) -> dict:
+    return {"offered_per_s": step.offered, "answered_per_s": round(step.achieved, 1),
+            "p50_ms": round(step.percentile(50), 1), "p99_ms": round(step.percentile(99), 1),
+            "errors": dict(step.errors), "held": step.held}
+
+
+def markdown(result: dict) -> str:
+    soak = result["soak"]
+    memory = soak["memory"]
+    lines = [
+        "# Soak: rates held at p99 < 200 ms, and memory over time",
+        "",
+        f"`make soak` (`python -m bench.soak`), {result['machine']}, store {result['store']}, "
+        f"{result['seconds']} s in all; load average before/after {result['load_average_before_after']} "
+        "(the machine is shared: other work was running). Server and load generator share the two cores.",
+        "",
+        f"- **Submissions** ({result['submission_keys']} keys each): "
+        f"**{result['submissions_per_s_at_p99_under_200ms']:.0f}/s** held at p99 < 200 ms.",
+        f"- **Distribution** (a phone lists the batches and downloads a {result['batch_body_kb']} KB batch): "
+        f"**{result['downloads_per_s_at_p99_under_200ms']:.0f}/s** held at p99 < 200 ms.",
+        f"- **Memory** over the {soak['seconds']:.0f} s soak ({soak['submit']['offered_per_s']:.0f} submissions/s and "
+        f"{soak['download']['offered_per_s']:.0f} downloads/s, {soak['publishes']} batches published meanwhile): "
+        f"{memory['first_mb']} MB at the start, {memory['last_mb']} MB at the end, at most {memory['max_mb']} MB; "
+        f"slope {memory['slope_mb_per_min']} MB/min over the soak, {memory['second_half_slope_mb_per_min']} MB/min "
+        f"over its second half: **{'GROWING' if growing(memory) else 'no growth'}**.",
+        "",
+        "A rate is held when p99 latency (from each request's scheduled send time) stays under 200 ms, nothing "
+        "fails, and at least 95% of what was offered is answered within the step.",
+        "",
+    ]
+    for title, key in (("Submission ladder", "submission_ladder"), ("Distribution ladder", "distribution_ladder")):
+        lines += [f"## {title}", "", "| offered/s | answered/s | p50 ms | p99 ms | errors | held |", "|---|---|---|---|---|---|"]
+        for row in result[key]:
+            lines.append(f"| {row['offered_per_s']:.0f} | {row['answered_per_s']} | {row['p50_ms']} | {row['p99_ms']} "
+                         f"| {row['errors'] or ''} | {'yes' if row['held'] else 'no'} |")
+        lines.append("")
+    lines += ["## Soak", "", "| load | offered/s | answered/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    for name in ("submit", "download"):
+        row = soak[name]
+        lines.append(f"| {name} | {row['offered_per_s']:.1f} | {row['answered_per_s']} | {row['p50_ms']} | "
+                     f"{row['p99_ms']} | {row['errors'] or ''} |")
+    lines += ["", "## Server memory (RSS) by phase", "",
+              "| phase | samples | first MB | last MB | max MB | slope MB/min | second half MB/min |",
+              "|---|---|---|---|---|---|---|"]
+    for phase, trend in result["memory_by_phase"].items():
+        lines.append(f"| {phase} | {trend['samples']} | {trend['first_mb']} | {trend['last_mb']} | {trend['max_mb']} | "
+                     f"{trend['slope_mb_per_min']} | {trend['second_half_slope_mb_per_min']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--step-seconds", type=float, default=8.0, help="seconds per ladder step (default 8)")
+    parser.add_argument("--soak-seconds", type=float, default=120.0, help="seconds of the soak (default 120)")
+    parser.add_argument("--store", default="sqlite", help="sqlite (a file in a temp folder) or a redis:// URL")
+    parser.add_argument("--out", default=str(HERE / "soak-results.md"), help="where to write the results")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    result = run(args)
+    Path(args.out).write_text(markdown(result))
+    print(json.dumps(result, indent=2) if args.json else markdown(result))
+    return 0 if result["server_alive_at_end"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""What the service published, held against what it acknowledged: the exactly-once check of the fault and
+concurrency tests.
+
+- Every batch the store lists is read whole and verified as a phone would (signature, then each filter's size,
+  position and SHA-256): a half-written batch fails here. Sequence numbers run 1, 2, 3, ... without a gap.
+- For each submitted key, the number of batches that hold it: its RPIs at its first and last interval, tagged
+  with each batch's salt, tested against the batch's filters (whole arrays, one pass per batch). A key is "in" a
+  batch when both are members; a false positive at eps ~ 1e-12 per lookup, twice, does not happen.
+- Nothing invented: the batches' filters hold exactly as many elements as the found keys have intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from exposure.v1 import batch_pb2, keys_pb2
+from matcher import crypto
+from matcher.batches import LoadedFilter, open_body, open_header
+from matcher.filters import contains, element_tags
+from matcher.signing import TrustedKeys
+from matcher.store import Store
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Published:
+    header: batch_pb2.BatchHeader
+    filters: list[LoadedFilter]
+
+    @property
+    def elements(self) -> int:
+        return sum(f.info.count for f in self.filters)
+
+
+def published_batches(store: Store, trusted: TrustedKeys) -> list[Published]:
+    """Every listed batch, downloaded whole and verified; AssertionError naming the first that is not intact."""
+    found: list[Published] = []
+    after = 0
+    while True:
+        page = store.list_batches(after=after, limit=100)
+        if not page:
+            return found
+        for stored in page:
+            assert stored.sequence == after + 1, f"batch {stored.sequence} follows batch {after}: a gap or a repeat"
+            header = open_header(batch_pb2.SignedBatchHeader.FromString(stored.signed_header), trusted)
+            assert header.sequence == stored.sequence and header.body_size == stored.body_size
+            body = b"".join(
+                store.read_body(stored.sequence, offset, READ_CHUNK) for offset in range(0, stored.body_size, READ_CHUNK)
+            )
+            found.append(Published(header, open_body(header, body)))  # BatchRejected if half-written
+            after = stored.sequence
+
+
+KeyLike = tuple[bytes, int, int]  # key data, rolling start, rolling period
+
+
+def as_key(key: keys_pb2.DiagnosisKey | KeyLike) -> KeyLike:
+    if isinstance(key, tuple):
+        return key
+    return bytes(key.key_data), key.rolling_start_interval_number, key.rolling_period or 144
+
+
+def batches_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np.ndarray:
+    """For each key, how many batches hold it: ``(len(keys),)`` int."""
+    counts = np.zeros(len(keys), dtype=np.int64)
+    if not keys:
+        return counts
+    firsts = np.array([start for _, start, _ in keys], dtype=np.int64)
+    lasts = np.array([start + period - 1 for _, start, period in keys], dtype=np.int64)
+    intervals = np.stack([firsts, lasts], axis=1).reshape(-1)
+    blocks = crypto.padded_data(intervals).tobytes()
+    rpis = bytearray(len(blocks))
+    for n, (key_data, _, _) in enumerate(keys):  # one HKDF and one AES call per key: its two blocks
+        encryptor = Cipher(algorithms.AES(crypto.rpik(key_data)), modes.ECB()).encryptor()
+        rpis[32 * n : 32 * n + 32] = encryptor.update(blocks[32 * n : 32 * n + 32])
+    rpis = np.frombuffer(bytes(rpis), dtype=np.uint8).reshape(-1, 16)
+    for batch in batches:
+        tags = element_tags(rpis, intervals, batch.header.salt)
+        member = np.zeros(len(tags), dtype=bool)
+        for loaded in batch.filters:
+            member |= contains(loaded.bloom, tags)
+        counts += member.reshape(-1, 2).all(axis=1)
+    return counts
+
+
+@dataclass(frozen=True)
+class ExactlyOnce:
+    batches: list[Published]
+    keys_found: int
+
+
+def check_exactly_once(
+    store: Store,
+    trusted: TrustedKeys,
+    acknowledged: Iterable[keys_pb2.DiagnosisKey | KeyLike],
+    unacknowledged: Iterable[keys_pb2.DiagnosisKey | KeyLike] = (),
+) -> ExactlyOnce:
+    """Asserts: every batch intact; each acknowledged key in exactly one batch; an unacknowledged one (its answer
+    was lost) in at most one; and no element in any batch beyond those of the keys found."""
+    acked = [as_key(k) for k in acknowledged]
+    lost = [as_key(k) for k in unacknowledged]
+    assert len({k[:2] for k in acked + lost}) == len(acked) + len(lost), "the test submitted a key twice"
+    batches = published_batches(store, trusted)
+    counts = batches_holding(acked + lost, batches)
+    acked_counts, lost_counts = counts[: len(acked)], counts[len(acked) :]
+    missing, repeated = int((acked_counts == 0).sum()), int((acked_counts > 1).sum())
+    assert missing == 0 and repeated == 0, (
+        f"of {len(acked)} acknowledged keys, {missing} are in no batch and {repeated} in more than one "
+        f"({len(batches)} batches)"
+    )
+    assert (lost_counts <= 1).all(), f"{int((lost_counts > 1).sum())} unacknowledged keys are in several batches"
+    periods = np.array([period for _, _, period in acked + lost], dtype=np.int64)
+    expected_elements = int(periods[counts > 0].sum())
+    actual_elements = sum(batch.elements for batch in batches)
+    assert actual_elements == expected_elements, (
+        f"the batches hold {actual_elements} elements; the submitted keys they hold account for {expected_elements}"
+    )
+    return ExactlyOnce(batches, int((counts > 0).sum()))
