@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.clients import Clients, Load
+from bench.clients import ROUNDS, Clients, Load
 from bench.common import Curve, Section
 from bench.service import AUTHORITY, NOW, STORES, TODAY, bench_pki, nginx_serving, serving, store_url
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, distribution_pb2_grpc, keys_pb2
@@ -34,8 +34,9 @@ from tests.integration.harness import Server, matcher
 
 QUICK = False
 PHONES = (1, 8, 32)
-DOWNLOAD_SECONDS = 4.0
-LIST_SECONDS = 2.0
+DOWNLOAD_SECONDS = 3.0
+DOWNLOAD_ROUNDS = 1  # a turn with 32 phones takes several seconds: one each, the service's right before nginx's
+LIST_SECONDS = 1.0
 CASES = 1_000
 DAYS_PER_CASE = 8  # published days of a case: 2 before symptom onset to 5 after
 HISTORY = 14 * 24  # a fortnight of hourly batches
@@ -225,32 +226,26 @@ def _latency_row(what: str, load: Load, baseline: Load | None) -> dict:
     }
 
 
-def measure_service(clients: Clients, server: Server, ca: str, sequence: int, files: dict[str, bytes]) -> dict:
+def measure(clients: Clients, server: Server, port: int, ca: str, sequence: int, files: dict[str, bytes]) -> dict:
+    """Every download and listing of the service next to nginx's, the two taking turns."""
+    def phones(n: int, **kwargs: object) -> list[dict]:
+        return [dict(ca_file=ca, **kwargs)] * n
+
     downloads = {
-        n: clients.run(BatchDownloader, [dict(address=server.public, ca_file=ca, sequence=sequence,
-                                              sha256=_sha(files, BODY_FILE))] * n, DOWNLOAD_SECONDS)
+        n: clients.alternate({
+            "ours": (BatchDownloader, phones(n, address=server.public, sequence=sequence,
+                                             sha256=_sha(files, BODY_FILE))),
+            "nginx": (FileDownloader, phones(n, port=port, name=BODY_FILE, sha256=_sha(files, BODY_FILE))),
+        }, DOWNLOAD_SECONDS, rounds=DOWNLOAD_ROUNDS)
         for n in PHONES
     }
     lists = {
-        name: clients.run(Lister, [dict(address=server.public, ca_file=ca, after=after, sha256=_sha(files, name))],
-                          LIST_SECONDS)
+        name: clients.alternate({
+            "ours": (Lister, phones(1, address=server.public, after=after, sha256=_sha(files, name))),
+            "nginx": (FileDownloader, phones(1, port=port, name=name, sha256=_sha(files, name))),
+        }, LIST_SECONDS)
         for name, after in ((FULL_LIST_FILE, 0), (NEW_LIST_FILE, sequence - 1))
     }
-    return {"downloads": downloads, "lists": lists}
-
-
-def measure_nginx(clients: Clients, tls_dir: Path, ca: str, files: dict[str, bytes]) -> dict:
-    with nginx_serving(tls_dir, files) as port:
-        downloads = {
-            n: clients.run(FileDownloader, [dict(port=port, ca_file=ca, name=BODY_FILE,
-                                                 sha256=_sha(files, BODY_FILE))] * n, DOWNLOAD_SECONDS)
-            for n in PHONES
-        }
-        lists = {
-            name: clients.run(FileDownloader, [dict(port=port, ca_file=ca, name=name, sha256=_sha(files, name))],
-                              LIST_SECONDS)
-            for name in (FULL_LIST_FILE, NEW_LIST_FILE)
-        }
     return {"downloads": downloads, "lists": lists}
 
 
@@ -258,8 +253,6 @@ def run(quick: bool) -> Section:
     measured: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-distribution-") as tmp, Clients(max(PHONES)) as clients:
         tls = bench_pki(Path(tmp))
-        ca = str(tls / "ca.pem")
-        files: dict[str, bytes] = {}
         for kind in STORES:
             folder = Path(tmp) / kind
             folder.mkdir()
@@ -267,36 +260,32 @@ def run(quick: bool) -> Section:
                 cut_history(url, tls, HISTORY - 1)
                 with serving(tls, url) as server:
                     push_cases(server, tls, CASES)
-                    published = publish(url, tls)
-                    sequence = published["sequence"]
+                    sequence = publish(url, tls)["sequence"]
                     files = published_files(server, tls, sequence)
-                    measured[kind] = measure_service(clients, server, ca, sequence, files)
-        measured["nginx"] = measure_nginx(clients, tls, ca, files)
+                    with nginx_serving(tls, files) as port:
+                        measured[kind] = measure(clients, server, port, str(tls / "ca.pem"), sequence, files)
 
-    nginx = measured["nginx"]
     body = len(files[BODY_FILE])
-    download_rows, list_rows, summary = [], [], {}
-    for kind in (*STORES, "nginx"):
-        baseline = kind != "nginx"
-        label = f"DownloadBatch, {kind}" if baseline else "nginx, static file over TLS (baseline)"
-        for n, load in measured[kind]["downloads"].items():
-            download_rows.append(_download_row(label, load, body, nginx["downloads"][n] if baseline else None))
-            summary[f"download_{kind}_{n}_phones_mb_per_s"] = round(load.units_per_second / 1e6, 1)
+    download_rows, list_rows, summary, series = [], [], {}, {}
+    for kind in STORES:
+        for n, loads in measured[kind]["downloads"].items():
+            ours = _download_row(f"DownloadBatch, {kind}", loads["ours"], body, loads["nginx"])
+            download_rows += [ours, _download_row("nginx, the same body as a static file (baseline)", loads["nginx"],
+                                                  body, None)]
+            summary[f"download_{kind}_{n}_phones_mb_per_s"] = ours["MB/s"]
+            summary[f"download_{kind}_{n}_phones_vs_nginx"] = ours["vs nginx"]
+            for side, label in (("ours", f"DownloadBatch, {kind}"), ("nginx", f"nginx, next to {kind}")):
+                series.setdefault(label, []).append((n, loads[side].units_per_second / 1e6))
         for name, shape in ((FULL_LIST_FILE, f"all {HISTORY} headers"), (NEW_LIST_FILE, "the 1 new header")):
-            load = measured[kind]["lists"][name]
-            what = f"ListBatches, {kind}, {shape}" if baseline else f"nginx, the same bytes for {shape} (baseline)"
-            list_rows.append(_latency_row(what, load, nginx["lists"][name] if baseline else None))
+            loads = measured[kind]["lists"][name]
+            list_rows.append(_latency_row(f"ListBatches, {kind}, {shape}", loads["ours"], loads["nginx"]))
+            list_rows.append(_latency_row("nginx, the same response bytes (baseline)", loads["nginx"], None))
             short = "all" if name == FULL_LIST_FILE else "new"
-            summary[f"list_{kind}_{short}_p50_ms"] = round(load.latency_ms(50), 2)
-            summary[f"list_{kind}_{short}_p99_ms"] = round(load.latency_ms(99), 2)
+            summary[f"list_{kind}_{short}_p50_ms"] = round(loads["ours"].latency_ms(50), 2)
+            summary[f"list_{kind}_{short}_p99_ms"] = round(loads["ours"].latency_ms(99), 2)
 
-    curve = Curve(
-        title="Download throughput (same machine, same run)", x_label="concurrent phones",
-        y_label="MB/s, all phones together", log_x=True,
-        series={("nginx" if kind == "nginx" else f"DownloadBatch, {kind}"):
-                [(n, load.units_per_second / 1e6) for n, load in measured[kind]["downloads"].items()]
-                for kind in (*STORES, "nginx")},
-    )
+    curve = Curve(title="Download throughput (same machine, same run)", x_label="concurrent phones",
+                  y_label="MB/s, all phones together", log_x=True, series=series)
     setup = (
         f"`matcher serve` (one process, grpcio sync server, 32 worker threads), nginx (`worker_processes auto`, "
         f"TLS with the same certificate) and the phones all share this machine's {os.cpu_count()} cores. Each phone "
@@ -306,11 +295,14 @@ def run(quick: bool) -> Section:
     download_notes = (
         f"{setup} The batch: {CASES:,} cases x {DAYS_PER_CASE} daily keys pushed with SubmitKeys and cut by "
         f"`matcher publish` into one batch of {body:,} bytes. MB = 10^6 bytes; a phone downloads the whole body "
-        f"again and again for {DOWNLOAD_SECONDS:.0f} s (gRPC: DownloadBatch in 1 MiB chunks; nginx: GET on one "
-        "keep-alive HTTPS connection), each body checked once against its SHA-256 before timing."
+        f"again and again for {DOWNLOAD_SECONDS:g} s (gRPC: DownloadBatch in 1 MiB chunks; nginx: GET on one "
+        "keep-alive HTTPS connection), each body checked once against its SHA-256 before timing. Each service row "
+        "is measured right before its nginx row (nginx serving that store's batch), so that both see the machine in "
+        "the same state."
     )
     list_notes = (
-        f"One phone calls back to back for {LIST_SECONDS:.0f} s. The service holds {HISTORY} batches (a fortnight of "
+        f"One phone calls back to back for {LIST_SECONDS:g} s, {ROUNDS} turns each for the service and nginx (the "
+        f"turn with more calls a second is kept). The service holds {HISTORY} batches (a fortnight of "
         f"hourly batches: {HISTORY - 1} small ones cut by the publisher over the store, two filters each, and the "
         "big one). 'all' is a first sync (page_size 1000, every signed header), 'new' an hourly sync (after the "
         "previous sequence: one header). The nginx rows serve the very same response bytes as static files."

@@ -24,6 +24,10 @@ import numpy as np
 
 READY_TIMEOUT = 60.0  # seconds for every client to connect and make its first call
 START_DELAY = 0.2  # seconds between "all ready" and the common start
+ROUNDS = 2  # turns that a measurement and its baseline take in Clients.alternate
+
+Task = Callable[..., Callable[[], int]]  # built in the client process with the run's kwargs
+Run = tuple[Task, Sequence[dict[str, Any]]]  # a task and one kwargs per client
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class Clients:
         for process in self._processes:
             process.start()
 
-    def run(self, factory: Callable[..., Callable[[], int]], kwargs: Sequence[dict[str, Any]], seconds: float) -> Load:
+    def run(self, factory: Task, kwargs: Sequence[dict[str, Any]], seconds: float) -> Load:
         """Runs ``factory(**kwargs[i])`` in client ``i`` for ``seconds``, all clients at once."""
         n = len(kwargs)
         if n > len(self._processes):
@@ -110,6 +114,18 @@ class Clients:
             seconds=max(d[2] for d in done),
             latencies=np.concatenate([np.asarray(d[3], dtype=float) for d in done]),
         )
+
+    def alternate(self, runs: dict[str, Run], seconds: float, rounds: int = ROUNDS) -> dict[str, Load]:
+        """Each of ``runs`` (name -> task and one kwargs per client) ``rounds`` times, taking turns, keeping each
+        one's best round (most calls a second). Taking turns puts a measurement and its baseline side by side in
+        time, so that a burst of load from elsewhere on a shared machine hits both, not one."""
+        best: dict[str, Load] = {}
+        for _ in range(rounds):
+            for name, (factory, kwargs) in runs.items():
+                load = self.run(factory, kwargs, seconds)
+                if name not in best or load.calls_per_second > best[name].calls_per_second:
+                    best[name] = load
+        return best
 
     def _collect(self, kind: str, n: int, timeout: float) -> list[Any]:
         deadline = time.monotonic() + timeout
