@@ -22,7 +22,8 @@ class Curve:
     log_y: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"title": self.title, "x_label": self.x_label, "y_label": self.y_label,
+        return {"title": self.title, "x_label": self.x_label, "y_label": self.y_label, "log_x": self.log_x,
+                "log_y": self.log_y,
                 "series": {name: [list(point) for point in points] for name, points in self.series.items()}}
 
 
