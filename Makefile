@@ -15,7 +15,7 @@ PROTOS    := $(shell find proto -name '*.proto')
 INSTALLED := $(VENV)/.installed
 GENERATED := exposure/.generated
 
-.PHONY: all gen demo test bench soak redis-server clean
+.PHONY: all gen demo test bench soak redis-server nginx clean
 
 all: $(INSTALLED)
 
@@ -46,13 +46,20 @@ redis-server:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
 	  || { echo "could not install redis-server; install it with: sudo apt-get install redis-server"; exit 1; }; }
 
+# The distribution benchmark compares the service with nginx serving the same bytes over TLS.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  echo "nginx not found: installing it with apt-get"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; } \
+	  || { echo "could not install nginx; install it with: sudo apt-get install nginx"; exit 1; }; }
+
 demo: $(INSTALLED)
 	$(BIN)/python -m matcher.demo
 
 test: $(INSTALLED) redis-server
 	$(BIN)/pytest
 
-bench: $(INSTALLED) redis-server
+bench: $(INSTALLED) redis-server $(if $(QUICK),,nginx)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 # Writes bench/soak-results.md; stops by itself.

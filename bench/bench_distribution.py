@@ -1,0 +1,313 @@
+"""Distribution: ``DownloadBatch`` throughput and ``ListBatches`` latency of the real service, on SQLite and on
+Redis, next to nginx serving the same bytes as static files over TLS, in the same run, on the same machine.
+
+The service holds a fortnight of hourly batches (336): 335 small ones cut by the publisher over the store, and a
+realistic one cut by `matcher publish` from 1,000 cases of 8 daily keys pushed through SubmitKeys. Phones are
+processes, each with its own channel (gRPC, server TLS) or keep-alive connection (nginx: Python's http.client
+over TLS with the same CA), that fetch the whole body again and again; every client checks the body's SHA-256
+once before it is timed. ListBatches is timed from one phone, for a first sync (all 336 headers in one page) and
+for an hourly sync (the one new header), next to nginx serving the same response bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import ssl
+import tempfile
+from pathlib import Path
+
+import grpc
+
+from bench.clients import ROUNDS, Clients, Load
+from bench.common import Curve, Section
+from bench.service import AUTHORITY, NOW, STORES, TODAY, bench_pki, nginx_serving, serving, store_url
+from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, distribution_pb2_grpc, keys_pb2
+from matcher.batches import open_body, open_header
+from matcher.model import DiagnosisKey, ReportType, Submission
+from matcher.publisher import Publisher
+from matcher.signing import TrustedKeys, load_signing_key, load_verifying_key
+from matcher.store import open_store
+from tests.integration.harness import Server, matcher
+
+QUICK = False
+PHONES = (1, 32)
+DOWNLOAD_SECONDS = 3.0
+LIST_SECONDS = 1.0
+CASES = 1_000
+DAYS_PER_CASE = 8  # published days of a case: 2 before symptom onset to 5 after
+HISTORY = 14 * 24  # a fortnight of hourly batches
+CALL_TIMEOUT = 60.0
+BODY_FILE, FULL_LIST_FILE, NEW_LIST_FILE = "batch.bin", "list-all.bin", "list-new.bin"
+
+
+# --- the phones -------------------------------------------------------------------------------------------------
+
+
+def _credentials(ca_file: str) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
+
+
+def _checked(data: bytes, sha256: str, what: str) -> bytes:
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise AssertionError(f"{what}: {len(data)} bytes that are not the published ones")
+    return data
+
+
+class BatchDownloader:
+    """A phone downloading one batch body whole with DownloadBatch (1 MiB chunks), again and again."""
+
+    def __init__(self, address: str, ca_file: str, sequence: int, sha256: str) -> None:
+        self.channel = grpc.secure_channel(address, _credentials(ca_file))
+        self.stub = distribution_pb2_grpc.DistributionStub(self.channel)
+        self.request = distribution_pb2.DownloadBatchRequest(sequence=sequence)
+        _checked(self.fetch(), sha256, f"batch {sequence}")
+
+    def fetch(self) -> bytes:
+        return b"".join(chunk.data for chunk in self.stub.DownloadBatch(self.request, timeout=CALL_TIMEOUT))
+
+    def __call__(self) -> int:
+        return len(self.fetch())
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class Lister:
+    """A phone asking ListBatches for the headers after ``after``."""
+
+    def __init__(self, address: str, ca_file: str, after: int, sha256: str) -> None:
+        self.channel = grpc.secure_channel(address, _credentials(ca_file))
+        self.stub = distribution_pb2_grpc.DistributionStub(self.channel)
+        self.request = distribution_pb2.ListBatchesRequest(after_sequence=after, page_size=1000)
+        _checked(self.fetch(), sha256, f"batches after {after}")
+
+    def fetch(self) -> bytes:
+        return self.stub.ListBatches(self.request, timeout=CALL_TIMEOUT).SerializeToString()
+
+    def __call__(self) -> int:
+        return len(self.fetch())
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class FileDownloader:
+    """The baseline phone: one keep-alive HTTPS connection to nginx, GETting one static file again and again."""
+
+    def __init__(self, port: int, ca_file: str, name: str, sha256: str) -> None:
+        context = ssl.create_default_context(cafile=ca_file)
+        self.connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=CALL_TIMEOUT)
+        self.path = "/" + name
+        _checked(self.fetch(), sha256, self.path)
+
+    def fetch(self) -> bytes:
+        self.connection.request("GET", self.path)
+        response = self.connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise AssertionError(f"nginx answered {response.status} for {self.path}")
+        return data
+
+    def __call__(self) -> int:
+        return len(self.fetch())
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+# --- what the service holds ------------------------------------------------------------------------------------
+
+
+def _key(name: str, rolling_start: int, days_since_onset: int) -> DiagnosisKey:
+    data = hashlib.sha256(name.encode()).digest()[:16]
+    return DiagnosisKey(data, rolling_start, 144, ReportType.CONFIRMED_TEST, days_since_onset)
+
+
+def cut_history(store_url: str, tls_dir: Path, batches: int) -> None:
+    """``batches`` small hourly batches before NOW, cut by the publisher itself over the store: two keys each
+    (one HIGH and one STANDARD filter, the header shape of a real hourly batch; their bodies are small)."""
+    store = open_store(store_url)
+    publisher = Publisher(
+        store, load_signing_key(tls_dir / "signing.key"), retention_days=14, publish_interval=3600,
+        max_keys_per_batch=1000,
+    )
+    try:
+        for hour in range(batches, 0, -1):
+            at = NOW - hour * 3600
+            day = at // 600 - (at // 600) % 144
+            keys = (_key(f"history-{hour}-a", day - 288, 0), _key(f"history-{hour}-b", day - 288, 5))
+            submission = Submission(AUTHORITY, f"history-{hour}", "VN", keys, hashlib.sha256(b"%d" % hour).digest())
+            store.submit(submission, response=b"", now=at, retention_seconds=14 * 86400)
+            [published] = publisher.publish(at)
+            if published.filters != 2:
+                raise AssertionError(f"history batch {published.sequence}: {published}")
+    finally:
+        store.close()
+
+
+def push_cases(server: Server, tls_dir: Path, cases: int) -> None:
+    """Each case's 8 daily keys (2 days before symptom onset to 5 after, ending yesterday) in one submission."""
+    from clients.ha.channel import authority_channel
+
+    with authority_channel(server.authority, tls_dir, AUTHORITY) as channel:
+        stub = authority_pb2_grpc.AuthorityStub(channel)
+        for case in range(cases):
+            keys = [
+                keys_pb2.DiagnosisKey(
+                    key_data=hashlib.sha256(f"case-{case}-{day}".encode()).digest()[:16],
+                    rolling_start_interval_number=TODAY - 144 * (DAYS_PER_CASE - day),
+                    rolling_period=144,
+                    report_type=ReportType.CONFIRMED_TEST,
+                    days_since_onset_of_symptoms=day - 2,
+                )
+                for day in range(DAYS_PER_CASE)
+            ]
+            response = stub.SubmitKeys(
+                authority_pb2.SubmitKeysRequest(submission_id=f"case-{case}", keys=keys), timeout=CALL_TIMEOUT
+            )
+            if response.accepted != DAYS_PER_CASE or response.embargoed:
+                raise AssertionError(f"case {case}: {response}")
+
+
+def publish(store: str, tls_dir: Path) -> dict:
+    result = matcher("publish", "--store", store, "--tls-dir", str(tls_dir), "--now", str(NOW), "--json")
+    [published] = json.loads(result.stdout)
+    return published
+
+
+def published_files(server: Server, tls_dir: Path, sequence: int) -> dict[str, bytes]:
+    """The bytes phones get, read through the service and verified as a phone would: the body of batch
+    ``sequence``, and the ListBatches answers for a first sync and for an hourly one."""
+    trusted = TrustedKeys([load_verifying_key(tls_dir / "signing.pub.pem")])
+    stub = server.distribution_stub()
+    everything = stub.ListBatches(distribution_pb2.ListBatchesRequest(page_size=1000), timeout=CALL_TIMEOUT)
+    new = stub.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=sequence - 1), timeout=CALL_TIMEOUT)
+    if len(everything.batches) != sequence or everything.more or [len(new.batches), new.more] != [1, False]:
+        raise AssertionError(f"expected {sequence} batches, listed {len(everything.batches)}")
+    header = open_header(new.batches[0], trusted)
+    request = distribution_pb2.DownloadBatchRequest(sequence=sequence)
+    body = b"".join(chunk.data for chunk in stub.DownloadBatch(request, timeout=CALL_TIMEOUT))
+    open_body(header, body)  # raises unless every filter's digest matches its signed header
+    return {BODY_FILE: body, FULL_LIST_FILE: everything.SerializeToString(), NEW_LIST_FILE: new.SerializeToString()}
+
+
+# --- measuring --------------------------------------------------------------------------------------------------
+
+
+def _sha(files: dict[str, bytes], name: str) -> str:
+    return hashlib.sha256(files[name]).hexdigest()
+
+
+def _download_row(what: str, load: Load, body: int, baseline: Load | None) -> dict:
+    return {
+        "what": what,
+        "phones": load.clients,
+        "MB/s": round(load.units_per_second / 1e6, 1),
+        "downloads/s": round(load.calls_per_second, 1),
+        "p50 ms": round(load.latency_ms(50), 1),
+        "p99 ms": round(load.latency_ms(99), 1),
+        "body bytes": body,
+        "vs nginx": round(load.units_per_second / baseline.units_per_second, 2) if baseline else None,
+    }
+
+
+def _latency_row(what: str, load: Load, baseline: Load | None) -> dict:
+    return {
+        "what": what,
+        "calls/s": round(load.calls_per_second),
+        "response bytes": load.units // load.calls,
+        "p50 ms": round(load.latency_ms(50), 2),
+        "p99 ms": round(load.latency_ms(99), 2),
+        "p50 vs nginx": round(load.latency_ms(50) / baseline.latency_ms(50), 1) if baseline else None,
+    }
+
+
+def measure(clients: Clients, server: Server, port: int, ca: str, sequence: int, files: dict[str, bytes]) -> dict:
+    """Every download and listing of the service next to nginx's, the two taking turns."""
+    def phones(n: int, **kwargs: object) -> list[dict]:
+        return [dict(ca_file=ca, **kwargs)] * n
+
+    downloads = {
+        n: clients.alternate({
+            "ours": (BatchDownloader, phones(n, address=server.public, sequence=sequence,
+                                             sha256=_sha(files, BODY_FILE))),
+            "nginx": (FileDownloader, phones(n, port=port, name=BODY_FILE, sha256=_sha(files, BODY_FILE))),
+        }, DOWNLOAD_SECONDS)
+        for n in PHONES
+    }
+    lists = {
+        name: clients.alternate({
+            "ours": (Lister, phones(1, address=server.public, after=after, sha256=_sha(files, name))),
+            "nginx": (FileDownloader, phones(1, port=port, name=name, sha256=_sha(files, name))),
+        }, LIST_SECONDS)
+        for name, after in ((FULL_LIST_FILE, 0), (NEW_LIST_FILE, sequence - 1))
+    }
+    return {"downloads": downloads, "lists": lists}
+
+
+def run(quick: bool) -> Section:
+    measured: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-distribution-") as tmp, Clients(max(PHONES)) as clients:
+        tls = bench_pki(Path(tmp))
+        for kind in STORES:
+            folder = Path(tmp) / kind
+            folder.mkdir()
+            with store_url(kind, folder) as url:
+                cut_history(url, tls, HISTORY - 1)
+                with serving(tls, url) as server:
+                    push_cases(server, tls, CASES)
+                    sequence = publish(url, tls)["sequence"]
+                    files = published_files(server, tls, sequence)
+                    with nginx_serving(tls, files) as port:
+                        measured[kind] = measure(clients, server, port, str(tls / "ca.pem"), sequence, files)
+
+    body = len(files[BODY_FILE])
+    download_rows, list_rows, summary, series = [], [], {}, {}
+    for kind in STORES:
+        for n, loads in measured[kind]["downloads"].items():
+            ours = _download_row(f"DownloadBatch, {kind}", loads["ours"], body, loads["nginx"])
+            download_rows += [ours, _download_row("nginx, the same body as a static file (baseline)", loads["nginx"],
+                                                  body, None)]
+            summary[f"download_{kind}_{n}_phones_mb_per_s"] = ours["MB/s"]
+            summary[f"download_{kind}_{n}_phones_vs_nginx"] = ours["vs nginx"]
+            for side, label in (("ours", f"DownloadBatch, {kind}"), ("nginx", f"nginx, next to {kind}")):
+                series.setdefault(label, []).append((n, loads[side].units_per_second / 1e6))
+        for name, shape in ((FULL_LIST_FILE, f"all {HISTORY} headers"), (NEW_LIST_FILE, "the 1 new header")):
+            loads = measured[kind]["lists"][name]
+            list_rows.append(_latency_row(f"ListBatches, {kind}, {shape}", loads["ours"], loads["nginx"]))
+            list_rows.append(_latency_row("nginx, the same response bytes (baseline)", loads["nginx"], None))
+            short = "all" if name == FULL_LIST_FILE else "new"
+            summary[f"list_{kind}_{short}_p50_ms"] = round(loads["ours"].latency_ms(50), 2)
+            summary[f"list_{kind}_{short}_p99_ms"] = round(loads["ours"].latency_ms(99), 2)
+
+    curve = Curve(title="Download throughput (same machine, same run)", x_label="concurrent phones",
+                  y_label="MB/s, all phones together", log_x=True, series=series)
+    setup = (
+        f"`matcher serve` (one process, grpcio sync server, 32 worker threads), nginx (`worker_processes auto`, "
+        f"TLS with the same certificate) and the phones all share this machine's {os.cpu_count()} cores. Each phone "
+        "is its own Python process: absolute rates understate a real deployment, where phones are elsewhere; the "
+        "ratio to nginx serving the same bytes on the same machine in the same run is the meaningful figure."
+    )
+    download_notes = (
+        f"{setup} The batch: {CASES:,} cases x {DAYS_PER_CASE} daily keys pushed with SubmitKeys and cut by "
+        f"`matcher publish` into one batch of {body:,} bytes. MB = 10^6 bytes; a phone downloads the whole body "
+        f"again and again for {DOWNLOAD_SECONDS:g} s (gRPC: DownloadBatch in 1 MiB chunks; nginx: GET on one "
+        "keep-alive HTTPS connection), each body checked once against its SHA-256 before timing. The service and "
+        f"nginx (serving that store's batch) take {ROUNDS} turns each and keep their best, so that a burst of other "
+        "work on the machine does not fall on one side only."
+    )
+    list_notes = (
+        f"One phone calls back to back for {LIST_SECONDS:g} s, {ROUNDS} turns each for the service and nginx (the "
+        f"turn with more calls a second is kept). The service holds {HISTORY} batches (a fortnight of "
+        f"hourly batches: {HISTORY - 1} small ones cut by the publisher over the store, two filters each, and the "
+        "big one). 'all' is a first sync (page_size 1000, every signed header), 'new' an hourly sync (after the "
+        "previous sequence: one header). The nginx rows serve the very same response bytes as static files."
+    )
+    return [
+        Section(title="Distribution: DownloadBatch next to nginx", rows=download_rows, notes=download_notes,
+                summary=summary, curves=[curve]),
+        Section(title="Distribution: ListBatches latency", rows=list_rows, notes=list_notes),
+    ]
