@@ -78,6 +78,17 @@ def ensure_signed_config(store: Store, signing_key: SigningKey, now: int) -> Non
     store.put_exposure_config(sign_config(config, signing_key).SerializeToString())
 
 
+def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentials) -> int:
+    """Binds ``address``; the bound port. A port in use is the operator's to fix: one line, not a traceback."""
+    try:
+        port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpcio >= 1.60 raises; older versions return 0
+        port = 0
+    if not port:
+        raise OSError(f"cannot listen on {address}: the port is in use or the address is not this machine's")
+    return port
+
+
 def _credentials(config: Config, *, require_client_auth: bool) -> grpc.ServerCredentials:
     tls = config.tls_dir
     pair = [((tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes())]
@@ -145,10 +156,8 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
-    public_port = server.add_secure_port(config.listen, _credentials(config, require_client_auth=False))
-    authority_port = server.add_secure_port(config.authority_listen, _credentials(config, require_client_auth=True))
-    if not public_port or not authority_port:
-        raise OSError(f"could not listen on {config.listen} and {config.authority_listen}")
+    public_port = _listen(server, config.listen, _credentials(config, require_client_auth=False))
+    authority_port = _listen(server, config.authority_listen, _credentials(config, require_client_auth=True))
 
     stoppers: list[Any] = []
     monitor = _HealthMonitor(store, health_servicer)

@@ -330,3 +330,13 @@ def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(ser
     batch_file.write_bytes(bytes(data))
     refused = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), check=False)
     assert refused.returncode == 1 and "REFUSED" in refused.stdout and "digest WRONG" in refused.stdout
+
+
+def test_a_second_server_on_a_port_in_use_stops_with_one_line_saying_so(server, pki, tmp_path):
+    second = matcher("serve", "--store", f"sqlite:{tmp_path / 'other.db'}", "--tls-dir", str(pki),
+                     "--listen", server.public, "--authority-listen", "127.0.0.1:0", check=False, timeout=30)
+    assert second.returncode == 1
+    ours = [line for line in second.stderr.splitlines() if line.startswith("matcher:")]
+    assert ours == [f"matcher: error: cannot listen on {server.public}: the port is in use or the address is not "
+                    "this machine's"]
+    assert "Traceback" not in second.stderr
