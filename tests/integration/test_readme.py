@@ -1,0 +1,42 @@
+"""The README's walk-through works as written: its shell block runs unchanged and Bob's phone alerts."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def walk_through() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Running it by hand") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "the README's 'Running it by hand' section has no bash block"
+    return block.group(1)
+
+
+def test_the_readmes_walk_through_runs_as_written_and_bobs_phone_alerts(tmp_path: Path) -> None:
+    script = walk_through()
+    assert ". .venv/bin/activate" in script and "kill %1" in script
+    shell = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "TMPDIR": str(tmp_path)}, start_new_session=True,
+    )
+    try:
+        stdout, stderr = shell.communicate(timeout=100)
+    finally:
+        try:  # the block's server too, should the block have stopped before its `kill %1`
+            os.killpg(shell.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert shell.returncode == 0, stderr[-3000:]
+    assert "shared 1 keys" in stdout
+    assert "2026-11-22: 4 matched intervals, 35 min, score 35 -> ALERT" in stdout
