@@ -54,6 +54,21 @@ def hex_arg(length: int) -> Callable[[str], bytes]:
     return parse
 
 
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``low..high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=None, separators=(",", ":"))
     sys.stdout.write("\n")

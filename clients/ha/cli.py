@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import Progress
 
-from matcher.cli_support import CliError, Parser, main_for, print_json, time_arg
+from matcher.cli_support import CliError, Parser, bounded_int, main_for, print_json, time_arg
 from matcher.clock import clock, iso
 from matcher.codes import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from matcher.exposure_config import check_config
@@ -352,19 +352,6 @@ def date_arg(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
-        return value
-
-    return parse
 
 
 def positive_seconds(text: str) -> float:

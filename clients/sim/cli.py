@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clients.ha.push import PushError
-from matcher.cli_support import CliError, Parser, main_for, print_json, time_arg
+from matcher.cli_support import CliError, Parser, bounded_int, main_for, print_json, time_arg
 from matcher.clock import iso
 
 from .params import Params
@@ -73,19 +73,6 @@ class Lines:
 
     def end(self, day: int, summary: str) -> None:
         self.console.print(f"{self.label}: {summary}", highlight=False)
-
-
-def _bounded(low: int, high: int, what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}, got {value}")
-        return value
-
-    return parse
 
 
 def _share(text: str) -> float:
@@ -144,20 +131,20 @@ def run_simulation(args: argparse.Namespace) -> int:
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=_bounded(10, MAX_PEOPLE, "--people"), required=True,
+    parser.add_argument("--people", type=bounded_int(10, MAX_PEOPLE), required=True,
                         help=f"population size, 10..{MAX_PEOPLE:,}; every person has a phone")
-    parser.add_argument("--days", type=_bounded(1, MAX_DAYS, "--days"), required=True,
+    parser.add_argument("--days", type=bounded_int(1, MAX_DAYS), required=True,
                         help=f"simulated days, 1..{MAX_DAYS}")
     parser.add_argument("--store", help="the service's store: sqlite:PATH or redis://HOST:PORT/DB, empty "
                         "(default: a fresh SQLite file in a temporary folder)")
     parser.add_argument("--report", metavar="DIR", help="write report.json and PNG plots into DIR (created if missing)")
     parser.add_argument("--start", "--now", dest="start", type=time_arg, default=time_arg(DEFAULT_START),
                         help=f"the first simulated day, a date or time (UTC; default {DEFAULT_START})")
-    parser.add_argument("--seed", type=_bounded(0, 2**63 - 1, "--seed"), default=1,
+    parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=1,
                         help="random seed of the world (people, encounters, infections); default 1")
     parser.add_argument("--infected", type=_share, metavar="SHARE",
                         help=f"share of people whose symptoms start during the run (default {Params().infected_share})")
-    parser.add_argument("--workers", type=_bounded(0, 32, "--workers"), default=DEFAULT_WORKERS,
+    parser.add_argument("--workers", type=bounded_int(0, 32), default=DEFAULT_WORKERS,
                         help=f"phone worker processes (default {DEFAULT_WORKERS}; 0 runs the phones in this process)")
     parser.add_argument("--json", action="store_true", help="print report.json's object instead of the text report")
     parser.add_argument("--quiet", action="store_true", help="no progress on standard error")

@@ -94,8 +94,8 @@ def test_matcher_sim_runs_on_a_real_redis_server_and_refuses_a_store_that_is_not
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--people", "5", "--days", "3"], "--people must be 10..100000"),
-        (["--people", "100", "--days", "0"], "--days must be 1..60"),
+        (["--people", "5", "--days", "3"], "--people: must be 10..100000"),
+        (["--people", "100", "--days", "0"], "--days: must be 1..60"),
         (["--people", "100"], "the following arguments are required: --days"),
         (["--people", "100", "--days", "2", "--start", "yesterday"], "neither unix seconds nor an ISO 8601"),
         (["--people", "100", "--days", "2", "--infected", "2"], "must be 0..1"),
