@@ -207,6 +207,22 @@ end
 return found
 """
 
+# KEYS: batches. ARGV: after, limit, key prefix. Returns sequence, header, published_at, body size, ... of the
+# batches after ``after``, skipping records already gone on their TTL. One round trip for a whole page: a first
+# sync lists a fortnight of batches, and a pipeline of one HMGET each cost more in the client than in Redis.
+_LIST = """
+local sequences = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, ARGV[2])
+local found = {}
+for _, sequence in ipairs(sequences) do
+  local record = redis.call('HMGET', ARGV[3] .. 'batch:' .. sequence, 'h', 't', 'n')
+  if record[1] then
+    found[#found + 1] = sequence; found[#found + 1] = record[1]
+    found[#found + 1] = record[2]; found[#found + 1] = record[3]
+  end
+end
+return found
+"""
+
 # KEYS: lock, sequence, batches, batch times, batch record, body, pending, key data
 # ARGV: owner, fence, sequence, published_at, header, body, ttl, then the fingerprints of the batch's keys
 _COMMIT = _EXTEND + """
@@ -308,6 +324,7 @@ class RedisStore:
         self._pending = register(_PENDING)
         self._commit = register(_COMMIT)
         self._purge = register(_PURGE)
+        self._list = register(_LIST)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -475,15 +492,10 @@ class RedisStore:
 
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
         with self._errors():
-            sequences = self._redis.zrangebyscore(BATCHES_KEY, f"({after}", "+inf", start=0, num=limit)
-            pipe = self._redis.pipeline(transaction=False)
-            for sequence in sequences:
-                pipe.hmget(batch_key(int(sequence)), "h", "t", "n")
-            records = pipe.execute()
+            flat = self._list(keys=[BATCHES_KEY], args=[after, limit, PREFIX])
         return [
             StoredBatch(int(sequence), int(published_at), header, int(size))
-            for sequence, (header, published_at, size) in zip(sequences, records, strict=True)
-            if header is not None  # its record expired on its TTL before a purge removed its index entry
+            for sequence, header, published_at, size in zip(*[iter(flat)] * 4, strict=True)
         ]
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
