@@ -224,13 +224,17 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         response = sharing_pb2.SubmitWithCodeResponse(
             accepted=len(submission.keys), rejected=_rejections(verdict), embargoed=_embargoed(submission.keys, now)
         )
-        result = self.s.store.submit(
-            submission,
-            response=response.SerializeToString(),
-            now=now,
-            retention_seconds=self.s.config.retention_seconds,
-            code_hash=code_hash,
-        )
+        try:
+            result = self.s.store.submit(
+                submission,
+                response=response.SerializeToString(),
+                now=now,
+                retention_seconds=self.s.config.retention_seconds,
+                code_hash=code_hash,
+            )
+        except AlreadyExists:
+            # Another upload with other keys used the code between get_code and now: the code is used.
+            raise PermissionDenied(INVALID_CODE) from None
         if result.replayed is not None:
             return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
         rejected_keys = len({index for index, _ in verdict.rejected})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -247,6 +248,24 @@ def test_a_code_works_once(server):
     code = issue_code(server).code
     upload(server, code, diagnosis_key(1))
     assert code_of(lambda: upload(server, code, diagnosis_key(2))) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_phones_racing_with_one_code_get_one_success_and_permission_denied_for_the_rest(server):
+    """Uploads with other keys that all read the code as unused before any of them used it: the losers are told
+    the code is used (PERMISSION_DENIED), never that a submission id clashed."""
+    def status_of(n: int) -> grpc.StatusCode:
+        try:
+            upload(server, code, diagnosis_key(n))
+        except grpc.RpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    for _ in range(5):
+        code = issue_code(server).code
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(status_of, range(8)))
+        assert answers.count(grpc.StatusCode.OK) == 1, answers
+        assert set(answers) == {grpc.StatusCode.OK, grpc.StatusCode.PERMISSION_DENIED}, answers
 
 
 def test_a_phone_retrying_an_upload_after_a_lost_answer_gets_the_first_answer_again(server):
