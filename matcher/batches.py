@@ -1,16 +1,17 @@
-"""Batches: diagnosis keys in, signed header and filter body out; and, for phones, verify-then-match.
+"""Batches: diagnosis keys in, signed header and body out; and, for phones, verify-then-match.
 
-A batch is one Bloom filter per risk class (report type x infectiousness x TX power) that has keys, all under one
-fresh 16-byte salt, and a header that says where each filter sits in the body, its parameters and its SHA-256. The
-header travels as a SignedBatchHeader: the exact serialised BatchHeader bytes and an ECDSA P-256 signature over
-``DOMAIN_BATCH_HEADER || those bytes``. Verifiers check the signature over the bytes, then parse them; nothing is
-ever re-serialised. docs/spec.md is the normative description; this module implements it.
+A batch (format 2) is one Golomb-Rice coded set of element hashes per section, all under one fresh 16-byte salt
+and one hash range, and a header that says where each section sits in the body, how it is coded and which risk
+classes it covers. The header travels as a SignedBatchHeader: the exact serialised BatchHeader bytes and an ECDSA
+P-256 signature over ``DOMAIN_BATCH_HEADER || those bytes``. Verifiers check the signature over the bytes, then
+parse them; nothing is ever re-serialised. docs/spec.md is the normative description; this module implements it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import struct
 from collections.abc import Sequence
@@ -24,59 +25,31 @@ from exposure.v1 import batch_pb2, config_pb2
 from google.protobuf.message import DecodeError
 
 from . import crypto
-from .exposure_config import infectiousness_of
+from .exposure_config import infectiousness_of, infectiousness_weight, report_type_weight
 from .filters import (
-    DEFAULT_TOLERANCE,
     SALT_BYTES,
-    FilterParams,
-    TagBloomFilter,
-    build_filter,
     contains,
+    decode_set,
+    element_hashes,
     element_tags,
+    encode_set,
     encrypt_rpis,
-    filter_image,
-    load_filter,
-    read_image_header,
+    hash_range_for,
     tags_from_encrypted,
 )
-from .model import (
-    MAX_TX_POWER_DBM,
-    MIN_TX_POWER_DBM,
-    PUBLISHABLE_REPORT_TYPES,
-    DiagnosisKey,
-    Infectiousness,
-    ReportType,
-    tx_power_class,
-)
+from .intervals import INTERVAL_SECONDS
+from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType
 from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
 
-# A risk class is one filter: (report type, infectiousness, TX power class in dBm or None when unknown).
-RiskClass = tuple[ReportType, Infectiousness, int | None]
+FORMAT_VERSION = 2
+# Matching tests an observation at every interval within this many seconds of the time it was made: the clock
+# skew allowed between two phones (docs/spec.md, "Matching"). Most observations are tested at their own interval
+# only; fprate sizes the batches for the resulting 1 + 2 x 120 / 600 = 1.4 tests an observation.
+CLOCK_SKEW_SECONDS = 120
 PUBLISHED_INFECTIOUSNESS = (Infectiousness.STANDARD, Infectiousness.HIGH)
-TX_POWER_CLASSES: tuple[int | None, ...] = (
-    None,
-    *sorted({tx_power_class(dbm) for dbm in range(MIN_TX_POWER_DBM, MAX_TX_POWER_DBM + 1)}),
-)
-
-
-def header_order(risk_class: RiskClass) -> tuple[int, int, bool, int]:
-    """Filters follow each other by report type, then infectiousness, then TX power (unknown first)."""
-    report_type, infectiousness, tx_power = risk_class
-    return report_type, infectiousness, tx_power is not None, tx_power or 0
-
-
-# Every class a batch may carry, in header order: the bound on filters per batch that false-positive sizing uses.
-RISK_CLASSES: tuple[RiskClass, ...] = tuple(
-    sorted(
-        ((report_type, infectiousness, tx) for report_type in PUBLISHABLE_REPORT_TYPES
-         for infectiousness in PUBLISHED_INFECTIOUSNESS for tx in TX_POWER_CLASSES),
-        key=header_order,
-    )
-)
-_PUBLISHED = frozenset(RISK_CLASSES)
 
 # The batch file (`matcher inspect FILE`): magic, uint32_le length of the SignedBatchHeader, its bytes, the body.
-BATCH_FILE_MAGIC = b"EXPOSURE BATCH 1"
+BATCH_FILE_MAGIC = b"EXPOSURE BATCH 2"
 _LENGTH = struct.Struct("<I")
 
 # Keys are turned into tags a group at a time, so that RPIs and intermediate blocks stay a few MiB.
@@ -85,6 +58,17 @@ _ELEMENTS_PER_GROUP = 1 << 18
 
 class BatchRejected(ValueError):
     """A batch that must not be used; the message says why, for a person."""
+
+
+@dataclass(frozen=True, order=True)
+class SectionClass:
+    """The risk classes one section covers: every (report type, infectiousness) pair of the two tuples."""
+
+    report_types: tuple[ReportType, ...]
+    infectiousness: tuple[Infectiousness, ...]
+
+    def pairs(self) -> set[tuple[int, int]]:
+        return {(r, i) for r in self.report_types for i in self.infectiousness}
 
 
 @dataclass(frozen=True)
@@ -98,33 +82,57 @@ class BuiltBatch:
 
 
 @dataclass(frozen=True)
-class LoadedFilter:
-    """One verified filter of a batch and its entry in the header."""
+class LoadedSection:
+    """One verified section of a batch: its entry in the header and its sorted hashes."""
 
-    info: batch_pb2.FilterInfo
-    bloom: TagBloomFilter
+    info: batch_pb2.Section
+    values: np.ndarray  # (count,) uint64, strictly increasing
 
     @property
-    def risk_class(self) -> RiskClass:
-        return risk_class_of_info(self.info)
+    def section_class(self) -> SectionClass:
+        return section_class_of_info(self.info)
 
 
-def risk_class_of_info(info: batch_pb2.FilterInfo) -> RiskClass:
-    tx_power = info.tx_power_dbm if info.HasField("tx_power_dbm") else None
-    return ReportType(info.report_type), Infectiousness(info.infectiousness), tx_power
+def section_class_of_info(info: batch_pb2.Section) -> SectionClass:
+    return SectionClass(tuple(map(ReportType, info.report_types)), tuple(map(Infectiousness, info.infectiousness)))
 
 
 # --- Building ------------------------------------------------------------------------------------------------
 
 
-def risk_class_of(key: DiagnosisKey, config: config_pb2.ExposureConfig) -> RiskClass | None:
-    """The filter a key is published in, or None when it is not published at all."""
+def _alike(values: Sequence[Any], weight: Any) -> dict[Any, tuple[Any, ...]]:
+    """Each value -> the sorted group of values with the same weight."""
+    groups: dict[float, list[Any]] = {}
+    for value in sorted(values):
+        groups.setdefault(weight(value), []).append(value)
+    return {value: tuple(group) for group in groups.values() for value in group}
+
+
+def section_classes(config: config_pb2.ExposureConfig) -> dict[tuple[ReportType, Infectiousness], SectionClass]:
+    """The section of each published (report type, infectiousness) under this configuration.
+
+    A section covers the report types the configuration weighs alike and the infectiousness levels it weighs
+    alike: a distinction the phone's score cannot see would cost bits and split the cases of a batch into
+    smaller anonymity sets for nothing (docs/spec.md, "Sections").
+    """
+    report_types = _alike(PUBLISHABLE_REPORT_TYPES, lambda r: report_type_weight(config, r))
+    levels = _alike(PUBLISHED_INFECTIOUSNESS, lambda i: infectiousness_weight(config, i))
+    return {(r, i): SectionClass(report_types[r], levels[i]) for r in report_types for i in levels}
+
+
+def section_of(
+    key: DiagnosisKey,
+    config: config_pb2.ExposureConfig,
+    classes: dict[tuple[ReportType, Infectiousness], SectionClass] | None = None,
+) -> SectionClass | None:
+    """The section a key is published in (``classes`` from section_classes(config), computed when not given),
+    or None when it is not published at all."""
     if key.report_type not in PUBLISHABLE_REPORT_TYPES or key.rolling_period < 1:
         return None
     infectiousness = infectiousness_of(config, key.days_since_onset)
     if infectiousness == Infectiousness.NONE:
         return None
-    return ReportType(key.report_type), infectiousness, tx_power_class(key.tx_power)
+    return (classes or section_classes(config))[ReportType(key.report_type), infectiousness]
 
 
 def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
@@ -148,10 +156,11 @@ def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
     return out[: total * 16].reshape(-1, 16), intervals
 
 
-def class_tags(keys: Sequence[DiagnosisKey], salt: bytes) -> np.ndarray:
-    """Tags of every element of these keys, ``(n, 16)`` uint8: two salt-keyed AES calls per group of keys."""
+def key_hashes(keys: Sequence[DiagnosisKey], salt: bytes, hash_range: int) -> np.ndarray:
+    """The element hashes of every element of these keys, ``(n,)`` uint64: two salt-keyed AES calls per group of
+    keys, so that RPIs and tags stay a few MiB whatever the number of keys."""
     periods = [key.rolling_period for key in keys]
-    tags = np.empty((sum(periods), 16), dtype=np.uint8)
+    hashes = np.empty(sum(periods), dtype=np.uint64)
     done = begin = 0
     while begin < len(keys):
         end, size = begin, 0
@@ -159,10 +168,10 @@ def class_tags(keys: Sequence[DiagnosisKey], salt: bytes) -> np.ndarray:
             size += periods[end]
             end += 1
         rpis, intervals = key_elements(keys[begin:end])
-        tags[done : done + size] = element_tags(rpis, intervals, salt)
+        hashes[done : done + size] = element_hashes(element_tags(rpis, intervals, salt), hash_range)
         done += size
         begin = end
-    return tags
+    return hashes
 
 
 def build_batch(
@@ -176,24 +185,26 @@ def build_batch(
     error_rate: float,
     salt: bytes | None = None,
 ) -> BuiltBatch:
-    """The batch of these keys: one filter per risk class with keys, each sized for exactly its elements.
+    """The batch of these keys: one coded set per section with keys, all in one hash range sized so that a
+    lookup is a false positive with probability at most ``error_rate``.
 
     A key's elements are ``(RPI_i, i)`` for every interval ``i`` of its validity; keys that are not published
     (report type, infectiousness NONE) and repeats of a key already included contribute nothing. With no element
-    at all, the header has no filters and the body is empty. The header still has to be signed (sign_header).
+    at all, the header has no sections and the body is empty. The header still has to be signed (sign_header).
     """
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     if len(salt) != SALT_BYTES:
         raise ValueError(f"a batch salt is {SALT_BYTES} bytes, got {len(salt)}")
-    by_class: dict[RiskClass, list[DiagnosisKey]] = {}
+    by_section: dict[SectionClass, list[DiagnosisKey]] = {}
     seen: set[bytes] = set()
+    classes = section_classes(config)
     for key in keys:
-        risk_class = risk_class_of(key, config)
+        section = section_of(key, config, classes)
         fingerprint = key.fingerprint()
-        if risk_class is None or fingerprint in seen:
+        if section is None or fingerprint in seen:
             continue
         seen.add(fingerprint)
-        by_class.setdefault(risk_class, []).append(key)
+        by_section.setdefault(section, []).append(key)
 
     header = batch_pb2.BatchHeader(
         sequence=sequence,
@@ -202,42 +213,35 @@ def build_batch(
         signing_key_id=signing_key.key_id,
         signing_key_version=signing_key.version,
         region=region,
+        format_version=FORMAT_VERSION,
     )
-    images: list[bytes] = []
-    offset = 0
-    for risk_class in sorted(by_class, key=header_order):
-        report_type, infectiousness, tx_power = risk_class
-        tags = class_tags(by_class[risk_class], salt)
-        params = FilterParams.for_capacity(len(tags), error_rate)
-        image = filter_image(build_filter(tags, params))
-        header.filters.append(
-            batch_pb2.FilterInfo(
-                report_type=report_type,
-                infectiousness=infectiousness,
-                tx_power_dbm=tx_power,
-                offset=offset,
-                length=len(image),
-                sha256=hashlib.sha256(image).digest(),
-                capacity=params.capacity,
-                error_rate=params.error_rate,
-                num_slices=params.num_slices,
-                bits_per_slice=params.bits_per_slice,
-                count=len(tags),
-            )
-        )
-        images.append(image)
-        offset += len(image)
-    published = [key for class_keys in by_class.values() for key in class_keys]
+    published = [key for section_keys in by_section.values() for key in section_keys]
+    elements = sum(key.rolling_period for key in published)
+    parts: list[bytes] = []
     if published:
         header.first_interval = min(key.rolling_start for key in published)
         header.last_interval = max(key.end_interval for key in published) - 1
-    header.body_size = offset
-    return BuiltBatch(
-        header=header,
-        body=b"".join(images),
-        keys_published=len(published),
-        elements=sum(key.rolling_period for key in published),
-    )
+        header.hash_range = hash_range_for(elements, error_rate)
+    offset = 0
+    for section in sorted(by_section):
+        encoded = encode_set(key_hashes(by_section[section], salt, header.hash_range))
+        header.sections.append(
+            batch_pb2.Section(
+                report_types=section.report_types,
+                infectiousness=section.infectiousness,
+                offset=offset,
+                length=len(encoded.data),
+                count=encoded.count,
+                rice_parameter=encoded.rice_parameter,
+                quotient_bytes=encoded.quotient_bytes,
+            )
+        )
+        parts.append(encoded.data)
+        offset += len(encoded.data)
+    body = b"".join(parts)
+    header.body_size = len(body)
+    header.body_sha256 = hashlib.sha256(body).digest()
+    return BuiltBatch(header=header, body=body, keys_published=len(published), elements=elements)
 
 
 def sign_header(header: batch_pb2.BatchHeader, signing_key: SigningKey) -> batch_pb2.SignedBatchHeader:
@@ -274,66 +278,79 @@ def open_header(signed: batch_pb2.SignedBatchHeader, trusted: TrustedKeys) -> ba
             f"batch header refused: signed as key {header.signing_key_id}/{header.signing_key_version} "
             f"but presented as {signed.key_id}/{signed.key_version}"
         )
-    if len(header.salt) != SALT_BYTES:
-        raise BatchRejected(f"batch {header.sequence} refused: its salt is {len(header.salt)} bytes, not {SALT_BYTES}")
-    if header.filters and header.first_interval > header.last_interval:
-        raise BatchRejected(f"batch {header.sequence} refused: its interval range is empty")
+    problem = _header_problem(header)
+    if problem:
+        raise BatchRejected(f"batch {header.sequence} refused: {problem}")
     return header
 
 
-def open_body(header: batch_pb2.BatchHeader, body: bytes) -> list[LoadedFilter]:
-    """The filters of a verified header's body, each checked against its FilterInfo before it is loaded."""
-    problem = _body_problem(header, body)
-    if problem:
-        raise BatchRejected(f"batch {header.sequence} refused: {problem}")
-    return [
-        LoadedFilter(info, load_filter(body[info.offset : info.offset + info.length])) for info in header.filters
-    ]
-
-
-def _body_problem(header: batch_pb2.BatchHeader, body: bytes) -> str | None:
-    if len(body) != header.body_size:
-        return f"the body is {len(body)} bytes, the header says {header.body_size}"
-    offset = 0
-    classes: set[RiskClass] = set()
-    for index, info in enumerate(header.filters):
-        problem = _filter_problem(info, body, offset, classes)
-        if problem:
-            return f"filter {index}: {problem}"
-        classes.add(risk_class_of_info(info))
-        offset += info.length
-    if offset != len(body):
-        return f"the filters cover {offset} bytes of a {len(body)}-byte body"
+def _header_problem(header: batch_pb2.BatchHeader) -> str | None:
+    if header.format_version != FORMAT_VERSION:
+        return f"it is in publication format {header.format_version}; this phone reads format {FORMAT_VERSION}"
+    if len(header.salt) != SALT_BYTES:
+        return f"its salt is {len(header.salt)} bytes, not {SALT_BYTES}"
+    if header.sections and header.first_interval > header.last_interval:
+        return "its interval range is empty"
+    if bool(header.sections) != bool(header.hash_range):
+        return "a hash range without sections, or sections without a hash range"
+    if len(header.body_sha256) != hashlib.sha256().digest_size:
+        return "its body digest is not a SHA-256"
     return None
 
 
-def _filter_problem(info: batch_pb2.FilterInfo, body: bytes, offset: int, classes: set[RiskClass]) -> str | None:
-    risk_class = (info.report_type, info.infectiousness, info.tx_power_dbm if info.HasField("tx_power_dbm") else None)
-    if risk_class not in _PUBLISHED:
-        return f"(report type, infectiousness, TX power) {risk_class} is not a published risk class"
-    if risk_class in classes:
-        return "a second filter for the same risk class"
-    if info.offset != offset or info.offset + info.length > len(body):
-        return f"bytes {info.offset}..{info.offset + info.length} are not the next ones of the body"
-    image = body[info.offset : info.offset + info.length]
-    if hashlib.sha256(image).digest() != info.sha256:
-        return "SHA-256 of its bytes differs from the header's"
-    try:
-        params, count = read_image_header(image)
-    except ValueError as exc:
-        return str(exc)
-    announced = FilterParams(info.capacity, info.error_rate, info.num_slices, info.bits_per_slice)
-    if params != announced or count != info.count:
-        return (
-            f"its tofile header ({params}, count {count}) disagrees with the batch header "
-            f"({announced}, count {info.count})"
-        )
+def open_body(header: batch_pb2.BatchHeader, body: bytes) -> list[LoadedSection]:
+    """The sections of a verified header's body, each decoded and checked against its header entry."""
+    sections: list[LoadedSection] = []
+    problem = _body_problem(header, body, sections)
+    if problem:
+        raise BatchRejected(f"batch {header.sequence} refused: {problem}")
+    return sections
+
+
+def _body_problem(header: batch_pb2.BatchHeader, body: bytes, out: list[LoadedSection] | None = None) -> str | None:
+    """What is wrong with a body under this header, or None; decoded sections are appended to ``out``."""
+    if len(body) != header.body_size:
+        return f"the body is {len(body)} bytes, the header says {header.body_size}"
+    if hashlib.sha256(body).digest() != header.body_sha256:
+        return "SHA-256 of the body differs from the header's"
+    offset = 0
+    covered: set[tuple[int, int]] = set()
+    for index, info in enumerate(header.sections):
+        problem = _section_problem(info, offset, covered)
+        if problem is None:
+            try:
+                values = decode_set(body[info.offset : info.offset + info.length], info.count, info.rice_parameter,
+                                    info.quotient_bytes, header.hash_range)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem:
+            return f"section {index}: {problem}"
+        if out is not None:
+            out.append(LoadedSection(info, values))
+        covered |= section_class_of_info(info).pairs()
+        offset += info.length
+    if offset != len(body):
+        return f"the sections cover {offset} bytes of a {len(body)}-byte body"
+    return None
+
+
+def _section_problem(info: batch_pb2.Section, offset: int, covered: set[tuple[int, int]]) -> str | None:
+    report_types, levels = list(info.report_types), list(info.infectiousness)
+    if not report_types or not set(report_types) <= set(PUBLISHABLE_REPORT_TYPES) or len(set(report_types)) < len(report_types):
+        return f"report types {report_types} are not distinct published report types"
+    if not levels or not set(levels) <= set(PUBLISHED_INFECTIOUSNESS) or len(set(levels)) < len(levels):
+        return f"infectiousness levels {levels} are not distinct published levels"
+    pairs = {(r, i) for r in report_types for i in levels}
+    if pairs & covered:
+        return "it covers a risk class that an earlier section covers"
+    if info.offset != offset:
+        return f"it starts at byte {info.offset}, not at {offset} where the previous one ended"
     return None
 
 
 def open_batch(
     signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedKeys
-) -> tuple[batch_pb2.BatchHeader, list[LoadedFilter]]:
+) -> tuple[batch_pb2.BatchHeader, list[LoadedSection]]:
     """open_header then open_body: a batch that can be matched against, or BatchRejected."""
     header = open_header(signed, trusted)
     return header, open_body(header, body)
@@ -342,65 +359,75 @@ def open_batch(
 # --- Matching ------------------------------------------------------------------------------------------------
 
 
-def eligible(
-    header: batch_pb2.BatchHeader,
-    intervals: np.ndarray,
-    observed_at: np.ndarray | None = None,
-    tolerance: int = DEFAULT_TOLERANCE,
-) -> np.ndarray:
+def tested_intervals(observed_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last interval an observation made at ``observed_at`` (unix seconds) is tested at: those
+    that overlap ``[observed_at - CLOCK_SKEW_SECONDS, observed_at + CLOCK_SKEW_SECONDS]``."""
+    observed_at = np.asarray(observed_at, dtype=np.int64)
+    return (
+        np.floor_divide(observed_at - CLOCK_SKEW_SECONDS, INTERVAL_SECONDS),
+        np.floor_divide(observed_at + CLOCK_SKEW_SECONDS, INTERVAL_SECONDS),
+    )
+
+
+def eligible(header: batch_pb2.BatchHeader, observed_at: np.ndarray) -> np.ndarray:
     """Which observations are tested against this batch (docs/spec.md, "Matching"): ``(n,)`` bool.
 
-    An observation is tested only when it was made before the batch was published, and when its interval lies
-    in the batch's covered range widened by the tolerance (so that at least one tested interval is inside it).
+    An observation is tested only when it was made before the batch was published, and when one of its tested
+    intervals lies in the batch's covered range.
     """
-    intervals = np.asarray(intervals, dtype=np.int64)
-    if not header.filters:
-        return np.zeros(intervals.shape, dtype=bool)
-    mask = (intervals >= header.first_interval - tolerance) & (intervals <= header.last_interval + tolerance)
-    if observed_at is not None:
-        mask &= np.asarray(observed_at, dtype=np.int64) < header.published_at
-    return mask
+    observed_at = np.asarray(observed_at, dtype=np.int64)
+    if not header.sections:
+        return np.zeros(observed_at.shape, dtype=bool)
+    first, last = tested_intervals(observed_at)
+    return (observed_at < header.published_at) & (last >= header.first_interval) & (first <= header.last_interval)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """For each observation: the index of the section it matched (-1 for none) and the interval it matched at."""
+
+    section: np.ndarray  # (n,) int64
+    interval: np.ndarray  # (n,) int64, meaningful where section >= 0
 
 
 def match(
-    header: batch_pb2.BatchHeader,
-    filters: list[LoadedFilter],
-    rpis: np.ndarray,
-    intervals: np.ndarray,
-    observed_at: np.ndarray | None = None,
-    tolerance: int = DEFAULT_TOLERANCE,
-) -> np.ndarray:
-    """For each observation ``(rpis[n], intervals[n])``: the index in ``header.filters`` of the first filter that
-    contains it at one of its tested intervals, or -1. ``(n,)`` int64.
+    header: batch_pb2.BatchHeader, sections: list[LoadedSection], rpis: np.ndarray, observed_at: np.ndarray
+) -> Matches:
+    """Tests each observation ``(rpis[n], observed_at[n])`` against a verified batch (docs/spec.md, "Matching").
 
-    An eligible observation made at interval ``o`` is tested at every ``i`` in ``o - tolerance .. o + tolerance``
-    with ``first_interval <= i <= last_interval``. ``header`` and ``filters`` must come from open_header and
-    open_body (verified); ``observed_at`` (unix seconds) may be left out by a caller that has already dropped
-    observations made after ``header.published_at``.
+    An eligible observation is tested at each of its tested intervals inside ``[first_interval, last_interval]``;
+    it matches at the first ``(section, interval)`` (in header order, then interval order) whose hash the
+    section holds. ``header`` and ``sections`` must come from open_header and open_body.
     """
-    if tolerance < 0:
-        raise ValueError(f"the tolerance must be at least 0, got {tolerance}")
-    if len(filters) != len(header.filters):
-        raise ValueError(f"the header lists {len(header.filters)} filters, {len(filters)} were given (use open_body)")
+    if len(sections) != len(header.sections):
+        raise ValueError(f"the header lists {len(header.sections)} sections, {len(sections)} were given (use open_body)")
     rpis = np.asarray(rpis, dtype=np.uint8).reshape(-1, 16)
-    intervals = np.asarray(intervals, dtype=np.int64)
-    if intervals.shape != (len(rpis),):
-        raise ValueError(f"need one interval per RPI: {len(rpis)} RPIs, intervals of shape {intervals.shape}")
-    result = np.full(len(rpis), -1, dtype=np.int64)
-    tested = np.flatnonzero(eligible(header, intervals, observed_at, tolerance))
-    if not len(tested) or not filters:
-        return result
+    observed_at = np.asarray(observed_at, dtype=np.int64)
+    if observed_at.shape != (len(rpis),):
+        raise ValueError(f"need one time per RPI: {len(rpis)} RPIs, times of shape {observed_at.shape}")
+    found = Matches(np.full(len(rpis), -1, dtype=np.int64), np.zeros(len(rpis), dtype=np.int64))
+    tested = np.flatnonzero(eligible(header, observed_at))
+    if not len(tested):
+        return found
+    first, last = tested_intervals(observed_at[tested])
+    first = np.maximum(first, header.first_interval)
+    last = np.minimum(last, header.last_interval)
+    # Every (observation, tested interval) pair in one array, so that each section is searched once.
+    counts = last - first + 1
+    rows = np.repeat(np.arange(len(tested)), counts)
+    intervals = first[rows] + (np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts))
     encrypted = encrypt_rpis(rpis[tested], header.salt)  # the interval-free half of the tag, once per RPI
-    # Every (observation, tested interval) pair in one array, so that each filter is queried once.
-    offsets = np.arange(-tolerance, tolerance + 1)
-    candidate = (intervals[tested][:, None] + offsets).ravel()
-    inside = np.flatnonzero((candidate >= header.first_interval) & (candidate <= header.last_interval))
-    rows = inside // len(offsets)  # index into ``tested``
-    tags = tags_from_encrypted(encrypted[rows], candidate[inside], header.salt)
-    for index, loaded in enumerate(filters):
-        hit = tested[rows[contains(loaded.bloom, tags)]]
-        result[hit[result[hit] == -1]] = index
-    return result
+    hashes = element_hashes(tags_from_encrypted(encrypted[rows], intervals, header.salt), header.hash_range)
+    for index, section in enumerate(sections):
+        hit = np.flatnonzero(contains(section.values, hashes))
+        observation = tested[rows[hit]]
+        new = found.section[observation] == -1
+        # within one section, np.flatnonzero keeps interval order, so the first hit of an observation wins
+        observation, hit = observation[new], hit[new]
+        observation, first_hit = np.unique(observation, return_index=True)
+        found.section[observation] = index
+        found.interval[observation] = intervals[hit[first_hit]]
+    return found
 
 
 # --- Files and inspection ------------------------------------------------------------------------------------
@@ -422,7 +449,8 @@ def read_batch_file(path: str | os.PathLike[str]) -> tuple[batch_pb2.SignedBatch
     data = Path(path).read_bytes()
     prefix = len(BATCH_FILE_MAGIC) + _LENGTH.size
     if len(data) < prefix or not data.startswith(BATCH_FILE_MAGIC):
-        raise BatchRejected(f"{path}: not a batch file (it does not start with {BATCH_FILE_MAGIC.decode()!r})")
+        raise BatchRejected(f"{path}: not a batch file of format {FORMAT_VERSION} (it does not start with "
+                            f"{BATCH_FILE_MAGIC.decode()!r})")
     (length,) = _LENGTH.unpack_from(data, len(BATCH_FILE_MAGIC))
     if prefix + length > len(data):
         raise BatchRejected(f"{path}: truncated: the signed header needs {length} bytes, {len(data) - prefix} remain")
@@ -434,8 +462,9 @@ def read_batch_file(path: str | os.PathLike[str]) -> tuple[batch_pb2.SignedBatch
 
 
 def describe(signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedKeys) -> dict[str, Any]:
-    """What ``matcher inspect`` prints: the header's fields, each filter's parameters and digest check, and
-    whether the signature verifies. A header whose signature fails is still shown, marked unverified."""
+    """What ``matcher inspect`` prints: the header's fields, each section's coding, the batch's false-positive
+    rate and size per element, and whether the signature and the body verify. A header whose signature fails is
+    still shown, marked unverified."""
     report: dict[str, Any] = {"key_id": signed.key_id, "key_version": signed.key_version}
     try:
         header = open_header(signed, trusted)
@@ -447,41 +476,42 @@ def describe(signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedK
         except DecodeError:
             report.update(ok=False, header=None, body_ok=False, body_error="the header does not parse")
             return report
-    body_error = _body_problem(header, body)
+    body_error = _header_problem(header) or _body_problem(header, body)
+    count = sum(info.count for info in header.sections)
     report["header"] = {
         "sequence": header.sequence,
+        "format_version": header.format_version,
         "published_at": header.published_at,
         "published_at_utc": dt.datetime.fromtimestamp(header.published_at, dt.UTC).isoformat(),
         "first_interval": header.first_interval,
         "last_interval": header.last_interval,
         "salt": header.salt.hex(),
         "region": header.region,
+        "hash_range": header.hash_range,
+        "error_rate": count / header.hash_range if header.hash_range else None,
+        "log2_inv_eps": round(math.log2(header.hash_range / count), 3) if count else None,
         "body_size": header.body_size,
+        "body_sha256": header.body_sha256.hex(),
+        "bits_per_element": round((len(signed.SerializeToString()) + header.body_size) * 8 / count, 3) if count else None,
         "signing_key_id": header.signing_key_id,
         "signing_key_version": header.signing_key_version,
-        "filters": [_describe_filter(info, body) for info in header.filters],
+        "sections": [_describe_section(info) for info in header.sections],
     }
     report.update(body_ok=body_error is None, body_error=body_error)
     report["ok"] = report["signature_ok"] and report["body_ok"]
     return report
 
 
-def _describe_filter(info: batch_pb2.FilterInfo, body: bytes) -> dict[str, Any]:
-    image = body[info.offset : info.offset + info.length]
+def _describe_section(info: batch_pb2.Section) -> dict[str, Any]:
     return {
-        "report_type": _name(ReportType, info.report_type),
-        "infectiousness": _name(Infectiousness, info.infectiousness),
-        "tx_power_dbm": info.tx_power_dbm if info.HasField("tx_power_dbm") else None,
+        "report_types": [_name(ReportType, value) for value in info.report_types],
+        "infectiousness": [_name(Infectiousness, value) for value in info.infectiousness],
         "offset": info.offset,
         "length": info.length,
-        "capacity": info.capacity,
         "count": info.count,
-        "error_rate": info.error_rate,
-        "num_slices": info.num_slices,
-        "bits_per_slice": info.bits_per_slice,
-        "bits_per_element": round(info.num_slices * info.bits_per_slice / info.count, 3) if info.count else None,
-        "sha256": info.sha256.hex(),
-        "digest_ok": len(image) == info.length and hashlib.sha256(image).digest() == info.sha256,
+        "rice_parameter": info.rice_parameter,
+        "quotient_bytes": info.quotient_bytes,
+        "bits_per_element": round(info.length * 8 / info.count, 3) if info.count else None,
     }
 
 

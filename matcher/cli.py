@@ -99,7 +99,7 @@ def cmd_publish(args: argparse.Namespace) -> None:
         print("nothing to publish")
     for p in [] if args.json else published:
         print(f"batch {p.sequence} ({p.region}): {p.keys} keys, {p.elements} elements, "
-              f"{p.filters} filters, {p.body_bytes} bytes")
+              f"{p.sections} sections, {p.body_bytes} bytes")
 
 
 def _write_files(store, folder: Path, sequences: list[int]) -> None:
@@ -129,12 +129,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def _print_inspection(name: str, report: dict) -> None:
     header = report.get("header")
     if header:
-        print(f"{name}: batch {header['sequence']} ({header['region']}), published {header['published_at_utc']}, "
-              f"intervals {header['first_interval']}..{header['last_interval']}, {header['body_size']} bytes")
-        for f in header["filters"]:
-            tx = f"{f['tx_power_dbm']} dBm" if f["tx_power_dbm"] is not None else "TX unknown"
-            print(f"  {f['report_type']} / {f['infectiousness']} / {tx}: {f['count']} elements, k={f['num_slices']}, "
-                  f"eps={f['error_rate']:.3g}, {f['length']} bytes, digest {'ok' if f['digest_ok'] else 'WRONG'}")
+        print(f"{name}: batch {header['sequence']} ({header['region']}, format {header['format_version']}), "
+              f"published {header['published_at_utc']}, intervals {header['first_interval']}..{header['last_interval']}, "
+              f"{header['body_size']} bytes")
+        if header["sections"]:
+            print(f"  hash range {header['hash_range']:,}: a lookup is a false positive with probability "
+                  f"{header['error_rate']:.3g} (log2(1/eps) = {header['log2_inv_eps']}), "
+                  f"{header['bits_per_element']} bits an element with the signed header")
+        for s in header["sections"]:
+            print(f"  {' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}: {s['count']:,} elements, "
+                  f"Rice parameter {s['rice_parameter']}, {s['length']:,} bytes ({s['bits_per_element']} bits an element)")
     print(f"signature: {'ok' if report['signature_ok'] else report['signature_error']} (key {report['key_id']})")
     print(f"body: {'ok' if report['body_ok'] else report['body_error']}")
     print("verdict: " + ("valid" if report["ok"] else "REFUSED: do not use this batch"))

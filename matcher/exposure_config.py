@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from exposure.v1 import config_pb2
 
 from .errors import InvalidArgument, Violation
@@ -27,14 +29,18 @@ MAX_SIGHTING_CREDIT_SECONDS = 600  # one interval
 # A matched (RPI, interval) observation counts for at most one interval's worth of minutes, however many
 # sightings it has: the identifier was only broadcast for 10 minutes.
 MAX_MINUTES_PER_OBSERVATION = 10.0
+# W, the alarm rule's coherence window: a match counts only when another match of the same section of the same
+# batch lies at an interval 1 .. W-1 away (both within one hour). A real exposure of 15 minutes or more always
+# has two such matches; false positives rarely do, which is what lets batches be sized for a far higher
+# false-positive rate (matcher/fprate.py, docs/spec.md "Alarm rule").
+COHERENCE_INTERVALS = 6
 
 
 def default_config() -> config_pb2.ExposureConfig:
     """The configuration a server starts with.
 
     Attenuation buckets follow common GAEN deployments (55/63/73 dB). Every weight is at most 1, so that one
-    matched interval (at most 10 weighted minutes) never reaches the 15-minute daily threshold: a single false
-    positive can never alert (docs/spec.md, "False positives"). Infectiousness is HIGH from two days before
+    matched interval (at most 10 weighted minutes) never reaches the 15-minute daily threshold. Infectiousness is HIGH from two days before
     symptom onset to three days after, STANDARD until day 14, and NONE before day -2; keys with no onset are
     STANDARD.
     """
@@ -122,6 +128,12 @@ def _weights(config: config_pb2.ExposureConfig) -> list[tuple[str, float]]:
     return named
 
 
+def attenuation_weights(attenuation: np.ndarray, config: config_pb2.ExposureConfig) -> np.ndarray:
+    """The weight of each attenuation (dB) by the configuration's buckets: ``(n,)`` float64."""
+    bucket = np.searchsorted(np.array(config.attenuation_thresholds_db), attenuation, side="left")
+    return np.array(config.attenuation_weights, dtype=np.float64)[bucket]
+
+
 def report_type_weight(config: config_pb2.ExposureConfig, report_type: ReportType) -> float:
     return {
         ReportType.CONFIRMED_TEST: config.weight_confirmed_test,
@@ -142,26 +154,6 @@ def infectiousness_of(config: config_pb2.ExposureConfig, days_since_onset: int |
     if days_since_onset is None:
         return Infectiousness(config.infectiousness_when_days_since_onset_missing)
     return Infectiousness(config.infectiousness_for_days_since_onset.get(days_since_onset, Infectiousness.NONE))
-
-
-def max_match_weight(config: config_pb2.ExposureConfig) -> float:
-    """The largest weight one matched observation can carry: the product of the largest weights."""
-    attenuation = max(config.attenuation_weights, default=0.0)
-    report = max(report_type_weight(config, t) for t in ReportType)
-    infectious = max(infectiousness_weight(config, i) for i in Infectiousness)
-    return attenuation * report * infectious
-
-
-def matches_needed_for_alert(config: config_pb2.ExposureConfig) -> int:
-    """The fewest distinct matched observations in one day that can reach the alert threshold.
-
-    Each matched (RPI, interval) counts for at most MAX_MINUTES_PER_OBSERVATION minutes times the largest
-    weight, so at least this many are needed; the false-positive sizing rests on it.
-    """
-    per_match = MAX_MINUTES_PER_OBSERVATION * max_match_weight(config)
-    if per_match <= 0:
-        return 10**9  # nothing can ever alert
-    return max(1, math.ceil(config.minimum_weighted_minutes_per_day / per_match - 1e-9))
 
 
 def sign_config(config: config_pb2.ExposureConfig, key: SigningKey) -> config_pb2.SignedExposureConfig:

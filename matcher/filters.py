@@ -1,4 +1,4 @@
-"""Bloom filters of element tags: the tag, the bit positions, pybloom-live's sizing and layout, bulk insert and query.
+"""Element tags, element hashes and Golomb-Rice coded sets: the published structure and its lookups.
 
 docs/spec.md is the normative description; this module is its reference implementation. Pure functions, numpy
 in and out: no clock, no I/O. Every array of tags or RPIs is ``numpy.uint8`` of shape ``(n, 16)``.
@@ -7,53 +7,37 @@ in and out: no clock, no I/O. Every array of tags or RPIs is ``numpy.uint8`` of 
 
       T = AES-128-ECB_S( AES-128-ECB_S(RPI) XOR pad(i) ),   pad(i) = uint32_le(i) || 0x00 * 12
 
-- Bit positions: the tag is expanded by AES-128-ECB under a fixed, public key ``POSITION_KEY`` into
-  ``B_c = AES-128-ECB_POSITION_KEY(T XOR ctr(c))``, ``ctr(c) = uint32_le(c) || 0x00 * 12``, for
-  ``c = 0 .. ceil(k/2) - 1``; the bit in slice ``j`` (``0 <= j < k``) is ``uint64_le(B_{j//2}[8*(j%2) : 8*(j%2)+8])
-  mod bits_per_slice``, whose global index is ``j * bits_per_slice`` plus that. Every slice gets its own 64
-  independent-looking bits. (Double hashing, ``h1 + j*h2 mod bits_per_slice``, was the first design; it fixes all
-  k positions by ``h1, h2 mod bits_per_slice`` and the wrap pattern, which puts a floor of about
-  ``n / bits_per_slice**2`` under the false-positive rate: 2.7e-6 measured for a one-case filter sized for
-  2.4e-11. docs/spec.md, "Why not double hashing".)
-- The filter is a pybloom-live ``BloomFilter`` (a partitioned filter: ``k`` slices of ``bits_per_slice`` bits in one
-  little-endian bit array, bit ``b`` being bit ``b & 7`` of byte ``b >> 3``) sized by pybloom-live's own rule, and
-  serialised as its ``tofile`` image: ``struct '<dQQQQ'`` (error_rate, num_slices, bits_per_slice, capacity, count),
-  40 bytes, then the bit array's bytes. pybloom-live is the container; our index rule replaces its hashing
-  (:class:`TagBloomFilter`), and bulk insert and bulk query work on its bit array directly with numpy.
+- Element hash: ``uint64_le(T[0:8]) mod U``, where ``U`` is the batch's hash range (``N x M`` for ``N`` elements and
+  a false-positive rate of about ``1/M`` a lookup).
+- A set of hashes is sorted and its gaps are Golomb-Rice coded with a parameter ``P``, in two streams: the
+  quotients ``gap >> P`` in unary (that many 0 bits, then a 1), then the remainders ``gap mod 2^P`` in P bits each.
+  Bits are little-endian within bytes, each stream padded with 0 bits to a whole byte. Two streams rather than
+  BIP 158's interleaved codes: the same size, and both can be decoded (and encoded) with whole-array operations.
+
+Why a Golomb-coded set and not a Bloom filter: a Bloom filter spends ``1.44 x log2(1/eps)`` bits per element, a
+Golomb-Rice coded set about ``log2(1/eps) + 1.5`` (``log2(e)`` for coding a random set, plus the Rice code's
+rounding of its parameter to a power of two), 28% fewer at the rates this service needs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
-import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from pybloom_live import BloomFilter
 
 from .crypto import aes_ecb
 
 TAG_BYTES = 16
 SALT_BYTES = 16
-FILE_HEADER = struct.Struct(BloomFilter.FILE_FMT.decode())  # '<dQQQQ', 40 bytes
-# A bound on k that no sensible error rate reaches (k = 64 is eps = 5e-20); it keeps a malformed header from
-# asking for absurd work before anything else is checked.
-MAX_NUM_SLICES = 64
-# The client rule tests an observation at i_observed - t .. i_observed + t (docs/spec.md, "Matching").
-DEFAULT_TOLERANCE = 1
+# The largest hash range: hashes come from 64 bits of the tag, and ``h mod U`` is uniform to within one part in
+# 2^64 / U. Up to 2^56 that is 1/256 or better, so the false-positive rate stays what the range promises.
+MAX_HASH_RANGE = 1 << 56
+# A gap is below the hash range, so a Rice parameter above 56 only adds 0 bits.
+MAX_RICE_PARAMETER = 56
 
-# The key that expands a tag into one 64-bit word per slice. It is public and fixed: the tag is already a function
-# of the batch's salt, and nothing about the positions needs to be secret, only independent of one another.
-POSITION_KEY = hashlib.sha256(b"exposure.v1 bloom bit positions").digest()[:16]
-_WORDS_PER_BLOCK = 2
-
-# Work sizes. Tags are processed in chunks so that temporaries stay a few MiB whatever the batch size; bits are
-# set through a bool array (one byte per bit) covering a window of slices of at most this many bits.
-_CHUNK = 1 << 18
-_WINDOW_BITS = 1 << 28
+# Remainders are packed and unpacked this many at a time: a multiple of 8, so each chunk's bits start on a byte.
+_CHUNK = 1 << 20
 
 
 def _check_salt(salt: bytes) -> None:
@@ -68,11 +52,14 @@ def _rows(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
+# --- Tags and hashes -------------------------------------------------------------------------------------------
+
+
 def encrypt_rpis(rpis: np.ndarray, salt: bytes) -> np.ndarray:
     """The first CBC-MAC block ``AES-128-ECB_S(RPI)``, which does not depend on the interval.
 
-    Matching tests one observation at 2t+1 intervals: it computes this once and :func:`tags_from_encrypted` per
-    interval.
+    Matching may test one observation at several intervals: it computes this once and
+    :func:`tags_from_encrypted` per interval.
     """
     _check_salt(salt)
     return aes_ecb(salt, _rows(rpis, "rpis"))
@@ -99,238 +86,157 @@ def element_tags(rpis: np.ndarray, intervals: np.ndarray, salt: bytes) -> np.nda
     return tags_from_encrypted(encrypt_rpis(rpis, salt), intervals, salt)
 
 
-def _halves(tags: np.ndarray) -> np.ndarray:
-    """Each tag as its two little-endian 64-bit words, ``(n, 2)`` uint64."""
-    return np.ascontiguousarray(_rows(tags, "tags")).view("<u8").astype(np.uint64, copy=False)
+def _check_hash_range(hash_range: int) -> np.uint64:
+    if not 1 <= hash_range <= MAX_HASH_RANGE:
+        raise ValueError(f"a hash range is 1..2^56, got {hash_range}")
+    return np.uint64(hash_range)
 
 
-def _block_words(halves: np.ndarray, c: int, blocks: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``B_c = AES_POSITION_KEY(T XOR ctr(c))`` of each tag as ``(n, 2)`` uint64: word ``w`` serves slice ``2c + w``.
-
-    ``blocks`` (``(N, 2)`` uint64, N >= n) and ``out`` (uint8, ``16N + 15``) are reusable buffers.
-    """
-    n = len(halves)
-    # ctr(c) occupies bytes 0..3, the low bytes of the first little-endian word
-    np.bitwise_xor(halves[:, 0], np.uint64(c), out=blocks[:n, 0])
-    blocks[:n, 1] = halves[:, 1]
-    return aes_ecb(POSITION_KEY, blocks[:n].view(np.uint8), out).view("<u8").astype(np.uint64, copy=False)
+def element_hashes(tags: np.ndarray, hash_range: int) -> np.ndarray:
+    """``uint64_le(T[0:8]) mod U`` of each tag: ``(n,)`` uint64."""
+    words = np.ascontiguousarray(_rows(tags, "tags")[:, :8]).view("<u8").reshape(-1).astype(np.uint64, copy=False)
+    return words % _check_hash_range(hash_range)
 
 
-def _buffers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.empty((n, 2), dtype=np.uint64), np.empty(n * TAG_BYTES + 15, dtype=np.uint8)
+def hash_range_for(elements: int, error_rate: float) -> int:
+    """``U = N x M`` with ``M = ceil(1 / error_rate)``: a lookup then hits one of N hashes with probability at
+    most ``1/M <= error_rate``. Raises ValueError when U would exceed MAX_HASH_RANGE (cut smaller batches)."""
+    if not 0 < error_rate < 1:
+        raise ValueError(f"the error rate must be between 0 and 1, got {error_rate}")
+    if elements < 1:
+        raise ValueError(f"a set has at least one element, got {elements}")
+    hash_range = elements * math.ceil(1 / error_rate)
+    if hash_range > MAX_HASH_RANGE:
+        raise ValueError(
+            f"{elements:,} elements at error rate {error_rate:.3g} need a hash range of {hash_range:,}, more than "
+            f"2^56: cut smaller batches"
+        )
+    return hash_range
 
 
-def slice_words(tags: np.ndarray, first: int, end: int) -> np.ndarray:
-    """The 64-bit word of each tag for each slice ``first .. end - 1``: ``(n, end - first)`` uint64.
-
-    Word ``j`` is ``uint64_le(B_{j//2}[8*(j%2) : 8*(j%2)+8])`` with ``B_c = AES_POSITION_KEY(T XOR ctr(c))``.
-    """
-    halves = _halves(tags)
-    buffers = _buffers(len(halves))
-    blocks = range(first // _WORDS_PER_BLOCK, -(-end // _WORDS_PER_BLOCK))
-    words = np.zeros((len(halves), _WORDS_PER_BLOCK * len(blocks)), dtype=np.uint64)
-    for n, c in enumerate(blocks):  # _block_words returns a view of the reused buffer: copy each out
-        words[:, _WORDS_PER_BLOCK * n : _WORDS_PER_BLOCK * (n + 1)] = _block_words(halves, c, *buffers)
-    skip = first % _WORDS_PER_BLOCK
-    return words[:, skip : skip + end - first]
-
-
-def _mod_into(words: np.ndarray, modulus: np.uint64, out: np.ndarray) -> np.ndarray:
-    """``words % modulus`` into ``out``: floor_divide by a scalar (libdivide in numpy) beats ``%`` by a third."""
-    np.floor_divide(words, modulus, out=out)
-    np.multiply(out, modulus, out=out)
-    np.subtract(words, out, out=out)
-    return out
-
-
-def bit_positions(tags: np.ndarray, num_slices: int, bits_per_slice: int) -> np.ndarray:
-    """Global bit index of each tag in each slice: ``(n, k)`` uint64, column j = ``j*bits_per_slice + position``.
-
-    The reference form of the index rule; insertion and lookup compute the same numbers a window at a time.
-    """
-    words = slice_words(tags, 0, num_slices)
-    modulus = np.uint64(bits_per_slice)
-    return words % modulus + np.arange(num_slices, dtype=np.uint64) * modulus
+# --- Golomb-Rice coded sets ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class FilterParams:
-    """The shape of one Bloom filter: what its tofile header and the batch header's FilterInfo both carry."""
+class EncodedSet:
+    """A section's bytes and the numbers its header entry carries."""
 
-    capacity: int
-    error_rate: float
-    num_slices: int
-    bits_per_slice: int
-
-    @classmethod
-    def for_capacity(cls, capacity: int, error_rate: float) -> FilterParams:
-        """pybloom-live's sizing rule, in its exact floating-point form (``BloomFilter.__init__``).
-
-        ``k = ceil(ln(1/eps) / ln 2)`` and ``bits_per_slice = ceil(n * |ln eps| / (k * (ln 2)**2))``, in IEEE
-        doubles, in this order of operations; ``math.log(x, 2)`` is ``log(x) / log(2)``, not ``log2(x)``.
-        """
-        if not 0 < error_rate < 1:
-            raise ValueError(f"the error rate must be between 0 and 1, got {error_rate}")
-        if capacity <= 0:
-            raise ValueError(f"the capacity must be positive, got {capacity}")
-        num_slices = int(math.ceil(math.log(1.0 / error_rate, 2)))
-        bits_per_slice = int(math.ceil((capacity * abs(math.log(error_rate))) / (num_slices * (math.log(2) ** 2))))
-        return cls(capacity, error_rate, num_slices, bits_per_slice)
-
-    @property
-    def num_bits(self) -> int:
-        return self.num_slices * self.bits_per_slice
-
-    @property
-    def bit_array_bytes(self) -> int:
-        return (self.num_bits + 7) // 8
-
-    @property
-    def image_bytes(self) -> int:
-        """Length of the tofile image: the 40-byte header and the bit array."""
-        return FILE_HEADER.size + self.bit_array_bytes
+    data: bytes
+    count: int
+    rice_parameter: int
+    quotient_bytes: int
 
 
-class TagBloomFilter(BloomFilter):
-    """pybloom-live's BloomFilter with our index rule in place of its own hashing.
+def _gaps(values: np.ndarray) -> np.ndarray:
+    gaps = np.empty_like(values)
+    gaps[:1] = values[:1]
+    np.subtract(values[1:], values[:-1], out=gaps[1:])
+    return gaps
 
-    Everything else is pybloom-live's: sizing, the bit array, ``tofile``/``fromfile``, and ``in`` (which now takes
-    a 16-byte tag). ``tag in filter`` is the one-at-a-time reference for :func:`contains`.
+
+def coded_bits(gaps: np.ndarray, rice_parameter: int) -> int:
+    """Bits of the two streams before padding: ``sum(gap >> P) + n`` unary and ``n x P`` remainder bits."""
+    quotients = int(np.sum(gaps >> np.uint64(rice_parameter), dtype=np.uint64))
+    return quotients + len(gaps) * (1 + rice_parameter)
+
+
+def best_rice_parameter(gaps: np.ndarray) -> int:
+    """The P that makes these gaps' code shortest (the smaller P on a tie).
+
+    For gaps of mean g the optimum lies near ``log2(g x ln 2)``; the candidates around it are measured exactly.
     """
-
-    def _setup(self, error_rate: float, num_slices: int, bits_per_slice: int, capacity: int, count: int) -> None:
-        super()._setup(error_rate, num_slices, bits_per_slice, capacity, count)
-        self.make_hashes = self._tag_positions
-
-    def _tag_positions(self, tag: bytes) -> Iterator[int]:
-        """Position of ``tag`` within each slice, in slice order (what pybloom-live's make_hashes yields)."""
-        if len(tag) != TAG_BYTES:
-            raise ValueError(f"a tag is {TAG_BYTES} bytes, got {len(tag)}")
-        blocks = -(-self.num_slices // _WORDS_PER_BLOCK)
-        value = int.from_bytes(tag, "little")
-        # T XOR ctr(c): the counter sits in the first four bytes, the least significant ones of a little-endian int
-        stream = b"".join((value ^ c).to_bytes(TAG_BYTES, "little") for c in range(blocks))
-        expanded = aes_ecb(POSITION_KEY, stream).tobytes()
-        for j in range(self.num_slices):
-            yield int.from_bytes(expanded[8 * j : 8 * j + 8], "little") % self.bits_per_slice
-
-    @property
-    def params(self) -> FilterParams:
-        return FilterParams(self.capacity, self.error_rate, self.num_slices, self.bits_per_slice)
-
-    def bits(self) -> np.ndarray:
-        """The bit array's bytes as a uint8 numpy view (no copy; writes go into the filter)."""
-        return np.frombuffer(self.bitarray, dtype=np.uint8)
+    mean = max(float(np.mean(gaps, dtype=np.float64)), 1.0)
+    guess = max(0, min(MAX_RICE_PARAMETER, round(math.log2(mean * math.log(2)))))
+    candidates = range(max(0, guess - 2), min(MAX_RICE_PARAMETER, guess + 2) + 1)
+    return min(candidates, key=lambda p: (coded_bits(gaps, p), p))
 
 
-def _windows(params: FilterParams) -> Iterator[tuple[int, int]]:
-    """Groups of slices ``[first, end)`` whose bits start on a byte boundary and fit in one bool window."""
-    per_window = max(8, (_WINDOW_BITS // params.bits_per_slice) // 8 * 8)
-    for first in range(0, params.num_slices, per_window):
-        yield first, min(first + per_window, params.num_slices)
+def encode_set(values: np.ndarray, rice_parameter: int | None = None) -> EncodedSet:
+    """The Golomb-Rice code of a set of distinct hashes (any order); P is the best one unless given."""
+    values = np.sort(np.asarray(values, dtype=np.uint64))  # sort and drop repeats: np.unique hashes, 10x slower
+    if not len(values):
+        raise ValueError("a coded set has at least one element")
+    values = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    gaps = _gaps(values)
+    p = best_rice_parameter(gaps) if rice_parameter is None else rice_parameter
+    if not 0 <= p <= MAX_RICE_PARAMETER:
+        raise ValueError(f"a Rice parameter is 0..{MAX_RICE_PARAMETER}, got {p}")
+    quotients = (gaps >> np.uint64(p)).astype(np.int64)
+    # Unary: quotient j is q_j zero bits and a one; the ones sit at the running sums of (q + 1), minus one.
+    ones = np.cumsum(quotients + 1) - 1
+    unary = np.zeros(int(ones[-1]) + 1, dtype=bool)
+    unary[ones] = True
+    quotient_stream = np.packbits(unary, bitorder="little")
+    # Remainders: each gap's low P bits, in order. A little-endian word's bits, unpacked little-endian, are its
+    # bits from the lowest up, so the first P columns are exactly the remainder's bits in stream order.
+    words = gaps.astype("<u8").view(np.uint8).reshape(-1, 8)
+    parts = [quotient_stream.tobytes()]
+    for start in range(0, len(gaps), _CHUNK):
+        bits = np.unpackbits(words[start : start + _CHUNK], axis=1, count=p, bitorder="little")
+        parts.append(np.packbits(bits.reshape(-1), bitorder="little").tobytes())
+    return EncodedSet(b"".join(parts), len(values), p, len(quotient_stream))
 
 
-def build_filter(tags: np.ndarray, params: FilterParams) -> TagBloomFilter:
-    """A filter of these (distinct) tags; its ``count`` is their number, which must not exceed the capacity.
+def remainder_bytes(count: int, rice_parameter: int) -> int:
+    return (count * rice_parameter + 7) // 8
 
-    How bits are set (measured on 36 slices of 1.4 M bits, 36 M positions): a bool array with one byte per bit,
-    ``bools[positions] = True`` and then ``np.packbits(bitorder="little")`` took 0.20 s; ``np.bitwise_or.at`` on the
-    packed bytes 0.60 s (114 ns a position once the array outgrows the caches, against 17 ns for the bool scatter);
-    eight masked ``|=`` passes (one per bit of a byte, so duplicate indices write equal values) 1.0 s;
-    sort + unique + ``bitwise_or.reduceat`` 13 s. A plain scatter has no read-modify-write and no duplicate
-    problem, so it wins; the bool array is 8x the filter, so it covers a window of whole slices at a time (a
-    multiple of 8, so that each window packs to whole bytes). Memory: the tags, the filter, one window, and
-    buffers of ``_CHUNK`` rows.
+
+def decode_set(data: bytes, count: int, rice_parameter: int, quotient_bytes: int, hash_range: int) -> np.ndarray:
+    """The sorted hashes of a coded set, ``(count,)`` uint64, after checking that the bytes are exactly the
+    canonical code of ``count`` distinct hashes below ``hash_range``. Raises ValueError saying what is wrong."""
+    limit = _check_hash_range(hash_range)
+    if count < 1:
+        raise ValueError("a section holds at least one element")
+    if not 0 <= rice_parameter <= MAX_RICE_PARAMETER:
+        raise ValueError(f"the Rice parameter {rice_parameter} is not 0..{MAX_RICE_PARAMETER}")
+    expected = quotient_bytes + remainder_bytes(count, rice_parameter)
+    if quotient_bytes < 1 or len(data) != expected:
+        raise ValueError(f"the section is {len(data)} bytes, its header implies {expected}")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ones = np.flatnonzero(np.unpackbits(buffer[:quotient_bytes], bitorder="little"))
+    if len(ones) != count or ones[-1] // 8 != quotient_bytes - 1:
+        raise ValueError(f"the quotient stream does not hold exactly {count} codes ending in its last byte")
+    quotients = np.diff(ones, prepend=-1).astype(np.uint64) - np.uint64(1)
+    shift = np.uint64(rice_parameter)
+    if quotients.max() > (limit - np.uint64(1)) >> shift:
+        raise ValueError("a gap is larger than the hash range")
+    gaps = (quotients << shift) | _remainders(buffer[quotient_bytes:], count, rice_parameter)
+    values = np.cumsum(gaps, dtype=np.uint64)
+    # Each gap is below 2^57, so a sum that wrapped around 2^64 would show as a decrease.
+    if count > 1 and not (values[1:] > values[:-1]).all():
+        raise ValueError("the hashes are not strictly increasing")
+    if values[-1] >= limit:
+        raise ValueError(f"a hash is not below the hash range {hash_range}")
+    return values
+
+
+def _remainders(stream: np.ndarray, count: int, rice_parameter: int) -> np.ndarray:
+    """The P-bit remainders, each read as the little-endian 64-bit word at its first byte, shifted and masked.
+
+    A remainder starts at bit ``j x P``: byte ``(j x P) >> 3``, bit ``(j x P) & 7``, and ``P + 7 <= 63`` bits from
+    there fit one word. The stream is padded with 8 zero bytes so that the last words can be read whole.
     """
-    tags = _rows(tags, "tags")
-    if len(tags) > params.capacity:
-        raise ValueError(f"{len(tags)} tags do not fit a filter of capacity {params.capacity}")
-    bloom = TagBloomFilter(params.capacity, params.error_rate)
-    if bloom.params != params:
-        raise ValueError(f"{params} is not pybloom-live's sizing for capacity {params.capacity}")
-    packed = bloom.bits()
-    bits_per_slice = params.bits_per_slice
-    modulus = np.uint64(bits_per_slice)
-    word, position = np.empty((2, min(len(tags), _CHUNK)), dtype=np.uint64)
-    buffers = _buffers(len(word))
-    for first, end in _windows(params):
-        window = np.zeros((end - first) * bits_per_slice, dtype=bool)
-        # Counter-block-major: the two slices of block c are finished for every tag before the next block, so the
-        # scatter stays within 2 x bits_per_slice bytes of the window (cache-resident for batches of typical size).
-        for c in range(first // _WORDS_PER_BLOCK, -(-end // _WORDS_PER_BLOCK)):
-            for start in range(0, len(tags), _CHUNK):
-                words = _block_words(_halves(tags[start : start + _CHUNK]), c, *buffers)
-                n = len(words)
-                for j in range(_WORDS_PER_BLOCK * c, min(_WORDS_PER_BLOCK * (c + 1), end)):
-                    # a contiguous copy first: dividing it is ~3x faster than dividing the 16-byte-strided column
-                    np.copyto(word[:n], words[:, j % _WORDS_PER_BLOCK])
-                    _mod_into(word[:n], modulus, position[:n])
-                    offset = (j - first) * bits_per_slice
-                    # int64 view: positions are < 2**63, and fancy indexing would otherwise make a converted copy
-                    window[offset : offset + bits_per_slice][position[:n].view(np.int64)] = True
-        byte = first * bits_per_slice // 8
-        chunk = np.packbits(window, bitorder="little")
-        packed[byte : byte + len(chunk)] = chunk
-    bloom.count = len(tags)
-    return bloom
+    if not rice_parameter:
+        return np.zeros(count, dtype=np.uint64)
+    total_bits = count * rice_parameter
+    padding = np.unpackbits(stream[-1:], bitorder="little")[total_bits - 8 * (len(stream) - 1):]
+    if padding.any():
+        raise ValueError("the remainder stream's padding bits are not 0")
+    padded = np.concatenate([stream, np.zeros(8, dtype=np.uint8)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 8)
+    out = np.empty(count, dtype=np.uint64)
+    mask = np.uint64((1 << rice_parameter) - 1)
+    for start in range(0, count, _CHUNK):
+        bit = np.arange(start, min(start + _CHUNK, count), dtype=np.uint64) * np.uint64(rice_parameter)
+        words = np.ascontiguousarray(windows[(bit >> np.uint64(3)).astype(np.intp)]).view("<u8").reshape(-1)
+        out[start : start + len(bit)] = (words.astype(np.uint64) >> (bit & np.uint64(7))) & mask
+    return out
 
 
-def contains(bloom: TagBloomFilter, tags: np.ndarray) -> np.ndarray:
-    """Membership of each tag: ``(n,)`` bool. Same answer as ``tag in bloom``, for whole arrays.
-
-    Slice by slice, only the tags still possibly present are looked at (and expanded): an absent tag survives a
-    slice with probability about 1/2, so the whole test costs about two slices' work.
-    """
-    tags = _rows(tags, "tags")
-    packed = bloom.bits()
-    modulus = np.uint64(bloom.bits_per_slice)
-    present = np.zeros(len(tags), dtype=bool)
-    buffers = _buffers(min(len(tags), _CHUNK))
-    for start in range(0, len(tags), _CHUNK):
-        halves = _halves(tags[start : start + _CHUNK])
-        alive = np.arange(start, start + len(halves))
-        for c in range(-(-bloom.num_slices // _WORDS_PER_BLOCK)):
-            words = _block_words(halves, c, *buffers)
-            for j in range(_WORDS_PER_BLOCK * c, min(_WORDS_PER_BLOCK * (c + 1), bloom.num_slices)):
-                index = words[:, j % _WORDS_PER_BLOCK] % modulus + np.uint64(j * bloom.bits_per_slice)
-                bit = (packed.take(index >> np.uint64(3)) >> (index & np.uint64(7)).astype(np.uint8)) & 1
-                # take() with positions: boolean-mask indexing of these arrays is ~10x slower
-                keep = np.flatnonzero(bit)
-                alive, halves, words = alive.take(keep), halves.take(keep, axis=0), words.take(keep, axis=0)
-            if not len(alive):
-                break
-        present[alive] = True
-    return present
-
-
-def filter_image(bloom: BloomFilter) -> bytes:
-    """The filter's wire form: exactly what pybloom-live's ``tofile`` writes."""
-    out = io.BytesIO()
-    bloom.tofile(out)
-    return out.getvalue()
-
-
-def read_image_header(image: bytes) -> tuple[FilterParams, int]:
-    """The params and count from a tofile image's 40-byte header, after checking the image's length.
-
-    Raises ValueError for an image whose header is malformed or does not fit its length.
-    """
-    if len(image) < FILE_HEADER.size:
-        raise ValueError(f"a filter image is at least {FILE_HEADER.size} bytes, got {len(image)}")
-    error_rate, num_slices, bits_per_slice, capacity, count = FILE_HEADER.unpack_from(image)
-    if not 0 < error_rate < 1:
-        raise ValueError(f"the filter's error rate {error_rate} is not between 0 and 1")
-    if not 1 <= num_slices <= MAX_NUM_SLICES or bits_per_slice < 1:
-        raise ValueError(f"the filter's shape ({num_slices} slices of {bits_per_slice} bits) is not usable")
-    params = FilterParams(capacity, error_rate, num_slices, bits_per_slice)
-    if len(image) != params.image_bytes:
-        raise ValueError(f"the filter image is {len(image)} bytes, its header implies {params.image_bytes}")
-    if count > capacity:
-        raise ValueError(f"the filter holds {count} elements, more than its capacity {capacity}")
-    return params, count
-
-
-def load_filter(image: bytes) -> TagBloomFilter:
-    """A filter from its tofile image, through pybloom-live's ``fromfile``, once the header has been checked."""
-    read_image_header(image)
-    return TagBloomFilter.fromfile(io.BytesIO(image))
+def contains(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Which queries are in the sorted hashes ``values``: ``(n,)`` bool."""
+    queries = np.asarray(queries, dtype=np.uint64)
+    if not len(values):
+        return np.zeros(queries.shape, dtype=bool)
+    index = np.minimum(np.searchsorted(values, queries), len(values) - 1)
+    return values[index] == queries

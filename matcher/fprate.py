@@ -1,21 +1,26 @@
-"""The per-lookup false-positive rate the publisher sizes filters for, derived from the system's target.
+"""The per-lookup false-positive rate the publisher sizes batches for, derived from the system's target.
 
 Target: at most 1 false alarm per 10,000 phones per year, for a phone that records 5,000 observations (distinct
-(RPI, interval) pairs) a day, under the exposure configuration in force. docs/spec.md ("False positives") shows
-the same arithmetic with the default numbers; a test checks that the numbers there are the ones computed here.
+(RPI, interval) pairs) a day. docs/spec.md ("False positives") shows the same arithmetic with the default numbers;
+a test checks that the numbers there are the ones computed here, and another runs simulated phone-days through
+the real matching and scoring code and finds the false alarms this module predicts.
 
-- Each observation is looked up ``L = (2t + 1) x B x C`` times: at 2t+1 intervals, in each of the B publishing
-  periods of the retention window, in each of the C filters a period publishes (a phone skips batches whose range
-  cannot hold the observation, so this is an upper bound).
-- C is at most RISK_CLASSES (every class in one batch). The publisher sizes each publishing run for the filters it
-  actually publishes: a day's expected false matches are a sum over periods, and a period that spends at most 1/B
-  of the daily budget, however it divides it among its filters, keeps the sum within the target. A run with few
-  filters therefore gets looser, smaller filters than the worst case.
-- Lookups are independent (a fresh salt per batch), so a day's false matches are Poisson with mean
-  ``lambda = O x L x p``, where O is observations a day and p the per-lookup false-positive rate.
-- An alarm needs at least ``m = matches_needed_for_alert(config)`` matched observations on one day.
-- Require ``days_per_year x P(Poisson(lambda) >= m) <= target``, solve for lambda exactly (numerically), and
-  ``p = lambda / (O x L)``.
+- The alarm rule (docs/spec.md, "Alarm rule") counts a match only when it is **coherent**: another match of the
+  same section of the same batch lies at an interval 1 .. W-1 away (W = COHERENCE_INTERVALS). A real exposure of
+  15 minutes always spans two neighbouring intervals of one key, so of one section of one batch; two false
+  matches must fall in the same batch, and near each other in time, to look like one.
+- So a false alarm needs a **coherent false pair**: two tests of two observations of one day, at intervals 1 .. W-1
+  apart, both false positives of the same batch. A test is one (observation, interval) lookup; an observation at
+  a uniformly random time is tested at ``t = 1 + 2 x skew / 600`` intervals on average (its own, and a neighbour
+  only when the observation lies within the clock skew of that neighbour).
+- Test pairs of a day: ``Pi = (W - 1) x O x (O - 1) x t^2 / 144`` for O observations spread over the day's 144
+  intervals. Each pair is tested against the B batches of the retention window; false positives of one batch are
+  independent across tags (a fresh salt per batch), so a pair is a coherent false pair of batch b with probability
+  at most ``eps_b^2``.
+- Expected coherent false pairs a day: ``mu = Pi x B x eps^2``, and ``P(false alarm on a day) <= mu``. Require
+  ``365 x mu <= target`` and solve: ``eps = sqrt(target / (365 x Pi x B))``.
+- A publishing run that cuts R batches (one per region) gives each ``eps / sqrt(R)``: the period then adds
+  ``R x (eps / sqrt(R))^2 = eps^2`` to every pair's sum, its share of the budget.
 """
 
 from __future__ import annotations
@@ -23,143 +28,150 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from exposure.v1 import config_pb2
-
-from . import batches
-from .exposure_config import matches_needed_for_alert
-from .filters import DEFAULT_TOLERANCE, FilterParams
-from .intervals import INTERVALS_PER_DAY, SECONDS_PER_DAY
+from .batches import CLOCK_SKEW_SECONDS
+from .exposure_config import COHERENCE_INTERVALS
+from .intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, SECONDS_PER_DAY
 from .model import DEFAULT_RETENTION_DAYS
 
 FALSE_ALARMS_PER_PHONE_YEAR = 1e-4  # 1 false alarm per 10,000 phones per year
 DAYS_PER_YEAR = 365
 OBSERVATIONS_PER_DAY = 5_000
 DEFAULT_PUBLISH_INTERVAL_SECONDS = 3600
-# C: the most filters a batch can carry, 3 report types x 2 infectiousness levels x 14 TX power classes (-40..20 dBm
-# in 5 dB steps, and unknown). A phone tests an observation against every filter of a batch.
-RISK_CLASSES = len(batches.RISK_CLASSES)
-# The loosest filters ever published, whatever the configuration: one that needs many matches a day to alert
-# (or cannot alert at all) would allow more, but a phone's list of matched observations should stay meaningful.
-MAX_ERROR_RATE = 1e-3
-# The example case for bandwidth: 8 published days of keys, 144 intervals each.
-EXAMPLE_CASE_ELEMENTS = 8 * INTERVALS_PER_DAY
+
+# Anchors for bandwidth, next to which docs/spec.md and the benchmarks put this service's bytes per case.
+CASE_DAYS = (5, 8)  # DP-3T's 5 contagious days; 8 published days (2 before symptom onset to 5 after)
 GAEN_BYTES_PER_KEY = 28  # a TemporaryExposureKey in an export file: the 16-byte key, varint start, period, risk
+DP3T_BYTES_PER_CASE = 2_880  # DP-3T white paper (unlinkable design): 480 identifiers x 48 bits in a Cuckoo filter
 
 
 def batches_retained(retention_days: int, publish_interval_seconds: int) -> int:
-    """B: batches published during the retention window (a partial period counts as one more batch)."""
+    """B: publishing periods in the retention window (a partial period counts as one more)."""
     if retention_days < 1 or publish_interval_seconds < 1:
         raise ValueError("the retention window and the publishing interval must be positive")
     return -(-retention_days * SECONDS_PER_DAY // publish_interval_seconds)
 
 
-def lookups_per_observation(
-    retention_days: int, publish_interval_seconds: int, tolerance: int, filters_per_period: int = RISK_CLASSES
-) -> int:
-    """L = (2t + 1) x B x C."""
-    if tolerance < 0:
-        raise ValueError(f"the tolerance must be at least 0, got {tolerance}")
-    if filters_per_period < 1:
-        raise ValueError(f"a publishing period has at least one filter, got {filters_per_period}")
-    return (2 * tolerance + 1) * batches_retained(retention_days, publish_interval_seconds) * filters_per_period
+def mean_tested_intervals(skew_seconds: int = CLOCK_SKEW_SECONDS) -> float:
+    """t: intervals tested for an observation at a uniformly random time.
+
+    The tested intervals are those that overlap ``[time - skew, time + skew]``: a window of ``2 x skew`` seconds
+    crosses ``2 x skew / 600`` interval boundaries on average.
+    """
+    if skew_seconds < 0:
+        raise ValueError(f"the clock skew must be at least 0, got {skew_seconds}")
+    return 1 + 2 * skew_seconds / INTERVAL_SECONDS
 
 
-def poisson_at_least(mean: float, m: int) -> float:
-    """P(X >= m) for X ~ Poisson(mean), accurate also where it is tiny (no 1 - (1 - x) cancellation)."""
-    if m <= 0:
-        return 1.0
-    if mean <= 0:
-        return 0.0
-    log_term = -mean + m * math.log(mean) - math.lgamma(m + 1)
-    if mean < m:  # sum the upper tail upwards: terms shrink by mean/(j+1) < 1
-        term, total, j = math.exp(log_term), 0.0, m
-        while term > total * 1e-17:
-            total += term
-            j += 1
-            term *= mean / j
-        return min(total, 1.0)
-    below = sum(math.exp(-mean + j * math.log(mean) - math.lgamma(j + 1)) for j in range(m))
-    return max(0.0, 1.0 - below)
+def coherent_test_pairs_per_day(observations: int, coherence_intervals: int, mean_tested: float) -> float:
+    """Pi: expected pairs of tests of two observations of one day whose intervals are 1 .. W-1 apart.
+
+    Each of the ``O (O - 1) / 2`` observation pairs has ``t^2`` test pairs on average, and a test pair's two
+    intervals are 1 .. W-1 apart, either way round, with probability ``2 (W - 1) / 144``.
+    """
+    if coherence_intervals < 2:
+        raise ValueError(f"coherent matches are at least 1 interval apart: W >= 2, got {coherence_intervals}")
+    return (coherence_intervals - 1) * observations * (observations - 1) * mean_tested**2 / INTERVALS_PER_DAY
 
 
-def _solve_mean(limit_per_day: float, m: int, largest: float) -> float:
-    """The largest Poisson mean up to ``largest`` with P(X >= m) <= limit_per_day, by bisection in log space."""
-    if poisson_at_least(largest, m) <= limit_per_day:
-        return largest
-    low, high = 1e-300, largest
-    while high / low - 1 > 1e-15:
-        middle = math.sqrt(low * high)
-        if poisson_at_least(middle, m) <= limit_per_day:
-            low = middle
-        else:
-            high = middle
-    return low
+def rice_bits_per_element(error_rate: float) -> float:
+    """Expected bits per element of a Golomb-Rice coded set whose hash range is ``n / error_rate``, at its best P.
+
+    Gaps between n sorted uniform hashes in ``[0, n M)`` are about geometric with mean M; with ``x = (1 - 1/M)^(2^P)``
+    a gap's quotient has mean ``x / (1 - x)``, and a code is that, plus 1 stop bit, plus P remainder bits.
+    """
+    m = math.ceil(1 / error_rate)
+
+    def bits(p: int) -> float:
+        x = math.exp(2**p * math.log1p(-1 / m)) if m > 1 else 0.0
+        return p + 1 + x / (1 - x)
+
+    guess = max(0, round(math.log2(m * math.log(2))))
+    return min(bits(p) for p in range(max(0, guess - 2), guess + 3))
 
 
 @dataclass(frozen=True)
 class Sizing:
     """Every number of the derivation, for docs/spec.md, the benchmark and the publisher's log."""
 
-    matches_needed: int  # m
     observations_per_day: int  # O
+    coherence_intervals: int  # W
+    mean_tested_intervals: float  # t
+    coherent_test_pairs_per_day: float  # Pi
     batches_retained: int  # B
-    filters_per_period: int  # C
-    lookups_per_observation: int  # L
-    false_matches_per_day: float  # lambda
-    error_rate: float  # p, the per-lookup rate filters are sized for
+    batches_per_period: int  # R
+    false_alarms_per_day: float  # the target per phone-day: 1e-4 / 365
+    error_rate: float  # eps, per lookup, for each of the period's R batches
 
     @property
-    def num_slices(self) -> int:
-        return FilterParams.for_capacity(1, self.error_rate).num_slices
+    def lookups_per_observation(self) -> float:
+        """L = t x B x R: every test of an observation is one lookup in every batch (phones skip batches whose
+        interval range cannot hold it, so this is an upper bound)."""
+        return self.mean_tested_intervals * self.batches_retained * self.batches_per_period
 
     @property
-    def bloom_bound_bits_per_element(self) -> float:
-        """``|ln eps| / (ln 2)^2 = 1.44 x log2(1/eps)``: the optimal Bloom filter's size."""
+    def log2_inv_eps(self) -> float:
+        return math.log2(1 / self.error_rate)
+
+    @property
+    def rice_bits_per_element(self) -> float:
+        return rice_bits_per_element(self.error_rate)
+
+    @property
+    def bloom_bits_per_element(self) -> float:
+        """What an optimal Bloom filter would spend at the same rate: ``1.44 x log2(1/eps)``."""
         return abs(math.log(self.error_rate)) / math.log(2) ** 2
-
-    def bytes_for(self, elements: int) -> int:
-        """Size of one filter image (tofile header included) holding exactly ``elements`` elements."""
-        return FilterParams.for_capacity(elements, self.error_rate).image_bytes
 
 
 def sizing(
-    config: config_pb2.ExposureConfig,
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
-    tolerance: int = DEFAULT_TOLERANCE,
-    filters_per_period: int = RISK_CLASSES,
+    batches_per_period: int = 1,
+    skew_seconds: int = CLOCK_SKEW_SECONDS,
+    coherence_intervals: int = COHERENCE_INTERVALS,
+    observations_per_day: int = OBSERVATIONS_PER_DAY,
 ) -> Sizing:
-    m = matches_needed_for_alert(config)
-    lookups = lookups_per_observation(retention_days, publish_interval_seconds, tolerance, filters_per_period)
-    budget = OBSERVATIONS_PER_DAY * lookups
-    mean = _solve_mean(FALSE_ALARMS_PER_PHONE_YEAR / DAYS_PER_YEAR, m, largest=budget * MAX_ERROR_RATE)
-    error_rate = mean / budget
+    if batches_per_period < 1:
+        raise ValueError(f"a publishing run cuts at least one batch, got {batches_per_period}")
+    mean_tested = mean_tested_intervals(skew_seconds)
+    pairs = coherent_test_pairs_per_day(observations_per_day, coherence_intervals, mean_tested)
+    retained = batches_retained(retention_days, publish_interval_seconds)
+    per_day = FALSE_ALARMS_PER_PHONE_YEAR / DAYS_PER_YEAR
     return Sizing(
-        matches_needed=m,
-        observations_per_day=OBSERVATIONS_PER_DAY,
-        batches_retained=batches_retained(retention_days, publish_interval_seconds),
-        filters_per_period=filters_per_period,
-        lookups_per_observation=lookups,
-        false_matches_per_day=error_rate * budget,
-        error_rate=error_rate,
+        observations_per_day=observations_per_day,
+        coherence_intervals=coherence_intervals,
+        mean_tested_intervals=mean_tested,
+        coherent_test_pairs_per_day=pairs,
+        batches_retained=retained,
+        batches_per_period=batches_per_period,
+        false_alarms_per_day=per_day,
+        error_rate=math.sqrt(per_day / (pairs * retained * batches_per_period)),
     )
 
 
 def error_rate_for(
-    config: config_pb2.ExposureConfig,
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
-    tolerance: int = DEFAULT_TOLERANCE,
-    filters_per_period: int = RISK_CLASSES,
+    batches_per_period: int = 1,
 ) -> float:
-    """The per-lookup false-positive rate the filters of one publishing run are sized for under this
-    configuration, when the run publishes ``filters_per_period`` filters (default: the worst case)."""
+    """The per-lookup false-positive rate of each batch of a publishing run that cuts ``batches_per_period``."""
     return sizing(
-        config,
         retention_days=retention_days,
         publish_interval_seconds=publish_interval_seconds,
-        tolerance=tolerance,
-        filters_per_period=filters_per_period,
+        batches_per_period=batches_per_period,
     ).error_rate
+
+
+def expected_false_alarms_per_day(
+    error_rate: float,
+    *,
+    batches: int,
+    observations_per_day: int = OBSERVATIONS_PER_DAY,
+    skew_seconds: int = CLOCK_SKEW_SECONDS,
+    coherence_intervals: int = COHERENCE_INTERVALS,
+) -> float:
+    """mu: expected coherent false pairs a phone-day, with ``batches`` batches of per-lookup rate ``error_rate``
+    covering the day (the forward direction of the derivation, which the empirical test checks)."""
+    pairs = coherent_test_pairs_per_day(observations_per_day, coherence_intervals, mean_tested_intervals(skew_seconds))
+    return pairs * batches * error_rate**2

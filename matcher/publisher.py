@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
-from .batches import build_batch, risk_class_of, sign_header
+from .batches import build_batch, section_of, sign_header
 from .exposure_config import config_in_force
 from .fprate import error_rate_for
 from .metrics import REGISTRY
@@ -41,7 +41,7 @@ class Published:
     keys: int
     keys_published: int
     elements: int
-    filters: int
+    sections: int
     error_rate: float
     body_bytes: int
     build_seconds: float
@@ -96,16 +96,13 @@ class Publisher:
                 return published
 
     def _error_rate(self, config: config_pb2.ExposureConfig, by_region: dict[str, list[PendingKey]]) -> float:
-        """The false-positive rate for this run's filters: the period's share of the false-alarm budget, divided
-        among the filters the run publishes (docs/spec.md, "False positives")."""
-        filters = sum(
-            len({risk_class_of(item.key, config) for item in items} - {None}) for items in by_region.values()
-        )
+        """The false-positive rate for this run's batches: the period's share of the false-alarm budget, divided
+        among the batches the run cuts (docs/spec.md, "False positives")."""
+        batches = sum(any(section_of(item.key, config) for item in items) for items in by_region.values())
         return error_rate_for(
-            config,
             retention_days=self.retention_days,
             publish_interval_seconds=self.publish_interval,
-            filters_per_period=max(1, filters),
+            batches_per_period=max(1, batches),
         )
 
     def _cut(
@@ -146,7 +143,7 @@ class Publisher:
             keys=len(items),
             keys_published=built.keys_published,
             elements=built.elements,
-            filters=len(built.header.filters),
+            sections=len(built.header.sections),
             error_rate=error_rate,
             body_bytes=len(built.body),
             build_seconds=round(time.perf_counter() - began, 3),
@@ -155,8 +152,8 @@ class Publisher:
         REGISTRY.inc("matcher_elements_published_total", built.elements)
         REGISTRY.inc("matcher_batch_bytes_published_total", len(built.body))
         log.info(
-            "batch %d published: region=%s keys=%d published_keys=%d elements=%d filters=%d bytes=%d in %.2fs",
-            sequence, region, result.keys, result.keys_published, result.elements, result.filters,
+            "batch %d published: region=%s keys=%d published_keys=%d elements=%d sections=%d bytes=%d in %.2fs",
+            sequence, region, result.keys, result.keys_published, result.elements, result.sections,
             result.body_bytes, result.build_seconds,
         )
         return result

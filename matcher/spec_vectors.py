@@ -7,18 +7,21 @@ tests/unit/test_spec_vectors.py checks that, and checks the vectors through a se
 implementation. The signatures in ``signed_batch_files`` use RFC 6979 deterministic ECDSA for the same reason;
 a verifier does not care how the nonce was chosen.
 
-- ``tag_cases``: TEK and interval -> RPI -> tag under a salt -> global bit index in each slice.
-- ``batches``: one risk class each, keys without days since onset (so every interval of each key's validity is
-  an element), the filter's tofile image, and probes (elements, random identifiers, and replays of a key's
-  identifier at intervals it was not broadcast in) with the membership a correct implementation finds.
+- ``tag_cases``: TEK and interval -> RPI -> tag under a salt -> element hash in a hash range.
+- ``coded_sets``: sorted hashes -> Golomb-Rice code with a given parameter (both streams), including edges.
+- ``batches``: keys with their report types and days since onset, the sections they form under the default
+  exposure configuration, the body, and probes (observations at a time) with the section and interval a correct
+  implementation finds, or none: elements heard mid-interval and within the clock skew of a neighbour, replays
+  beyond it, identifiers outside a key's validity and identifiers of unpublished keys.
 - ``signed_batch_files``: a whole batch file (docs/spec.md, "Batch file") and the pinned public key, once intact
-  and twice with one flipped bit, with the verdict a correct verifier reaches.
+  and with one flipped bit in each part, with the verdict a correct verifier reaches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,30 +32,33 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import crypto, fprate
-from .batches import BATCH_FILE_MAGIC, build_batch, sign_header
+from .batches import BATCH_FILE_MAGIC, CLOCK_SKEW_SECONDS, build_batch, match, open_batch, section_of, sign_header
 from .exposure_config import default_config
-from .filters import FilterParams, bit_positions, contains, element_tags, load_filter
-from .model import DiagnosisKey, ReportType
-from .signing import SigningKey, public_pem
+from .filters import MAX_HASH_RANGE, element_hashes, element_tags, encode_set
+from .model import DiagnosisKey, Infectiousness, ReportType
+from .signing import SigningKey, TrustedKeys, public_pem
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "spec-vectors.json"
 DAY = 2642976  # 2020-04-02 00:00 UTC, the day of Google's GAEN test vectors
 PUBLISHED_AT = 1585958400  # 2020-04-04 00:00 UTC
-DEFAULT_ERROR_RATE = fprate.error_rate_for(default_config())
+DEFAULT_ERROR_RATE = fprate.error_rate_for()
 
-# (interval, bits_per_slice, k): realistic shapes from the sizing rule, and edges of the arithmetic (one bit per
-# slice, a power of two, a slice wider than 2**32 bits, the first and last 32-bit interval numbers).
-_SHAPES = [FilterParams.for_capacity(capacity, eps) for capacity, eps in
-           [(1152, DEFAULT_ERROR_RATE), (144, 0.001), (1_000_000, 1e-6), (37, 0.01), (50_000, 1e-9)]]
-_TAG_CASES = [
-    (DAY + n * 7, shape.bits_per_slice, shape.num_slices) for n, shape in enumerate(_SHAPES * 3)
-] + [
-    (DAY, 1, 3),
-    (DAY + 143, 1024, 8),
-    (DAY + 1000, 7, 5),
-    (DAY + 12345, (1 << 33) + 1, 40),
-    (0, 997, 12),
-    (0xFFFFFFFF, 65537, 20),
+# (interval, hash range): the default sizing for a 5-day case, and edges of the arithmetic (a range of 1, a power
+# of two, a prime, the largest range, the first and last 32-bit interval numbers).
+_CASE_RANGE = 720 * math.ceil(1 / DEFAULT_ERROR_RATE)
+_TAG_CASES = [(DAY + n * 7, hash_range) for n, hash_range in enumerate(
+    [_CASE_RANGE, 1152 * 10**8, 10**6, 2**32, 999_983] * 3)] + [
+    (DAY, 1), (DAY + 143, 2), (DAY + 1000, MAX_HASH_RANGE), (DAY + 12345, MAX_HASH_RANGE - 1),
+    (0, 2**40 + 15), (0xFFFFFFFF, 65537),
+]
+# Coded sets: (label, values, Rice parameter or None for the encoder's best).
+_CODED_SETS: list[tuple[str, list[int], int | None]] = [
+    ("one hash, P = 0", [0], 0),
+    ("one hash, best P", [123_456_789], None),
+    ("small gaps, P = 1", [1, 2, 3, 5, 8, 13, 21, 34, 55, 89], 1),
+    ("a remainder stream ending on a byte", [3, 250, 251, 1000, 4000, 4001, 9999, 12000], 8),
+    ("ten uniform hashes at the default rate", None, None),  # filled below
+    ("P = 56: the largest parameter", [2**55 + 1, 2**56 - 2], 56),
 ]
 
 
@@ -76,77 +82,111 @@ def vector_signing_key() -> SigningKey:
 
 def tag_cases() -> list[dict[str, Any]]:
     cases = []
-    for n, (interval, bits_per_slice, k) in enumerate(_TAG_CASES):
+    for n, (interval, hash_range) in enumerate(_TAG_CASES):
         tek, salt = _bytes(f"tek {n}"), _bytes(f"salt {n % 4}")
         rpi = crypto.rpi_at(tek, interval)
         tag = element_tags(np.frombuffer(rpi, np.uint8).reshape(1, 16), np.array([interval]), salt)
-        positions = bit_positions(tag, k, bits_per_slice)[0]
         cases.append({
-            "tek": tek.hex(), "interval": interval, "rpi": rpi.hex(), "salt": salt.hex(), "tag": tag[0].tobytes().hex(),
-            "bits_per_slice": bits_per_slice, "k": k, "positions": [int(p) for p in positions],
+            "tek": tek.hex(), "interval": interval, "rpi": rpi.hex(), "salt": salt.hex(),
+            "tag": tag[0].tobytes().hex(), "hash_range": hash_range, "hash": int(element_hashes(tag, hash_range)[0]),
         })
     return cases
 
 
-# Batch name -> (error rate, keys as (rolling_start, rolling_period)).
-_BATCHES = {
-    "a": (0.001, [(DAY - 144, 144), (DAY, 144), (DAY + 3, 144)]),
-    "b": (DEFAULT_ERROR_RATE, [(DAY + 100, 37), (DAY + 72, 144)]),
+def coded_sets() -> list[dict[str, Any]]:
+    out = []
+    for label, values, parameter in _CODED_SETS:
+        if values is None:
+            hash_range = 10 * math.ceil(1 / DEFAULT_ERROR_RATE)
+            values = sorted(int.from_bytes(_bytes(f"uniform {n}", 8), "little") % hash_range for n in range(10))
+        encoded = encode_set(np.array(values, dtype=np.uint64), parameter)
+        out.append({
+            "description": label, "hashes": values, "rice_parameter": encoded.rice_parameter,
+            "quotient_bytes": encoded.quotient_bytes, "encoded_hex": encoded.data.hex(),
+        })
+    return out
+
+
+# Batch name -> (error rate, keys as (rolling_start, rolling_period, report type, days since onset)).
+_BATCHES: dict[str, tuple[float, list[tuple[int, int, ReportType, int | None]]]] = {
+    "a": (0.001, [(DAY - 144, 144, ReportType.CONFIRMED_TEST, None), (DAY, 144, ReportType.CONFIRMED_TEST, 0),
+                  (DAY + 3, 144, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, None)]),
+    "b": (DEFAULT_ERROR_RATE, [(DAY + 100, 37, ReportType.CONFIRMED_TEST, 2),
+                               (DAY + 72, 144, ReportType.SELF_REPORT, -1)]),
 }
 
 
 def _batch_keys(name: str) -> list[DiagnosisKey]:
     return [
-        DiagnosisKey(_bytes(f"batch {name} key {n}"), start, period, ReportType.CONFIRMED_TEST)
-        for n, (start, period) in enumerate(_BATCHES[name][1])
+        DiagnosisKey(_bytes(f"batch {name} key {n}"), start, period, report_type, onset)
+        for n, (start, period, report_type, onset) in enumerate(_BATCHES[name][1])
     ]
 
 
-def _probes(name: str, keys: list[DiagnosisKey]) -> list[tuple[bytes, int, bool]]:
-    """(rpi, interval, really an element): elements, then identifiers that are not, each for a reason."""
-    probes: list[tuple[bytes, int, bool]] = []
+# A probe: an RPI heard at a time, and the key and interval it is an element of at that time (None, None if not).
+_Probe = tuple[bytes, int, DiagnosisKey | None, int | None]
+
+
+def _probes(name: str, keys: list[DiagnosisKey]) -> list[_Probe]:
+    """Elements heard in mid-interval and at the edges of the clock skew, then identifiers that are no element at
+    the time they were heard, each for a reason."""
+    probes: list[_Probe] = []
     for key in keys:
         for interval in (key.rolling_start, key.rolling_start + key.rolling_period // 2, key.end_interval - 1):
-            probes.append((crypto.rpi_at(key.key_data, interval), interval, True))
+            probes.append((crypto.rpi_at(key.key_data, interval), interval * 600 + 300, key, interval))
     first = keys[0]
-    rpi = crypto.rpi_at(first.key_data, first.rolling_start + 5)
-    probes.append((rpi, first.rolling_start + 5, True))
-    for wrong in (1, -1, 2, 144):  # replays: the identifier heard at another interval than it was broadcast in
-        probes.append((rpi, first.rolling_start + 5 + wrong, False))
-    probes.append((crypto.rpi_at(first.key_data, first.end_interval), first.end_interval, False))  # past validity
-    probes.append((crypto.rpi_at(first.key_data, first.rolling_start - 1), first.rolling_start - 1, False))
+    interval = first.rolling_start + 5
+    rpi, start = crypto.rpi_at(first.key_data, interval), interval * 600
+    for heard in (start, start + 599, start - CLOCK_SKEW_SECONDS, start + 600 + CLOCK_SKEW_SECONDS - 1):
+        probes.append((rpi, heard, first, interval))  # within the clock skew of the element's interval
+    for heard in (start - CLOCK_SKEW_SECONDS - 1, start + 600 + CLOCK_SKEW_SECONDS, start + 1500, start + 86400):
+        probes.append((rpi, heard, None, None))  # replays: heard too long before or after its interval
+    past = first.end_interval
+    probes.append((crypto.rpi_at(first.key_data, past), past * 600 + 300, None, None))  # past the key's validity
+    before = first.rolling_start - 1
+    probes.append((crypto.rpi_at(first.key_data, before), before * 600 + 300, None, None))
     for n in range(4):  # identifiers of keys that were never published
-        probes.append((crypto.rpi_at(_bytes(f"batch {name} stranger {n}"), DAY + 10 * n), DAY + 10 * n, False))
+        interval = DAY + 10 * n
+        probes.append((crypto.rpi_at(_bytes(f"batch {name} stranger {n}"), interval), interval * 600 + 300, None, None))
     return probes
 
 
 def batches() -> list[dict[str, Any]]:
     out = []
     signing_key = vector_signing_key()
+    trusted = TrustedKeys([signing_key.verifying_key()])
+    config = default_config()
     for name, (error_rate, _) in _BATCHES.items():
         keys = _batch_keys(name)
         salt = _bytes(f"batch {name} salt")
-        built = build_batch(keys, sequence=1, published_at=PUBLISHED_AT, region="VN", config=default_config(),
+        built = build_batch(keys, sequence=1, published_at=PUBLISHED_AT, region="VN", config=config,
                             signing_key=signing_key, error_rate=error_rate, salt=salt)
-        (info,) = built.header.filters
-        bloom = load_filter(built.body)
+        header, sections = open_batch(sign_header(built.header, signing_key), built.body, trusted)
+        classes = [section.section_class for section in sections]
         probes = _probes(name, keys)
-        rpis = np.frombuffer(b"".join(rpi for rpi, _, _ in probes), np.uint8).reshape(-1, 16)
-        found = contains(bloom, element_tags(rpis, np.array([i for _, i, _ in probes]), salt))
-        if [bool(f) for f in found] != [truth for _, _, truth in probes]:
+        expected = [(-1, None) if key is None else (classes.index(section_of(key, config)), interval)
+                    for _, _, key, interval in probes]
+        rpis = np.frombuffer(b"".join(rpi for rpi, *_ in probes), np.uint8).reshape(-1, 16)
+        found = match(header, sections, rpis, np.array([time for _, time, *_ in probes]))
+        got = [(int(s), int(i) if s >= 0 else None) for s, i in zip(found.section, found.interval)]
+        if got != expected:
             raise AssertionError(f"batch {name}: a probe meant to be absent is a false positive; change a label")
         out.append({
             "salt": salt.hex(),
             "error_rate": error_rate,
-            "keys": [{"tek": k.key_data.hex(), "rolling_start": k.rolling_start, "rolling_period": k.rolling_period}
+            "keys": [{"tek": k.key_data.hex(), "rolling_start": k.rolling_start, "rolling_period": k.rolling_period,
+                      "report_type": ReportType(k.report_type).name, "days_since_onset": k.days_since_onset}
                      for k in keys],
-            "capacity": info.capacity,
-            "count": info.count,
-            "num_slices": info.num_slices,
-            "bits_per_slice": info.bits_per_slice,
-            "filter_sha256": info.sha256.hex(),
-            "filter_tofile_hex": built.body.hex(),
-            "probes": [{"rpi": rpi.hex(), "interval": i, "expected": truth} for rpi, i, truth in probes],
+            "hash_range": header.hash_range,
+            "sections": [{"report_types": [ReportType(r).name for r in info.report_types],
+                          "infectiousness": [Infectiousness(i).name for i in info.infectiousness],
+                          "offset": info.offset, "length": info.length, "count": info.count,
+                          "rice_parameter": info.rice_parameter, "quotient_bytes": info.quotient_bytes}
+                         for info in header.sections],
+            "body_sha256": header.body_sha256.hex(),
+            "body_hex": built.body.hex(),
+            "probes": [{"rpi": rpi.hex(), "observed_at": time, "section": section, "interval": interval}
+                       for (rpi, time, *_), (section, interval) in zip(probes, expected)],
         })
     return out
 
@@ -163,11 +203,13 @@ def signed_batch_files() -> list[dict[str, Any]]:
     cases = [
         ("intact", intact, True),
         ("one bit flipped in the signed header bytes", _flip(intact, header_at + 3), False),
-        ("one bit flipped in the filter bytes", _flip(intact, len(intact) - 5), False),
+        ("one bit flipped in the signature", _flip(intact, intact.index(signed.signature) + 10), False),
+        ("one bit flipped in the body", _flip(intact, len(intact) - 5), False),
     ]
     public = public_pem(signing_key.private_key.public_key()).decode()
     header = {"sequence": 7, "published_at": PUBLISHED_AT, "first_interval": built.header.first_interval,
-              "last_interval": built.header.last_interval, "region": "VN", "salt": built.header.salt.hex()}
+              "last_interval": built.header.last_interval, "region": "VN", "salt": built.header.salt.hex(),
+              "format_version": built.header.format_version, "hash_range": built.header.hash_range}
     return [
         {"description": description, "public_key_pem": public, "key_id": signing_key.key_id,
          "batch_file_hex": data.hex(), "valid": valid, **({"header": header} if valid else {})}
@@ -183,8 +225,10 @@ def _flip(data: bytes, index: int) -> bytes:
 
 def generate() -> dict[str, Any]:
     return {
-        "description": "Test vectors for docs/spec.md; generated by `python -m matcher.spec_vectors`.",
+        "description": "Test vectors for docs/spec.md (publication format 2); generated by "
+                       "`python -m matcher.spec_vectors`.",
         "tag_cases": tag_cases(),
+        "coded_sets": coded_sets(),
         "batches": batches(),
         "signed_batch_files": signed_batch_files(),
     }

@@ -16,11 +16,10 @@ from typing import NoReturn, TextIO
 import grpc
 import numpy as np
 
-from exposure.v1 import config_pb2
 from matcher import crypto
 from matcher.cli_support import CliError, Parser, hex_arg, main_for, print_json, time_arg
 from matcher.clock import clock
-from matcher.exposure_config import default_config
+from matcher.exposure_config import config_in_force
 from matcher.intervals import interval_number
 from matcher.model import MAX_ROLLING_PERIOD, MIN_ROLLING_PERIOD
 from matcher.signing import TrustedKeys, load_verifying_key
@@ -140,12 +139,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> None:
     """Matches every sighting against the verified batches and scores each day."""
     with _open(args) as store:
-        match_new(store)
-        stored = store.get("config")
-        config = (
-            config_pb2.ExposureConfig.FromString(config_pb2.SignedExposureConfig.FromString(stored).config)
-            if stored else default_config()
-        )
+        config = config_in_force(store.get("config"))
+        match_new(store, config)
         days = score(store, config)
     if args.json:
         print_json([d.as_json() for d in days])
@@ -153,7 +148,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     if not days:
         print("no exposure found")
     for d in days:
-        print(f"{d.day}: {d.matched_intervals} matched intervals, {d.minutes:g} min, score {d.score:g}"
+        counted = "" if d.counted_intervals == d.matched_intervals else f" ({d.counted_intervals} counted)"
+        print(f"{d.day}: {d.matched_intervals} matched intervals{counted}, {d.minutes:g} min, score {d.score:g}"
               + (" -> ALERT" if d.alert else ""))
 
 

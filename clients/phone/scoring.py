@@ -1,16 +1,20 @@
 """Risk scoring of matched sightings with the signed exposure configuration, in the manner of GAEN's
-ExposureWindow scoring.
+ExposureWindow scoring, under the alarm rule of docs/spec.md ("Alarm rule").
 
-- A window is everything heard from one matched RPI. A filter batch cannot say which RPIs belong to the same
-  person (that is the point of it), so windows never span identifiers.
+- A window is everything heard from one matched RPI. A batch cannot say which RPIs belong to the same person
+  (that is the point of it), so windows never span identifiers.
+- A window **counts** only when it is coherent: another window matched in the same section of the same batch at
+  an interval 1 .. W-1 away (W = COHERENCE_INTERVALS, one hour). A real exposure of 15 minutes spans two
+  neighbouring intervals of one case's key, so it always has such a pair; false positives almost never do, and
+  the batches are sized for exactly that (matcher/fprate.py).
 - A sighting counts for the seconds since the phone's previous scan (GAEN's secondsSinceLastScan), at most
   ``sighting_credit_cap_seconds``; a window counts for at most one interval (10 minutes), because an identifier
-  is only broadcast for one interval. So one matched interval alone can never reach the default 15-minute
-  threshold.
-- Attenuation = TX power - RSSI, bucketed by the configuration's thresholds and weighted. The TX power is the one
-  published for the filter's class when the case's phone stated it, else the configuration's assumption.
-- A window's weighted minutes are multiplied by the report-type and infectiousness weights of the filter it
-  matched; a UTC day alerts when its weighted minutes reach ``minimum_weighted_minutes_per_day``.
+  is only broadcast for one interval. So one matched interval alone can never alert, whatever the configuration.
+- Attenuation = TX power - RSSI, bucketed by the configuration's thresholds and weighted. Batches do not carry
+  the case's TX power, so it is the configuration's ``tx_power_dbm_when_unknown``.
+- A window's weighted minutes are multiplied by the largest report-type and infectiousness weights of the section
+  it matched; a UTC day alerts when the weighted minutes of its counted windows reach
+  ``minimum_weighted_minutes_per_day``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from exposure.v1 import batch_pb2, config_pb2
-from matcher.exposure_config import MAX_MINUTES_PER_OBSERVATION, infectiousness_weight, report_type_weight
+from matcher.exposure_config import (
+    COHERENCE_INTERVALS,
+    MAX_MINUTES_PER_OBSERVATION,
+    attenuation_weights,
+    infectiousness_weight,
+    report_type_weight,
+)
 from matcher.intervals import days_of
 from matcher.model import Infectiousness, ReportType
 
@@ -34,7 +44,8 @@ EPOCH = dt.date(1970, 1, 1)
 @dataclass(frozen=True)
 class DayRisk:
     day: str  # YYYY-MM-DD (UTC)
-    matched_intervals: int
+    matched_intervals: int  # every matched (RPI, interval) of the day
+    counted_intervals: int  # those in coherent windows, which the minutes and the score count
     minutes: float
     score: float
     alert: bool
@@ -50,9 +61,27 @@ def sighting_credit(times: np.ndarray, scan_times: np.ndarray, cap_seconds: int)
     return np.minimum(times - previous, cap_seconds).astype(np.float64)
 
 
-def attenuation_weights(attenuation: np.ndarray, config: config_pb2.ExposureConfig) -> np.ndarray:
-    bucket = np.searchsorted(np.array(config.attenuation_thresholds_db), attenuation, side="left")
-    return np.array(config.attenuation_weights, dtype=np.float64)[bucket]
+def section_weight(info: batch_pb2.Section, config: config_pb2.ExposureConfig) -> float:
+    """The weight of a match in this section: the largest report-type and infectiousness weights it covers (a
+    section covers several classes only when the configuration in force at publication weighed them alike)."""
+    report = max(report_type_weight(config, ReportType(r)) for r in info.report_types)
+    infectious = max(infectiousness_weight(config, Infectiousness(i)) for i in info.infectiousness)
+    return report * infectious
+
+
+def coherent(group: np.ndarray, interval: np.ndarray) -> np.ndarray:
+    """Which windows have another window of the same group (batch and section) whose matched interval is
+    1 .. COHERENCE_INTERVALS - 1 away: ``(n,)`` bool."""
+    # One sortable key per window: the group in the high bits, the interval (< 2^32) in the low ones.
+    key = group.astype(np.int64) << 32 | interval.astype(np.int64)
+    ordered = np.unique(key)
+    last = len(ordered) - 1
+    below = ordered[np.maximum(np.searchsorted(ordered, key, side="left") - 1, 0)]
+    above = ordered[np.minimum(np.searchsorted(ordered, key, side="right"), last)]
+    return (
+        ((key - below >= 1) & (key - below < COHERENCE_INTERVALS) & (below >> 32 == key >> 32))
+        | ((above - key >= 1) & (above - key < COHERENCE_INTERVALS) & (above >> 32 == key >> 32))
+    )
 
 
 def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]:
@@ -60,51 +89,57 @@ def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]
     rows = store.matches()
     if not rows:
         return []
-    headers = {sequence: header_of(signed) for sequence, signed, *_ in store.batches()}
-    # The class of each matched sighting: the filter it matched (the first batch that matched it wins).
-    filter_of: dict[int, batch_pb2.FilterInfo] = {}
-    for sighting_id, sequence, index in rows:
-        if sighting_id not in filter_of and sequence in headers:
-            filter_of[sighting_id] = headers[sequence].filters[index]
-    sightings = store.sightings_by_id(filter_of)
-    infos = [filter_of[i] for i in sightings.ids.tolist()]
+    headers = {kept.sequence: header_of(kept.signed_header) for kept in store.batches()}
+    # Each matched sighting's batch, section and matched interval (the first batch that matched it wins).
+    matched: dict[int, tuple[int, int, int]] = {}
+    for sighting_id, sequence, section, interval in rows:
+        if sighting_id not in matched and sequence in headers:
+            matched[sighting_id] = (sequence, section, interval)
+    sightings = store.sightings_by_id(matched)
+    found = np.array([matched[i] for i in sightings.ids.tolist()], dtype=np.int64).reshape(-1, 3)
+    weights = {
+        (sequence, index): section_weight(info, config)
+        for sequence, header in headers.items()
+        for index, info in enumerate(header.sections)
+    }
+    class_weight = np.array([weights[sequence, section] for sequence, section, _ in found.tolist()])
 
     credit = sighting_credit(sightings.times, store.scan_times(), config.sighting_credit_cap_seconds)
-    tx_power = np.array(
-        [i.tx_power_dbm if i.HasField("tx_power_dbm") else config.tx_power_dbm_when_unknown for i in infos],
-        dtype=np.float64,
-    )
-    weighted_seconds = credit * attenuation_weights(tx_power - sightings.rssi, config)
-    class_weight = np.array(
-        [report_type_weight(config, ReportType(i.report_type)) * infectiousness_weight(config, Infectiousness(i.infectiousness))
-         for i in infos]
-    )
+    attenuation = config.tx_power_dbm_when_unknown - sightings.rssi.astype(np.float64)
+    weighted_seconds = credit * attenuation_weights(attenuation, config)
 
     # Windows: one per matched RPI. Cap each at one interval, scaling its weighted time in proportion.
-    _, window = np.unique(sightings.rpis, axis=0, return_inverse=True)
+    _, first_sighting, window = np.unique(sightings.rpis, axis=0, return_index=True, return_inverse=True)
     window = window.reshape(-1)
-    windows = int(window.max()) + 1
+    windows = len(first_sighting)
     seconds = np.bincount(window, weights=credit, minlength=windows)
     weighted = np.bincount(window, weights=weighted_seconds, minlength=windows)
     scale = np.minimum(1.0, MAX_MINUTES_PER_OBSERVATION * 60 / np.maximum(seconds, 1e-9))
     weight = np.zeros(windows)
     np.maximum.at(weight, window, class_weight)
+    _, group = np.unique(found[first_sighting, :2], axis=0, return_inverse=True)  # (batch, section) -> 0, 1, ...
+    counts = coherent(group.reshape(-1), found[first_sighting, 2]).astype(np.float64)
     first_interval = np.full(windows, np.iinfo(np.int64).max)
     np.minimum.at(first_interval, window, sightings.intervals)
     window_day = days_of(first_interval)
-    minutes_by_day = np.bincount(window_day - window_day.min(), weights=seconds * scale / 60)
-    score_by_day = np.bincount(window_day - window_day.min(), weights=weighted * scale / 60 * weight)
+    offset = window_day - window_day.min()
+    minutes_by_day = np.bincount(offset, weights=seconds * scale / 60 * counts)
+    score_by_day = np.bincount(offset, weights=weighted * scale / 60 * weight * counts)
+    days = len(minutes_by_day)
 
     distinct = np.unique(np.column_stack([window, sightings.intervals]), axis=0)
-    intervals_by_day = np.bincount(days_of(distinct[:, 1]) - window_day.min(), minlength=len(minutes_by_day))
+    distinct_day = days_of(distinct[:, 1]) - window_day.min()
+    intervals_by_day = np.bincount(distinct_day, minlength=days)[:days]
+    counted_by_day = np.bincount(distinct_day, weights=counts[distinct[:, 0]], minlength=days)[:days]
     threshold = config.minimum_weighted_minutes_per_day
     return [
         DayRisk(
-            day=(EPOCH + dt.timedelta(days=int(window_day.min() + offset))).isoformat(),
-            matched_intervals=int(intervals_by_day[offset]),
-            minutes=round(float(minutes_by_day[offset]), 2),
-            score=round(float(score_by_day[offset]), 2),
-            alert=bool(score_by_day[offset] >= threshold),
+            day=(EPOCH + dt.timedelta(days=int(window_day.min() + day))).isoformat(),
+            matched_intervals=int(intervals_by_day[day]),
+            counted_intervals=int(counted_by_day[day]),
+            minutes=round(float(minutes_by_day[day]), 2),
+            score=round(float(score_by_day[day]), 2),
+            alert=bool(score_by_day[day] >= threshold),
         )
-        for offset in np.flatnonzero(minutes_by_day > 0)
+        for day in np.flatnonzero(np.bincount(offset, minlength=days))
     ]

@@ -17,7 +17,7 @@ import numpy as np
 from matcher.intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY
 from matcher.model import DEFAULT_RETENTION_DAYS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS own_keys (
     rolling_start INTEGER PRIMARY KEY,      -- the UTC day's first interval
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS downloads (      -- a batch whose download was cut: r
 CREATE TABLE IF NOT EXISTS matches (
     sighting_id INTEGER NOT NULL,
     sequence INTEGER NOT NULL,
-    filter_index INTEGER NOT NULL,
+    section INTEGER NOT NULL,               -- index in the batch header's sections
+    matched_interval INTEGER NOT NULL,      -- the interval whose element matched (the alarm rule's coherence)
     PRIMARY KEY (sighting_id, sequence)
 );
 CREATE TABLE IF NOT EXISTS state (
@@ -56,6 +57,17 @@ CREATE TABLE IF NOT EXISTS state (
     value BLOB NOT NULL
 );
 """
+
+
+@dataclass(frozen=True)
+class KeptBatch:
+    """A verified batch as the phone keeps it."""
+
+    sequence: int
+    signed_header: bytes  # the exact bytes that verified
+    published_at: int
+    body: bytes
+    checked_through: int  # sightings with an id up to this were matched against it
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,15 @@ class PhoneStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise ValueError(f"{path}: phone database schema {version} is not supported (expected {SCHEMA_VERSION})")
+        if version == 1:
+            # Schema 1 kept batches of publication format 1 (Bloom filters), which this phone cannot read: forget
+            # them and their matches, and download the retained batches again. Keys and sightings stay.
+            self.db.executescript(
+                "DROP TABLE batches; DROP TABLE downloads; DROP TABLE matches;"
+                " DELETE FROM state WHERE name IN ('cursor', 'matched_config');"
+            )
         self.db.executescript(SCHEMA)
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -210,25 +229,35 @@ class PhoneStore:
             self.db.execute("DELETE FROM downloads WHERE sequence = ?", (sequence,))
             self.db.execute("INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),))
 
-    def batches(self) -> list[tuple[int, bytes, int, bytes, int]]:
-        """(sequence, signed_header, published_at, body, checked_through) of every kept batch."""
-        return self.db.execute(
+    def batches(self) -> list[KeptBatch]:
+        """Every kept batch, oldest first."""
+        rows = self.db.execute(
             "SELECT sequence, signed_header, published_at, body, checked_through FROM batches ORDER BY sequence"
         ).fetchall()
+        return [KeptBatch(*row) for row in rows]
 
-    def record_matches(self, sequence: int, matches: Iterable[tuple[int, int]], checked_through: int) -> None:
-        """Stores (sighting_id, filter_index) matches of a batch and how far its check got, atomically."""
+    def record_matches(self, sequence: int, matches: Iterable[tuple[int, int, int]], checked_through: int) -> None:
+        """Stores (sighting_id, section, matched_interval) matches of a batch and how far its check got, atomically."""
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
-                "INSERT OR REPLACE INTO matches (sighting_id, sequence, filter_index) VALUES (?, ?, ?)",
-                [(sighting, sequence, index) for sighting, index in matches],
+                "INSERT OR REPLACE INTO matches (sighting_id, sequence, section, matched_interval) VALUES (?, ?, ?, ?)",
+                [(sighting, sequence, section, interval) for sighting, section, interval in matches],
             )
             self.db.execute("UPDATE batches SET checked_through = ? WHERE sequence = ?", (checked_through, sequence))
 
-    def matches(self) -> list[tuple[int, int, int]]:
-        """(sighting_id, sequence, filter_index) of every match."""
-        return self.db.execute("SELECT sighting_id, sequence, filter_index FROM matches ORDER BY sighting_id").fetchall()
+    def matches(self) -> list[tuple[int, int, int, int]]:
+        """(sighting_id, sequence, section, matched_interval) of every match, by sighting."""
+        return self.db.execute(
+            "SELECT sighting_id, sequence, section, matched_interval FROM matches ORDER BY sighting_id, sequence"
+        ).fetchall()
+
+    def restart_matching(self) -> None:
+        """Forgets every match and every batch's progress, so that the next check tests everything again."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM matches")
+            self.db.execute("UPDATE batches SET checked_through = 0")
 
     # --- retention ----------------------------------------------------------------------------------------------
 

@@ -124,8 +124,9 @@ class Shard:
             began = time.perf_counter()
             report = sync(channel, store, self.trusted)
             synced = time.perf_counter()
-            match_new(store)
-            days = score(store, config_in_force(store.get("config")))
+            config = config_in_force(store.get("config"))
+            match_new(store, config)
+            days = score(store, config)
             check_seconds[index] = time.perf_counter() - synced
             sync_seconds[index] = synced - began
             downloaded[index], batches[index] = report.bytes_downloaded, len(report.new_batches)

@@ -137,7 +137,7 @@ def test_clients_abandoning_calls_and_streams_leave_the_server_healthy_without_l
         trusted = TrustedKeys([load_verifying_key(fault_pki / "signing.pub.pem")])
         header = open_header(batch_pb2.SignedBatchHeader.FromString(listing.batches[0].SerializeToString()), trusted)
         after = download(phones, 1)
-        assert after == before and len(open_body(header, after)) == len(header.filters)
+        assert after == before and len(open_body(header, after)) == len(header.sections)
         stub = authority_pb2_grpc.AuthorityStub(server.authority_channel("ha-north"))
         assert stub.SubmitKeys(submission("after-the-storm"), timeout=10).accepted == 2
         assert "Traceback" not in server.log_text()

@@ -178,9 +178,10 @@ def test_keys_shared_with_a_code_are_published_for_the_region_and_diagnosis_of_t
     assert upload(server, north, diagnosis_key(2)).accepted == 1
     publish(server)
     listing = server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10)
-    published = {(h.region, f.report_type) for h in (open_header(b, trusted(server)) for b in listing.batches)
-                 for f in h.filters}
-    assert published == {("TH", ReportType.CONFIRMED_TEST), ("VN", ReportType.SELF_REPORT)}
+    published = {(h.region, tuple(s.report_types)) for h in (open_header(b, trusted(server)) for b in listing.batches)
+                 for s in h.sections}
+    tests_and_diagnoses = (ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)  # weighed alike
+    assert published == {("TH", tests_and_diagnoses), ("VN", (ReportType.SELF_REPORT,))}
 
 
 def test_a_code_of_an_authority_revoked_since_it_was_issued_is_refused_and_stays_unused(pki, store_url, tmp_path):

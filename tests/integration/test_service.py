@@ -7,6 +7,7 @@ cut download), verifies and matches; a patient uploads with a one-time code; the
 from __future__ import annotations
 
 import json
+import math
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -123,16 +124,16 @@ def test_a_phone_downloads_verifies_and_matches_a_published_batch(server):
     assert [len(listing.batches), listing.more] == [1, False]
     header = open_header(listing.batches[0], trusted(server))
     assert header.sequence == published["sequence"] and header.region == "VN"
-    # one risk class published this period: its filter gets the whole period's false-positive budget
-    assert [f.error_rate for f in header.filters] == [error_rate_for(default_config(), filters_per_period=1)]
-    filters = open_body(header, download(stub, header.sequence))
+    # one batch cut this period: it gets the whole period's false-positive budget
+    assert header.hash_range == 174 * math.ceil(1 / error_rate_for())
+    sections = open_body(header, download(stub, header.sequence))
 
     start = TODAY - 144
     heard = crypto.rpis(tek(1), start, 144)[[10, 50]]
     never = crypto.rpis(tek(9), start, 144)[[10, 50]]
     rpis = np.concatenate([heard, never])
-    intervals = np.array([start + 10, start + 50, start + 10, start + 50])
-    assert (match(header, filters, rpis, intervals) >= 0).tolist() == [True, True, False, False]
+    heard_at = np.array([start + 10, start + 50, start + 10, start + 50]) * 600 + 300
+    assert (match(header, sections, rpis, heard_at).section >= 0).tolist() == [True, True, False, False]
 
 
 def test_a_cut_download_resumes_from_its_offset_to_identical_bytes(server):
@@ -240,7 +241,7 @@ def test_a_patient_uploads_with_a_code_and_the_code_supplies_the_diagnosis(serve
         server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10).batches[0],
         trusted(server),
     )
-    assert {f.report_type for f in header.filters} == {ReportType.CONFIRMED_CLINICAL_DIAGNOSIS}
+    assert [list(s.report_types) for s in header.sections] == [[ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS]]
     assert batch["keys_published"] == 2
 
 
@@ -339,16 +340,17 @@ def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(ser
     batch_file = tmp_path / "out" / "batch-1.bin"
     inspected = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), "--json")
     report = json.loads(inspected.stdout)
-    assert report["ok"] and report["header"]["sequence"] == 1
-    assert sorted(f["tx_power_dbm"] for f in report["header"]["filters"] if f["tx_power_dbm"]) == [-10]
+    assert report["ok"] and report["header"]["sequence"] == 1 and report["header"]["format_version"] == 2
+    [section] = report["header"]["sections"]
+    assert section["count"] == 288 and section["infectiousness"] == ["STANDARD", "HIGH"]
     text = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir)).stdout
-    assert "verdict: valid" in text
+    assert "verdict: valid" in text and "288 elements" in text
 
     data = bytearray(batch_file.read_bytes())
-    data[-5] ^= 0x10  # a bit in the last filter's bits
+    data[-5] ^= 0x10  # a bit in the last section's remainders
     batch_file.write_bytes(bytes(data))
     refused = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), check=False)
-    assert refused.returncode == 1 and "REFUSED" in refused.stdout and "digest WRONG" in refused.stdout
+    assert refused.returncode == 1 and "REFUSED" in refused.stdout and "SHA-256 of the body differs" in refused.stdout
 
 
 def test_a_second_server_on_a_port_in_use_stops_with_one_line_saying_so(server, pki, tmp_path):

@@ -1,12 +1,13 @@
 """What the service published, held against what it acknowledged: the exactly-once check of the fault and
 concurrency tests.
 
-- Every batch the store lists is read whole and verified as a phone would (signature, then each filter's size,
-  position and SHA-256): a half-written batch fails here. Sequence numbers run 1, 2, 3, ... without a gap.
+- Every batch the store lists is read whole and verified as a phone would (signature, the body's size and SHA-256,
+  then each section's layout and coding): a half-written batch fails here. Sequence numbers run 1, 2, 3, ... without a gap.
 - For each submitted key, the number of batches that hold it: its RPIs at its first and last interval, tagged
-  with each batch's salt, tested against the batch's filters (whole arrays, one pass per batch). A key is "in" a
-  batch when both are members; a false positive at eps ~ 1e-12 per lookup, twice, does not happen.
-- Nothing invented: the batches' filters hold exactly as many elements as the found keys have intervals.
+  and hashed with each batch's salt and range, looked up in the batch's sections (whole arrays, one pass per
+  batch). A key is "in" a batch when both are members; a false positive at eps ~ 2e-8 per lookup, twice, does not
+  happen.
+- Nothing invented: the batches' sections hold exactly as many elements as the found keys have intervals.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from exposure.v1 import batch_pb2, keys_pb2
 from matcher import crypto
-from matcher.batches import LoadedFilter, open_body, open_header
-from matcher.filters import contains, element_tags
+from matcher.batches import LoadedSection, open_body, open_header
+from matcher.filters import contains, element_hashes, element_tags
 from matcher.signing import TrustedKeys
 from matcher.store import Store
 
@@ -30,11 +31,11 @@ READ_CHUNK = 1 << 20
 @dataclass(frozen=True)
 class Published:
     header: batch_pb2.BatchHeader
-    filters: list[LoadedFilter]
+    sections: list[LoadedSection]
 
     @property
     def elements(self) -> int:
-        return sum(f.info.count for f in self.filters)
+        return sum(s.info.count for s in self.sections)
 
 
 def published_batches(store: Store, trusted: TrustedKeys) -> list[Published]:
@@ -80,10 +81,12 @@ def batches_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np
         rpis[32 * n : 32 * n + 32] = encryptor.update(blocks[32 * n : 32 * n + 32])
     rpis = np.frombuffer(bytes(rpis), dtype=np.uint8).reshape(-1, 16)
     for batch in batches:
-        tags = element_tags(rpis, intervals, batch.header.salt)
-        member = np.zeros(len(tags), dtype=bool)
-        for loaded in batch.filters:
-            member |= contains(loaded.bloom, tags)
+        if not batch.sections:
+            continue
+        hashes = element_hashes(element_tags(rpis, intervals, batch.header.salt), batch.header.hash_range)
+        member = np.zeros(len(hashes), dtype=bool)
+        for section in batch.sections:
+            member |= contains(section.values, hashes)
         counts += member.reshape(-1, 2).all(axis=1)
     return counts
 

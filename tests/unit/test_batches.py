@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from exposure.v1 import batch_pb2
 from matcher import batches, crypto
 from matcher.batches import BatchRejected, build_batch, match, open_body, open_header, sign_header
 from matcher.exposure_config import default_config
-from matcher.filters import FILE_HEADER
+from matcher.filters import decode_set
 from matcher.model import DiagnosisKey, Infectiousness, ReportType
 from matcher.signing import TrustedKeys, generate_signing_key
 
@@ -35,14 +36,15 @@ def cut(keys: list[DiagnosisKey], **overrides) -> batches.BuiltBatch:
     return build_batch(keys, **arguments)
 
 
-def opened(built: batches.BuiltBatch) -> tuple[batch_pb2.BatchHeader, list[batches.LoadedFilter]]:
+def opened(built: batches.BuiltBatch) -> tuple[batch_pb2.BatchHeader, list[batches.LoadedSection]]:
     return batches.open_batch(sign_header(built.header, SIGNING_KEY), built.body, TRUSTED)
 
 
-def observations(k: DiagnosisKey, shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """What a phone near this key's owner stores: each RPI with the interval it was heard in (plus shift)."""
+def observations(k: DiagnosisKey, shift_seconds: int = 0, at: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """What a phone near this key's owner stores: each RPI with the time it was heard, ``at`` seconds into its
+    interval by default, plus ``shift_seconds``."""
     rpis = crypto.rpis(k.key_data, k.rolling_start, k.rolling_period)
-    return rpis, np.arange(k.rolling_start, k.end_interval) + shift
+    return rpis, np.arange(k.rolling_start, k.end_interval) * 600 + at + shift_seconds
 
 
 # --- Building -------------------------------------------------------------------------------------------------
@@ -54,59 +56,69 @@ MIXED = [
     key(4, DAY, 37, ReportType.SELF_REPORT),  # a short key
     key(5, DAY - 288, days_since_onset=-10),  # NONE: not published
     key(6, DAY, report_type=ReportType.REVOKED),  # not a publishable report type
-    key(7, DAY, tx_power=-12),  # TX power class -10 dBm
-    key(8, DAY + 144, tx_power=-8),  # also -10 dBm
+    key(7, DAY, report_type=ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, tx_power=-12),  # the TX power is not published
+    key(8, DAY + 144, tx_power=-8),
 ]
 PUBLISHED = [MIXED[n] for n in (0, 1, 2, 3, 6, 7)]
+TESTS_AND_DIAGNOSES = (ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)
+BOTH_LEVELS = (Infectiousness.STANDARD, Infectiousness.HIGH)
 
 
-def test_each_risk_class_with_keys_gets_one_filter_sized_for_exactly_its_elements():
-    built = cut(MIXED)
-    classes = [(batches.risk_class_of_info(f), f.capacity, f.count) for f in built.header.filters]
-    assert classes == [
-        ((ReportType.CONFIRMED_TEST, Infectiousness.STANDARD, None), 288, 288),
-        ((ReportType.CONFIRMED_TEST, Infectiousness.STANDARD, -10), 288, 288),
-        ((ReportType.CONFIRMED_TEST, Infectiousness.HIGH, None), 144, 144),
-        ((ReportType.SELF_REPORT, Infectiousness.STANDARD, None), 37, 37),
+def sections_of(built: batches.BuiltBatch) -> list[tuple[tuple, tuple, int]]:
+    return [(tuple(s.report_types), tuple(s.infectiousness), s.count) for s in built.header.sections]
+
+
+def test_classes_the_configuration_weighs_alike_share_a_section():
+    # default weights: tests and clinical diagnoses 1.0, self-reports 0.8; both infectiousness levels 1.0
+    assert sections_of(cut(MIXED)) == [(TESTS_AND_DIAGNOSES, BOTH_LEVELS, 5 * 144), ((ReportType.SELF_REPORT,), BOTH_LEVELS, 37)]
+    assert (cut(MIXED).keys_published, cut(MIXED).elements) == (6, 757)
+
+
+def test_a_configuration_that_weighs_infectiousness_levels_differently_splits_them():
+    config = default_config()
+    config.weight_infectiousness_standard = 0.6
+    config.weight_self_report = 1.0
+    assert sections_of(cut(MIXED, config=config)) == [
+        ((1, 2, 3), (Infectiousness.STANDARD,), 4 * 144 + 37), ((1, 2, 3), (Infectiousness.HIGH,), 144)
     ]
-    assert (built.keys_published, built.elements) == (6, 757)
-
-
-def test_a_batch_can_carry_84_risk_classes_in_a_fixed_order():
-    assert len(batches.RISK_CLASSES) == 3 * 2 * 14
-    assert batches.TX_POWER_CLASSES == (None, *range(-40, 21, 5))
-    assert list(batches.RISK_CLASSES) == sorted(batches.RISK_CLASSES, key=batches.header_order)
 
 
 def test_the_header_describes_the_body_and_names_its_signing_key():
     built = cut(MIXED)
     header = built.header
-    assert (header.sequence, header.published_at, header.region) == (1, PUBLISHED_AT, "VN")
+    assert (header.sequence, header.published_at, header.region, header.format_version) == (1, PUBLISHED_AT, "VN", 2)
     assert (header.first_interval, header.last_interval) == (DAY - 144, DAY + 2 * 144 - 1)
     assert header.salt == bytes(range(16)) and header.body_size == len(built.body)
+    assert header.body_sha256 == hashlib.sha256(built.body).digest()
+    assert header.hash_range == 757 * math.ceil(1 / ERROR_RATE)
     assert (header.signing_key_id, header.signing_key_version) == (SIGNING_KEY.key_id, SIGNING_KEY.version)
     offset = 0
-    for info in header.filters:
-        image = built.body[info.offset : info.offset + info.length]
-        assert info.offset == offset and hashlib.sha256(image).digest() == info.sha256
-        assert FILE_HEADER.unpack_from(image) == (
-            info.error_rate, info.num_slices, info.bits_per_slice, info.capacity, info.count
-        )
+    for info in header.sections:
+        data = built.body[info.offset : info.offset + info.length]
+        assert info.offset == offset
+        assert len(decode_set(data, info.count, info.rice_parameter, info.quotient_bytes, header.hash_range)) == info.count
         offset += info.length
     assert offset == len(built.body)
 
 
-def test_a_batch_without_publishable_keys_has_no_filters_and_an_empty_body():
+def test_more_keys_widen_the_hash_range_so_a_lookups_false_positive_rate_stays_put():
+    for keys in ([key(1)], [key(n) for n in range(40)]):
+        header = cut(keys).header
+        assert header.hash_range == len(keys) * 144 * math.ceil(1 / ERROR_RATE)
+        assert sum(s.count for s in header.sections) / header.hash_range <= ERROR_RATE
+
+
+def test_a_batch_without_publishable_keys_has_no_sections_and_an_empty_body():
     built = cut([key(5, days_since_onset=-10), key(6, report_type=ReportType.REVOKED)])
-    assert (list(built.header.filters), built.body, built.keys_published, built.elements) == ([], b"", 0, 0)
-    header, filters = opened(built)
-    rpis, intervals = observations(key(5))
-    assert filters == [] and (match(header, filters, rpis, intervals) == -1).all()
+    assert (list(built.header.sections), built.body, built.keys_published, built.elements) == ([], b"", 0, 0)
+    assert built.header.hash_range == 0
+    header, sections = opened(built)
+    assert sections == [] and (match(header, sections, *observations(key(5))).section == -1).all()
 
 
 def test_a_key_given_twice_is_published_once():
     built = cut([key(1), key(1), key(2)])
-    assert (built.keys_published, built.elements, built.header.filters[0].count) == (2, 288, 288)
+    assert (built.keys_published, built.elements, built.header.sections[0].count) == (2, 288, 288)
 
 
 def test_every_batch_gets_a_fresh_salt_unless_one_is_given():
@@ -117,11 +129,11 @@ def test_every_batch_gets_a_fresh_salt_unless_one_is_given():
         cut([key(1)], salt=b"short")
 
 
-def test_groups_of_keys_give_the_same_tags_as_one_key_at_a_time(monkeypatch):
+def test_groups_of_keys_give_the_same_hashes_as_one_key_at_a_time(monkeypatch):
     keys = [key(n, DAY + n, 144 - n) for n in range(10)]
-    whole = batches.class_tags(keys, bytes(16))
+    whole = batches.key_hashes(keys, bytes(16), 10**12)
     monkeypatch.setattr(batches, "_ELEMENTS_PER_GROUP", 200)
-    assert np.array_equal(batches.class_tags(keys, bytes(16)), whole)
+    assert np.array_equal(batches.key_hashes(keys, bytes(16), 10**12), whole)
     rpis, intervals = batches.key_elements(keys)
     assert np.array_equal(rpis[144:287], crypto.rpis(keys[1].key_data, DAY + 1, 143))
     assert intervals[144:287].tolist() == list(range(DAY + 1, DAY + 144))
@@ -130,65 +142,74 @@ def test_groups_of_keys_give_the_same_tags_as_one_key_at_a_time(monkeypatch):
 # --- Matching -------------------------------------------------------------------------------------------------
 
 
-def test_every_identifier_of_every_published_key_matches_in_its_own_risk_class():
-    header, filters = opened(cut(MIXED))
+def test_every_identifier_of_every_published_key_matches_in_its_section_at_its_interval():
+    header, sections = opened(cut(MIXED))
     for k in PUBLISHED:
-        found = match(header, filters, *observations(k))
-        assert len(set(found.tolist())) == 1 and found[0] >= 0
-        assert filters[found[0]].risk_class == batches.risk_class_of(k, default_config())
+        found = match(header, sections, *observations(k))
+        assert len(set(found.section.tolist())) == 1 and found.section[0] >= 0
+        assert sections[found.section[0]].section_class == batches.section_of(k, default_config())
+        assert found.interval.tolist() == list(range(k.rolling_start, k.end_interval))
 
 
 def test_keys_that_are_not_published_match_nothing():
-    header, filters = opened(cut(MIXED))
+    header, sections = opened(cut(MIXED))
     for k in MIXED[4:6]:
-        assert (match(header, filters, *observations(k)) == -1).all()
+        assert (match(header, sections, *observations(k)).section == -1).all()
 
 
 def test_identifiers_of_intervals_outside_a_keys_validity_match_nothing():
     short = key(4, DAY + 50, 37, ReportType.SELF_REPORT)
-    header, filters = opened(cut([short, key(1, DAY)]))
+    header, sections = opened(cut([short, key(1, DAY)]))
     outside = np.r_[np.arange(DAY, DAY + 50), np.arange(DAY + 87, DAY + 144)]
     rpis = crypto.rpis(short.key_data, DAY, 144)[outside - DAY]
-    assert (match(header, filters, rpis, outside, tolerance=0) == -1).all()
+    assert (match(header, sections, rpis, outside * 600 + 300).section == -1).all()
 
 
-def test_a_replayed_rpi_does_not_match_beyond_the_tolerance():
+def test_an_identifier_heard_within_the_clock_skew_of_its_interval_matches_there():
     k = key(1)
-    header, filters = opened(cut([k]))
-    rpis, intervals = observations(k)
-    assert (match(header, filters, rpis, intervals + 1, tolerance=1) == 0).all()
-    for shift in (2, -2, 5, 144, -144):
-        assert (match(header, filters, rpis, intervals + shift, tolerance=1) == -1).all(), shift
-    assert (match(header, filters, rpis, intervals + 1, tolerance=0) == -1).all()
-    assert (match(header, filters, rpis, intervals + 3, tolerance=3) == 0).all()
+    header, sections = opened(cut([k]))
+    rpis, _ = observations(k)
+    starts = np.arange(k.rolling_start, k.end_interval) * 600
+    skew = batches.CLOCK_SKEW_SECONDS
+    for heard in (starts + 600, starts + 600 + skew - 1, starts - skew, starts - 1):  # the neighbours' edges
+        found = match(header, sections, rpis, heard)
+        assert (found.section == 0).all() and (found.interval == starts // 600).all()
+
+
+def test_a_replayed_identifier_beyond_the_clock_skew_matches_nothing():
+    k = key(1)
+    header, sections = opened(cut([k]))
+    rpis, _ = observations(k)
+    starts = np.arange(k.rolling_start, k.end_interval) * 600
+    skew = batches.CLOCK_SKEW_SECONDS
+    for heard in (starts + 600 + skew, starts - skew - 1, starts + 900, starts - 300, starts + 2 * 600, starts + 86400):
+        assert (match(header, sections, rpis, heard).section == -1).all()
+
+
+def test_most_observations_are_tested_at_their_own_interval_only():
+    first, last = batches.tested_intervals(np.array([6000, 6119, 6120, 6479, 6480, 6599]))
+    assert first.tolist() == [9, 9, 10, 10, 10, 10]
+    assert last.tolist() == [10, 10, 10, 10, 11, 11]
 
 
 def test_observations_made_at_or_after_publication_are_not_tested():
-    k = key(1)
-    header, filters = opened(cut([k]))
-    rpis, intervals = observations(k)
-    before = np.full(len(rpis), PUBLISHED_AT - 1)
-    assert (match(header, filters, rpis, intervals, observed_at=before) == 0).all()
-    assert (match(header, filters, rpis, intervals, observed_at=before + 1) == -1).all()
+    k = key(1, DAY + 2 * 144)
+    header, sections = opened(cut([k]))
+    rpis, _ = observations(k)
+    just_before = np.full(len(rpis), PUBLISHED_AT - 1)  # the key's last interval, its identifiers all heard late
+    found = match(header, sections, rpis[-1:], just_before[-1:])
+    assert found.section.tolist() == [0]
+    assert match(header, sections, rpis[-1:], just_before[-1:] + 1).section.tolist() == [-1]
 
 
-def test_only_observations_within_the_covered_range_widened_by_the_tolerance_are_tested():
+def test_only_observations_whose_tested_intervals_reach_the_covered_range_are_tested():
     header = batch_pb2.BatchHeader(first_interval=100, last_interval=200, published_at=10**9,
-                                   filters=[batch_pb2.FilterInfo()])
-    intervals = np.array([98, 99, 100, 200, 201, 202])
-    assert batches.eligible(header, intervals, tolerance=1).tolist() == [False, True, True, True, True, False]
-    assert batches.eligible(header, intervals, tolerance=0).tolist() == [False, False, True, True, False, False]
-    seen = np.array([0, 0, 10**9 - 1, 10**9, 0, 0])
-    assert batches.eligible(header, intervals, seen, 1).tolist() == [False, True, True, False, True, False]
-
-
-def test_an_observation_one_interval_outside_the_range_matches_its_neighbour_inside():
-    k = key(1)
-    header, filters = opened(cut([k]))
-    rpis, intervals = observations(k)
-    # heard one interval late (clock skew): the last RPI, noted at the interval after the range, still matches
-    assert match(header, filters, rpis[-1:], intervals[-1:] + 1).tolist() == [0]
-    assert match(header, filters, rpis[:1], intervals[:1] - 1).tolist() == [0]
+                                   sections=[batch_pb2.Section()])
+    skew = batches.CLOCK_SKEW_SECONDS
+    seen = np.array([100 * 600 - skew - 1, 100 * 600 - skew, 201 * 600 + skew - 1, 201 * 600 + skew, 150 * 600])
+    assert batches.eligible(header, seen).tolist() == [False, True, True, False, True]
+    header.published_at = 150 * 600
+    assert batches.eligible(header, seen).tolist() == [False, True, False, False, False]
 
 
 # --- Verifying ------------------------------------------------------------------------------------------------
@@ -280,35 +301,62 @@ def signed_with(header: batch_pb2.BatchHeader) -> batch_pb2.BatchHeader:
     return open_header(sign_header(header, SIGNING_KEY), TRUSTED)
 
 
-def test_a_filter_whose_tofile_header_disagrees_with_its_signed_parameters_is_refused():
+def edited(built: batches.BuiltBatch, change) -> batch_pb2.BatchHeader:
+    header = batch_pb2.BatchHeader()
+    header.CopyFrom(built.header)
+    change(header)
+    return header
+
+
+def test_a_batch_of_another_publication_format_is_refused():
+    for version in (0, 1, 3):
+        header = edited(cut([key(1)]), lambda h: setattr(h, "format_version", version))
+        with pytest.raises(BatchRejected, match=f"format {version}; this phone reads format 2"):
+            signed_with(header)
+
+
+def test_a_header_whose_hash_range_and_sections_disagree_is_refused():
+    with pytest.raises(BatchRejected, match="hash range"):
+        signed_with(edited(cut([key(1)]), lambda h: h.ClearField("hash_range")))
+    empty = cut([key(6, report_type=ReportType.REVOKED)])
+    with pytest.raises(BatchRejected, match="hash range"):
+        signed_with(edited(empty, lambda h: setattr(h, "hash_range", 5)))
+
+
+def test_a_section_whose_coding_disagrees_with_its_bytes_is_refused():
     built = cut([key(1)])
-    header = batch_pb2.BatchHeader()
-    header.CopyFrom(built.header)
-    header.filters[0].capacity += 1
-    with pytest.raises(BatchRejected, match="disagrees"):
-        open_body(signed_with(header), built.body)
+    for field, delta in (("count", 1), ("count", -1), ("rice_parameter", 1), ("quotient_bytes", 1)):
+        header = edited(built, lambda h: setattr(h.sections[0], field, getattr(h.sections[0], field) + delta))
+        with pytest.raises(BatchRejected, match="section 0"):
+            open_body(signed_with(header), built.body)
+    smaller = edited(built, lambda h: setattr(h, "hash_range", h.hash_range // 1000))
+    with pytest.raises(BatchRejected, match="hash range"):
+        open_body(signed_with(smaller), built.body)
 
 
-def test_a_body_whose_filters_are_not_laid_out_in_header_order_is_refused():
+def test_a_body_whose_sections_are_not_laid_out_in_header_order_is_refused():
     built = cut(MIXED)
-    header = batch_pb2.BatchHeader()
-    header.CopyFrom(built.header)
-    header.filters[0].offset, header.filters[1].offset = header.filters[1].offset, header.filters[0].offset
-    with pytest.raises(BatchRejected, match="not the next ones"):
-        open_body(signed_with(header), built.body)
+
+    def swap(h: batch_pb2.BatchHeader) -> None:
+        h.sections[0].offset, h.sections[1].offset = h.sections[1].offset, h.sections[0].offset
+
+    with pytest.raises(BatchRejected, match="not at 0 where the previous one ended"):
+        open_body(signed_with(edited(built, swap)), built.body)
 
 
-def test_two_filters_for_one_risk_class_or_an_unpublished_class_are_refused():
+def test_two_sections_covering_one_risk_class_or_an_unpublished_class_are_refused():
     built = cut(MIXED)
-    header = batch_pb2.BatchHeader()
-    header.CopyFrom(built.header)
-    header.filters[1].ClearField("tx_power_dbm")  # now the same class as filter 0
-    with pytest.raises(BatchRejected, match="same risk class"):
-        open_body(signed_with(header), built.body)
-    for field, value in (("infectiousness", Infectiousness.NONE), ("tx_power_dbm", -12), ("tx_power_dbm", 25)):
-        header.CopyFrom(built.header)
-        setattr(header.filters[1], field, value)
-        with pytest.raises(BatchRejected, match="not a published risk class"):
+
+    def overlap(h: batch_pb2.BatchHeader) -> None:
+        h.sections[1].report_types.append(ReportType.CONFIRMED_TEST)
+
+    with pytest.raises(BatchRejected, match="an earlier section covers"):
+        open_body(signed_with(edited(built, overlap)), built.body)
+    for field, values in (("infectiousness", [Infectiousness.NONE]), ("infectiousness", []),
+                          ("report_types", [ReportType.REVOKED]), ("report_types", []),
+                          ("report_types", [ReportType.SELF_REPORT, ReportType.SELF_REPORT])):
+        header = edited(built, lambda h: (h.sections[1].ClearField(field), getattr(h.sections[1], field).extend(values)))
+        with pytest.raises(BatchRejected, match="not distinct published"):
             open_body(signed_with(header), built.body)
 
 
@@ -322,7 +370,7 @@ def test_a_batch_file_round_trips_and_starts_with_the_magic(tmp_path):
     batches.write_batch_file(path, signed, built.body)
     data = path.read_bytes()
     envelope = signed.SerializeToString(deterministic=True)
-    assert data == b"EXPOSURE BATCH 1" + len(envelope).to_bytes(4, "little") + envelope + built.body
+    assert data == b"EXPOSURE BATCH 2" + len(envelope).to_bytes(4, "little") + envelope + built.body
     assert batches.read_batch_file(path) == (signed, built.body)
     assert list(tmp_path.iterdir()) == [path]
 
@@ -330,8 +378,9 @@ def test_a_batch_file_round_trips_and_starts_with_the_magic(tmp_path):
 @pytest.mark.parametrize(
     ("content", "reason"),
     [(b"", "not a batch file"), (b"GAEN EXPORT FILE\0\0\0\0", "not a batch file"),
-     (b"EXPOSURE BATCH 1" + (100).to_bytes(4, "little") + b"x", "truncated"),
-     (b"EXPOSURE BATCH 1" + (1).to_bytes(4, "little") + b"\xff", "does not parse")],
+     (b"EXPOSURE BATCH 1" + (4).to_bytes(4, "little") + b"abcd", "not a batch file of format 2"),
+     (b"EXPOSURE BATCH 2" + (100).to_bytes(4, "little") + b"x", "truncated"),
+     (b"EXPOSURE BATCH 2" + (1).to_bytes(4, "little") + b"\xff", "does not parse")],
 )
 def test_a_file_that_is_not_a_batch_is_refused_with_a_reason(tmp_path, content, reason):
     path = tmp_path / "bad.bin"
@@ -340,19 +389,23 @@ def test_a_file_that_is_not_a_batch_is_refused_with_a_reason(tmp_path, content, 
         batches.read_batch_file(path)
 
 
-def test_describe_reports_the_header_the_filters_and_both_checks():
+def test_describe_reports_the_header_the_sections_and_both_checks():
     built = cut(MIXED)
     signed = sign_header(built.header, SIGNING_KEY)
     report = batches.describe(signed, built.body, TRUSTED)
     assert report["ok"] and report["signature_ok"] and report["body_ok"]
-    assert report["header"]["sequence"] == 1 and report["header"]["salt"] == bytes(range(16)).hex()
-    assert report["header"]["published_at_utc"] == "2020-04-05T00:00:00+00:00"
-    filters = report["header"]["filters"]
-    summary = [(f["report_type"], f["infectiousness"], f["tx_power_dbm"], f["count"], f["digest_ok"]) for f in filters]
+    header = report["header"]
+    assert header["sequence"] == 1 and header["salt"] == bytes(range(16)).hex() and header["format_version"] == 2
+    assert header["published_at_utc"] == "2020-04-05T00:00:00+00:00"
+    assert header["error_rate"] == pytest.approx(ERROR_RATE, rel=1e-6)
+    assert header["log2_inv_eps"] == pytest.approx(math.log2(1 / ERROR_RATE), abs=1e-3)
+    summary = [(s["report_types"], s["infectiousness"], s["count"]) for s in header["sections"]]
     assert summary == [
-        ("CONFIRMED_TEST", "STANDARD", None, 288, True), ("CONFIRMED_TEST", "STANDARD", -10, 288, True),
-        ("CONFIRMED_TEST", "HIGH", None, 144, True), ("SELF_REPORT", "STANDARD", None, 37, True),
+        (["CONFIRMED_TEST", "CONFIRMED_CLINICAL_DIAGNOSIS"], ["STANDARD", "HIGH"], 720),
+        (["SELF_REPORT"], ["STANDARD", "HIGH"], 37),
     ]
+    total = (len(signed.SerializeToString()) + len(built.body)) * 8 / 757
+    assert header["bits_per_element"] == pytest.approx(total, abs=1e-3)
 
 
 def test_describe_shows_a_tampered_batch_as_not_ok_and_says_why():
@@ -360,7 +413,7 @@ def test_describe_shows_a_tampered_batch_as_not_ok_and_says_why():
     signed = sign_header(built.header, SIGNING_KEY)
     report = batches.describe(signed, flipped(built.body, 8 * 100), TRUSTED)
     assert report["signature_ok"] and not report["body_ok"] and not report["ok"]
-    assert "SHA-256" in report["body_error"] and not report["header"]["filters"][0]["digest_ok"]
+    assert "SHA-256" in report["body_error"]
     report = batches.describe(signed, built.body, TrustedKeys([generate_signing_key().verifying_key()]))
     assert not report["signature_ok"] and not report["ok"] and "pinned" in report["signature_error"]
     assert report["header"]["sequence"] == 1  # still shown, for the person inspecting it

@@ -8,7 +8,6 @@ from matcher.exposure_config import (
     check_config,
     default_config,
     infectiousness_of,
-    matches_needed_for_alert,
     open_config,
     sign_config,
 )
@@ -18,17 +17,6 @@ from matcher.signing import SignatureError, TrustedKeys, generate_signing_key
 
 def test_the_default_configuration_is_valid():
     assert check_config(default_config()) == []
-
-
-def test_one_matched_interval_can_never_alert_under_the_default_configuration():
-    assert matches_needed_for_alert(default_config()) >= 2
-
-
-def test_weights_above_one_lower_the_matches_needed():
-    config = default_config()
-    config.attenuation_weights[:] = [2.5, 1.0, 0.5, 0.0]
-    config.weight_infectiousness_high = 2.5
-    assert matches_needed_for_alert(config) == 1
 
 
 @pytest.mark.parametrize(

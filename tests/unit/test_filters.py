@@ -1,8 +1,8 @@
-"""Element tags, bit positions and filters: pybloom-live's sizing and file format, our index rule, bulk paths."""
+"""Element tags, element hashes and Golomb-Rice coded sets: the code against the spec's bit layout, the size
+against the theory, and every malformed encoding refused."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -10,10 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pybloom_live import BloomFilter
 
-from matcher import filters
-from matcher.filters import FilterParams, TagBloomFilter, build_filter, contains, element_tags, filter_image
+from matcher import filters, fprate
+from matcher.filters import contains, decode_set, element_hashes, element_tags, encode_set
 
 SALT = bytes(range(16))
 
@@ -51,158 +50,142 @@ def test_a_salt_must_be_16_bytes_and_intervals_must_fit_32_bits():
         element_tags(random_rows(1, 3), np.array([1 << 32]), SALT)
 
 
-def reference_positions(tag: bytes, k: int, bits_per_slice: int) -> list[int]:
-    """docs/spec.md's index rule, one AES block at a time with Python integers."""
-    positions = []
-    for j in range(k):
-        counter = (j // 2).to_bytes(4, "little") + bytes(12)
-        block = aes_block(filters.POSITION_KEY, bytes(a ^ b for a, b in zip(tag, counter)))
-        word = int.from_bytes(block[8 * (j % 2) : 8 * (j % 2) + 8], "little")
-        positions.append(j * bits_per_slice + word % bits_per_slice)
-    return positions
+@given(tag=st.binary(min_size=16, max_size=16), hash_range=st.integers(1, filters.MAX_HASH_RANGE))
+def test_an_element_hash_is_the_tags_first_8_bytes_little_endian_modulo_the_range(tag, hash_range):
+    got = element_hashes(np.frombuffer(tag, np.uint8).reshape(1, 16), hash_range)
+    assert got.dtype == np.uint64 and got.tolist() == [int.from_bytes(tag[:8], "little") % hash_range]
 
 
-def test_the_position_key_is_the_documented_constant():
-    assert filters.POSITION_KEY.hex() == "057dcc00d93900bad3175d09ed8d98d8"
+def test_a_hash_range_is_elements_times_the_inverse_rate_rounded_up_and_at_most_2_to_the_56():
+    assert filters.hash_range_for(720, 1e-8) == 720 * 100_000_000
+    assert filters.hash_range_for(3, 0.3) == 3 * 4
+    with pytest.raises(ValueError, match="cut smaller batches"):
+        filters.hash_range_for(10**9, 1e-9)
+    for bad in (0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            filters.hash_range_for(10, bad)
 
 
-@given(tag=st.binary(min_size=16, max_size=16), k=st.integers(1, 40), bits_per_slice=st.integers(1, 1 << 40))
-def test_bit_positions_take_one_64_bit_word_of_the_expanded_tag_per_slice(tag, k, bits_per_slice):
-    got = filters.bit_positions(np.frombuffer(tag, np.uint8).reshape(1, 16), k, bits_per_slice)
-    assert got.dtype == np.uint64 and got.shape == (1, k)
-    assert got[0].tolist() == reference_positions(tag, k, bits_per_slice)
+def reference_encoding(values: list[int], p: int) -> bytes:
+    """docs/spec.md's coding, one bit at a time: the unary stream, padded, then the remainder stream, padded."""
+
+    def pack(bits: list[int]) -> bytes:
+        bits = bits + [0] * (-len(bits) % 8)
+        return bytes(sum(bit << i for i, bit in enumerate(bits[n : n + 8])) for n in range(0, len(bits), 8))
+
+    gaps = [b - a for a, b in zip([0] + values, values)]
+    unary = [bit for gap in gaps for bit in [0] * (gap >> p) + [1]]
+    remainders = [(gap >> i) & 1 for gap in gaps for i in range(p)]
+    return pack(unary) + pack(remainders)
 
 
-@pytest.mark.parametrize(("first", "end"), [(0, 1), (0, 36), (3, 4), (5, 17), (8, 16)])
-def test_the_words_of_any_range_of_slices_are_those_of_the_whole_expansion(first, end):
-    tags = random_rows(50, 16)
-    assert np.array_equal(filters.slice_words(tags, first, end), filters.slice_words(tags, 0, 40)[:, first:end])
+@settings(max_examples=200, deadline=None)
+@given(values=st.sets(st.integers(0, 2**40 - 1), min_size=1, max_size=60), p=st.integers(0, 44))
+def test_the_coding_is_the_documented_bit_layout_and_decodes_back(values, p):
+    ordered = sorted(values)
+    if sum(b - a for a, b in zip([0] + ordered, ordered)) >> p > 1 << 20:
+        p = 30  # keep the unary stream of a tiny P over a wide range to a sane length
+    encoded = encode_set(np.array(ordered, dtype=np.uint64), p)
+    assert encoded.data == reference_encoding(ordered, p)
+    assert (encoded.count, encoded.rice_parameter) == (len(ordered), p)
+    decoded = decode_set(encoded.data, encoded.count, p, encoded.quotient_bytes, 2**40)
+    assert decoded.tolist() == ordered
 
 
-def test_a_filters_false_positive_rate_has_no_floor_from_correlated_positions():
-    # Double hashing (h1 + j*h2 mod m) fixed all k positions by (h1 mod m, h2 mod m) and so matched about
-    # a fixed share of all probes, whatever k: 1.5e-4 measured here, where the target is 1e-9 (docs/spec.md).
-    bloom = build_filter(random_rows(37, 17), FilterParams.for_capacity(37, 1e-9))
-    assert not contains(bloom, random_rows(10**6, 18)).any()
+def test_the_encoder_chooses_the_rice_parameter_that_makes_the_code_shortest():
+    values = np.unique(np.random.default_rng(5).integers(0, 5000 * 10**6, 5000, dtype=np.uint64))
+    best = encode_set(values)
+    sizes = {p: len(encode_set(values, p).data) for p in range(best.rice_parameter - 3, best.rice_parameter + 4)}
+    assert len(best.data) == min(sizes.values()) and sizes[best.rice_parameter] == len(best.data)
 
 
-@settings(max_examples=300, deadline=None)
-@given(capacity=st.integers(1, 10**5), error_rate=st.floats(1e-15, 0.5, allow_subnormal=False))
-def test_sizing_is_pybloom_lives_own_to_the_bit(capacity, error_rate):
-    ours = FilterParams.for_capacity(capacity, error_rate)
-    theirs = BloomFilter(capacity, error_rate)
-    assert (ours.num_slices, ours.bits_per_slice, ours.num_bits) == (
-        theirs.num_slices,
-        theirs.bits_per_slice,
-        theirs.num_bits,
-    )
+def test_repeated_hashes_are_coded_once():
+    assert encode_set(np.array([5, 9, 5, 9, 1], dtype=np.uint64)).count == 3
+    with pytest.raises(ValueError, match="at least one"):
+        encode_set(np.array([], dtype=np.uint64))
 
 
-@pytest.mark.parametrize("error_rate", [0.5, 0.125, 2**-29, 1e-3, 1e-6, 2.448465345870114e-11])
-def test_sizing_matches_a_real_pybloom_live_filter_for_typical_and_edge_error_rates(error_rate):
-    theirs = BloomFilter(1152, error_rate)
-    assert FilterParams.for_capacity(1152, error_rate) == FilterParams(
-        1152, error_rate, theirs.num_slices, theirs.bits_per_slice
-    )
+@pytest.mark.parametrize("error_rate", [1e-3, 2.2e-8, 1e-10])
+def test_a_coded_set_takes_about_log2_of_the_inverse_rate_plus_one_and_a_half_bits_an_element(error_rate):
+    n = 20_000
+    hash_range = filters.hash_range_for(n, error_rate)
+    values = np.random.default_rng(6).integers(0, hash_range, n, dtype=np.uint64)
+    bits = len(encode_set(values).data) * 8 / n
+    assert bits == pytest.approx(fprate.rice_bits_per_element(error_rate), abs=0.05)
+    assert 1.40 < bits - math.log2(1 / error_rate) < 1.60
 
 
-def test_k_is_ln_over_ln2_in_doubles_as_in_pybloom_live_not_log2():
-    # ln(2**29) / ln(2) is 29.000000000000004 in IEEE doubles, so k is 30 where log2 would give 29
-    assert FilterParams.for_capacity(1, 2**-29).num_slices == 30 == BloomFilter(1, 2**-29).num_slices
+def test_a_lookups_false_positive_rate_is_the_share_of_the_range_the_set_covers():
+    n, error_rate = 2_000, 1e-3
+    hash_range = filters.hash_range_for(n, error_rate)
+    values = decode_set_of(np.random.default_rng(7).integers(0, hash_range, n, dtype=np.uint64), hash_range)
+    probes = element_hashes(random_rows(2_000_000, 8), hash_range)
+    hits = contains(values, probes).sum()
+    expected = 2_000_000 * len(values) / hash_range  # 2,000 probes; a Poisson count: 5 sigma is 224
+    assert abs(hits - expected) < 5 * math.sqrt(expected)
 
 
-def test_a_built_filter_loads_with_pybloom_lives_fromfile_with_the_same_shape_count_and_bits():
-    tags = element_tags(random_rows(5000, 4), np.arange(5000) + 2642976, SALT)
-    params = FilterParams.for_capacity(len(tags), 1e-6)
-    built = build_filter(tags, params)
-    image = filter_image(built)
-    loaded = BloomFilter.fromfile(io.BytesIO(image))
-    assert (loaded.capacity, loaded.error_rate, loaded.count) == (5000, 1e-6, 5000)
-    assert (loaded.num_slices, loaded.bits_per_slice) == (params.num_slices, params.bits_per_slice)
-    assert loaded.bitarray.tobytes() == built.bitarray.tobytes() == image[40:]
-    assert len(image) == params.image_bytes == 40 + math.ceil(params.num_bits / 8)
+def decode_set_of(values: np.ndarray, hash_range: int) -> np.ndarray:
+    encoded = encode_set(values)
+    return decode_set(encoded.data, encoded.count, encoded.rice_parameter, encoded.quotient_bytes, hash_range)
 
 
-def test_every_inserted_element_is_found_by_the_bulk_lookup_and_by_pybloom_lives_in():
-    tags = element_tags(random_rows(3000, 5), np.arange(3000), SALT)
-    bloom = filters.load_filter(filter_image(build_filter(tags, FilterParams.for_capacity(3000, 1e-9))))
-    assert contains(bloom, tags).all()
-    assert all(tag.tobytes() in bloom for tag in tags)
+def test_membership_finds_exactly_the_members():
+    values = np.array([0, 3, 17, 2**40], dtype=np.uint64)
+    queries = np.array([0, 1, 3, 16, 17, 18, 2**40, 2**40 + 1], dtype=np.uint64)
+    assert contains(values, queries).tolist() == [True, False, True, False, True, False, True, False]
+    assert contains(np.array([], dtype=np.uint64), queries).tolist() == [False] * 8
 
 
-def test_the_bits_set_are_exactly_the_bit_positions_of_the_elements():
-    tags = element_tags(random_rows(700, 6), np.arange(700), SALT)
-    params = FilterParams.for_capacity(700, 1e-4)
-    expected = np.zeros(params.num_bits, dtype=bool)
-    expected[filters.bit_positions(tags, params.num_slices, params.bits_per_slice).ravel().astype(np.int64)] = True
-    built = build_filter(tags, params)
-    assert np.array_equal(np.unpackbits(built.bits(), bitorder="little")[: params.num_bits], expected)
+VALUES = np.array([7, 100, 101, 5000, 77_777], dtype=np.uint64)
+GOOD = encode_set(VALUES, 6)
 
 
-def test_large_filters_built_window_by_window_and_chunk_by_chunk_set_the_same_bits(monkeypatch):
-    tags = element_tags(random_rows(2500, 7), np.arange(2500), SALT)
-    params = FilterParams.for_capacity(2500, 1e-7)  # 24 slices
-    whole = build_filter(tags, params).bits().copy()
-    monkeypatch.setattr(filters, "_WINDOW_BITS", params.bits_per_slice * 3)  # windows of 8 slices
-    monkeypatch.setattr(filters, "_CHUNK", 333)
-    assert np.array_equal(build_filter(tags, params).bits(), whole)
-    assert contains(filters.load_filter(filter_image(build_filter(tags, params))), tags).all()
+def refused(data: bytes, count: int = GOOD.count, p: int = GOOD.rice_parameter, quotient_bytes: int = GOOD.quotient_bytes,
+            hash_range: int = 100_000) -> str:
+    with pytest.raises(ValueError) as caught:
+        decode_set(data, count, p, quotient_bytes, hash_range)
+    return str(caught.value)
 
 
-def test_the_bulk_lookup_agrees_with_pybloom_lives_in_on_absent_elements():
-    bloom = build_filter(random_rows(2000, 8), FilterParams.for_capacity(2000, 0.01))
-    probes = random_rows(20000, 9)
-    assert contains(bloom, probes).tolist() == [probe.tobytes() in bloom for probe in probes]
+def test_the_canonical_encoding_decodes_and_every_flipped_bit_is_refused_or_changes_the_set():
+    assert decode_set(GOOD.data, GOOD.count, 6, GOOD.quotient_bytes, 100_000).tolist() == VALUES.tolist()
+    for bit in range(len(GOOD.data) * 8):
+        changed = bytearray(GOOD.data)
+        changed[bit // 8] ^= 1 << (bit % 8)
+        try:
+            decoded = decode_set(bytes(changed), GOOD.count, 6, GOOD.quotient_bytes, 100_000)
+        except ValueError:
+            continue
+        assert decoded.tolist() != VALUES.tolist()  # a remainder bit: another set, which the body digest catches
 
 
-@pytest.mark.parametrize("error_rate", [1e-2, 1e-3, 1e-4])
-def test_the_false_positive_rate_on_a_million_absent_probes_is_within_2x_of_the_target(error_rate):
-    n = 50_000
-    bloom = build_filter(element_tags(random_rows(n, 10), np.arange(n), SALT), FilterParams.for_capacity(n, error_rate))
-    measured = contains(bloom, element_tags(random_rows(10**6, 11), np.arange(10**6), SALT)).mean()
-    assert error_rate / 2 <= measured <= error_rate * 2, measured
+def test_malformed_sections_are_refused_saying_what_is_wrong():
+    assert "implies" in refused(GOOD.data + b"\0")
+    assert "implies" in refused(GOOD.data[:-1])
+    four = GOOD.data[: GOOD.quotient_bytes + 3]  # the length 4 codes of P = 6 would take, holding 5 codes
+    assert "exactly 4 codes" in refused(four, count=4)
+    assert "below the hash range" in refused(GOOD.data, hash_range=77_777)
+    assert "at least one" in refused(b"", count=0)
+    assert "Rice parameter" in refused(GOOD.data, p=57)
+    padded = bytearray(GOOD.data)
+    padded[-1] |= 0x80  # the remainder stream's last padding bit (5 x 6 = 30 bits: two pad bits)
+    assert "padding" in refused(bytes(padded))
+    extra = encode_set(VALUES, 6)
+    unary_end = bytearray(extra.data[: extra.quotient_bytes]) + b"\0"  # an extra 0 byte after the last code
+    assert "exactly 5 codes" in refused(bytes(unary_end) + extra.data[extra.quotient_bytes :],
+                                        quotient_bytes=extra.quotient_bytes + 1)
 
 
-def test_an_element_replayed_at_another_interval_does_not_match():
-    rpis = random_rows(2000, 12)
-    intervals = np.arange(2000) + 2642976
-    bloom = build_filter(element_tags(rpis, intervals, SALT), FilterParams.for_capacity(2000, 1e-9))
-    for shift in (1, -1, 2, 144):
-        assert not contains(bloom, element_tags(rpis, intervals + shift, SALT)).any()
+def test_a_repeated_hash_in_the_stream_is_refused():
+    unary = bytes([0b11])  # gaps 0 and 0 with P = 0: the hashes 0 and 0
+    with pytest.raises(ValueError, match="strictly increasing"):
+        decode_set(unary, 2, 0, 1, 10)
 
 
-def test_bits_per_element_is_the_bloom_bound_within_two_percent():
-    for capacity in (1152, 100_000):
-        for error_rate in (1e-3, 2.448465345870114e-11):
-            params = FilterParams.for_capacity(capacity, error_rate)
-            bound = 1.44 * math.log2(1 / error_rate)
-            assert abs(params.num_bits / capacity / bound - 1) < 0.02
-
-
-def test_more_tags_than_the_capacity_or_a_shape_that_is_not_pybloom_lives_are_refused():
-    tags = random_rows(10, 13)
-    with pytest.raises(ValueError, match="capacity"):
-        build_filter(tags, FilterParams.for_capacity(9, 0.01))
-    with pytest.raises(ValueError, match="sizing"):
-        build_filter(tags, FilterParams(10, 0.01, 7, 100))
-
-
-def test_an_image_whose_header_does_not_fit_its_length_is_refused_before_pybloom_live_reads_it():
-    image = filter_image(build_filter(random_rows(10, 14), FilterParams.for_capacity(10, 0.01)))
-    with pytest.raises(ValueError, match="bytes"):
-        filters.load_filter(image[:-1])
-    with pytest.raises(ValueError, match="at least 40"):
-        filters.load_filter(image[:39])
-    huge_k = image[:8] + (10**9).to_bytes(8, "little") + image[16:]
-    with pytest.raises(ValueError, match="not usable"):
-        filters.load_filter(huge_k)
-    with pytest.raises(ValueError, match="more than its capacity"):
-        filters.load_filter(image[:32] + (11).to_bytes(8, "little") + image[40:])
-
-
-def test_an_empty_array_has_no_tags_and_no_members():
-    tags = element_tags(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64), SALT)
-    assert tags.shape == (0, 16)
-    bloom = build_filter(random_rows(5, 15), FilterParams.for_capacity(5, 0.01))
-    assert contains(bloom, tags).shape == (0,)
-    assert isinstance(filters.load_filter(filter_image(bloom)), TagBloomFilter)
+def test_a_gap_that_would_overflow_64_bits_is_refused():
+    quotients = np.zeros(3, dtype=np.uint8)
+    quotients[0], quotients[2] = 0b1, 0b1000_0000  # second code after 22 zero bits: quotient 22
+    data = quotients.tobytes() + b"\xff" * 14  # P = 56: remainders of all ones
+    with pytest.raises(ValueError, match="larger than the hash range"):
+        decode_set(data, 2, 56, 3, 2**56)

@@ -1,4 +1,5 @@
-"""The per-lookup false-positive rate: from the system target to the number filters are sized for."""
+"""The per-lookup false-positive rate: from the system target, through the alarm rule, to the number batches
+are sized for; and the numbers docs/spec.md states, as the code computes them."""
 
 from __future__ import annotations
 
@@ -8,122 +9,110 @@ from pathlib import Path
 
 import pytest
 
-from exposure.v1 import config_pb2
 from matcher import fprate
-from matcher.exposure_config import default_config
-from matcher.filters import FilterParams
+from matcher.batches import CLOCK_SKEW_SECONDS
+from matcher.exposure_config import COHERENCE_INTERVALS
 
 SPEC = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text()
 
 
-def poisson_tail_by_definition(mean: float, m: int) -> float:
-    return 1 - sum(math.exp(-mean) * mean**j / math.factorial(j) for j in range(m))
-
-
-@pytest.mark.parametrize(("mean", "m"), [(0.5, 1), (0.5, 2), (3.0, 2), (3.0, 5), (20.0, 10), (40.0, 60)])
-def test_the_poisson_tail_agrees_with_its_definition_where_that_is_accurate(mean, m):
-    assert fprate.poisson_at_least(mean, m) == pytest.approx(poisson_tail_by_definition(mean, m), rel=1e-9)
-
-
-def test_the_poisson_tail_stays_accurate_where_one_minus_the_sum_would_cancel():
-    # P(X >= 2) = 1 - e^-x (1 + x) ~ x^2 / 2 for small x; the definition loses every digit at x = 1e-9
-    assert fprate.poisson_at_least(1e-9, 2) == pytest.approx(0.5e-18, rel=1e-6)
-    assert fprate.poisson_at_least(1e-4, 1) == pytest.approx(-math.expm1(-1e-4), rel=1e-12)
-
-
 def test_the_default_sizing_meets_the_target_with_equality():
-    sizing = fprate.sizing(default_config())
-    assert sizing.matches_needed == 2
+    sizing = fprate.sizing()
     assert sizing.batches_retained == 14 * 24 == 336
-    assert sizing.lookups_per_observation == 3 * 336 * 84 == 84_672
-    assert sizing.false_matches_per_day == pytest.approx(5000 * 84_672 * sizing.error_rate, rel=1e-12)
-    yearly = 365 * fprate.poisson_at_least(sizing.false_matches_per_day, 2)
+    assert sizing.mean_tested_intervals == pytest.approx(1.4)
+    assert sizing.coherent_test_pairs_per_day == pytest.approx(5 * 5000 * 4999 * 1.4**2 / 144)
+    yearly = 365 * fprate.expected_false_alarms_per_day(sizing.error_rate, batches=336)
     assert yearly == pytest.approx(1e-4, rel=1e-9)
-    assert 365 * fprate.poisson_at_least(sizing.false_matches_per_day * 1.001, 2) > 1e-4
 
 
-def test_the_default_error_rate_is_about_1_7e_minus_12_needing_40_slices():
-    rate = fprate.error_rate_for(default_config())
-    assert rate == pytest.approx(1.749e-12, rel=1e-3)
-    assert FilterParams.for_capacity(1000, rate).num_slices == 40
+def test_the_default_rate_is_about_2_2e_minus_8_or_25_4_bits():
+    assert fprate.error_rate_for() == pytest.approx(2.189e-8, rel=1e-3)
+    assert fprate.sizing().log2_inv_eps == pytest.approx(25.44, abs=0.01)
 
 
-def test_a_configuration_where_one_match_can_alert_needs_a_far_smaller_rate():
-    config = default_config()
-    config.minimum_weighted_minutes_per_day = 5.0  # one 10-minute match at weight 1 alerts
-    one = fprate.sizing(config)
-    assert one.matches_needed == 1
-    assert 365 * fprate.poisson_at_least(one.false_matches_per_day, 1) == pytest.approx(1e-4, rel=1e-9)
-    assert one.error_rate < fprate.error_rate_for(default_config()) / 1000
+def test_more_batches_or_more_observations_mean_a_smaller_rate_by_their_square_root():
+    base = fprate.error_rate_for()
+    assert fprate.error_rate_for(retention_days=28) == pytest.approx(base / math.sqrt(2), rel=1e-9)
+    assert fprate.error_rate_for(publish_interval_seconds=7200) == pytest.approx(base * math.sqrt(2), rel=1e-9)
+    assert fprate.error_rate_for(batches_per_period=4) == pytest.approx(base / 2, rel=1e-9)
+    ten_thousand = fprate.sizing(observations_per_day=10_000).error_rate
+    assert ten_thousand == pytest.approx(base * math.sqrt(5000 * 4999 / (10_000 * 9_999)), rel=1e-9)
 
 
-def test_more_lookups_mean_a_smaller_rate_in_proportion():
-    config = default_config()
-    base = fprate.error_rate_for(config)
-    assert fprate.error_rate_for(config, retention_days=28) == pytest.approx(base / 2, rel=1e-9)
-    assert fprate.error_rate_for(config, tolerance=0) == pytest.approx(base * 3, rel=1e-9)
-    assert fprate.error_rate_for(config, publish_interval_seconds=7200) == pytest.approx(base * 2, rel=1e-9)
+def test_a_run_of_several_batches_keeps_the_periods_share_of_the_budget():
+    one = fprate.error_rate_for()
+    for batches in (2, 3, 7):
+        each = fprate.error_rate_for(batches_per_period=batches)
+        assert batches * each**2 == pytest.approx(one**2, rel=1e-9)
 
 
-def test_a_configuration_that_cannot_alert_gets_the_loosest_published_rate():
-    config = config_pb2.ExposureConfig()
-    config.CopyFrom(default_config())
-    del config.attenuation_weights[:]
-    config.attenuation_weights.extend([0.0, 0.0, 0.0, 0.0])
-    assert fprate.error_rate_for(config) == fprate.MAX_ERROR_RATE
+def test_testing_every_neighbour_and_counting_any_two_matches_would_need_far_smaller_rates():
+    # the levers of the alarm rule, each against the rule without it
+    boundary = fprate.sizing()
+    every_neighbour = fprate.sizing(skew_seconds=300)  # t = 2: the window of +-300 s always reaches a neighbour
+    assert every_neighbour.mean_tested_intervals == 2.0
+    assert boundary.error_rate / every_neighbour.error_rate == pytest.approx(2.0 / 1.4)
+    wider = fprate.sizing(coherence_intervals=13)  # two hours instead of one
+    assert boundary.error_rate / wider.error_rate == pytest.approx(math.sqrt(12 / 5))
+
+
+def test_the_tested_intervals_grow_with_the_clock_skew():
+    assert fprate.mean_tested_intervals(0) == 1.0
+    assert fprate.mean_tested_intervals(CLOCK_SKEW_SECONDS) == pytest.approx(1.4)
+    with pytest.raises(ValueError):
+        fprate.mean_tested_intervals(-1)
 
 
 def test_nonsense_windows_are_refused():
     with pytest.raises(ValueError):
-        fprate.error_rate_for(default_config(), retention_days=0)
+        fprate.error_rate_for(retention_days=0)
     with pytest.raises(ValueError):
-        fprate.error_rate_for(default_config(), tolerance=-1)
+        fprate.error_rate_for(batches_per_period=0)
+    with pytest.raises(ValueError):
+        fprate.sizing(coherence_intervals=1)
+
+
+def test_the_expected_rice_code_is_about_one_and_a_half_bits_above_log2_of_the_inverse_rate():
+    for rate in (1e-3, 2.19e-8, 1e-12):
+        assert 1.40 < fprate.rice_bits_per_element(rate) - math.log2(1 / rate) < 1.60
 
 
 def documented(name: str) -> str:
     found = re.search(rf"`{name} = ([0-9][0-9.,e+-]*)`", SPEC)
     assert found, f"docs/spec.md does not state `{name} = ...`"
-    return found.group(1)
+    return found.group(1).rstrip(".,")
+
+
+def number(name: str) -> float:
+    return float(documented(name).replace(",", ""))
 
 
 def test_the_numbers_in_the_spec_are_the_ones_the_code_computes():
-    sizing = fprate.sizing(default_config())
-    case = FilterParams.for_capacity(fprate.EXAMPLE_CASE_ELEMENTS, sizing.error_rate)
-    assert int(documented("m")) == sizing.matches_needed
-    assert int(documented("B")) == sizing.batches_retained
-    assert int(documented("L").replace(",", "")) == sizing.lookups_per_observation
-    assert float(documented("lambda")) == pytest.approx(sizing.false_matches_per_day, rel=1e-3)
-    assert float(documented("eps")) == pytest.approx(sizing.error_rate, rel=1e-3)
-    assert int(documented("k")) == sizing.num_slices
-    assert float(documented("bits_per_element")) == pytest.approx(sizing.bloom_bound_bits_per_element, abs=0.01)
-    assert int(documented("case_bits_per_slice").replace(",", "")) == case.bits_per_slice
-    assert int(documented("case_filter_bytes").replace(",", "")) == case.image_bytes
-    assert int(documented("case_marginal_bytes").replace(",", "")) == round(
-        fprate.EXAMPLE_CASE_ELEMENTS * sizing.bloom_bound_bits_per_element / 8
-    )
-    assert int(documented("gaen_case_bytes")) == 8 * fprate.GAEN_BYTES_PER_KEY
-    assert int(documented("C")) == fprate.RISK_CLASSES
-    assert int(documented("O").replace(",", "")) == fprate.OBSERVATIONS_PER_DAY
-    assert float(documented("MAX_ERROR_RATE")) == fprate.MAX_ERROR_RATE
-    one_match = default_config()
-    one_match.minimum_weighted_minutes_per_day = 5.0
-    assert float(documented("eps_one_match")) == pytest.approx(fprate.error_rate_for(one_match), rel=1e-3)
+    sizing = fprate.sizing()
+    assert number("O") == fprate.OBSERVATIONS_PER_DAY
+    assert number("W") == COHERENCE_INTERVALS
+    assert number("skew") == CLOCK_SKEW_SECONDS
+    assert number("t") == pytest.approx(sizing.mean_tested_intervals)
+    assert number("Pi") == pytest.approx(sizing.coherent_test_pairs_per_day, rel=1e-3)
+    assert number("B") == sizing.batches_retained
+    assert number("per_day") == pytest.approx(sizing.false_alarms_per_day, rel=1e-3)
+    assert number("eps") == pytest.approx(sizing.error_rate, rel=1e-3)
+    assert number("log2_inv_eps") == pytest.approx(sizing.log2_inv_eps, abs=0.01)
+    assert number("L") == pytest.approx(sizing.lookups_per_observation, rel=1e-3)
+    assert number("rice_bits") == pytest.approx(sizing.rice_bits_per_element, abs=0.01)
+    assert number("bloom_bits") == pytest.approx(sizing.bloom_bits_per_element, abs=0.01)
+    for days in fprate.CASE_DAYS:
+        assert number(f"case_{days}_days") == round(days * 144 * sizing.rice_bits_per_element / 8)
+    assert number("gaen_case_8_days") == 8 * fprate.GAEN_BYTES_PER_KEY
+    assert number("dp3t_case") == fprate.DP3T_BYTES_PER_CASE
+    four = fprate.sizing(batches_per_period=4)
+    assert number("eps_four_batches") == pytest.approx(four.error_rate, rel=1e-3)
 
 
-def test_a_run_with_fewer_filters_gets_looser_filters_in_proportion():
-    config = default_config()
-    worst = fprate.error_rate_for(config)
-    assert fprate.error_rate_for(config, filters_per_period=fprate.RISK_CLASSES) == worst
-    assert fprate.error_rate_for(config, filters_per_period=1) == pytest.approx(worst * fprate.RISK_CLASSES, rel=1e-9)
-    with pytest.raises(ValueError):
-        fprate.error_rate_for(config, filters_per_period=0)
-
-
-def test_the_per_run_numbers_in_the_spec_are_the_ones_the_code_computes():
-    one = fprate.sizing(default_config(), filters_per_period=1)
-    assert float(documented("eps_one_filter")) == pytest.approx(one.error_rate, rel=1e-3)
-    assert int(documented("case_filter_bytes_one_filter").replace(",", "")) == one.bytes_for(
-        fprate.EXAMPLE_CASE_ELEMENTS
-    )
-    six = fprate.sizing(default_config(), filters_per_period=6)
-    assert float(documented("eps_six_filters")) == pytest.approx(six.error_rate, rel=1e-3)
+def test_the_numbers_the_spec_gives_for_the_old_rule_are_the_ones_its_arithmetic_gives():
+    # Format 1 sized Bloom filters for 2 false matches anywhere in a day, 3 tested intervals and 84 class filters
+    # per batch; the spec keeps those numbers to show what each lever saves.
+    per_day = fprate.FALSE_ALARMS_PER_PHONE_YEAR / fprate.DAYS_PER_YEAR
+    old_lambda = math.sqrt(2 * per_day)  # P(Poisson >= 2) ~ lambda^2 / 2
+    old = old_lambda / (5000 * 3 * 336 * 84)
+    assert number("eps_format_1") == pytest.approx(old, rel=2e-3)

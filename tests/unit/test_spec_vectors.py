@@ -1,15 +1,15 @@
 """docs/spec-vectors.json: reproduced by its generator, and checked through a second, element-by-element path.
 
-The second path uses only what docs/spec.md says: single-block AES calls, Python integers, pybloom-live's
-``fromfile`` and a hand-rolled bit test. It shares no code with matcher.filters' vectorised functions, so a
-vector and both implementations must agree for these tests to pass.
+The second path uses only what docs/spec.md says: single-block AES calls, Python integers and a bit-by-bit
+decoder of the coded sets. It shares no code with matcher.filters' vectorised functions, so a vector and both
+implementations must agree for these tests to pass.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -19,15 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from google.protobuf.message import DecodeError
-from pybloom_live import BloomFilter
 
 from exposure.v1 import batch_pb2
 from matcher import crypto, spec_vectors
 
 PATH = Path(__file__).resolve().parents[2] / "docs" / "spec-vectors.json"
 VECTORS = json.loads(PATH.read_text())
-POSITION_KEY = bytes.fromhex("057dcc00d93900bad3175d09ed8d98d8")  # docs/spec.md
 DOMAIN = b"exposure.v1.BatchHeader\x00"
+SKEW = 120  # seconds: the clock skew of docs/spec.md, "Matching"
 
 
 def aes(key: bytes, block: bytes) -> bytes:
@@ -43,18 +42,30 @@ def tag_of(rpi: bytes, interval: int, salt: bytes) -> bytes:
     return aes(salt, xor(aes(salt, rpi), struct.pack("<I", interval) + bytes(12)))
 
 
-def positions_of(tag: bytes, k: int, bits_per_slice: int) -> list[int]:
-    out = []
-    for j in range(k):
-        block = aes(POSITION_KEY, xor(tag, struct.pack("<I", j // 2) + bytes(12)))
-        out.append(j * bits_per_slice + int.from_bytes(block[8 * (j % 2) : 8 * (j % 2) + 8], "little") % bits_per_slice)
-    return out
+def hash_of(tag: bytes, hash_range: int) -> int:
+    return int.from_bytes(tag[:8], "little") % hash_range
 
 
-def is_member(image: bytes, tag: bytes) -> bool:
-    _, k, bits_per_slice, _, _ = struct.unpack_from("<dQQQQ", image)
-    bits = image[40:]
-    return all(bits[p >> 3] >> (p & 7) & 1 for p in positions_of(tag, k, bits_per_slice))
+def bits_of(data: bytes) -> list[int]:
+    return [(byte >> i) & 1 for byte in data for i in range(8)]
+
+
+def decode(data: bytes, count: int, p: int, quotient_bytes: int) -> list[int]:
+    """docs/spec.md's decoding, one bit at a time: count unary quotients, then count P-bit remainders."""
+    unary, remainders = bits_of(data[:quotient_bytes]), bits_of(data[quotient_bytes:])
+    quotients, run = [], 0
+    for bit in unary:
+        if bit:
+            quotients.append(run)
+            run = 0
+        else:
+            run += 1
+    assert len(quotients) == count and run < 8 and not any(remainders[count * p :])
+    values, value = [], 0
+    for j, q in enumerate(quotients):
+        value += (q << p) + sum(remainders[j * p + i] << i for i in range(p))
+        values.append(value)
+    return values
 
 
 def test_the_vector_file_is_exactly_what_the_generator_writes():
@@ -65,59 +76,80 @@ def test_the_vector_file_is_exactly_what_the_generator_writes():
 
 def test_the_vectors_have_the_promised_coverage():
     assert len(VECTORS["tag_cases"]) >= 20
+    assert len(VECTORS["coded_sets"]) >= 5
     assert len(VECTORS["batches"]) >= 2
     assert any(key["rolling_period"] < 144 for batch in VECTORS["batches"] for key in batch["keys"])
+    assert any(len(batch["sections"]) > 1 for batch in VECTORS["batches"])
     for batch in VECTORS["batches"]:
-        expected = [probe["expected"] for probe in batch["probes"]]
-        assert True in expected and False in expected
+        sections = [probe["section"] for probe in batch["probes"]]
+        assert -1 in sections and any(s >= 0 for s in sections)
 
 
-@pytest.mark.parametrize("case", VECTORS["tag_cases"], ids=lambda c: f"i{c['interval']}-m{c['bits_per_slice']}")
+@pytest.mark.parametrize("case", VECTORS["tag_cases"], ids=lambda c: f"i{c['interval']}-u{c['hash_range']}")
 def test_each_tag_case_follows_from_its_tek_by_the_spec(case):
     tek, salt, rpi = bytes.fromhex(case["tek"]), bytes.fromhex(case["salt"]), bytes.fromhex(case["rpi"])
     assert crypto.rpi_at(tek, case["interval"]) == rpi
     assert tag_of(rpi, case["interval"], salt).hex() == case["tag"]
-    assert positions_of(bytes.fromhex(case["tag"]), case["k"], case["bits_per_slice"]) == case["positions"]
+    assert hash_of(bytes.fromhex(case["tag"]), case["hash_range"]) == case["hash"]
+
+
+@pytest.mark.parametrize("case", VECTORS["coded_sets"], ids=lambda c: c["description"])
+def test_each_coded_set_decodes_to_its_hashes(case):
+    data = bytes.fromhex(case["encoded_hex"])
+    assert decode(data, len(case["hashes"]), case["rice_parameter"], case["quotient_bytes"]) == case["hashes"]
+    assert len(data) == case["quotient_bytes"] + (len(case["hashes"]) * case["rice_parameter"] + 7) // 8
+
+
+def batch_sections(batch: dict) -> list[tuple[dict, set[int]]]:
+    body = bytes.fromhex(batch["body_hex"])
+    return [(section, set(decode(body[section["offset"] : section["offset"] + section["length"]], section["count"],
+                                 section["rice_parameter"], section["quotient_bytes"])))
+            for section in batch["sections"]]
 
 
 @pytest.mark.parametrize("batch", VECTORS["batches"], ids=lambda batch: batch["salt"][:8])
-def test_each_batch_filter_loads_with_pybloom_live_and_holds_exactly_its_keys_elements(batch):
-    image = bytes.fromhex(batch["filter_tofile_hex"])
-    salt = bytes.fromhex(batch["salt"])
+def test_each_batch_holds_exactly_its_keys_elements_in_their_sections(batch):
+    body = bytes.fromhex(batch["body_hex"])
+    assert hashlib.sha256(body).hexdigest() == batch["body_sha256"]
+    salt, hash_range = bytes.fromhex(batch["salt"]), batch["hash_range"]
     elements = sum(key["rolling_period"] for key in batch["keys"])
-    loaded = BloomFilter.fromfile(io.BytesIO(image))
-    sized = BloomFilter(elements, batch["error_rate"])
-    assert (loaded.capacity, loaded.count, loaded.error_rate) == (elements, elements, batch["error_rate"])
-    assert (loaded.num_slices, loaded.bits_per_slice) == (sized.num_slices, sized.bits_per_slice)
-    assert hashlib.sha256(image).hexdigest() == batch["filter_sha256"]
+    assert hash_range == elements * math.ceil(1 / batch["error_rate"])
+    sections = batch_sections(batch)
+    assert sum(section["count"] for section, _ in sections) == elements  # no two elements share a hash here
     for key in batch["keys"]:
         tek = bytes.fromhex(key["tek"])
+        [holder] = [values for section, values in sections if key["report_type"] in section["report_types"]]
         for interval in range(key["rolling_start"], key["rolling_start"] + key["rolling_period"]):
-            assert is_member(image, tag_of(crypto.rpi_at(tek, interval), interval, salt)), interval
+            assert hash_of(tag_of(crypto.rpi_at(tek, interval), interval, salt), hash_range) in holder, interval
+
+
+def intervals_tested(observed_at: int) -> range:
+    """docs/spec.md, "Matching": every interval within the clock skew of the observation's time."""
+    return range((observed_at - SKEW) // 600, (observed_at + SKEW) // 600 + 1)
 
 
 @pytest.mark.parametrize("batch", VECTORS["batches"], ids=lambda batch: batch["salt"][:8])
-def test_each_probe_gets_the_expected_answer(batch):
-    image = bytes.fromhex(batch["filter_tofile_hex"])
-    salt = bytes.fromhex(batch["salt"])
+def test_each_probe_gets_the_expected_section_and_interval(batch):
+    salt, hash_range = bytes.fromhex(batch["salt"]), batch["hash_range"]
+    sections = batch_sections(batch)
     for probe in batch["probes"]:
-        tag = tag_of(bytes.fromhex(probe["rpi"]), probe["interval"], salt)
-        assert is_member(image, tag) == probe["expected"], probe
+        found = [(index, interval) for index, (_, values) in enumerate(sections)
+                 for interval in intervals_tested(probe["observed_at"])
+                 if hash_of(tag_of(bytes.fromhex(probe["rpi"]), interval, salt), hash_range) in values]
+        assert (found[0] if found else (-1, None)) == (probe["section"], probe["interval"]), probe
 
 
 @pytest.mark.parametrize("batch", VECTORS["batches"], ids=lambda batch: batch["salt"][:8])
-def test_an_element_replayed_at_other_intervals_is_among_the_probes_and_absent(batch):
-    present = {(p["rpi"], p["interval"]) for p in batch["probes"] if p["expected"]}
-    replays = [p for p in batch["probes"] if p["rpi"] in {rpi for rpi, _ in present}
-               and (p["rpi"], p["interval"]) not in present]
+def test_an_element_replayed_beyond_the_clock_skew_is_among_the_probes_and_absent(batch):
+    present = {p["rpi"] for p in batch["probes"] if p["section"] >= 0}
+    replays = [p for p in batch["probes"] if p["rpi"] in present and p["section"] < 0]
     assert len(replays) >= 4
-    assert not any(p["expected"] for p in replays)
 
 
 @pytest.mark.parametrize("case", VECTORS["signed_batch_files"], ids=lambda case: case["description"])
 def test_each_signed_batch_file_verifies_or_fails_as_stated(case):
     data = bytes.fromhex(case["batch_file_hex"])
-    assert data[:16] == b"EXPOSURE BATCH 1"
+    assert data[:16] == b"EXPOSURE BATCH 2"
     length = int.from_bytes(data[16:20], "little")
     signed = batch_pb2.SignedBatchHeader.FromString(data[20 : 20 + length])
     body = data[20 + length :]
@@ -127,18 +159,17 @@ def test_each_signed_batch_file_verifies_or_fails_as_stated(case):
     try:
         public.verify(signed.signature, DOMAIN + signed.header, ec.ECDSA(hashes.SHA256()))
         header = batch_pb2.BatchHeader.FromString(signed.header)
-        digests_ok = all(
-            hashlib.sha256(body[f.offset : f.offset + f.length]).digest() == f.sha256 for f in header.filters
-        ) and len(body) == header.body_size
+        body_ok = len(body) == header.body_size and hashlib.sha256(body).digest() == header.body_sha256
     except (InvalidSignature, DecodeError):
-        digests_ok = False
-    assert digests_ok == case["valid"]
+        body_ok = False
+    assert body_ok == case["valid"]
     if case["valid"]:
         expected = case["header"]
         assert (header.sequence, header.published_at, header.region, header.salt.hex()) == (
             expected["sequence"], expected["published_at"], expected["region"], expected["salt"]
         )
         assert (header.first_interval, header.last_interval) == (expected["first_interval"], expected["last_interval"])
+        assert (header.format_version, header.hash_range) == (expected["format_version"], expected["hash_range"])
 
 
 def test_the_worked_examples_in_the_spec_are_the_vectors():
@@ -148,8 +179,6 @@ def test_the_worked_examples_in_the_spec_are_the_vectors():
         assert f"`{case[field]}`" in spec, field
     rpik = crypto.rpik(bytes.fromhex(case["tek"])).hex()
     assert f"`{rpik}`" in spec
-    assert f"with k = {case['k']} slices of m = {case['bits_per_slice']} bits" in spec
-    for j, bit in enumerate(case["positions"][:4]):
-        assert f"| {bit} |\n" in spec and f"\n| {j} |" in spec
-    image_header = bytes.fromhex(VECTORS["batches"][0]["filter_tofile_hex"])[:40].hex()
-    assert " ".join(image_header[i : i + 16] for i in range(0, 80, 16)) in spec.replace("\n", " ")
+    assert f"`U = {case['hash_range']:,}`" in spec and f"`h = {case['hash']:,}`" in spec
+    coded = VECTORS["coded_sets"][3]
+    assert f"`{coded['encoded_hex']}`" in spec and str(coded["hashes"]) in spec
