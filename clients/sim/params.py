@@ -67,7 +67,7 @@ class Params:
     share_with_code: float = 0.75
     pushed_by_authority: float = 0.2
     # --- the service ---------------------------------------------------------------------------------------------
-    # One batch a day: the publisher sizes filters for one batch per interval over the retention window.
+    # One batch a day: the publisher sizes batches for one batch a day over the retention window.
     publish_interval_seconds: int = 86400
     morning_hour: int = 5  # uploads, publishing, and every phone's sync and check, before the day's encounters
     device_models: tuple[tuple[str, int, float], ...] = field(default=DEVICE_MODELS)

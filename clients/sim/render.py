@@ -59,7 +59,7 @@ def text_report(report: dict[str, Any], console: Console) -> None:
 
     cost = Table(title="Bandwidth and time", title_justify="left")
     cost.add_column("")
-    cost.add_column("filters (this service)", justify="right")
+    cost.add_column("batches (this service)", justify="right")
     cost.add_column("GAEN key files", justify="right")
     cost.add_row("published bytes per case", _bytes(report["bytes_per_case"]), _bytes(report["gaen_bytes_per_case"]))
     cost.add_row("published bytes per phone per day", _bytes(report["batch_bytes_per_phone_day"]),
