@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import math
 from dataclasses import dataclass
 
 from .intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, interval_start
@@ -42,7 +41,7 @@ MIN_DAYS_SINCE_ONSET = -14
 MAX_DAYS_SINCE_ONSET = 14
 DEFAULT_RETENTION_DAYS = 14
 # A key that is still valid is published no earlier than this long after it expires: the clock skew that GAEN
-# key servers allow for (2 hours), and more than the +-1 interval matching tolerance, so that a published key's
+# key servers allow for (2 hours), and more than the 120 s clock skew matching allows, so that a published key's
 # last identifiers cannot be replayed into a window where phones would still accept them.
 EMBARGO_GRACE_SECONDS = 2 * 3600
 SUBMISSION_ID_MAX_LENGTH = 128
@@ -50,9 +49,6 @@ SUBMISSION_ID_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 REGION_LENGTH = 2
 MIN_TX_POWER_DBM = -40
 MAX_TX_POWER_DBM = 20
-# TX power travels in a filter's class, rounded to this step: finer steps multiply the classes (and so the
-# lookups each observation costs), coarser ones blur attenuation.
-TX_POWER_STEP_DB = 5
 DEFAULT_PAGE_SIZE = 100  # batch headers per ListBatches answer unless asked otherwise
 MAX_PAGE_SIZE = 1000  # about 250 KB of headers: far below gRPC's 4 MiB message limit
 PUBLISHABLE_REPORT_TYPES = frozenset(
@@ -103,9 +99,3 @@ def retention_cutoff_interval(now: int, retention_days: int) -> int:
     """Keys that ended at or before this interval are outside the retention window and can match nothing."""
     return now // INTERVAL_SECONDS - retention_days * INTERVALS_PER_DAY
 
-
-def tx_power_class(tx_power: int | None) -> int | None:
-    """The TX power published for a key's filter: rounded to TX_POWER_STEP_DB, or None when unknown."""
-    if tx_power is None:
-        return None
-    return math.floor(tx_power / TX_POWER_STEP_DB + 0.5) * TX_POWER_STEP_DB  # half-way rounds up, everywhere

@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-# (name, calibrated TX power in dBm, share of phones). GAEN phones advertise a per-model calibrated TX power; the
-# server publishes it rounded to 5 dB (matcher.model.TX_POWER_STEP_DB) as part of a filter's class, so these four models fall in
-# two classes (-5 and -10 dBm) and the phone's attenuation is off by up to 2 dB. Keys an authority pushes carry no
-# TX power: phones then assume the configuration's -8 dBm, off by up to 4 dB.
+# (name, calibrated TX power in dBm, share of phones). GAEN phones advertise a per-model calibrated TX power; batches
+# do not carry it (docs/spec.md, "Risk classes and sections"), so a phone that matched computes attenuation with
+# the configuration's -8 dBm, off by -4 to +3 dB for these four models.
 DEVICE_MODELS: tuple[tuple[str, int, float], ...] = (
     ("model-a", -4, 0.20),
     ("model-b", -7, 0.30),

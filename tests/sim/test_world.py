@@ -110,10 +110,10 @@ def test_rssi_is_the_advertised_tx_power_minus_the_attenuation_of_the_distance(p
 
 def test_a_15_minute_contact_at_close_range_reaches_the_alert_threshold_as_a_phone_scores_it(population):
     """The model's close range maps into the default configuration's full-weight buckets: a phone that hears a
-    case 3 times at <= 2 m counts 15 weighted minutes nearly always, with the TX power the filter publishes."""
-    from clients.phone.scoring import attenuation_weights
+    case 3 times at <= 2 m counts 15 weighted minutes nearly always, with the TX power the configuration assumes
+    (batches do not carry the case's)."""
     from clients.sim.encounters import Encounters
-    from matcher.model import tx_power_class
+    from matcher.exposure_config import attenuation_weights
 
     rng = np.random.default_rng(8)
     n = 3000
@@ -125,8 +125,8 @@ def test_a_15_minute_contact_at_close_range_reaches_the_alert_threshold_as_a_pho
         setting=np.zeros(len(pairs), dtype=np.int8),
     )
     heard = scan(encounters, population, PARAMS, rng)
-    published = np.array([tx_power_class(int(p)) for p in population.tx_power[heard.subject]])
-    weights = attenuation_weights(published - heard.rssi, default_config())
+    config = default_config()
+    weights = attenuation_weights(config.tx_power_dbm_when_unknown - heard.rssi.astype(np.float64), config)
     key = heard.encounter * 2 + (heard.observer == encounters.b[heard.encounter])
     minutes = np.bincount(key, weights=weights * 5)
     counted = minutes[np.unique(key)]

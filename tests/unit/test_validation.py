@@ -85,12 +85,6 @@ def test_a_stated_tx_power_is_kept_and_an_absent_one_stays_unknown():
     assert verdict_of(key()).keys[0].tx_power is None
 
 
-def test_tx_power_classes_are_5_db_steps_rounding_half_way_up():
-    from matcher.model import tx_power_class
-
-    assert [tx_power_class(t) for t in (None, -8, -7, -13, -12, 0, 2, 3, 20)] == [None, -10, -5, -15, -10, 0, 0, 5, 20]
-
-
 def test_a_key_still_in_use_is_accepted_and_embargoed_until_it_expires():
     [accepted] = verdict_of(key(rolling_start_interval_number=TODAY)).keys
     assert accepted.publish_after() == (TODAY + 144) * 600 + EMBARGO_GRACE_SECONDS
