@@ -245,4 +245,5 @@ def run(quick: bool) -> Section:
             ("per-interval AES (derivation only)", "per-interval AES elements/s"))},
     )
     return Section(title="Filters: batch builder, baselines and phone check", rows=rows + [derivation, phone],
-                   notes=notes, summary=summary, curves=[curve])
+                   notes=notes, summary=summary, curves=[curve],
+                   formats={column: ".3f" for column in ("bits/element", "log2(1/eps)", "Rice expected", "Bloom bound")})
