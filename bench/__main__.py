@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         summary: dict = {}
         for section in sections:
+            clash = summary.keys() & section.summary.keys()
+            if clash:  # one key, one meaning: a later module must not silently overwrite an earlier one's number
+                raise AssertionError(f"summary keys reported twice: {sorted(clash)}")
             summary.update(section.summary)
         print(json.dumps(summary, indent=2))
         return 0

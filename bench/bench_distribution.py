@@ -128,7 +128,8 @@ def _key(name: str, rolling_start: int, days_since_onset: int) -> DiagnosisKey:
 
 def cut_history(store_url: str, tls_dir: Path, batches: int) -> None:
     """``batches`` small hourly batches before NOW, cut by the publisher itself over the store: two keys each
-    (one HIGH and one STANDARD filter, the header shape of a real hourly batch; their bodies are small)."""
+    (one HIGH and one STANDARD, in the one section the default configuration gives them: the header shape of a
+    real hourly batch; their bodies are small)."""
     store = open_store(store_url)
     publisher = Publisher(
         store, load_signing_key(tls_dir / "signing.key"), retention_days=14, publish_interval=3600,
@@ -142,7 +143,7 @@ def cut_history(store_url: str, tls_dir: Path, batches: int) -> None:
             submission = Submission(AUTHORITY, f"history-{hour}", "VN", keys, hashlib.sha256(b"%d" % hour).digest())
             store.submit(submission, response=b"", now=at, retention_seconds=14 * 86400)
             [published] = publisher.publish(at)
-            if published.filters != 2:
+            if published.sections != 1 or published.keys_published != 2:
                 raise AssertionError(f"history batch {published.sequence}: {published}")
     finally:
         store.close()
@@ -190,7 +191,7 @@ def published_files(server: Server, tls_dir: Path, sequence: int) -> dict[str, b
     header = open_header(new.batches[0], trusted)
     request = distribution_pb2.DownloadBatchRequest(sequence=sequence)
     body = b"".join(chunk.data for chunk in stub.DownloadBatch(request, timeout=CALL_TIMEOUT))
-    open_body(header, body)  # raises unless every filter's digest matches its signed header
+    open_body(header, body)  # raises unless the body's digest matches its signed header and every section decodes
     return {BODY_FILE: body, FULL_LIST_FILE: everything.SerializeToString(), NEW_LIST_FILE: new.SerializeToString()}
 
 
@@ -302,7 +303,7 @@ def run(quick: bool) -> Section:
     list_notes = (
         f"One phone calls back to back for {LIST_SECONDS:g} s, {ROUNDS} turns each for the service and nginx (the "
         f"turn with more calls a second is kept). The service holds {HISTORY} batches (a fortnight of "
-        f"hourly batches: {HISTORY - 1} small ones cut by the publisher over the store, two filters each, and the "
+        f"hourly batches: {HISTORY - 1} small ones cut by the publisher over the store, one section each, and the "
         "big one). 'all' is a first sync (page_size 1000, every signed header), 'new' an hourly sync (after the "
         "previous sequence: one header). The nginx rows serve the very same response bytes as static files."
     )

@@ -39,6 +39,7 @@ class Section:
     figures: list[str] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)  # drawn by the runner into one figure
     seconds: float | None = None  # set by the runner on the last section of each module
+    formats: dict[str, str] = field(default_factory=dict)  # column -> format spec in results.md (e.g. ".2f")
 
     def as_json(self) -> dict[str, Any]:
         return {"title": self.title, "rows": self.rows, "notes": self.notes, "summary": self.summary,
@@ -54,7 +55,7 @@ class Section:
             lines.append("| " + " | ".join(columns) + " |")
             lines.append("|" + "---|" * len(columns))
             for row in self.rows:
-                lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+                lines.append("| " + " | ".join(_cell(row.get(c), self.formats.get(c)) for c in columns) + " |")
             lines.append("")
         for figure in self.figures:
             lines += [f"![{self.title}]({figure})", ""]
@@ -63,7 +64,9 @@ class Section:
         return lines
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, spec: str | None = None) -> str:
+    if spec is not None and isinstance(value, (int, float)):
+        return format(value, spec)
     if isinstance(value, float):
         return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):
