@@ -29,7 +29,7 @@ from clients.ha.gaen_export import build_export, write_export_zip
 from clients.ha.source_keys import SourceKey
 from exposure.v1 import batch_pb2
 from matcher import fprate
-from matcher.batches import key_hashes, open_batch
+from matcher.batches import budget_error_rate, elements_of, key_hashes, open_batch
 from matcher.exposure_config import default_config, infectiousness_of
 from matcher.filters import encode_set, hash_range_for
 from matcher.intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY
@@ -96,7 +96,7 @@ class Day:
     header_bytes: int = 0
     body_bytes: int = 0
     sections: int = 0
-    error_rate: float = 0.0  # the largest count / hash_range of the day's batches
+    error_rate: float = 0.0  # the largest budget rate of the day's batches (batches.budget_error_rate)
     gaen_zip: int = 0
     gaen_raw: int = 0
     hours: list[list[DiagnosisKey]] = field(default_factory=list)  # each hour's keys, for the lever table
@@ -157,7 +157,7 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
     day.total_bytes = day.header_bytes + day.body_bytes
     day.sections = sum(len(header.sections) for header in opened)
     day.hashes = sum(s.count for header in opened for s in header.sections)
-    day.error_rate = max(sum(s.count for s in header.sections) / header.hash_range for header in opened)
+    day.error_rate = max(budget_error_rate(header) for header in opened)
     return day
 
 
@@ -199,8 +199,7 @@ def bloom_bits(elements: int, error_rate: float) -> int:
 
 def rice_bits(keys: list[DiagnosisKey], error_rate: float) -> int:
     """The bits of a Golomb-Rice coded set of these keys' element hashes in their own hash range, at this rate."""
-    elements = sum(key.rolling_period for key in keys)
-    hash_range = hash_range_for(elements, error_rate)
+    hash_range = hash_range_for(elements_of(keys), error_rate)
     return len(encode_set(key_hashes(keys, bytes(range(16)), hash_range)).data) * 8
 
 
@@ -214,25 +213,26 @@ def lever_rows(day: Day) -> tuple[list[dict], str]:
     counts = sorted({len(c) for c in classes})
 
     def per_class(size) -> int:
-        return sum(size(keys, len(hour)) for hour in classes for keys in hour.values())
+        """Bits of one structure per format 1 class, each at its share of the hour's budget (``share(keys, hour)``:
+        n_c / N of the hour's elements, fprate.section_error_rate's division)."""
+        return sum(size(keys, elements_of(keys) / elements_of([k for ks in hour.values() for k in ks]))
+                   for hour in classes for keys in hour.values())
 
-    def elements_of(keys: list[DiagnosisKey]) -> int:
-        return sum(key.rolling_period for key in keys)
-
+    format_1 = {len(hour): format_1_error_rate(len(hour)) for hour in classes}
     steps.append(("format 1", "a Bloom filter per class, eps_1(C) each (pybloom-live's sizing)",
-                  f"{format_1_error_rate(counts[-1]):.3g}",
-                  per_class(lambda keys, c: bloom_bits(elements_of(keys), format_1_error_rate(c)))))
-    steps.append(("+ coherent alarm rule (t = 3)", "a Bloom filter per class, eps_t3 / sqrt(C) each (pybloom-live)",
-                  f"{eps_three / math.sqrt(counts[-1]):.3g}",
-                  per_class(lambda keys, c: bloom_bits(elements_of(keys), eps_three / math.sqrt(c)))))
-    steps.append(("+ tests near boundaries only (t = 1.4)", "a Bloom filter per class, eps / sqrt(C) each (pybloom-live)",
-                  f"{eps / math.sqrt(counts[-1]):.3g}",
-                  per_class(lambda keys, c: bloom_bits(elements_of(keys), eps / math.sqrt(c)))))
-    steps.append(("+ Golomb-Rice instead of Bloom", "a coded set per class in its own hash range, eps / sqrt(C) each "
-                  "(matcher.filters, real hashes)", f"{eps / math.sqrt(counts[-1]):.3g}",
-                  per_class(lambda keys, c: rice_bits(keys, eps / math.sqrt(c)))))
-    steps.append(("+ sections in one hash range (format 2)", "the publisher's batches: one section for this mix",
-                  f"{day.error_rate:.3g}", day.body_bytes * 8))
+                  f"{format_1[counts[-1]]:.3g}",
+                  sum(bloom_bits(elements_of(keys), format_1[len(hour)]) for hour in classes for keys in hour.values())))
+    steps.append(("+ coherent alarm rule (t = 3)", "a Bloom filter per class, eps_t3 x sqrt(n_c / N) each (pybloom-live)",
+                  f"{eps_three:.3g} x sqrt(n_c / N)",
+                  per_class(lambda keys, share: bloom_bits(elements_of(keys), eps_three * math.sqrt(share)))))
+    steps.append(("+ tests near boundaries only (t = 1.4)", "a Bloom filter per class, eps x sqrt(n_c / N) each (pybloom-live)",
+                  f"{eps:.3g} x sqrt(n_c / N)",
+                  per_class(lambda keys, share: bloom_bits(elements_of(keys), eps * math.sqrt(share)))))
+    steps.append(("+ Golomb-Rice instead of Bloom", "a coded set per class, eps x sqrt(n_c / N) each "
+                  "(matcher.filters, real hashes)", f"{eps:.3g} x sqrt(n_c / N)",
+                  per_class(lambda keys, share: rice_bits(keys, eps * math.sqrt(share)))))
+    steps.append(("+ classes merged where the score does not differ (format 2)",
+                  "the publisher's batches: one section for this mix", f"{day.error_rate:.3g}", day.body_bytes * 8))
 
     rows, previous = [], None
     for lever, structure, rate, bits in steps:
@@ -257,12 +257,11 @@ def lever_rows(day: Day) -> tuple[list[dict], str]:
         f"(eps_1(C) = {format_1_error_rate(counts[-1]):.4g} for C = {counts[-1]}, "
         f"{format_1_error_rate(84):.4g} for its worst case of 84 filters, {format_1_error_rate(1):.4g} for one "
         f"filter), the coherent rule with t = 3 (eps_t3 = {eps_three:.4g}, fprate.sizing(skew_seconds=600)) and "
-        f"the default sizing (eps = {eps:.4g}). Per-class structures under the coherent rule get eps / sqrt(C) "
-        "each, so that a test pair's chance of a false pair of one class stays eps^2. Golomb-Rice comes before "
-        "sections so that each row changes one thing, and the sections step is measured as the coded sets it "
-        "replaces (the same step between Bloom filters, one at eps instead of C at eps / sqrt(C), would save "
-        f"1.44 x log2(sqrt(C)) = {0.5 * math.log2(counts[-1]) / math.log(2):.2f} bits an element for C = "
-        f"{counts[-1]}: computed, not measured). Bytes per case count elements only; the signed headers add "
+        f"the default sizing (eps = {eps:.4g}). Per-class structures under the coherent rule share the hour's "
+        "budget as format 2's sections do (eps_c = eps x sqrt(n_c / N), fprate.section_error_rate), so that a "
+        "test pair's chance of a false pair of one class stays eps^2. Golomb-Rice comes before the merge so that "
+        "each row changes one thing, and the merge is measured as the coded sets it replaces (between Bloom "
+        "filters it would save 1.44 x 0.5 x H(n_c / N) bits an element: computed, not measured). Bytes per case count elements only; the signed headers add "
         f"{day.header_bytes / day.cases:.1f} bytes a case at this volume. Format 1 as main measured it: "
         f"{FORMAT_1_MEASURED}. Not in the table: skipping observations of weight 0 saves lookups on the phone, "
         "not bytes."
@@ -344,8 +343,8 @@ def run(quick: bool) -> list[Section]:
         "(matcher.publisher.Publisher over an SQLite store, default configuration, "
         f"{RETENTION_DAYS}-day retention, hourly publishing), one section a batch; every batch is then read back "
         "from the store and verified as a phone verifies it. Bits per element are all-in (signed headers and bodies "
-        "over published elements); log2(1/eps) is that of the day's batches, from their headers (count / "
-        f"hash_range, the largest of the day). Signed headers are {headline.header_bytes / HOURS:.0f} bytes a "
+        "over published elements); log2(1/eps) is that of the day's batches, from their headers (the square "
+        f"root of the sum of their sections' (count / hash_range)^2, the largest of the day). Signed headers are {headline.header_bytes / HOURS:.0f} bytes a "
         "batch. A phone downloads every batch, so its daily bytes are all of them (plus a few bytes of gRPC "
         "framing, left out). GAEN: export.bin + export.sig, built by clients/ha/gaen_export.build_export from the "
         "same keys with report type and days since onset, one file an hour, zipped as phones download it and "

@@ -37,15 +37,12 @@ from .filters import (
     hash_range_for,
     tags_from_encrypted,
 )
-from .intervals import INTERVAL_SECONDS
+from .fprate import section_error_rate
+from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS
 from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType
 from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
 
 FORMAT_VERSION = 2
-# Matching tests an observation at every interval within this many seconds of the time it was made: the clock
-# skew allowed between two phones (docs/spec.md, "Matching"). Most observations are tested at their own interval
-# only; fprate sizes the batches for the resulting 1 + 2 x 120 / 600 = 1.4 tests an observation.
-CLOCK_SKEW_SECONDS = 120
 PUBLISHED_INFECTIOUSNESS = (Infectiousness.STANDARD, Infectiousness.HIGH)
 
 # The batch file (`matcher inspect FILE`): magic, uint32_le length of the SignedBatchHeader, its bytes, the body.
@@ -174,27 +171,11 @@ def key_hashes(keys: Sequence[DiagnosisKey], salt: bytes, hash_range: int) -> np
     return hashes
 
 
-def build_batch(
-    keys: Sequence[DiagnosisKey],
-    *,
-    sequence: int,
-    published_at: int,
-    region: str,
-    config: config_pb2.ExposureConfig,
-    signing_key: SigningKey,
-    error_rate: float,
-    salt: bytes | None = None,
-) -> BuiltBatch:
-    """The batch of these keys: one coded set per section with keys, all in one hash range sized so that a
-    lookup is a false positive with probability at most ``error_rate``.
-
-    A key's elements are ``(RPI_i, i)`` for every interval ``i`` of its validity; keys that are not published
-    (report type, infectiousness NONE) and repeats of a key already included contribute nothing. With no element
-    at all, the header has no sections and the body is empty. The header still has to be signed (sign_header).
-    """
-    salt = os.urandom(SALT_BYTES) if salt is None else salt
-    if len(salt) != SALT_BYTES:
-        raise ValueError(f"a batch salt is {SALT_BYTES} bytes, got {len(salt)}")
+def publishable_sections(
+    keys: Sequence[DiagnosisKey], config: config_pb2.ExposureConfig
+) -> dict[SectionClass, list[DiagnosisKey]]:
+    """The keys each section publishes, in their order: keys that are not published (report type, infectiousness
+    NONE) are left out, and a key given twice (same key data and rolling start) counts once."""
     by_section: dict[SectionClass, list[DiagnosisKey]] = {}
     seen: set[bytes] = set()
     classes = section_classes(config)
@@ -205,7 +186,39 @@ def build_batch(
             continue
         seen.add(fingerprint)
         by_section.setdefault(section, []).append(key)
+    return by_section
 
+
+def elements_of(keys: Sequence[DiagnosisKey]) -> int:
+    """The elements these keys publish: one per interval of each key's validity."""
+    return sum(key.rolling_period for key in keys)
+
+
+def build_batch(
+    keys: Sequence[DiagnosisKey],
+    *,
+    sequence: int,
+    published_at: int,
+    region: str,
+    config: config_pb2.ExposureConfig,
+    signing_key: SigningKey,
+    error_rate: float,
+    run_elements: int | None = None,
+    salt: bytes | None = None,
+) -> BuiltBatch:
+    """The batch of these keys: one coded set per section with keys, each in its own hash range.
+
+    ``error_rate`` is the publishing run's eps and ``run_elements`` the elements of every section the run cuts
+    (this batch's own when it is the run's only batch): a section of n elements gets
+    ``section_error_rate(error_rate, n, run_elements)`` and the hash range ``n x ceil(1 / that)``. A key's
+    elements are ``(RPI_i, i)`` for every interval ``i`` of its validity (publishable_sections says which keys
+    count). With no element at all, the header has no sections and the body is empty. The header still has to
+    be signed (sign_header).
+    """
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    if len(salt) != SALT_BYTES:
+        raise ValueError(f"a batch salt is {SALT_BYTES} bytes, got {len(salt)}")
+    by_section = publishable_sections(keys, config)
     header = batch_pb2.BatchHeader(
         sequence=sequence,
         published_at=published_at,
@@ -216,15 +229,17 @@ def build_batch(
         format_version=FORMAT_VERSION,
     )
     published = [key for section_keys in by_section.values() for key in section_keys]
-    elements = sum(key.rolling_period for key in published)
-    parts: list[bytes] = []
+    elements = elements_of(published)
     if published:
         header.first_interval = min(key.rolling_start for key in published)
         header.last_interval = max(key.end_interval for key in published) - 1
-        header.hash_range = hash_range_for(elements, error_rate)
+    parts: list[bytes] = []
     offset = 0
     for section in sorted(by_section):
-        encoded = encode_set(key_hashes(by_section[section], salt, header.hash_range))
+        section_keys = by_section[section]
+        rate = section_error_rate(error_rate, elements_of(section_keys), run_elements or elements)
+        hash_range = hash_range_for(elements_of(section_keys), rate)
+        encoded = encode_set(key_hashes(section_keys, salt, hash_range))
         header.sections.append(
             batch_pb2.Section(
                 report_types=section.report_types,
@@ -234,6 +249,7 @@ def build_batch(
                 count=encoded.count,
                 rice_parameter=encoded.rice_parameter,
                 quotient_bytes=encoded.quotient_bytes,
+                hash_range=hash_range,
             )
         )
         parts.append(encoded.data)
@@ -242,6 +258,12 @@ def build_batch(
     header.body_size = len(body)
     header.body_sha256 = hashlib.sha256(body).digest()
     return BuiltBatch(header=header, body=body, keys_published=len(published), elements=elements)
+
+
+def budget_error_rate(header: batch_pb2.BatchHeader) -> float:
+    """``sqrt(sum(eps_s^2))`` over a batch's sections (``eps_s = count / hash_range``): its part of the alarm
+    rule's budget (docs/spec.md, "False positives"); the run's eps for a run of one batch. 0 without sections."""
+    return math.sqrt(sum((info.count / info.hash_range) ** 2 for info in header.sections))
 
 
 def sign_header(header: batch_pb2.BatchHeader, signing_key: SigningKey) -> batch_pb2.SignedBatchHeader:
@@ -291,8 +313,6 @@ def _header_problem(header: batch_pb2.BatchHeader) -> str | None:
         return f"its salt is {len(header.salt)} bytes, not {SALT_BYTES}"
     if header.sections and header.first_interval > header.last_interval:
         return "its interval range is empty"
-    if bool(header.sections) != bool(header.hash_range):
-        return "a hash range without sections, or sections without a hash range"
     if len(header.body_sha256) != hashlib.sha256().digest_size:
         return "its body digest is not a SHA-256"
     return None
@@ -320,7 +340,7 @@ def _body_problem(header: batch_pb2.BatchHeader, body: bytes, out: list[LoadedSe
         if problem is None:
             try:
                 values = decode_set(body[info.offset : info.offset + info.length], info.count, info.rice_parameter,
-                                    info.quotient_bytes, header.hash_range)
+                                    info.quotient_bytes, info.hash_range)
             except ValueError as exc:
                 problem = str(exc)
         if problem:
@@ -425,9 +445,9 @@ def match(
         intervals.append(first[more] + k)
         blocks.append(encrypted[more])
     rows, intervals = np.concatenate(rows), np.concatenate(intervals)
-    hashes = element_hashes(tags_from_encrypted(np.concatenate(blocks), intervals, header.salt), header.hash_range)
+    tags = tags_from_encrypted(np.concatenate(blocks), intervals, header.salt)
     for index, section in enumerate(sections):
-        hit = np.flatnonzero(contains(section.values, hashes))
+        hit = np.flatnonzero(contains(section.values, element_hashes(tags, section.info.hash_range)))
         observation = tested[rows[hit]]
         new = found.section[observation] == -1
         # within one section, np.flatnonzero keeps interval order, so the first hit of an observation wins
@@ -486,6 +506,7 @@ def describe(signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedK
             return report
     body_error = _header_problem(header) or _body_problem(header, body)
     count = sum(info.count for info in header.sections)
+    rate = budget_error_rate(header)
     report["header"] = {
         "sequence": header.sequence,
         "format_version": header.format_version,
@@ -495,9 +516,8 @@ def describe(signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedK
         "last_interval": header.last_interval,
         "salt": header.salt.hex(),
         "region": header.region,
-        "hash_range": header.hash_range,
-        "error_rate": count / header.hash_range if header.hash_range else None,
-        "log2_inv_eps": round(math.log2(header.hash_range / count), 3) if count else None,
+        "error_rate": rate or None,
+        "log2_inv_eps": round(math.log2(1 / rate), 3) if rate else None,
         "body_size": header.body_size,
         "body_sha256": header.body_sha256.hex(),
         "bits_per_element": round((len(signed.SerializeToString()) + header.body_size) * 8 / count, 3) if count else None,
@@ -517,6 +537,8 @@ def _describe_section(info: batch_pb2.Section) -> dict[str, Any]:
         "offset": info.offset,
         "length": info.length,
         "count": info.count,
+        "hash_range": info.hash_range,
+        "error_rate": info.count / info.hash_range if info.hash_range else None,
         "rice_parameter": info.rice_parameter,
         "quotient_bytes": info.quotient_bytes,
         "bits_per_element": round(info.length * 8 / info.count, 3) if info.count else None,

@@ -133,12 +133,12 @@ def _print_inspection(name: str, report: dict) -> None:
               f"published {header['published_at_utc']}, intervals {header['first_interval']}..{header['last_interval']}, "
               f"{header['body_size']} bytes")
         if header["sections"]:
-            print(f"  hash range {header['hash_range']:,}: a lookup is a false positive with probability "
-                  f"{header['error_rate']:.3g} (log2(1/eps) = {header['log2_inv_eps']}), "
+            print(f"  false-positive budget eps = {header['error_rate']:.3g} (log2(1/eps) = {header['log2_inv_eps']}), "
                   f"{header['bits_per_element']} bits an element with the signed header")
         for s in header["sections"]:
-            print(f"  {' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}: {s['count']:,} elements, "
-                  f"Rice parameter {s['rice_parameter']}, {s['length']:,} bytes ({s['bits_per_element']} bits an element)")
+            print(f"  {' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}: {s['count']:,} elements "
+                  f"in a hash range of {s['hash_range']:,} (eps {s['error_rate']:.3g}), Rice parameter "
+                  f"{s['rice_parameter']}, {s['length']:,} bytes ({s['bits_per_element']} bits an element)")
     print(f"signature: {'ok' if report['signature_ok'] else report['signature_error']} (key {report['key_id']})")
     print(f"body: {'ok' if report['body_ok'] else report['body_error']}")
     print("verdict: " + ("valid" if report["ok"] else "REFUSED: do not use this batch"))

@@ -14,13 +14,18 @@ the real matching and scoring code and finds the false alarms this module predic
   a uniformly random time is tested at ``t = 1 + 2 x skew / 600`` intervals on average (its own, and a neighbour
   only when the observation lies within the clock skew of that neighbour).
 - Test pairs of a day: ``Pi = (W - 1) x O x (O - 1) x t^2 / 144`` for O observations spread over the day's 144
-  intervals. Each pair is tested against the B batches of the retention window; false positives of one batch are
-  independent across tags (a fresh salt per batch), so a pair is a coherent false pair of batch b with probability
-  at most ``eps_b^2``.
-- Expected coherent false pairs a day: ``mu = Pi x B x eps^2``, and ``P(false alarm on a day) <= mu``. Require
-  ``365 x mu <= target`` and solve: ``eps = sqrt(target / (365 x Pi x B))``.
-- A publishing run that cuts R batches (one per region) gives each ``eps / sqrt(R)``: the period then adds
-  ``R x (eps / sqrt(R))^2 = eps^2`` to every pair's sum, its share of the budget.
+  intervals. Each pair is tested against every section of every batch of the retention window; false positives
+  are independent across tags (a fresh salt per batch), so a pair is a coherent false pair of section s with
+  probability at most ``eps_s^2``.
+- Expected coherent false pairs a day: ``mu = Pi x sum(eps_s^2)`` over the sections of the retention window's B
+  publishing periods. Give each period the same share: ``sum(eps_s^2) = eps^2`` over its sections, so
+  ``mu = Pi x B x eps^2``, and ``P(false alarm on a day) <= mu``. Require ``365 x mu <= target`` and solve:
+  ``eps = sqrt(target / (365 x Pi x B))``.
+- A publishing run (one period) divides its ``eps^2`` among the sections it cuts, over all its batches (one per
+  region), in proportion to their elements: ``eps_s = eps x sqrt(n_s / N)`` for n_s of the run's N elements.
+  That is the division that costs the fewest bits (minimise ``sum(n_s x log2(1 / eps_s))`` under
+  ``sum(eps_s^2) = eps^2``): a run of one section spends ``log2(1/eps)`` bits an element, and sections cost half
+  the entropy of their shares on top (``section_error_rate``).
 """
 
 from __future__ import annotations
@@ -28,9 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .batches import CLOCK_SKEW_SECONDS
 from .exposure_config import COHERENCE_INTERVALS
-from .intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, SECONDS_PER_DAY
+from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS, INTERVALS_PER_DAY, SECONDS_PER_DAY
 from .model import DEFAULT_RETENTION_DAYS
 
 FALSE_ALARMS_PER_PHONE_YEAR = 1e-4  # 1 false alarm per 10,000 phones per year
@@ -98,15 +102,14 @@ class Sizing:
     mean_tested_intervals: float  # t
     coherent_test_pairs_per_day: float  # Pi
     batches_retained: int  # B
-    batches_per_period: int  # R
     false_alarms_per_day: float  # the target per phone-day: 1e-4 / 365
     error_rate: float  # eps, per lookup, for each of the period's R batches
 
     @property
     def lookups_per_observation(self) -> float:
-        """L = t x B x R: every test of an observation is one lookup in every batch (phones skip batches whose
-        interval range cannot hold it, so this is an upper bound)."""
-        return self.mean_tested_intervals * self.batches_retained * self.batches_per_period
+        """L = t x B: every test of an observation is one lookup in the batch of every period, searched in each of
+        its sections (phones skip batches whose interval range cannot hold it, so this is an upper bound)."""
+        return self.mean_tested_intervals * self.batches_retained
 
     @property
     def log2_inv_eps(self) -> float:
@@ -126,13 +129,10 @@ def sizing(
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
-    batches_per_period: int = 1,
     skew_seconds: int = CLOCK_SKEW_SECONDS,
     coherence_intervals: int = COHERENCE_INTERVALS,
     observations_per_day: int = OBSERVATIONS_PER_DAY,
 ) -> Sizing:
-    if batches_per_period < 1:
-        raise ValueError(f"a publishing run cuts at least one batch, got {batches_per_period}")
     mean_tested = mean_tested_intervals(skew_seconds)
     pairs = coherent_test_pairs_per_day(observations_per_day, coherence_intervals, mean_tested)
     retained = batches_retained(retention_days, publish_interval_seconds)
@@ -143,9 +143,8 @@ def sizing(
         mean_tested_intervals=mean_tested,
         coherent_test_pairs_per_day=pairs,
         batches_retained=retained,
-        batches_per_period=batches_per_period,
         false_alarms_per_day=per_day,
-        error_rate=math.sqrt(per_day / (pairs * retained * batches_per_period)),
+        error_rate=math.sqrt(per_day / (pairs * retained)),
     )
 
 
@@ -153,14 +152,18 @@ def error_rate_for(
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
-    batches_per_period: int = 1,
 ) -> float:
-    """The per-lookup false-positive rate of each batch of a publishing run that cuts ``batches_per_period``."""
-    return sizing(
-        retention_days=retention_days,
-        publish_interval_seconds=publish_interval_seconds,
-        batches_per_period=batches_per_period,
-    ).error_rate
+    """eps: the per-lookup false-positive rate of a publishing run that cuts one section (section_error_rate
+    divides it among several)."""
+    return sizing(retention_days=retention_days, publish_interval_seconds=publish_interval_seconds).error_rate
+
+
+def section_error_rate(run_error_rate: float, section_elements: int, run_elements: int) -> float:
+    """A section's share of its run's budget: ``eps_s = eps x sqrt(n_s / N)``, so that the squared rates of the
+    run's sections add up to ``eps^2`` (the module docstring says why this division, and no other)."""
+    if not 0 < section_elements <= run_elements:
+        raise ValueError(f"a section of {section_elements} elements in a run of {run_elements}")
+    return run_error_rate * math.sqrt(section_elements / run_elements)
 
 
 def expected_false_alarms_per_day(

@@ -13,6 +13,10 @@ import numpy as np
 INTERVAL_SECONDS = 600
 INTERVALS_PER_DAY = 144
 SECONDS_PER_DAY = INTERVAL_SECONDS * INTERVALS_PER_DAY
+# Matching tests an observation at every interval within this many seconds of the time it was heard: the clock
+# skew allowed between two phones (docs/spec.md, "Matching"). Most observations are tested at their own interval
+# only; the false-positive sizing (matcher/fprate.py) counts 1 + 2 x 120 / 600 = 1.4 tests an observation.
+CLOCK_SKEW_SECONDS = 120
 
 
 def interval_number(unix_seconds: int | float) -> int:

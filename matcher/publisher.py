@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
-from .batches import build_batch, section_of, sign_header
+from .batches import budget_error_rate, build_batch, elements_of, publishable_sections, sign_header
 from .exposure_config import config_in_force
 from .fprate import error_rate_for
 from .metrics import REGISTRY
@@ -42,7 +42,7 @@ class Published:
     keys_published: int
     elements: int
     sections: int
-    error_rate: float
+    error_rate: float  # its part of the period's false-positive budget (batches.budget_error_rate)
     body_bytes: int
     build_seconds: float
 
@@ -89,21 +89,18 @@ class Publisher:
             by_region: dict[str, list[PendingKey]] = defaultdict(list)
             for item in pending:
                 by_region[item.region].append(item)
-            error_rate = self._error_rate(config, by_region)
+            # The period's share of the false-alarm budget, divided among every section the run cuts in proportion
+            # to its elements (docs/spec.md, "False positives").
+            error_rate = error_rate_for(retention_days=self.retention_days, publish_interval_seconds=self.publish_interval)
+            run_elements = sum(
+                elements_of(keys)
+                for items in by_region.values()
+                for keys in publishable_sections([item.key for item in items], config).values()
+            )
             for region, items in sorted(by_region.items()):
-                published.append(self._cut(items, region, now, fence, config, error_rate))
+                published.append(self._cut(items, region, now, fence, config, error_rate, run_elements))
             if len(pending) < self.max_keys_per_batch:
                 return published
-
-    def _error_rate(self, config: config_pb2.ExposureConfig, by_region: dict[str, list[PendingKey]]) -> float:
-        """The false-positive rate for this run's batches: the period's share of the false-alarm budget, divided
-        among the batches the run cuts (docs/spec.md, "False positives")."""
-        batches = sum(any(section_of(item.key, config) for item in items) for items in by_region.values())
-        return error_rate_for(
-            retention_days=self.retention_days,
-            publish_interval_seconds=self.publish_interval,
-            batches_per_period=max(1, batches),
-        )
 
     def _cut(
         self,
@@ -113,6 +110,7 @@ class Publisher:
         fence: int,
         config: config_pb2.ExposureConfig,
         error_rate: float,
+        run_elements: int,
     ) -> Published:
         began = time.perf_counter()
         sequence = self.store.last_sequence() + 1
@@ -124,6 +122,7 @@ class Publisher:
             config=config,
             signing_key=self.signing_key,
             error_rate=error_rate,
+            run_elements=run_elements or None,
         )
         signed = sign_header(built.header, self.signing_key)
         self.store.commit_batch(
@@ -144,7 +143,7 @@ class Publisher:
             keys_published=built.keys_published,
             elements=built.elements,
             sections=len(built.header.sections),
-            error_rate=error_rate,
+            error_rate=budget_error_rate(built.header),
             body_bytes=len(built.body),
             build_seconds=round(time.perf_counter() - began, 3),
         )

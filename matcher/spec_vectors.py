@@ -32,9 +32,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import crypto, fprate
-from .batches import BATCH_FILE_MAGIC, CLOCK_SKEW_SECONDS, build_batch, match, open_batch, section_of, sign_header
+from .batches import BATCH_FILE_MAGIC, build_batch, match, open_batch, section_of, sign_header
 from .exposure_config import default_config
 from .filters import MAX_HASH_RANGE, element_hashes, element_tags, encode_set
+from .intervals import CLOCK_SKEW_SECONDS
 from .model import DiagnosisKey, Infectiousness, ReportType
 from .signing import SigningKey, TrustedKeys, public_pem
 
@@ -177,11 +178,11 @@ def batches() -> list[dict[str, Any]]:
             "keys": [{"tek": k.key_data.hex(), "rolling_start": k.rolling_start, "rolling_period": k.rolling_period,
                       "report_type": ReportType(k.report_type).name, "days_since_onset": k.days_since_onset}
                      for k in keys],
-            "hash_range": header.hash_range,
             "sections": [{"report_types": [ReportType(r).name for r in info.report_types],
                           "infectiousness": [Infectiousness(i).name for i in info.infectiousness],
                           "offset": info.offset, "length": info.length, "count": info.count,
-                          "rice_parameter": info.rice_parameter, "quotient_bytes": info.quotient_bytes}
+                          "hash_range": info.hash_range, "rice_parameter": info.rice_parameter,
+                          "quotient_bytes": info.quotient_bytes}
                          for info in header.sections],
             "body_sha256": header.body_sha256.hex(),
             "body_hex": built.body.hex(),
@@ -209,7 +210,8 @@ def signed_batch_files() -> list[dict[str, Any]]:
     public = public_pem(signing_key.private_key.public_key()).decode()
     header = {"sequence": 7, "published_at": PUBLISHED_AT, "first_interval": built.header.first_interval,
               "last_interval": built.header.last_interval, "region": "VN", "salt": built.header.salt.hex(),
-              "format_version": built.header.format_version, "hash_range": built.header.hash_range}
+              "format_version": built.header.format_version,
+              "hash_ranges": [info.hash_range for info in built.header.sections]}
     return [
         {"description": description, "public_key_pem": public, "key_id": signing_key.key_id,
          "batch_file_hex": data.hex(), "valid": valid, **({"header": header} if valid else {})}

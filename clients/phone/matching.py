@@ -14,9 +14,9 @@ import hashlib
 import numpy as np
 
 from exposure.v1 import batch_pb2, config_pb2
-from matcher.batches import CLOCK_SKEW_SECONDS, eligible, match, open_body
+from matcher.batches import eligible, match, open_body
 from matcher.exposure_config import attenuation_weights
-from matcher.intervals import interval_start
+from matcher.intervals import CLOCK_SKEW_SECONDS, interval_start
 
 from .store import PhoneStore, Sightings
 

@@ -83,10 +83,10 @@ def batches_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np
     for batch in batches:
         if not batch.sections:
             continue
-        hashes = element_hashes(element_tags(rpis, intervals, batch.header.salt), batch.header.hash_range)
-        member = np.zeros(len(hashes), dtype=bool)
+        tags = element_tags(rpis, intervals, batch.header.salt)
+        member = np.zeros(len(tags), dtype=bool)
         for section in batch.sections:
-            member |= contains(section.values, hashes)
+            member |= contains(section.values, element_hashes(tags, section.info.hash_range))
         counts += member.reshape(-1, 2).all(axis=1)
     return counts
 

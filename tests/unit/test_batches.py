@@ -13,6 +13,7 @@ from matcher import batches, crypto
 from matcher.batches import BatchRejected, build_batch, match, open_body, open_header, sign_header
 from matcher.exposure_config import default_config
 from matcher.filters import decode_set
+from matcher.intervals import CLOCK_SKEW_SECONDS
 from matcher.model import DiagnosisKey, Infectiousness, ReportType
 from matcher.signing import TrustedKeys, generate_signing_key
 
@@ -90,28 +91,38 @@ def test_the_header_describes_the_body_and_names_its_signing_key():
     assert (header.first_interval, header.last_interval) == (DAY - 144, DAY + 2 * 144 - 1)
     assert header.salt == bytes(range(16)) and header.body_size == len(built.body)
     assert header.body_sha256 == hashlib.sha256(built.body).digest()
-    assert header.hash_range == 757 * math.ceil(1 / ERROR_RATE)
     assert (header.signing_key_id, header.signing_key_version) == (SIGNING_KEY.key_id, SIGNING_KEY.version)
     offset = 0
     for info in header.sections:
         data = built.body[info.offset : info.offset + info.length]
         assert info.offset == offset
-        assert len(decode_set(data, info.count, info.rice_parameter, info.quotient_bytes, header.hash_range)) == info.count
+        assert len(decode_set(data, info.count, info.rice_parameter, info.quotient_bytes, info.hash_range)) == info.count
         offset += info.length
     assert offset == len(built.body)
 
 
+def test_each_section_gets_its_share_of_the_runs_budget_in_proportion_to_its_elements():
+    built = cut(MIXED)  # sections of 720 and 37 elements: squared rates add up to the run's
+    rates = [info.count / info.hash_range for info in built.header.sections]
+    for info, rate in zip(built.header.sections, rates):
+        assert info.hash_range == info.count * math.ceil(1 / (ERROR_RATE * math.sqrt(info.count / 757)))
+    assert math.sqrt(sum(r**2 for r in rates)) == pytest.approx(ERROR_RATE, rel=1e-6)
+    assert batches.budget_error_rate(built.header) == pytest.approx(ERROR_RATE, rel=1e-6)
+    # a batch that is a tenth of its run gets a tenth of the run's squared budget
+    tenth = cut([key(1)], run_elements=1440).header
+    assert batches.budget_error_rate(tenth) == pytest.approx(ERROR_RATE * math.sqrt(0.1), rel=1e-6)
+
+
 def test_more_keys_widen_the_hash_range_so_a_lookups_false_positive_rate_stays_put():
     for keys in ([key(1)], [key(n) for n in range(40)]):
-        header = cut(keys).header
-        assert header.hash_range == len(keys) * 144 * math.ceil(1 / ERROR_RATE)
-        assert sum(s.count for s in header.sections) / header.hash_range <= ERROR_RATE
+        [section] = cut(keys).header.sections
+        assert section.hash_range == len(keys) * 144 * math.ceil(1 / ERROR_RATE)
+        assert section.count / section.hash_range <= ERROR_RATE
 
 
 def test_a_batch_without_publishable_keys_has_no_sections_and_an_empty_body():
     built = cut([key(5, days_since_onset=-10), key(6, report_type=ReportType.REVOKED)])
     assert (list(built.header.sections), built.body, built.keys_published, built.elements) == ([], b"", 0, 0)
-    assert built.header.hash_range == 0
     header, sections = opened(built)
     assert sections == [] and (match(header, sections, *observations(key(5))).section == -1).all()
 
@@ -170,7 +181,7 @@ def test_an_identifier_heard_within_the_clock_skew_of_its_interval_matches_there
     header, sections = opened(cut([k]))
     rpis, _ = observations(k)
     starts = np.arange(k.rolling_start, k.end_interval) * 600
-    skew = batches.CLOCK_SKEW_SECONDS
+    skew = CLOCK_SKEW_SECONDS
     for heard in (starts + 600, starts + 600 + skew - 1, starts - skew, starts - 1):  # the neighbours' edges
         found = match(header, sections, rpis, heard)
         assert (found.section == 0).all() and (found.interval == starts // 600).all()
@@ -181,7 +192,7 @@ def test_a_replayed_identifier_beyond_the_clock_skew_matches_nothing():
     header, sections = opened(cut([k]))
     rpis, _ = observations(k)
     starts = np.arange(k.rolling_start, k.end_interval) * 600
-    skew = batches.CLOCK_SKEW_SECONDS
+    skew = CLOCK_SKEW_SECONDS
     for heard in (starts + 600 + skew, starts - skew - 1, starts + 900, starts - 300, starts + 2 * 600, starts + 86400):
         assert (match(header, sections, rpis, heard).section == -1).all()
 
@@ -205,7 +216,7 @@ def test_observations_made_at_or_after_publication_are_not_tested():
 def test_only_observations_whose_tested_intervals_reach_the_covered_range_are_tested():
     header = batch_pb2.BatchHeader(first_interval=100, last_interval=200, published_at=10**9,
                                    sections=[batch_pb2.Section()])
-    skew = batches.CLOCK_SKEW_SECONDS
+    skew = CLOCK_SKEW_SECONDS
     seen = np.array([100 * 600 - skew - 1, 100 * 600 - skew, 201 * 600 + skew - 1, 201 * 600 + skew, 150 * 600])
     assert batches.eligible(header, seen).tolist() == [False, True, True, False, True]
     header.published_at = 150 * 600
@@ -315,23 +326,16 @@ def test_a_batch_of_another_publication_format_is_refused():
             signed_with(header)
 
 
-def test_a_header_whose_hash_range_and_sections_disagree_is_refused():
-    with pytest.raises(BatchRejected, match="hash range"):
-        signed_with(edited(cut([key(1)]), lambda h: h.ClearField("hash_range")))
-    empty = cut([key(6, report_type=ReportType.REVOKED)])
-    with pytest.raises(BatchRejected, match="hash range"):
-        signed_with(edited(empty, lambda h: setattr(h, "hash_range", 5)))
-
-
 def test_a_section_whose_coding_disagrees_with_its_bytes_is_refused():
     built = cut([key(1)])
     for field, delta in (("count", 1), ("count", -1), ("rice_parameter", 1), ("quotient_bytes", 1)):
         header = edited(built, lambda h: setattr(h.sections[0], field, getattr(h.sections[0], field) + delta))
         with pytest.raises(BatchRejected, match="section 0"):
             open_body(signed_with(header), built.body)
-    smaller = edited(built, lambda h: setattr(h, "hash_range", h.hash_range // 1000))
-    with pytest.raises(BatchRejected, match="hash range"):
-        open_body(signed_with(smaller), built.body)
+    for hash_range in (built.header.sections[0].hash_range // 1000, 0, 2**56 + 1):
+        other = edited(built, lambda h: setattr(h.sections[0], "hash_range", hash_range))
+        with pytest.raises(BatchRejected, match="hash range"):
+            open_body(signed_with(other), built.body)
 
 
 def test_a_body_whose_sections_are_not_laid_out_in_header_order_is_refused():
@@ -399,6 +403,7 @@ def test_describe_reports_the_header_the_sections_and_both_checks():
     assert header["published_at_utc"] == "2020-04-05T00:00:00+00:00"
     assert header["error_rate"] == pytest.approx(ERROR_RATE, rel=1e-6)
     assert header["log2_inv_eps"] == pytest.approx(math.log2(1 / ERROR_RATE), abs=1e-3)
+    assert header["sections"][1]["error_rate"] == pytest.approx(ERROR_RATE * math.sqrt(37 / 757), rel=1e-6)
     summary = [(s["report_types"], s["infectiousness"], s["count"]) for s in header["sections"]]
     assert summary == [
         (["CONFIRMED_TEST", "CONFIRMED_CLINICAL_DIAGNOSIS"], ["STANDARD", "HIGH"], 720),

@@ -20,7 +20,7 @@ from clients.phone.scoring import score
 from clients.phone.store import PhoneStore
 from exposure.v1 import batch_pb2
 from matcher import fprate
-from matcher.batches import build_batch, sign_header
+from matcher.batches import budget_error_rate, build_batch, sign_header
 from matcher.exposure_config import default_config
 from matcher.model import DiagnosisKey, ReportType
 from matcher.signing import generate_signing_key
@@ -62,9 +62,8 @@ def test_simulated_phone_days_have_the_false_alarms_the_derivation_predicts():
     phone = PhoneStore(":memory:")
     for sequence, (signed, at, body) in enumerate(cut_batches(error_rate, published_at), 1):
         phone.keep_batch(sequence, signed, at, body)
-    rate = [sum(s.count for s in h.sections) / h.hash_range for h in (
-        batch_pb2.BatchHeader.FromString(batch_pb2.SignedBatchHeader.FromString(k.signed_header).header)
-        for k in phone.batches())]
+    rate = [budget_error_rate(batch_pb2.BatchHeader.FromString(batch_pb2.SignedBatchHeader.FromString(k.signed_header).header))
+            for k in phone.batches()]
     times = (FIRST_DAY + np.repeat(np.arange(DAYS), OBSERVATIONS)) * 86400 + rng.integers(0, 86400, DAYS * OBSERVATIONS)
     rpis = rng.integers(0, 256, (len(times), 16), dtype=np.uint8)
     phone.add_sightings(zip((r.tobytes() for r in rpis), (times // 600).tolist(), times.tolist(),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from matcher import fprate
-from matcher.batches import CLOCK_SKEW_SECONDS
+from matcher.intervals import CLOCK_SKEW_SECONDS
 from matcher.exposure_config import COHERENCE_INTERVALS
 
 SPEC = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text()
@@ -34,16 +34,27 @@ def test_more_batches_or_more_observations_mean_a_smaller_rate_by_their_square_r
     base = fprate.error_rate_for()
     assert fprate.error_rate_for(retention_days=28) == pytest.approx(base / math.sqrt(2), rel=1e-9)
     assert fprate.error_rate_for(publish_interval_seconds=7200) == pytest.approx(base * math.sqrt(2), rel=1e-9)
-    assert fprate.error_rate_for(batches_per_period=4) == pytest.approx(base / 2, rel=1e-9)
     ten_thousand = fprate.sizing(observations_per_day=10_000).error_rate
     assert ten_thousand == pytest.approx(base * math.sqrt(5000 * 4999 / (10_000 * 9_999)), rel=1e-9)
 
 
-def test_a_run_of_several_batches_keeps_the_periods_share_of_the_budget():
-    one = fprate.error_rate_for()
-    for batches in (2, 3, 7):
-        each = fprate.error_rate_for(batches_per_period=batches)
-        assert batches * each**2 == pytest.approx(one**2, rel=1e-9)
+@pytest.mark.parametrize("shares", [[1], [1, 1], [5, 3, 2], [997, 2, 1]])
+def test_the_sections_of_a_run_share_its_squared_budget_in_proportion_to_their_elements(shares):
+    run = fprate.error_rate_for()
+    rates = [fprate.section_error_rate(run, n, sum(shares)) for n in shares]
+    assert sum(rate**2 for rate in rates) == pytest.approx(run**2, rel=1e-12)
+
+
+def test_that_division_costs_fewer_bits_than_any_other_of_the_same_budget():
+    # minimise sum(n_s log2(1 / eps_s)) under sum(eps_s^2) = eps^2: the proportional split beats equal shares
+    run, shares = fprate.error_rate_for(), [9, 1]
+    def bits(rates):
+        return sum(n * math.log2(1 / r) for n, r in zip(shares, rates))
+    proportional = [fprate.section_error_rate(run, n, 10) for n in shares]
+    assert bits(proportional) < bits([run / math.sqrt(2)] * 2)
+    assert bits(proportional) < bits([run * math.sqrt(0.85), run * math.sqrt(0.15)])
+    with pytest.raises(ValueError, match="a section of 0 elements"):
+        fprate.section_error_rate(run, 0, 10)
 
 
 def test_testing_every_neighbour_and_counting_any_two_matches_would_need_far_smaller_rates():
@@ -59,16 +70,14 @@ def test_testing_every_neighbour_and_counting_any_two_matches_would_need_far_sma
 def test_the_tested_intervals_grow_with_the_clock_skew():
     assert fprate.mean_tested_intervals(0) == 1.0
     assert fprate.mean_tested_intervals(CLOCK_SKEW_SECONDS) == pytest.approx(1.4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 0"):
         fprate.mean_tested_intervals(-1)
 
 
 def test_nonsense_windows_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         fprate.error_rate_for(retention_days=0)
-    with pytest.raises(ValueError):
-        fprate.error_rate_for(batches_per_period=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="W >= 2"):
         fprate.sizing(coherence_intervals=1)
 
 
@@ -105,8 +114,8 @@ def test_the_numbers_in_the_spec_are_the_ones_the_code_computes():
         assert number(f"case_{days}_days") == round(days * 144 * sizing.rice_bits_per_element / 8)
     assert number("gaen_case_8_days") == 8 * fprate.GAEN_BYTES_PER_KEY
     assert number("dp3t_case") == fprate.DP3T_BYTES_PER_CASE
-    four = fprate.sizing(batches_per_period=4)
-    assert number("eps_four_batches") == pytest.approx(four.error_rate, rel=1e-3)
+    tenth = fprate.section_error_rate(sizing.error_rate, 1, 10)
+    assert number("eps_tenth") == pytest.approx(tenth, rel=1e-3)
 
 
 def test_the_numbers_the_spec_gives_for_the_old_rule_are_the_ones_its_arithmetic_gives():
