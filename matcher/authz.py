@@ -29,6 +29,9 @@ class AuthorityPolicy:
     report_types: frozenset[ReportType]
     may_set_config: bool
     submissions_per_minute: int
+    # Contact-interval pruning (off unless chosen): publish only the intervals in which a case's phone heard
+    # another phone. It saves bandwidth and reveals the case's pattern of contacts to the server (docs/privacy.md).
+    contact_intervals_only: bool = False
 
     @property
     def default_region(self) -> str:
@@ -67,6 +70,7 @@ def load_policies(path: Path) -> dict[str, AuthorityPolicy]:
                 report_types=report_types,
                 may_set_config=bool(entry.get("may_set_config", False)),
                 submissions_per_minute=int(entry.get("submissions_per_minute", 600)),
+                contact_intervals_only=_flag(entry, "contact_intervals_only"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: authority {name!r} is malformed ({exc})") from None
@@ -74,6 +78,13 @@ def load_policies(path: Path) -> dict[str, AuthorityPolicy]:
             raise ValueError(f"{path}: authority {name!r} needs one or more ISO 3166-1 alpha-2 regions")
         policies[name] = policy
     return policies
+
+
+def _flag(entry: dict, name: str) -> bool:
+    value = entry.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def caller_name(context: grpc.ServicerContext) -> str:
@@ -100,6 +111,10 @@ class Authorities:
         if policy is None:
             raise PermissionDenied(f"authority {name!r} is not (or no longer) allowed to use this service")
         return policy
+
+    def named(self, authority: str) -> AuthorityPolicy | None:
+        """The policy of an authority by name (the issuer of a code), None once it is revoked."""
+        return self._policies.get(authority)
 
     def may_still_issue(self, authority: str, region: str, report_type: int) -> bool:
         """Whether a code issued by ``authority`` for this region and report type is still honoured: not once the

@@ -66,11 +66,28 @@ class DiagnosisKey:
     report_type: ReportType
     days_since_onset: int | None = None
     tx_power: int | None = None  # dBm, as the key's phone advertised it, when known
+    # Contact-interval pruning: a bitmap over the key's validity of the intervals to publish (bit j, little-endian
+    # within bytes, is interval rolling_start + j), or None for every interval.
+    contact_intervals: bytes | None = None
 
     @property
     def end_interval(self) -> int:
         """The first interval after the key's validity."""
         return self.rolling_start + self.rolling_period
+
+    def published_offsets(self) -> list[int]:
+        """The offsets j (interval rolling_start + j) of the intervals whose elements are published."""
+        if self.contact_intervals is None:
+            return list(range(self.rolling_period))
+        bits = int.from_bytes(self.contact_intervals, "little")
+        return [j for j in range(self.rolling_period) if bits >> j & 1]
+
+    @property
+    def elements(self) -> int:
+        """How many elements the key publishes: one per published interval."""
+        if self.contact_intervals is None:
+            return self.rolling_period
+        return int.from_bytes(self.contact_intervals, "little").bit_count()
 
     def publish_after(self) -> int:
         """Unix seconds before which the key must not be published (the embargo of a still-valid key)."""

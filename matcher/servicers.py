@@ -107,6 +107,7 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
             default_region=policy.default_region,
             now=now,
             retention_days=self.s.config.retention_days,
+            contact_intervals=policy.contact_intervals_only,
         )
         response = authority_pb2.SubmitKeysResponse(
             accepted=len(submission.keys),
@@ -208,6 +209,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         record = self.s.store.get_code(code_hash, now=now)
         if record is None:
             return self._replay_or_refuse(identity, digest, code_hash, now)
+        issuer = self.s.authorities.named(record.authority)
         if not self.s.authorities.may_still_issue(record.authority, record.region, record.report_type):
             # Refused like an unknown code, so that codes cannot be probed; the code stays unused.
             log.warning("upload refused: the code's authority=%s may no longer issue it", record.authority)
@@ -218,6 +220,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
             now=now,
             retention_days=self.s.config.retention_days,
             diagnosis=Diagnosis(ReportType(record.report_type), onset),
+            contact_intervals=issuer is not None and issuer.contact_intervals_only,
         )
         require_some_accepted(verdict)
         submission = Submission(region=record.region, keys=verdict.keys, digest=digest, **identity)

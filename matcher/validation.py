@@ -153,6 +153,7 @@ def check_key(
             )
         )
 
+    problems.extend(_check_contact_intervals(key.contact_intervals, period, f"{field}.contact_intervals"))
     if key.HasField("tx_power_dbm") and not MIN_TX_POWER_DBM <= key.tx_power_dbm <= MAX_TX_POWER_DBM:
         problems.append(
             Violation(
@@ -171,6 +172,18 @@ def check_key(
                     )
                 )
     return problems
+
+
+def _check_contact_intervals(bitmap: bytes, period: int, field: str) -> list[Violation]:
+    """A contact-interval bitmap, when present, has exactly one bit per interval of the key's validity."""
+    if not bitmap:
+        return []
+    size = -(-period // 8)
+    if len(bitmap) != size:
+        return [Violation(field, f"must be {size} bytes (one bit per interval of the key's {period}), got {len(bitmap)}")]
+    if int.from_bytes(bitmap, "little") >> period:
+        return [Violation(field, f"has bits set past the key's {period} intervals")]
+    return []
 
 
 def _check_report_type(value: int, field: str) -> list[Violation]:
@@ -205,10 +218,13 @@ def check_keys(
     now: int,
     retention_days: int,
     diagnosis: Diagnosis | None = None,
+    contact_intervals: bool = False,
     field: str = "keys",
 ) -> KeyVerdict:
     """Splits keys into accepted domain keys and refused ones. With ``diagnosis`` (an upload with a one-time
-    code), report type and days since onset come from it instead of from the keys."""
+    code), report type and days since onset come from it instead of from the keys. Contact-interval bitmaps are
+    checked always, and kept only with ``contact_intervals`` (the authority prunes to them): otherwise the
+    domain key has none, so that nothing of them is stored."""
     accepted: list[tuple[int, DiagnosisKey]] = []
     rejected: list[tuple[int, Violation]] = []
     duplicates = _duplicates(keys, field)
@@ -219,11 +235,11 @@ def check_keys(
         if problems:
             rejected.extend((index, problem) for problem in problems)
             continue
-        accepted.append((index, _domain_key(key, diagnosis)))
+        accepted.append((index, _domain_key(key, diagnosis, contact_intervals)))
     return KeyVerdict(tuple(accepted), tuple(rejected))
 
 
-def _domain_key(key: keys_pb2.DiagnosisKey, diagnosis: Diagnosis | None) -> DiagnosisKey:
+def _domain_key(key: keys_pb2.DiagnosisKey, diagnosis: Diagnosis | None, contact_intervals: bool) -> DiagnosisKey:
     start = key.rolling_start_interval_number
     if diagnosis is not None:
         report_type, days = diagnosis.report_type, diagnosis.days_since_onset(start)
@@ -237,6 +253,7 @@ def _domain_key(key: keys_pb2.DiagnosisKey, diagnosis: Diagnosis | None) -> Diag
         report_type=report_type,
         days_since_onset=days,
         tx_power=key.tx_power_dbm if key.HasField("tx_power_dbm") else None,
+        contact_intervals=bytes(key.contact_intervals) if contact_intervals and key.contact_intervals else None,
     )
 
 
@@ -254,7 +271,7 @@ def submission_digest(region: str, keys: Sequence[keys_pb2.DiagnosisKey]) -> byt
 
     Layout: region (utf-8, length-prefixed), then per key: length-prefixed key_data, uint32 start, uint32 period
     (as sent), int32 report type (an open enum: any int32 arrives, negative ones too), a presence byte and int32
-    days since onset, a presence byte and int32 TX power.
+    days since onset, a presence byte and int32 TX power, and the length-prefixed contact-interval bitmap.
     """
     digest = hashlib.sha256()
     encoded_region = region.encode()
@@ -275,6 +292,7 @@ def submission_digest(region: str, keys: Sequence[keys_pb2.DiagnosisKey]) -> byt
                 key.tx_power_dbm if has_tx else 0,
             )
         )
+        digest.update(struct.pack("<H", len(key.contact_intervals)) + bytes(key.contact_intervals))
     return digest.digest()
 
 
@@ -285,8 +303,9 @@ def submission_from_request(
     default_region: str,
     now: int,
     retention_days: int,
+    contact_intervals: bool = False,
 ) -> tuple[Submission, KeyVerdict]:
-    """Validates an Authority.SubmitKeys request.
+    """Validates an Authority.SubmitKeys request (``contact_intervals``: the authority prunes to them).
 
     Raises InvalidArgument when the request as a whole is wrong or no key is valid; otherwise returns the
     submission of the valid keys and the verdict with the refused ones.
@@ -295,7 +314,7 @@ def submission_from_request(
     problems += check_key_count(len(request.keys))
     if problems:
         raise InvalidArgument("the submission is malformed", problems)
-    verdict = check_keys(request.keys, now=now, retention_days=retention_days)
+    verdict = check_keys(request.keys, now=now, retention_days=retention_days, contact_intervals=contact_intervals)
     require_some_accepted(verdict)
     region = request.region or default_region
     submission = Submission(

@@ -159,7 +159,7 @@ def cmd_share(args: argparse.Namespace) -> None:
     now = clock(args.now)()
     with channel, _open(args) as store:
         try:
-            response = share(channel, store, args.code, now)
+            response = share(channel, store, args.code, now, contact_intervals=args.contact_intervals)
         except grpc.RpcError as exc:
             raise CliError(f"share failed: {exc.code().name}: {exc.details()}") from None
     if args.json:
@@ -200,6 +200,12 @@ def build_parser() -> Parser:
     command("check", cmd_check, "match and score on the phone")
     server_options(share_cmd := command("share", cmd_share, "upload own keys with a one-time code"))
     share_cmd.add_argument("--code", required=True, help="the one-time code from the health authority")
+    share_cmd.add_argument(
+        "--contact-intervals", action="store_true",
+        help="also say in which intervals this phone heard other phones: where the health authority has chosen "
+             "contact-interval pruning only those are published (fewer bytes for everyone), and the service learns "
+             "when you were near other phones",
+    )
     return parser
 
 

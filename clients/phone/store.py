@@ -184,6 +184,13 @@ class PhoneStore:
         rows.sort()
         return _as_arrays(rows)
 
+    def heard_intervals(self, first: int, end: int) -> set[int]:
+        """The intervals in ``[first, end)`` in which the scanner recorded anything."""
+        rows = self.db.execute(
+            "SELECT DISTINCT interval FROM sightings WHERE interval >= ? AND interval < ?", (first, end)
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def scan_times(self) -> np.ndarray:
         """Every distinct time the scanner recorded something, ascending: the phone's scan schedule."""
         rows = self.db.execute("SELECT DISTINCT time FROM sightings ORDER BY time").fetchall()

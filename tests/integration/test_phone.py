@@ -185,8 +185,20 @@ def test_a_share_sends_the_code_and_own_keys_only(tmp_path):
     own = {tek for _, tek, _ in case.own_keys()}
     assert len(request.keys) == 3 and {k.key_data for k in request.keys} <= own
     for key in request.keys:
-        assert {f.name for f, _ in key.ListFields()} <= {"key_data", "rolling_start_interval_number", "rolling_period",
-                                                         "tx_power_dbm"}
+        assert {f.name for f, _ in key.ListFields()} <= {"key_data", "rolling_start_interval_number", "rolling_period"}
+
+
+def test_a_share_states_contact_intervals_only_when_asked_and_only_within_each_keys_validity(tmp_path):
+    case = phone(tmp_path, "case")
+    key_for_day(case, interval_number(MEETING))
+    contact = phone(tmp_path, "contact")
+    meet(contact, case, MEETING, 20)  # the case's phone hears the contact for 20 minutes
+    assert not any(k.contact_intervals for k in share_request(case, "ABCD-EFGH-JKMN", NOW).keys)
+    [key] = share_request(case, "ABCD-EFGH-JKMN", NOW, contact_intervals=True).keys
+    heard = {interval_number(MEETING + minute * 60) - key.rolling_start_interval_number for minute in range(0, 20, 5)}
+    marked = {j for j in range(144) if int.from_bytes(key.contact_intervals, "little") >> j & 1}
+    assert len(key.contact_intervals) == 18
+    assert marked == {j + d for j in heard for d in (-1, 0, 1)}  # each heard interval and its neighbours
 
 
 # --- refusing bad batches -------------------------------------------------------------------------------------------

@@ -302,3 +302,33 @@ def test_page_sizes_default_to_100_and_stop_at_1000():
     assert [page_size_of(0), page_size_of(1), page_size_of(1000)] == [100, 1, 1000]
     with pytest.raises(InvalidArgument):
         page_size_of(1001)
+
+
+# --- contact-interval pruning ----------------------------------------------------------------------------------
+
+
+def test_a_contact_interval_bitmap_is_kept_only_for_an_authority_that_prunes_to_it():
+    bitmap = bytes([0b101]) + bytes(17)
+    [kept] = check_keys([key(contact_intervals=bitmap)], now=NOW, retention_days=RETENTION, contact_intervals=True).keys
+    assert kept.contact_intervals == bitmap and kept.published_offsets() == [0, 2] and kept.elements == 2
+    [dropped] = verdict_of(key(contact_intervals=bitmap)).keys
+    assert dropped.contact_intervals is None and dropped.elements == 144
+    [whole] = check_keys([key()], now=NOW, retention_days=RETENTION, contact_intervals=True).keys
+    assert whole.contact_intervals is None and whole.published_offsets() == list(range(144))
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"contact_intervals": bytes(17)}, "must be 18 bytes"),
+        ({"contact_intervals": bytes(19)}, "must be 18 bytes"),
+        ({"rolling_period": 37, "contact_intervals": bytes(4) + bytes([0b100000])}, "past the key's 37 intervals"),
+    ],
+)
+def test_a_contact_interval_bitmap_of_the_wrong_size_is_refused_with_the_key(fields, reason):
+    [(index, violation)] = verdict_of(key(**fields)).rejected
+    assert (index, violation.field) == (0, "keys[0].contact_intervals") and reason in violation.description
+
+
+def test_the_contact_intervals_are_part_of_a_submissions_content():
+    assert submission_digest("VN", [key()]) != submission_digest("VN", [key(contact_intervals=bytes(18))])
