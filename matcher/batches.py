@@ -133,7 +133,8 @@ def section_of(
 
 
 def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
-    """The RPI and interval of every interval of every key's validity, keys in order: ``(n, 16)`` and ``(n,)``.
+    """The RPI and interval of every published interval of every key, keys in order: ``(n, 16)`` and ``(n,)``.
+    A key publishes every interval of its validity, or those its contact-interval bitmap marks.
 
     One HKDF and one AES call per key, each writing straight into the shared output buffer; the padded blocks
     and interval numbers of all keys are built with numpy at once.
@@ -150,13 +151,25 @@ def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
     for key, first, end in zip(keys, (firsts * 16).tolist(), (ends * 16).tolist()):
         encryptor = Cipher(algorithms.AES(crypto.rpik(key.key_data)), modes.ECB()).encryptor()
         encryptor.update_into(source[first:end], target[first : end + 15])
-    return out[: total * 16].reshape(-1, 16), intervals
+    rpis = out[: total * 16].reshape(-1, 16)
+    if any(key.contact_intervals is not None for key in keys):
+        published = np.concatenate([_published_mask(key) for key in keys])
+        rpis, intervals = rpis[published], intervals[published]
+    return rpis, intervals
+
+
+def _published_mask(key: DiagnosisKey) -> np.ndarray:
+    """Which intervals of a key's validity it publishes: ``(rolling_period,)`` bool."""
+    if key.contact_intervals is None:
+        return np.ones(key.rolling_period, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(key.contact_intervals, dtype=np.uint8), bitorder="little")
+    return bits[: key.rolling_period].astype(bool)
 
 
 def key_hashes(keys: Sequence[DiagnosisKey], salt: bytes, hash_range: int) -> np.ndarray:
     """The element hashes of every element of these keys, ``(n,)`` uint64: two salt-keyed AES calls per group of
     keys, so that RPIs and tags stay a few MiB whatever the number of keys."""
-    periods = [key.rolling_period for key in keys]
+    periods = [key.elements for key in keys]
     hashes = np.empty(sum(periods), dtype=np.uint64)
     done = begin = 0
     while begin < len(keys):
@@ -175,14 +188,15 @@ def publishable_sections(
     keys: Sequence[DiagnosisKey], config: config_pb2.ExposureConfig
 ) -> dict[SectionClass, list[DiagnosisKey]]:
     """The keys each section publishes, in their order: keys that are not published (report type, infectiousness
-    NONE) are left out, and a key given twice (same key data and rolling start) counts once."""
+    NONE, or no interval left after contact-interval pruning) are left out, and a key given twice (same key data
+    and rolling start) counts once."""
     by_section: dict[SectionClass, list[DiagnosisKey]] = {}
     seen: set[bytes] = set()
     classes = section_classes(config)
     for key in keys:
         section = section_of(key, config, classes)
         fingerprint = key.fingerprint()
-        if section is None or fingerprint in seen:
+        if section is None or fingerprint in seen or not key.elements:
             continue
         seen.add(fingerprint)
         by_section.setdefault(section, []).append(key)
@@ -190,8 +204,8 @@ def publishable_sections(
 
 
 def elements_of(keys: Sequence[DiagnosisKey]) -> int:
-    """The elements these keys publish: one per interval of each key's validity."""
-    return sum(key.rolling_period for key in keys)
+    """The elements these keys publish: one per published interval of each key."""
+    return sum(key.elements for key in keys)
 
 
 def build_batch(

@@ -422,3 +422,14 @@ def test_describe_shows_a_tampered_batch_as_not_ok_and_says_why():
     report = batches.describe(signed, built.body, TrustedKeys([generate_signing_key().verifying_key()]))
     assert not report["signature_ok"] and not report["ok"] and "pinned" in report["signature_error"]
     assert report["header"]["sequence"] == 1  # still shown, for the person inspecting it
+
+
+def test_a_key_pruned_to_its_contact_intervals_publishes_those_and_no_other():
+    bitmap = (0b1110 << 40).to_bytes(18, "little")  # intervals 41, 42 and 43 of the key's day
+    pruned = DiagnosisKey(key(1).key_data, DAY, 144, ReportType.CONFIRMED_TEST, contact_intervals=bitmap)
+    built = cut([pruned, key(2), DiagnosisKey(key(3).key_data, DAY, 144, ReportType.CONFIRMED_TEST,
+                                              contact_intervals=bytes(18))])  # no contact at all: nothing
+    assert (built.keys_published, built.elements) == (2, 3 + 144)
+    header, sections = opened(built)
+    found = match(header, sections, *observations(pruned))
+    assert np.flatnonzero(found.section >= 0).tolist() == [41, 42, 43]
