@@ -89,7 +89,7 @@ class Batch:
     keys: int
     keys_published: int
     elements: int
-    filters: int
+    sections: int
     body_bytes: int
     build_seconds: float
     publish_command_seconds: float
@@ -345,7 +345,7 @@ class Simulation:
             keys=batch["keys"],
             keys_published=batch["keys_published"],
             elements=batch["elements"],
-            filters=batch["filters"],
+            sections=batch["sections"],
             body_bytes=batch["body_bytes"],
             build_seconds=batch["build_seconds"],
             publish_command_seconds=wall,

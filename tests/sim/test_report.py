@@ -39,7 +39,7 @@ def outcome() -> Outcome:
         (4, 1): 2,  # 90 minutes, farther than close range
         (9, 2): 3,  # no contact at all: a filter false positive
     }  # person 2 (15 minutes) was missed
-    batch = Batch(day=1, sequence=1, keys=4, keys_published=4, elements=576, filters=1, body_bytes=4000,
+    batch = Batch(day=1, sequence=1, keys=4, keys_published=4, elements=576, sections=1, body_bytes=4000,
                   build_seconds=0.02, publish_command_seconds=0.7, gaen_export_bytes=300)
     days = [DayStats(day=d, date=f"2026-03-0{d + 2}", bytes_downloaded=PEOPLE * 600, sightings=100 * PEOPLE)
             for d in range(DAYS)]
