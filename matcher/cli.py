@@ -15,7 +15,7 @@ from typing import NoReturn
 from .batches import describe, read_batch_file, write_batch_file
 from .certs import write_dev_pki
 from .cli_support import CliError, Parser, main_for, print_json, time_arg
-from .clock import clock
+from .clock import clock, iso
 from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, Config
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
 from .store import LockLost, open_store
@@ -82,24 +82,32 @@ def cmd_publish(args: argparse.Namespace) -> None:
             publish_interval=config.publish_interval,
             max_keys_per_batch=config.max_keys_per_batch,
             lease_seconds=config.publish_lease,
+            anonymity_min_cases=config.anonymity_min_cases,
+            anonymity_deadline=config.anonymity_deadline_seconds,
         )
         try:
-            published = publisher.publish(clock(config.now)())
+            run = publisher.publish(clock(config.now)())
         except LockLost as exc:
             # Paused or slowed past its lease, another publisher may have taken over: fencing refused the commit.
             raise CliError(f"{exc}; batches committed before stay published, the other keys stay pending "
                            "for the next run") from None
         if args.out:
-            _write_files(store, Path(args.out), [p.sequence for p in published])
+            _write_files(store, Path(args.out), [p.sequence for p in run.batches])
     finally:
         store.close()
     if args.json:
-        print_json([dataclasses.asdict(p) for p in published])
-    elif not published:
+        print_json({"batches": [dataclasses.asdict(p) for p in run.batches],
+                    "held": [dataclasses.asdict(h) for h in run.held]})
+        return
+    if not run.batches and not run.held:
         print("nothing to publish")
-    for p in [] if args.json else published:
+    for p in run.batches:
         print(f"batch {p.sequence} ({p.region}): {p.keys} keys, {p.elements} elements, "
               f"{p.sections} sections, {p.body_bytes} bytes")
+    for h in run.held:
+        print(f"held ({h.region}): {h.keys} keys in {h.sections} sections of fewer than "
+              f"{config.anonymity_min_cases} cases, until they have {config.anonymity_min_cases} "
+              f"or {iso(h.until)} at the latest")
 
 
 def _write_files(store, folder: Path, sequences: list[int]) -> None:
@@ -156,6 +164,10 @@ def build_parser() -> Parser:
         p.add_argument("--publish-interval", type=int, help="seconds between batches (default 3600)")
         p.add_argument("--publish-lease", type=float, metavar="SECONDS",
                        help="seconds a publisher holds the publish lock; a crashed one blocks others this long (default 300)")
+        p.add_argument("--anonymity-min-cases", type=int, metavar="K",
+                       help="publish a section of a batch once its keys belong to K cases (default 5; 1 holds nothing)")
+        p.add_argument("--anonymity-deadline", type=int, metavar="SECONDS", dest="anonymity_deadline_seconds",
+                       help="or once its oldest key has waited this long, however few its cases (default 86400)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .model import DEFAULT_RETENTION_DAYS
-from .publisher import LEASE_SECONDS
+from .publisher import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, LEASE_SECONDS
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"
@@ -40,6 +40,14 @@ class Config:
     retention_days: int = DEFAULT_RETENTION_DAYS
     code_ttl: int = 3600
     max_keys_per_batch: int = 200_000
+    # The anonymity hold (docs/privacy.md): a section of a batch is published once its keys belong to this many
+    # cases, or once its oldest key has waited anonymity_deadline_seconds. A larger K protects more and delays
+    # more where cases are few; K = 1 turns the hold off. The deadline bounds the delay: past it a section of
+    # fewer cases is published anyway, because a warning held back for ever protects nobody.
+    anonymity_min_cases: int = DEFAULT_ANONYMITY_MIN_CASES
+    anonymity_deadline_seconds: int = field(
+        default=DEFAULT_ANONYMITY_DEADLINE_SECONDS, metadata={"env": "ANONYMITY_DEADLINE", "flag": "anonymity-deadline"}
+    )
     # Worker threads for gRPC calls; a download stream holds one while it runs.
     workers: int = 32
     # Seconds in-flight calls get to finish on SIGTERM.
@@ -58,36 +66,50 @@ class Config:
 
     @classmethod
     def from_sources(cls, args: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
-        """Command-line values win over MATCHER_* environment variables, which win over the defaults."""
+        """Command-line values win over MATCHER_* environment variables, which win over the defaults.
+
+        ValueError, in one line naming each variable, when environment values are not numbers where numbers are
+        needed (command-line values arrive converted: argparse checked them)."""
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         for f in fields(cls):
+            variable = env_name(f.name)
             if args.get(f.name) is not None:
                 values[f.name] = args[f.name]
-            elif ENV_PREFIX + f.name.upper() in environ:
-                values[f.name] = environ[ENV_PREFIX + f.name.upper()]
-        return cls()._coerced(values)
+                sources[f.name] = "--" + f.metadata.get("flag", f.name.replace("_", "-"))
+            elif variable in environ:
+                values[f.name] = environ[variable]
+                sources[f.name] = variable
+        return cls()._coerced(values, sources)
 
-    def _coerced(self, values: dict[str, Any]) -> Config:
+    def _coerced(self, values: dict[str, Any], sources: Mapping[str, str]) -> Config:
         converted: dict[str, Any] = {}
+        bad: list[str] = []
         for f in fields(self):
             if f.name not in values:
                 continue
             value = values[f.name]
             default = getattr(self, f.name)
-            if f.name in ("tls_dir", "authorities_file"):
-                converted[f.name] = Path(value)
-            elif f.name == "now":
-                from .clock import parse_time
+            try:
+                if f.name in ("tls_dir", "authorities_file"):
+                    converted[f.name] = Path(value)
+                elif f.name == "now":
+                    from .clock import parse_time
 
-                converted[f.name] = value if isinstance(value, int) else parse_time(str(value))
-            elif isinstance(default, bool):
-                converted[f.name] = str(value).lower() in ("1", "true", "yes")
-            elif isinstance(default, int):
-                converted[f.name] = int(value)
-            elif isinstance(default, float):
-                converted[f.name] = float(value)
-            else:
-                converted[f.name] = str(value)
+                    converted[f.name] = value if isinstance(value, int) else parse_time(str(value))
+                elif isinstance(default, bool):
+                    converted[f.name] = str(value).lower() in ("1", "true", "yes")
+                elif isinstance(default, int):
+                    converted[f.name] = int(value)
+                elif isinstance(default, float):
+                    converted[f.name] = float(value)
+                else:
+                    converted[f.name] = str(value)
+            except ValueError:
+                kind = "a time" if f.name == "now" else "a whole number" if isinstance(default, int) else "a number"
+                bad.append(f"{sources.get(f.name, f.name)}={value!r} is not {kind}")
+        if bad:
+            raise ValueError("; ".join(bad))
         return replace(self, **converted)
 
     def problems(self, *, serving: bool = True) -> list[str]:
@@ -120,7 +142,22 @@ class Config:
             found.append(f"code lifetime {self.code_ttl}s: must be 60..86400")
         if self.workers < 2:
             found.append("workers: at least 2")
+        if self.anonymity_min_cases < 1:
+            found.append(f"anonymity minimum of {self.anonymity_min_cases} cases: must be at least 1 (1 holds nothing)")
+        if not 0 <= self.anonymity_deadline_seconds < self.retention_seconds:
+            found.append(
+                f"anonymity deadline {self.anonymity_deadline_seconds}s: must be 0..{self.retention_seconds - 1} "
+                "(less than the retention, which would delete held keys before they are published)"
+            )
         return found
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a Config field: MATCHER_ and the field's name, or the name it was given."""
+    for f in fields(Config):
+        if f.name == field_name:
+            return ENV_PREFIX + f.metadata.get("env", field_name.upper())
+    raise KeyError(field_name)
 
 
 def _is_host_port(text: str) -> bool:

@@ -1,7 +1,7 @@
-"""Counters in the Prometheus text format, served on an optional port (`matcher serve --metrics-listen`).
+"""Counters and gauges in the Prometheus text format, served on an optional port (`matcher serve --metrics-listen`).
 
-Counts only: calls by method and status, keys accepted and rejected, batches and bytes published and served.
-No label ever carries a key, an identifier or a client address.
+Counts only: calls by method and status, keys accepted and rejected, batches and bytes published and served, keys
+held back. No label ever carries a key, an identifier or a client address.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ HELP = {
     "matcher_bytes_served_total": "batch body bytes streamed to phones",
     "matcher_codes_issued_total": "one-time upload codes issued",
     "matcher_records_purged_total": "records deleted by retention, by kind",
+    "matcher_keys_held": "pending keys the last publishing run of this process held back: sections of fewer "
+    "cases than the anonymity minimum, before their deadline",
 }
+# Metrics that are set to a value rather than counted up; every other one is a counter.
+GAUGES = frozenset({"matcher_keys_held"})
 
 
 class Metrics:
@@ -30,9 +34,14 @@ class Metrics:
         self._lock = threading.Lock()
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
-        assert name in HELP, f"undocumented metric {name}"
+        assert name in HELP and name not in GAUGES, f"undocumented metric or not a counter: {name}"
         with self._lock:
             self._values[(name, tuple(sorted(labels.items())))] += value
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        assert name in GAUGES, f"undocumented metric or not a gauge: {name}"
+        with self._lock:
+            self._values[(name, tuple(sorted(labels.items())))] = value
 
     def value(self, name: str, **labels: str) -> float:
         with self._lock:
@@ -43,7 +52,7 @@ class Metrics:
             items = sorted(self._values.items())
         lines: list[str] = []
         for name in HELP:
-            lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} counter"]
+            lines += [f"# HELP {name} {HELP[name]}", f"# TYPE {name} {'gauge' if name in GAUGES else 'counter'}"]
             for (metric, labels), value in items:
                 if metric == name:
                     rendered = ",".join(f'{k}="{v}"' for k, v in labels)

@@ -1,9 +1,13 @@
-"""The publisher: lock, read pending keys, build filters, sign, commit, unlock.
+"""The publisher: lock, read pending keys, hold sections of too few cases, build, sign, commit, unlock.
 
 Any number of server replicas run it on a timer; the store's lock lets exactly one cut at a time, and its fencing
 token makes a publisher whose lease ran out (a long pause, a slow build) unable to commit: its batch is dropped
 and the keys stay pending for the next run. The commit is atomic, so a publisher killed half way leaves either
 nothing or a complete batch, and every acknowledged key lands in exactly one batch.
+
+The anonymity hold (docs/privacy.md, "The anonymity set"): a section of a batch is the anonymity set of every
+match in it, so the publisher cuts a section only once its keys belong to at least K cases, or once its oldest
+key has waited the deadline. Held keys stay pending and are looked at again by the next run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
-from .batches import budget_error_rate, build_batch, elements_of, publishable_sections, sign_header
+from .batches import (
+    SectionClass,
+    budget_error_rate,
+    build_batch,
+    elements_of,
+    publishable_sections,
+    section_classes,
+    section_of,
+    sign_header,
+)
+from .clock import iso
 from .exposure_config import config_in_force
 from .fprate import error_rate_for
 from .metrics import REGISTRY
@@ -30,6 +44,10 @@ from .store import LockLost, PendingKey, Store
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300.0
+# A section is published once its keys belong to this many cases (submissions) ...
+DEFAULT_ANONYMITY_MIN_CASES = 5
+# ... or once its oldest key has been publishable this long, however few cases it has.
+DEFAULT_ANONYMITY_DEADLINE_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,91 @@ class Published:
     build_seconds: float
 
 
+@dataclass(frozen=True)
+class Held:
+    """The keys of one region that a run left pending: its sections of fewer than K cases whose deadline had not
+    passed. ``until`` is the latest of their deadlines: the first run at or after it publishes all of them, with or
+    without K cases (sooner for each section that reaches K)."""
+
+    region: str
+    keys: int
+    sections: int
+    until: int
+
+
+@dataclass(frozen=True)
+class PublishRun:
+    """What one publishing run did: the batches it committed and, per region, what it held back."""
+
+    batches: list[Published]
+    held: list[Held]
+
+
+@dataclass(frozen=True)
+class HeldSection:
+    """One section's keys, held: they belong to ``cases`` cases, fewer than K, and wait until ``until``."""
+
+    section: SectionClass
+    keys: list[PendingKey]
+    cases: int
+    until: int
+
+
+@dataclass(frozen=True)
+class RegionCut:
+    """What one region's pending keys do in a batch cut now (hold_small_sections)."""
+
+    released: list[PendingKey]  # the batch: keys of the sections that publish, and keys that publish nothing
+    sections: int  # sections the batch publishes: 0 makes an empty batch
+    held: list[HeldSection]
+
+    @property
+    def held_keys(self) -> list[PendingKey]:
+        return [item for section in self.held for item in section.keys]
+
+
+def publishable_since(item: PendingKey) -> int:
+    """When a pending key could first have been published: the later of its arrival and the end of its embargo.
+    The deadline counts from here, so that a key does not spend its wait while it may not be published anyway."""
+    return max(item.received_at, item.key.publish_after())
+
+
+def hold_small_sections(
+    items: list[PendingKey], config: config_pb2.ExposureConfig, *, now: int, min_cases: int, deadline: int
+) -> RegionCut:
+    """Splits one region's pending keys into what a batch cut at ``now`` publishes and what it holds.
+
+    Keys are grouped by the section they would be published in (batches.section_of). Whoever hears identifiers
+    that match in a section learns that they belong to the section's cases, and nothing links them further
+    (docs/spec.md, "Privacy"): a section of one case links all of its matches to one person. So a section whose
+    keys belong to fewer than ``min_cases`` distinct cases is held, unless its oldest key has been publishable for
+    ``deadline`` seconds: then it is published anyway, since a warning held back for ever protects nobody. Cases
+    are counted, not keys (one person's 10 daily keys are one case), and a case with keys in two sections counts in
+    each: each section is an anonymity set of its own. Keys that publish nothing (no section) go with the batch.
+    """
+    classes = section_classes(config)
+    by_section: dict[SectionClass, list[PendingKey]] = defaultdict(list)
+    released: list[PendingKey] = []
+    for item in items:
+        section = section_of(item.key, config, classes)
+        if section is None:
+            released.append(item)
+        else:
+            by_section[section].append(item)
+    held: list[HeldSection] = []
+    sections = 0
+    for section, keys in sorted(by_section.items()):
+        cases = len({item.case for item in keys})
+        since = min(publishable_since(item) for item in keys)
+        # A key received "later" than now (a replica whose clock is behind the submitter's) has waited 0.
+        if cases < min_cases and max(0, now - since) < deadline:
+            held.append(HeldSection(section, keys, cases, since + deadline))
+        else:
+            released += keys
+            sections += 1
+    return RegionCut(released, sections, held)
+
+
 class Publisher:
     def __init__(
         self,
@@ -58,49 +161,91 @@ class Publisher:
         max_keys_per_batch: int,
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        anonymity_min_cases: int = DEFAULT_ANONYMITY_MIN_CASES,
+        anonymity_deadline: int = DEFAULT_ANONYMITY_DEADLINE_SECONDS,
     ) -> None:
         self.store = store
         self.signing_key = signing_key
         self.retention_days = retention_days
         self.publish_interval = publish_interval
         self.max_keys_per_batch = max_keys_per_batch
+        self.anonymity_min_cases = anonymity_min_cases
+        self.anonymity_deadline = anonymity_deadline
         # Unique per process and instance: the lock's compare-and-delete must never release someone else's lease.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
 
-    def publish(self, now: int) -> list[Published]:
-        """Cuts every batch that is due at ``now``; returns them (empty if another replica holds the lock)."""
+    def publish(self, now: int) -> PublishRun:
+        """Cuts every batch that is due at ``now``; returns them and what was held (nothing if another replica
+        holds the lock)."""
         fence = self.store.acquire_publish_lock(self.owner, self.lease_seconds)
         if fence is None:
             log.info("publish skipped: another publisher holds the lock")
-            return []
+            return PublishRun([], [])
         try:
             return self._publish_locked(now, fence)
         finally:
             self.store.release_publish_lock(self.owner)
 
-    def _publish_locked(self, now: int, fence: int) -> list[Published]:
+    def _publish_locked(self, now: int, fence: int) -> PublishRun:
         config = config_in_force(self.store.get_exposure_config())  # read fresh: an authority may have changed it
         published: list[Published] = []
+        held: dict[str, list[HeldSection]] = defaultdict(list)
+        left: set[str] = set()  # keys this run looked at and left pending
         while True:
-            pending = self.store.pending_keys(now=now, limit=self.max_keys_per_batch)
-            if not pending:
-                return published
+            # Keys a run leaves pending (held, or publishing nothing beside held ones) come back in every read,
+            # oldest first. So each read asks for that many more keys than a batch takes and skips them: it always
+            # reaches up to a batch's worth of keys not looked at yet. Held keys that fill a whole read neither
+            # make the run loop on them nor hide the newer keys behind them; and since every read looks at new
+            # keys, the loop ends once a read comes back short. A key left pending stays so for the rest of the
+            # run (it is not counted again with the keys of later reads); the next run looks at it afresh.
+            limit = self.max_keys_per_batch + len(left)
+            pending = self.store.pending_keys(now=now, limit=limit)
+            fresh = [item for item in pending if item.id not in left][: self.max_keys_per_batch]
+            if not fresh:
+                break
             by_region: dict[str, list[PendingKey]] = defaultdict(list)
-            for item in pending:
+            for item in fresh:
                 by_region[item.region].append(item)
+            cuts = {
+                region: hold_small_sections(
+                    items, config, now=now, min_cases=self.anonymity_min_cases, deadline=self.anonymity_deadline
+                )
+                for region, items in by_region.items()
+            }
             # The period's share of the false-alarm budget, divided among every section the run cuts in proportion
-            # to its elements (docs/spec.md, "False positives").
+            # to its elements (docs/spec.md, "False positives"); held keys take no share.
             error_rate = error_rate_for(retention_days=self.retention_days, publish_interval_seconds=self.publish_interval)
             run_elements = sum(
                 elements_of(keys)
-                for items in by_region.values()
-                for keys in publishable_sections([item.key for item in items], config).values()
+                for cut in cuts.values()
+                for keys in publishable_sections([item.key for item in cut.released], config).values()
             )
-            for region, items in sorted(by_region.items()):
-                published.append(self._cut(items, region, now, fence, config, error_rate, run_elements))
-            if len(pending) < self.max_keys_per_batch:
-                return published
+            for region, cut in sorted(cuts.items()):
+                held[region] += cut.held
+                if cut.held and not cut.sections:
+                    # Everything here that would publish an element is held: no batch. An empty one would tell
+                    # phones nothing and spend a sequence number; the keys that publish nothing wait with the
+                    # held ones for the region's next batch.
+                    left.update(item.id for item in cut.released + cut.held_keys)
+                    continue
+                left.update(item.id for item in cut.held_keys)
+                published.append(self._cut(cut.released, region, now, fence, config, error_rate, run_elements))
+            if len(pending) < limit:
+                break
+        summary = [
+            Held(region, sum(len(s.keys) for s in sections), len({s.section for s in sections}),
+                 max(s.until for s in sections))
+            for region, sections in sorted(held.items())
+            if sections
+        ]
+        REGISTRY.set("matcher_keys_held", sum(h.keys for h in summary))
+        for h in summary:
+            log.info(
+                "keys held: region=%s keys=%d sections=%d (fewer than %d cases) until %s at the latest",
+                h.region, h.keys, h.sections, self.anonymity_min_cases, iso(h.until),
+            )
+        return PublishRun(published, summary)
 
     def _cut(
         self,

@@ -184,6 +184,8 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
             publish_interval=config.publish_interval,
             max_keys_per_batch=config.max_keys_per_batch,
             lease_seconds=config.publish_lease,
+            anonymity_min_cases=config.anonymity_min_cases,
+            anonymity_deadline=config.anonymity_deadline_seconds,
         )
         loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
         loop.start()

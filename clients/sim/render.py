@@ -21,14 +21,27 @@ def _bytes(value: float | None) -> str:
     return f"{value / 1024:,.1f} KiB" if value >= 10 * 1024 else f"{value:,.0f} B"
 
 
+def _anonymity_sets(report: dict[str, Any]) -> str:
+    """How the published cases were grouped into batches, and what the last day's hold added after the run."""
+    sets = sorted(report["cases_per_batch"])
+    if not sets:
+        return ""
+    text = f" in {len(sets)} batches of {sets[0]}-{sets[-1]} cases (median {sets[len(sets) // 2]})"
+    extra, held = report["run"]["mornings_after_the_run"], report["epidemic"]["cases_held_at_end"]
+    if extra:
+        text += (f"; {held} still held after the last day's uploads, published {extra} "
+                 f"morning{'s' if extra > 1 else ''} after the run")
+    return text
+
+
 def text_report(report: dict[str, Any], console: Console) -> None:
     r, alerts, epi, t = report["recall_detail"], report["alerts"], report["epidemic"], report["time"]
     console.print(
         f"[bold]{report['people']:,} people, {report['days']} days[/] from {report['run']['start']} "
         f"({report['run']['store']} store, one batch a day), seed {report['run']['seed']}: "
-        f"{epi['infected']} infected, {epi['diagnosed']} diagnosed, {report['cases']} cases published "
+        f"{epi['infected']} infected, {epi['diagnosed']} diagnosed, {epi['cases_uploaded']} cases uploaded "
         f"({epi['shared_with_code']} shared with a code, {epi['pushed_by_authority']} pushed by the authority, "
-        f"{epi['declined']} declined)"
+        f"{epi['declined']} declined), {report['cases']} published" + _anonymity_sets(report)
     )
     headline = Table(title="Exposure notification", title_justify="left", show_header=False)
     headline.add_column(style="bold")
@@ -107,7 +120,7 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
-    mornings = list(range(1, report["days"] + 1))
+    mornings = list(range(1, report["days"] + report["run"]["mornings_after_the_run"] + 1))
     by_morning = report["alerts"]["by_morning"]
     kinds = [("true", "truly exposed", "#2b7bba"), ("shorter", "contact < 15 min", "#f0c030"),
              ("farther", "contact >= 15 min, not all at <= 2 m", "#f08030"),

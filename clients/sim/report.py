@@ -141,6 +141,8 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
     elements = sum(b.elements for b in batches)
     cases = sum(d.cases_published for d in outcome.days)
     downloaded = sum(d.bytes_downloaded for d in outcome.days)
+    # Bytes per day are per morning phones synced: the run's, and any after it that published held keys.
+    mornings = len(outcome.days)
     infected = epidemic.infected_day < NEVER
     diagnosed = epidemic.diagnosed_day < s.days
     unreported_exposed = _exposed_to_unreported(outcome)
@@ -155,13 +157,14 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
         "target_false_alarms_per_10k_person_days": TARGET_PER_10K_PERSON_DAYS,
         "bytes_per_case": ratio(body_bytes, cases),
         "gaen_bytes_per_case": ratio(gaen_bytes, cases),
-        "bytes_per_phone_day": downloaded / person_days,
-        "batch_bytes_per_phone_day": body_bytes / s.days,
-        "gaen_bytes_per_phone_day": gaen_bytes / s.days,
+        "bytes_per_phone_day": downloaded / (s.people * mornings),
+        "batch_bytes_per_phone_day": body_bytes / mornings,
+        "gaen_bytes_per_phone_day": gaen_bytes / mornings,
         # --- details ---
         "run": {
             "start": s.start.isoformat(), "seed": s.seed, "store": "redis" if (s.store or "").startswith(("redis", "unix"))
             else "sqlite", "workers": s.workers, "publish_interval_seconds": s.params.publish_interval_seconds,
+            "mornings_after_the_run": sum(1 for d in outcome.days if d.after_the_run),
         },
         "recall_detail": recall,
         "recall_by_duration": recall_by_duration(outcome),
@@ -185,7 +188,12 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
             "pushed_by_authority": int((diagnosed & (epidemic.upload == PUSHED_BY_AUTHORITY)).sum()),
             "declined": int((diagnosed & (epidemic.upload == DECLINED)).sum()),
             "people_exposed_to_unreported_infections": unreported_exposed,
+            "cases_uploaded": sum(d.cases_uploaded for d in outcome.days),
+            "cases_held_at_end": len(outcome.held_at_end),
         },
+        # Each batch has one section here (every key is a CONFIRMED_TEST one): its cases are the anonymity set of
+        # every match in it. The service holds a morning of fewer than 5 cases for a day.
+        "cases_per_batch": [d.cases_published for d in outcome.days if d.batch is not None and d.cases_published],
         "bandwidth": {
             "batches": len(batches),
             "keys_uploaded": sum(d.keys_accepted for d in outcome.days),

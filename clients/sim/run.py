@@ -10,6 +10,12 @@ Day ``d`` (UTC, from ``start``):
 4. The next morning (``morning_hour`` of day ``d + 1``) `matcher serve` runs with that clock: the people diagnosed
    on day ``d`` upload their keys (a one-time code from IssueCode and the phone's share, or a push by the health
    authority), `matcher publish` cuts the day's batch, and every phone syncs over TLS and checks. The server stops.
+
+The service runs with its product defaults, including the anonymity hold: a morning with fewer than 5 cases
+cuts no batch, and those cases are published the next morning (their 24-hour deadline) with that morning's. Cases
+still held after the last day's uploads are published on extra mornings after the run (no encounters, no uploads:
+the service publishes and the phones sync and check), so that their contacts count as warned a day late, as they
+would be, rather than as missed.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ from .population import Population, build_population
 from .radio import scan
 from .service import AUTHORITY, REGION, Running, Server, Service, check_store_is_empty
 from .truth import Exposures, Truth
+
+# Mornings after the last day that publish what the service still held. One suffices with the default deadline
+# (24 hours, one batch a day); a longer one (MATCHER_ANONYMITY_DEADLINE) may need more.
+MAX_EXTRA_MORNINGS = 30
 
 
 class SimulationError(RuntimeError):
@@ -100,13 +110,16 @@ class Batch:
 class DayStats:
     day: int
     date: str
+    after_the_run: bool = False  # an extra morning that only publishes what was held (no encounters, no uploads)
     encounters: int = 0
     sightings: int = 0
     diagnosed: int = 0
     shared_with_code: int = 0
     pushed_by_authority: int = 0
     keys_accepted: int = 0
-    cases_published: int = 0  # uploads with at least one key in the infectious period
+    cases_uploaded: int = 0  # uploads with at least one key in the infectious period
+    cases_published: int = 0  # cases whose keys this morning's batch published (held ones on a later morning)
+    keys_held: int = 0  # infectious keys the service held back this morning (too few cases for a batch yet)
     batch: Batch | None = None
     bytes_downloaded: int = 0
     phones_refusing: int = 0
@@ -128,6 +141,7 @@ class Outcome:
     sync_seconds: np.ndarray  # (people x days) every phone's sync time, each morning
     check_seconds: np.ndarray  # (people x days) matching and scoring
     phase_seconds: dict[str, float]  # wall time of each part of the run
+    held_at_end: list[int]  # people whose keys the service still held after the last day's uploads
 
 
 class Phases:
@@ -174,9 +188,12 @@ class Simulation:
         self.server: Server | None = None  # tomorrow morning's `matcher serve`
         self.days: list[DayStats] = []
         self.alerts: dict[tuple[int, int], int] = {}
-        self.sync_seconds = np.zeros((settings.days, settings.people))
+        self.sync_seconds = np.zeros((settings.days, settings.people))  # the run's mornings only
         self.check_seconds = np.zeros((settings.days, settings.people))
         self.config = default_config()
+        # Infectious keys uploaded and not yet published, with their owner: the service holds back a batch of too
+        # few cases, so what a morning publishes is what awaited it, not only that morning's uploads.
+        self.awaiting: list[tuple[int, SourceKey]] = []
 
     def day_start(self, day: int) -> int:
         return (self.first_day + day) * SECONDS_PER_DAY
@@ -194,6 +211,14 @@ class Simulation:
         try:
             for day in range(self.s.days):
                 self.one_day(shards, day)
+            held_at_end = sorted({person for person, _ in self.awaiting})
+            day = self.s.days
+            while self.awaiting:
+                if day >= self.s.days + MAX_EXTRA_MORNINGS:
+                    raise SimulationError(f"the service still holds {len(self.awaiting)} keys {MAX_EXTRA_MORNINGS} "
+                                          "mornings after the run")
+                self.extra_morning(shards, day)
+                day += 1
         finally:
             if self.server is not None:
                 self.server.wait()
@@ -212,6 +237,7 @@ class Simulation:
             sync_seconds=self.sync_seconds,
             check_seconds=self.check_seconds,
             phase_seconds=dict(self.phases.seconds),
+            held_at_end=held_at_end,
         )
 
     def one_day(self, shards: list[AnyShard], day: int) -> None:
@@ -252,19 +278,32 @@ class Simulation:
             raise SimulationError(f"the phones recorded {recorded} of {len(sightings)} sightings")
         self.morning(shards, day, stats)
 
+    def extra_morning(self, shards: list[AnyShard], day: int) -> None:
+        """The morning after ``day``, a day past the run: no encounters and no uploads; the service publishes
+        what it held and every phone syncs and checks."""
+        stats = DayStats(day=day, date=self.date(day).isoformat(), after_the_run=True)
+        self.days.append(stats)
+        self.observer.begin(day, f"after the run, {self.date(day + 1)} morning", self.s.people)
+        with self.phases("service: start and stop"):
+            if self.server is not None:
+                self.server.wait()
+            self.server = self.service.start(self.morning_of(day), f"after{day + 1:02d}")
+        self.morning(shards, day, stats, uploads=False)
+
     def morning_of(self, day: int) -> int:
         """When the uploads, the publishing and the phones' checks after ``day`` happen (unix seconds)."""
         return self.day_start(day + 1) + self.p.morning_hour * 3600
 
-    def morning(self, shards: list[AnyShard], day: int, stats: DayStats) -> None:
+    def morning(self, shards: list[AnyShard], day: int, stats: DayStats, uploads: bool = True) -> None:
         now = self.morning_of(day)
         assert self.server is not None
         with self.phases("service: start and stop"), self.server.ready() as running:
-            with self.phases("service: uploads (codes, shares, pushes)"):
-                published_keys = self.upload(shards, running, day, now, stats)
+            if uploads:
+                with self.phases("service: uploads (codes, shares, pushes)"):
+                    self.awaiting += self.upload(shards, running, day, now, stats)
             with self.phases("service: publish"):
-                batches, wall = self.service.publish(now)
-            self.note_batches(batches, wall, published_keys, day, now, stats)
+                run, wall = self.service.publish(now)
+            self.note_batches(run, wall, day, now, stats)
             with self.phases("phones: sync and check"):
                 checked: list[Checked] = call_all(
                     shards, "sync_and_check", running.public, now, progress=self.observer.advance
@@ -275,13 +314,15 @@ class Simulation:
         self.observer.end(
             day,
             f"{stats.diagnosed} diagnosed, {stats.batch.keys_published if stats.batch else 0} keys published, "
-            f"{new_alerts} new alerts",
+            f"{stats.keys_held} held, {new_alerts} new alerts",
         )
 
-    def upload(self, shards: list[AnyShard], running: Running, day: int, now: int, stats: DayStats) -> list[SourceKey]:
-        """The uploads of the people diagnosed on ``day``; returns the keys that will be published (for GAEN's
-        comparison)."""
-        published: list[SourceKey] = []
+    def upload(
+        self, shards: list[AnyShard], running: Running, day: int, now: int, stats: DayStats
+    ) -> list[tuple[int, SourceKey]]:
+        """The uploads of the people diagnosed on ``day``; returns the keys that will be published, with their
+        owner (for GAEN's comparison and the count of cases)."""
+        published: list[tuple[int, SourceKey]] = []
         diagnosed = self.epidemic.diagnosed_on(day)
         stats.diagnosed = len(diagnosed)
         for person in diagnosed.tolist():
@@ -317,27 +358,34 @@ class Simulation:
                 for (start, tek, period), days in zip(keys, since)
                 if infectiousness_of(self.config, days) != Infectiousness.NONE
             ]
-            stats.cases_published += bool(infectious)
-            published += infectious
+            stats.cases_uploaded += bool(infectious)
+            published += [(person, key) for key in infectious]
         return published
 
-    def note_batches(
-        self, batches: list[dict], wall: float, published: list[SourceKey], day: int, now: int, stats: DayStats
-    ) -> None:
+    def note_batches(self, run: dict, wall: float, day: int, now: int, stats: DayStats) -> None:
+        """Checks what `matcher publish` did against what awaited publication, and keeps the batch's numbers."""
+        batches, held = run["batches"], run["held"]
         if len(batches) > 1:
             raise SimulationError(f"matcher publish cut {len(batches)} batches in one morning; expected at most one")
+        stats.keys_held = sum(h["keys"] for h in held)
+        published = sum(b["keys_published"] for b in batches)
+        if published + stats.keys_held != len(self.awaiting):
+            raise SimulationError(
+                f"on morning {day + 1}, matcher publish published {published} keys and held {stats.keys_held}; "
+                f"{len(self.awaiting)} keys in their infectious period were uploaded and not yet published"
+            )
+        if published and stats.keys_held:
+            # Every simulated key is a CONFIRMED_TEST one, in one section under the default configuration.
+            raise SimulationError(f"on morning {day + 1}, matcher publish published part of one section")
         if not batches:
-            if published:
-                raise SimulationError(f"{len(published)} keys were uploaded on morning {day + 1} but none published")
             return
         [batch] = batches
-        if batch["keys_published"] != len(published):
-            raise SimulationError(
-                f"batch {batch['sequence']} publishes {batch['keys_published']} keys; the uploads had {len(published)} "
-                "keys in their infectious period"
-            )
+        published_keys = [key for _, key in self.awaiting] if published else []
+        stats.cases_published = len({person for person, _ in self.awaiting}) if published else 0
+        if published:
+            self.awaiting = []
         export_bin, export_sig = build_export(
-            published, self.signing_key, region=REGION, start_timestamp=now - SECONDS_PER_DAY, end_timestamp=now
+            published_keys, self.signing_key, region=REGION, start_timestamp=now - SECONDS_PER_DAY, end_timestamp=now
         )
         stats.batch = Batch(
             day=day,
@@ -355,8 +403,9 @@ class Simulation:
     def collect(self, shards: list[AnyShard], checked: list[Checked], day: int, stats: DayStats) -> None:
         for shard, result in zip(shards, checked):
             people = slice(shard.first, shard.first + shard.size)
-            self.sync_seconds[day, people] = result.sync_seconds
-            self.check_seconds[day, people] = result.check_seconds
+            if day < self.s.days:  # the phones' times are the run's; an extra morning only adds alerts
+                self.sync_seconds[day, people] = result.sync_seconds
+                self.check_seconds[day, people] = result.check_seconds
             stats.bytes_downloaded += int(result.bytes_downloaded.sum())
             stats.phones_refusing += int((result.refused > 0).sum())
             stats.downloads_interrupted += int(result.interrupted.sum())

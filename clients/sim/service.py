@@ -142,8 +142,8 @@ class Service:
             )
         return Server(process, log, self.tls_dir)
 
-    def publish(self, now: int) -> tuple[list[dict], float]:
-        """`matcher publish --now`: the batches it cut (its --json output) and the command's wall time."""
+    def publish(self, now: int) -> tuple[dict, float]:
+        """`matcher publish --now`: what it cut and held (its --json output) and the command's wall time."""
         began = time.perf_counter()
         out = matcher_command("publish", *self._options(now))
         return json.loads(out), time.perf_counter() - began

@@ -11,7 +11,8 @@ Rules every backend keeps (tests/contract/ checks them on both):
 - Every write is atomic: a submission's keys and its idempotency record appear together or not at all; a batch,
   its sequence number and the removal of its keys from pending appear together or not at all.
 - Every record has an expiry (retention): nothing is kept forever.
-- No IP address, client identifier or authority name is stored with a key.
+- No IP address, client identifier or authority name is stored with a key. The case a pending key belongs to is
+  a random id that only groups the keys of one submission, and it leaves with the pending row.
 """
 
 from __future__ import annotations
@@ -58,11 +59,19 @@ class SubmitResult:
 
 @dataclass(frozen=True, slots=True)
 class PendingKey:
-    """A stored key waiting for a batch; ``id`` is opaque and names it in ``commit_batch``."""
+    """A stored key waiting for a batch; ``id`` is opaque and names it in ``commit_batch``.
+
+    ``case`` is shared by the keys one submission stored (one SubmitKeys or SubmitWithCode call: one person) and
+    differs between submissions. It is random, so it says nothing about the authority, the submission id or the
+    phone; the publisher counts distinct cases to size a section's anonymity set, and the value goes with the
+    pending row when the key is published. ``received_at`` is the ``now`` of that submission.
+    """
 
     id: str
     key: DiagnosisKey
     region: str
+    case: str
+    received_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +127,9 @@ class Store(Protocol):
         2. With ``code_hash``: the code must exist and not be expired at ``now`` (else
            matcher.errors.PermissionDenied, nothing changes); it is deleted in the same transaction.
         3. Each key not already held (by DiagnosisKey.fingerprint(), also after it was published, for the
-           retention window) is stored as pending, to be published after ``key.publish_after()``.
+           retention window) is stored as pending, to be published after ``key.publish_after()``, with a case
+           id new for this call (common.new_case_id) and ``received_at = now``. A key already held keeps the
+           case and time of the submission that stored it first.
         4. The submission record keeps ``digest`` and ``response`` for ``retention_seconds``.
         """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from ..errors import AlreadyExists, PermissionDenied, Violation
 from ..intervals import interval_start
 from ..model import DiagnosisKey
@@ -14,6 +16,14 @@ def key_ends_at(key: DiagnosisKey) -> int:
     exactly as long as validation would still accept the same key again.
     """
     return interval_start(key.end_interval)
+
+
+def new_case_id() -> str:
+    """A case id for the keys of one submission: random, so that nothing about the submitter can be read from it
+    or recomputed (a hash of the authority and the submission id could be, by the authority). 64 bits: two
+    submissions pending at once share one with probability far below anything the anonymity count could notice.
+    """
+    return secrets.token_hex(8)
 
 
 def submission_id_taken() -> AlreadyExists:

@@ -35,7 +35,7 @@ from redis.retry import Retry
 from ..errors import NotFound
 from ..model import DiagnosisKey, ReportType, Submission
 from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
-from .common import invalid_code, key_ends_at, submission_id_taken
+from .common import invalid_code, key_ends_at, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
 
@@ -50,7 +50,7 @@ KEYS_WITHOUT_TTL = frozenset({SEQUENCE_KEY, FENCE_KEY, CONFIG_KEY})
 LOCK_KEY = PREFIX + "lock"  # hash {o: owner, f: fence}, PX lease
 SEEN_KEY = PREFIX + "seen"  # zset fingerprint -> end of the key's validity: every key held, pending or published
 PENDING_KEY = PREFIX + "pending"  # zset fingerprint -> publish_after
-KEY_DATA_KEY = PREFIX + "keys"  # hash fingerprint -> packed key and region (pending keys only)
+KEY_DATA_KEY = PREFIX + "keys"  # hash fingerprint -> packed key, region, case, received_at (pending keys only)
 BATCHES_KEY = PREFIX + "batches"  # zset sequence -> sequence (listing)
 BATCH_TIMES_KEY = PREFIX + "batch-times"  # zset sequence -> published_at (retention)
 CODES_KEY = PREFIX + "codes"  # zset code hash (hex) -> expires_at
@@ -80,25 +80,40 @@ def submission_name(authority: str, submission_id: str) -> str:
 
 
 # A packed pending key: rolling start, rolling period, report type, which optional fields are present (bit 0 days
-# since onset, bit 1 TX power), days since onset, TX power, key length; then the key data and the region (utf-8,
-# the rest of the value).
+# since onset, bit 1 TX power, bit 2 case), days since onset, TX power, key length; then the key data; with bit 2,
+# the time it was received (int64) and the case (a length byte, then utf-8); then the region (utf-8, the rest of
+# the value). Values written before cases existed lack bit 2: they are read as one case received at 0 (see
+# unpack_key), so a Redis that holds them keeps working across the upgrade.
 _PACKED = struct.Struct("<IHBBbbB")
-_HAS_DAYS, _HAS_TX_POWER = 1, 2
+_RECEIVED = struct.Struct("<qB")
+_HAS_DAYS, _HAS_TX_POWER, _HAS_CASE = 1, 2, 4
+# The case of every key packed before cases existed. One case for all of them, not one each: counting them as
+# fewer people than they are can only hold them longer (up to the deadline), never publish a section too small.
+LEGACY_CASE = "legacy"
 
 
-def pack_key(key: DiagnosisKey, region: str) -> bytes:
+def pack_key(key: DiagnosisKey, region: str, case: str, received_at: int) -> bytes:
     days, tx_power = key.days_since_onset, key.tx_power
-    present = (_HAS_DAYS if days is not None else 0) | (_HAS_TX_POWER if tx_power is not None else 0)
+    present = (_HAS_DAYS if days is not None else 0) | (_HAS_TX_POWER if tx_power is not None else 0) | _HAS_CASE
     head = _PACKED.pack(
         key.rolling_start, key.rolling_period, key.report_type, present, days or 0, tx_power or 0, len(key.key_data)
     )
-    return head + key.key_data + region.encode()
+    encoded_case = case.encode()
+    return head + key.key_data + _RECEIVED.pack(received_at, len(encoded_case)) + encoded_case + region.encode()
 
 
-def unpack_key(value: bytes) -> tuple[DiagnosisKey, str]:
+def unpack_key(value: bytes) -> tuple[DiagnosisKey, str, str, int]:
+    """The key, region, case and time received of a packed pending key."""
     start, period, report_type, present, days, tx_power, length = _PACKED.unpack_from(value)
-    key_data = value[_PACKED.size : _PACKED.size + length]
-    region = value[_PACKED.size + length :].decode()
+    offset = _PACKED.size + length
+    key_data = value[_PACKED.size : offset]
+    case, received_at = LEGACY_CASE, 0
+    if present & _HAS_CASE:
+        received_at, case_length = _RECEIVED.unpack_from(value, offset)
+        offset += _RECEIVED.size
+        case = value[offset : offset + case_length].decode()
+        offset += case_length
+    region = value[offset:].decode()
     key = DiagnosisKey(
         key_data,
         start,
@@ -107,7 +122,7 @@ def unpack_key(value: bytes) -> tuple[DiagnosisKey, str]:
         days if present & _HAS_DAYS else None,
         tx_power if present & _HAS_TX_POWER else None,
     )
-    return key, region
+    return key, region, case, received_at
 
 
 def ttl_seconds(expires_at: int, now: int) -> int:
@@ -352,12 +367,13 @@ class RedisStore:
         code_hash: bytes | None = None,
     ) -> SubmitResult:
         name = submission_name(submission.authority, submission.submission_id)
+        case = new_case_id()
         key_args: list[Any] = []
         keys_expire_at = now
         for key in submission.keys:
             ends_at = key_ends_at(key)
             keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
-            key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region)]
+            key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region, case, now)]
         with self._errors():
             answer = self._submit(
                 keys=[
@@ -439,8 +455,8 @@ class RedisStore:
             flat = self._pending(keys=[PENDING_KEY, KEY_DATA_KEY], args=[now, limit])
         found = []
         for fingerprint, value in zip(flat[::2], flat[1::2], strict=True):
-            key, region = unpack_key(value)
-            found.append(PendingKey(fingerprint.hex(), key, region))
+            key, region, case, received_at = unpack_key(value)
+            found.append(PendingKey(fingerprint.hex(), key, region, case, received_at))
         return found
 
     def last_sequence(self) -> int:

@@ -26,9 +26,10 @@ from pathlib import Path
 from ..errors import NotFound
 from ..model import DiagnosisKey, ReportType, Submission
 from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
-from .common import invalid_code, key_ends_at, submission_id_taken
+from .common import invalid_code, key_ends_at, new_case_id, submission_id_taken
 
-SCHEMA_VERSION = 1
+# 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 MAX_INTEGER = 2**63 - 1  # SQLite's largest integer; requests carry uint64 sequence numbers
 
@@ -40,9 +41,11 @@ CREATE TABLE fingerprints (
 ) WITHOUT ROWID;
 CREATE INDEX fingerprints_by_end ON fingerprints (ends_at);
 
--- Keys waiting for a batch. No authority, no client address: the region is all that is kept with a key.
--- Pending keys wait minutes for a batch, so the table stays small: purge scans it rather than keep an index on
--- ends_at that every submission would have to update.
+-- Keys waiting for a batch. No authority, no client address: the region is kept with a key, and case_id, a
+-- random id shared by the keys of one submission, so that the publisher can count a section's cases (it goes
+-- with the row). Pending keys wait minutes for a batch, or up to the anonymity deadline (a day by default) in a
+-- section of too few cases, so the table stays small: purge scans it rather than keep an index on ends_at that
+-- every submission would have to update.
 CREATE TABLE pending (
     id               INTEGER PRIMARY KEY,
     key_data         BLOB NOT NULL,
@@ -53,7 +56,9 @@ CREATE TABLE pending (
     tx_power         INTEGER,
     region           TEXT NOT NULL,
     publish_after    INTEGER NOT NULL,
-    ends_at          INTEGER NOT NULL
+    ends_at          INTEGER NOT NULL,
+    case_id          TEXT NOT NULL,
+    received_at      INTEGER NOT NULL            -- the now of the submission that stored it
 );
 CREATE INDEX pending_by_publish_after ON pending (publish_after, id);
 
@@ -113,7 +118,8 @@ CREATE TABLE exposure_config (
 _REOPEN_AFTER = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
 
 _PENDING_COLUMNS = (
-    "key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region, publish_after, ends_at"
+    "key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region, publish_after, ends_at,"
+    " case_id, received_at"
 )
 _PENDING_PLACEHOLDERS = ", ".join("?" for _ in _PENDING_COLUMNS.split(","))
 
@@ -219,6 +225,11 @@ class SqliteStore:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has store schema version {version}, older than this program's {SCHEMA_VERSION} "
+                    "(its pending keys carry no case for the anonymity hold); this program does not convert it"
+                )
             elif version != SCHEMA_VERSION:
                 raise StoreError(f"{self.path} has store schema version {version}; this program knows {SCHEMA_VERSION}")
             db.execute("COMMIT")
@@ -269,6 +280,7 @@ class SqliteStore:
                     raise invalid_code()
 
             new_keys = _new_keys(db, submission.keys)
+            case = new_case_id()
             rows = [
                 (
                     key.key_data,
@@ -280,6 +292,8 @@ class SqliteStore:
                     submission.region,
                     key.publish_after(),
                     key_ends_at(key),
+                    case,
+                    now,
                 )
                 for _, key in new_keys
             ]
@@ -349,13 +363,15 @@ class SqliteStore:
     def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
         with self._errors():
             rows = self._connection().execute(
-                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region"
-                " FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
+                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region,"
+                " case_id, received_at FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [
-            PendingKey(str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days, tx), region)
-            for id_, key_data, start, period, report_type, days, tx, region in rows
+            PendingKey(
+                str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days, tx), region, case, received
+            )
+            for id_, key_data, start, period, report_type, days, tx, region, case, received in rows
         ]
 
     def last_sequence(self) -> int:

@@ -18,7 +18,7 @@ import pytest
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import open_store
 from tests.integration.conftest import NOW
-from tests.integration.harness import Server, start_server
+from tests.integration.harness import PUBLISH_EVERY_CASE, Server, start_server
 from tests.support.pki import pki_with
 from tests.support.published import check_exactly_once
 from tests.support.redis_server import RedisServer
@@ -52,11 +52,11 @@ def publish_once(store_url: str, pki: Path) -> list[dict]:
     """One `matcher publish` run: the batches it cut (none when another run held the lock or nothing was due)."""
     result = subprocess.run(
         [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki),
-         "--now", str(NOW), "--json"],
+         "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["batches"]
 
 
 def publish_until(store_url: str, pki: Path, stop: threading.Event, runs: list[list[dict]]) -> None:

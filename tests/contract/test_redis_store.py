@@ -17,7 +17,7 @@ from redis.connection import AbstractConnection
 from redis.crc import key_slot
 
 from matcher.store import CodeRecord, StoreError
-from matcher.store.redis import KEYS_WITHOUT_TTL, PREFIX, RedisStore
+from matcher.store.redis import _HAS_CASE, _PACKED, KEY_DATA_KEY, KEYS_WITHOUT_TTL, LEGACY_CASE, PREFIX, RedisStore
 from tests.contract.builders import (
     AUTHORITY,
     LEASE,
@@ -68,6 +68,26 @@ def test_the_documented_allow_list_is_the_one_the_code_enforces() -> None:
     documented = re.findall(r"^\| `(\{exposure\}:[^`]+)` \|.*\| none \(allow-list\) \|$", text, re.M)
 
     assert set(documented) == KEYS_WITHOUT_TTL
+
+
+def test_a_pending_key_packed_before_cases_existed_is_read_as_one_legacy_case_received_at_zero(
+    redis_server: RedisServer,
+) -> None:
+    client = redis_server.client()
+    client.flushall()
+    store = RedisStore(redis_server.url)
+    submit(store, submission("s1", [key(1), key(2)]))
+    # Rewrite the values as the version before cases packed them: no case bit, nothing between key data and region.
+    for fingerprint, value in client.hgetall(KEY_DATA_KEY).items():
+        start, period, report_type, present, days, tx_power, length = _PACKED.unpack_from(value)
+        old = _PACKED.pack(start, period, report_type, present & ~_HAS_CASE, days, tx_power, length)
+        client.hset(KEY_DATA_KEY, fingerprint, old + value[_PACKED.size : _PACKED.size + length] + b"VN")
+
+    pending = store.pending_keys(now=NOW, limit=10)
+
+    assert {(p.key, p.region, p.case, p.received_at) for p in pending} == {
+        (key(1), "VN", LEGACY_CASE, 0), (key(2), "VN", LEGACY_CASE, 0)
+    }
 
 
 def test_the_store_works_on_redis_cluster_with_every_key_in_one_slot(tmp_path: Path) -> None:

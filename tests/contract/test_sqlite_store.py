@@ -31,6 +31,21 @@ def test_a_file_from_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -
         SqliteStore(tmp_path / "store.db")
 
 
+def test_a_file_from_an_older_version_is_refused_saying_so_and_left_alone(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "store.db").close()
+    db = sqlite3.connect(tmp_path / "store.db")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    db.close()
+
+    with pytest.raises(StoreError) as refused:
+        SqliteStore(tmp_path / "store.db")
+
+    assert f"schema version {SCHEMA_VERSION - 1}, older than this program's {SCHEMA_VERSION}" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    db = sqlite3.connect(tmp_path / "store.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION - 1
+
+
 def test_a_file_that_cannot_be_opened_raises_store_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="missing/store.db"):
         open_store(f"sqlite:{tmp_path / 'missing' / 'store.db'}")

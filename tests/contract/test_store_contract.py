@@ -60,8 +60,43 @@ def test_a_submission_stores_its_keys_as_pending_with_their_fields_and_region(st
 
     assert result == SubmitResult(replayed=None, stored=3, duplicates=0)
     pending = store.pending_keys(now=NOW, limit=10)
-    assert {(p.key, p.region) for p in pending} == {(k, "DE") for k in keys}
+    assert {(p.key, p.region, p.received_at) for p in pending} == {(k, "DE", NOW) for k in keys}
     assert len({p.id for p in pending}) == 3
+    assert len({p.case for p in pending}) == 1
+
+
+def test_the_keys_of_one_submission_share_a_case_that_no_other_submission_has(store: Store) -> None:
+    submit(store, submission("s1", [key(1), key(2)]))
+    submit(store, submission("s1", [key(3)], authority="other.example"))
+    submit(store, submission("s2", [key(4), key(5)]))
+
+    case_of = {p.key.key_data: p.case for p in store.pending_keys(now=NOW, limit=10)}
+
+    assert case_of[key(1).key_data] == case_of[key(2).key_data] and case_of[key(4).key_data] == case_of[key(5).key_data]
+    assert len({case_of[key(n).key_data] for n in (1, 3, 4)}) == 3
+    # A case is random: the same submission id from two authorities gets two unrelated ones, naming neither.
+    assert all(case and AUTHORITY not in case and "s1" not in case for case in case_of.values())
+
+
+def test_a_pending_key_carries_the_time_its_submission_was_received(store: Store) -> None:
+    submit(store, submission("s1", [key(1, days_ago=2)]))
+    submit(store, submission("s2", [key(2)]), now=NOW + 600)
+
+    received = {p.key.key_data: p.received_at for p in store.pending_keys(now=NOW + 600, limit=10)}
+
+    assert received == {key(1).key_data: NOW, key(2).key_data: NOW + 600}
+
+
+def test_a_key_already_held_keeps_the_case_and_time_of_the_submission_that_stored_it(store: Store) -> None:
+    submit(store, submission("s1", [key(1)]))
+    [first] = store.pending_keys(now=NOW, limit=10)
+
+    submit(store, submission("s2", [key(1), key(2)]), now=NOW + 60)
+    submit(store, submission("s2", [key(1), key(2)]), now=NOW + 120)  # a replay stores nothing, changes nothing
+
+    by_key = {p.key.key_data: p for p in store.pending_keys(now=NOW + 120, limit=10)}
+    assert by_key[key(1).key_data] == first
+    assert by_key[key(2).key_data].case != first.case and by_key[key(2).key_data].received_at == NOW + 60
 
 
 def test_a_replayed_submission_is_answered_as_the_first_time_and_stores_nothing_new(store: Store) -> None:

@@ -22,7 +22,7 @@ from matcher.model import DiagnosisKey, ReportType, Submission
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import Store, open_store
 from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import start_server
+from tests.integration.harness import PUBLISH_EVERY_CASE, start_server
 from tests.integration.test_service import publish
 from tests.support.published import KeyLike, check_exactly_once
 from tests.support.redis_server import RedisServer
@@ -103,7 +103,7 @@ def start_publisher(store_url: str, pki: Path, *extra: str, per_batch: int = KEY
     env = {**os.environ, "MATCHER_MAX_KEYS_PER_BATCH": str(per_batch)}
     return subprocess.Popen(
         [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki),
-         "--now", str(NOW), "--json", *extra],
+         "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
 
@@ -114,7 +114,7 @@ def publish_rest(store_url: str, pki: Path) -> list[dict]:
     process = start_publisher(store_url, pki)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
-    return json.loads(out)
+    return json.loads(out)["batches"]
 
 
 def test_a_publisher_killed_half_way_leaves_whole_batches_and_the_next_run_publishes_the_rest_once(

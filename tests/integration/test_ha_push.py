@@ -61,7 +61,7 @@ def test_a_real_gaen_export_is_pushed_published_and_matched(export_day_server):
     for key in keys[:: len(keys) // 7]:  # a handful across the file, heard mid-day
         interval = key.rolling_start + 70
         rpi = np.frombuffer(crypto.rpi_at(key.key_data, interval), dtype=np.uint8).reshape(1, 16)
-        heard_at = np.array([interval * 600 + 300])
+        heard_at = np.array([interval * 600 + 300])  # unix seconds, mid-interval
         hits = [match(header, sections, rpi, heard_at).section[0] for header, sections in opened]
         assert sum(h >= 0 for h in hits) == 1, "every pushed key is in exactly one batch"
 

@@ -26,7 +26,7 @@ from matcher.fprate import error_rate_for
 from matcher.model import ReportType
 from matcher.signing import TrustedKeys, load_verifying_key
 from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import matcher
+from tests.integration.harness import PUBLISH_EVERY_CASE, matcher
 
 LATER = NOW + 2 * 86400  # when every key submitted at NOW is past its embargo
 
@@ -58,9 +58,11 @@ def code_of(call) -> grpc.StatusCode:
 
 
 def publish(server, now: int = LATER) -> list[dict]:
+    """`matcher publish` on the server's store, holding nothing back: the batches it cut."""
     store = server.process.args[server.process.args.index("--store") + 1]
-    result = matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json")
-    return json.loads(result.stdout)
+    result = matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json",
+                     *PUBLISH_EVERY_CASE)
+    return json.loads(result.stdout)["batches"]
 
 
 def download(stub, sequence: int, offset: int = 0, chunk_size: int = 0) -> bytes:
@@ -336,7 +338,7 @@ def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(ser
     submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2, tx_power_dbm=-12))
     store = server.process.args[server.process.args.index("--store") + 1]
     matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(LATER),
-            "--out", str(tmp_path / "out"))
+            "--out", str(tmp_path / "out"), *PUBLISH_EVERY_CASE)
     batch_file = tmp_path / "out" / "batch-1.bin"
     inspected = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), "--json")
     report = json.loads(inspected.stdout)

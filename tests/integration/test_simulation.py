@@ -59,6 +59,9 @@ def test_cases_really_went_through_the_service_and_every_phone_verified_every_ba
     report, _, _ = small_run
     bandwidth = report["bandwidth"]
     assert report["cases"] >= 3 and bandwidth["batches"] >= 2 and bandwidth["keys_published"] >= report["cases"]
+    # The service holds mornings of fewer than 5 cases for a day (its defaults), those of the last morning on a
+    # morning after the run: every uploaded case reaches the phones, in batches of its cases.
+    assert report["cases"] == report["epidemic"]["cases_uploaded"] == sum(report["cases_per_batch"])
     assert report["epidemic"]["shared_with_code"] + report["epidemic"]["pushed_by_authority"] >= report["cases"]
     assert report["integrity"] == {"phones_refusing_a_batch": 0, "downloads_interrupted": 0}
     # Every phone downloaded every batch: at least the bodies, per phone and day.

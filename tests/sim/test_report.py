@@ -49,6 +49,7 @@ def outcome() -> Outcome:
         epidemic=epidemic, exposures=exposures, contacts=np.empty((0, 6), dtype=np.int64), days=days,
         alerts=alerts, sync_seconds=np.full((DAYS, PEOPLE), 0.004),
         check_seconds=np.full((DAYS, PEOPLE), 0.002), phase_seconds={"phones": 3.0, "service": 1.0},
+        held_at_end=[],
     )
 
 
@@ -104,3 +105,21 @@ def test_the_epidemic_summary_counts_uploads_only_for_diagnoses_inside_the_run()
     epidemic = build_report(result)["epidemic"]
     assert epidemic["infected"] == 2 and epidemic["diagnosed"] == 1 and epidemic["shared_with_code"] == 1
     assert result.epidemic.diagnosed_day[8] == NEVER
+
+
+def test_a_morning_after_the_run_counts_its_batch_and_bytes_per_morning_the_phones_synced():
+    result = outcome()
+    extra = DayStats(day=DAYS, date="2026-03-05", after_the_run=True, bytes_downloaded=PEOPLE * 600,
+                     cases_published=2)
+    extra.batch = Batch(day=DAYS, sequence=2, keys=8, keys_published=8, elements=1152, sections=1, body_bytes=8000,
+                        build_seconds=0.02, publish_command_seconds=0.7, gaen_export_bytes=500)
+    result.days.append(extra)
+    result.held_at_end.extend([5, 6])
+
+    report = build_report(result)
+
+    assert report["cases"] == 3 and report["cases_per_batch"] == [1, 2]
+    assert report["run"]["mornings_after_the_run"] == 1 and report["epidemic"]["cases_held_at_end"] == 2
+    assert report["batch_bytes_per_phone_day"] == 12000 / (DAYS + 1) and report["bytes_per_phone_day"] == 600
+    # false alarms stay per person-day of the run: a morning after it has no encounters
+    assert report["alerts"]["person_days"] == PEOPLE * DAYS

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from matcher.config import Config
 
 
@@ -35,3 +37,36 @@ def test_a_tls_folder_without_its_files_names_each_missing_file(tmp_path: Path):
 def test_publishing_alone_needs_only_the_signing_key(tmp_path: Path):
     problems = Config(tls_dir=tmp_path).problems(serving=False)
     assert problems == [f"--tls-dir {tmp_path}: signing.key is missing (`matcher certs --out DIR` writes it)"]
+
+
+def test_the_anonymity_hold_defaults_to_five_cases_or_a_day_and_reads_its_own_variables():
+    assert (Config().anonymity_min_cases, Config().anonymity_deadline_seconds) == (5, 86400)
+    from_env = Config.from_sources({}, {"MATCHER_ANONYMITY_MIN_CASES": "3", "MATCHER_ANONYMITY_DEADLINE": "7200"})
+    assert (from_env.anonymity_min_cases, from_env.anonymity_deadline_seconds) == (3, 7200)
+    flags_win = Config.from_sources({"anonymity_min_cases": 1, "anonymity_deadline_seconds": 0},
+                                    {"MATCHER_ANONYMITY_MIN_CASES": "3", "MATCHER_ANONYMITY_DEADLINE": "7200"})
+    assert (flags_win.anonymity_min_cases, flags_win.anonymity_deadline_seconds) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "values, problem",
+    [
+        ({"anonymity_min_cases": 0}, "anonymity minimum of 0 cases: must be at least 1"),
+        ({"anonymity_deadline_seconds": -1}, "anonymity deadline -1s: must be 0..1209599"),
+        ({"anonymity_deadline_seconds": 14 * 86400}, "anonymity deadline 1209600s: must be 0..1209599"),
+        ({"anonymity_deadline_seconds": 3 * 86400, "retention_days": 3}, "anonymity deadline 259200s: must be 0..259199"),
+    ],
+)
+def test_an_anonymity_setting_out_of_range_is_a_problem_saying_what_is_allowed(tmp_path: Path, values, problem):
+    (tmp_path / "signing.key").write_text("")  # all that publishing needs besides
+    [found] = Config(tls_dir=tmp_path, **values).problems(serving=False)
+    assert found.startswith(problem)
+
+
+def test_environment_values_that_are_not_numbers_are_one_error_naming_each_variable():
+    with pytest.raises(ValueError) as refused:
+        Config.from_sources({}, {"MATCHER_ANONYMITY_MIN_CASES": "five", "MATCHER_ANONYMITY_DEADLINE": "1d",
+                                 "MATCHER_WORKERS": "8"})
+    assert str(refused.value) == (
+        "MATCHER_ANONYMITY_MIN_CASES='five' is not a whole number; MATCHER_ANONYMITY_DEADLINE='1d' is not a whole number"
+    )
