@@ -65,7 +65,6 @@ class DiagnosisKey:
     rolling_period: int
     report_type: ReportType
     days_since_onset: int | None = None
-    tx_power: int | None = None  # dBm, as the key's phone advertised it, when known
     # Contact-interval pruning: a bitmap over the key's validity of the intervals to publish (bit j, little-endian
     # within bytes, is interval rolling_start + j), or None for every interval.
     contact_intervals: bytes | None = None

@@ -252,7 +252,6 @@ def _domain_key(key: keys_pb2.DiagnosisKey, diagnosis: Diagnosis | None, contact
         rolling_period=key.rolling_period or MAX_ROLLING_PERIOD,
         report_type=report_type,
         days_since_onset=days,
-        tx_power=key.tx_power_dbm if key.HasField("tx_power_dbm") else None,
         contact_intervals=bytes(key.contact_intervals) if contact_intervals and key.contact_intervals else None,
     )
 

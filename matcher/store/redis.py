@@ -80,31 +80,34 @@ def submission_name(authority: str, submission_id: str) -> str:
 
 
 # A packed pending key: rolling start, rolling period, report type, which optional fields are present (bit 0 days
-# since onset, bit 1 TX power, bit 2 case), days since onset, TX power, key length; then the key data; with bit 2,
-# the time it was received (int64) and the case (a length byte, then utf-8); then the region (utf-8, the rest of
-# the value). Values written before cases existed lack bit 2: they are read as one case received at 0 (see
-# unpack_key), so a Redis that holds them keeps working across the upgrade.
+# since onset, bit 2 case, bit 3 contact intervals; bit 1 was the TX power, no longer kept), days since onset, a
+# byte once the TX power and now 0, key length; then the key data; with bit 2, the time it was received (int64) and
+# the case (a length byte, then utf-8); with bit 3, the contact-interval bitmap (a length byte, then the bitmap);
+# then the region (utf-8, the rest of the value). Values written before cases existed lack bit 2: they are read as
+# one case received at 0 (see unpack_key), so a Redis that holds them keeps working across the upgrade.
 _PACKED = struct.Struct("<IHBBbbB")
 _RECEIVED = struct.Struct("<qB")
-_HAS_DAYS, _HAS_TX_POWER, _HAS_CASE = 1, 2, 4
+_LENGTH = struct.Struct("<B")
+_HAS_DAYS, _HAS_CASE, _HAS_CONTACTS = 1, 4, 8
 # The case of every key packed before cases existed. One case for all of them, not one each: counting them as
 # fewer people than they are can only hold them longer (up to the deadline), never publish a section too small.
 LEGACY_CASE = "legacy"
 
 
 def pack_key(key: DiagnosisKey, region: str, case: str, received_at: int) -> bytes:
-    days, tx_power = key.days_since_onset, key.tx_power
-    present = (_HAS_DAYS if days is not None else 0) | (_HAS_TX_POWER if tx_power is not None else 0) | _HAS_CASE
-    head = _PACKED.pack(
-        key.rolling_start, key.rolling_period, key.report_type, present, days or 0, tx_power or 0, len(key.key_data)
-    )
+    days, contacts = key.days_since_onset, key.contact_intervals
+    present = (_HAS_DAYS if days is not None else 0) | _HAS_CASE | (_HAS_CONTACTS if contacts is not None else 0)
+    head = _PACKED.pack(key.rolling_start, key.rolling_period, key.report_type, present, days or 0, 0, len(key.key_data))
     encoded_case = case.encode()
-    return head + key.key_data + _RECEIVED.pack(received_at, len(encoded_case)) + encoded_case + region.encode()
+    packed = head + key.key_data + _RECEIVED.pack(received_at, len(encoded_case)) + encoded_case
+    if contacts is not None:
+        packed += _LENGTH.pack(len(contacts)) + contacts
+    return packed + region.encode()
 
 
 def unpack_key(value: bytes) -> tuple[DiagnosisKey, str, str, int]:
     """The key, region, case and time received of a packed pending key."""
-    start, period, report_type, present, days, tx_power, length = _PACKED.unpack_from(value)
+    start, period, report_type, present, days, _, length = _PACKED.unpack_from(value)
     offset = _PACKED.size + length
     key_data = value[_PACKED.size : offset]
     case, received_at = LEGACY_CASE, 0
@@ -113,14 +116,14 @@ def unpack_key(value: bytes) -> tuple[DiagnosisKey, str, str, int]:
         offset += _RECEIVED.size
         case = value[offset : offset + case_length].decode()
         offset += case_length
+    contacts = None
+    if present & _HAS_CONTACTS:
+        (size,) = _LENGTH.unpack_from(value, offset)
+        contacts = value[offset + _LENGTH.size : offset + _LENGTH.size + size]
+        offset += _LENGTH.size + size
     region = value[offset:].decode()
     key = DiagnosisKey(
-        key_data,
-        start,
-        period,
-        ReportType(report_type),
-        days if present & _HAS_DAYS else None,
-        tx_power if present & _HAS_TX_POWER else None,
+        key_data, start, period, ReportType(report_type), days if present & _HAS_DAYS else None, contacts
     )
     return key, region, case, received_at
 

@@ -53,7 +53,7 @@ CREATE TABLE pending (
     rolling_period   INTEGER NOT NULL,
     report_type      INTEGER NOT NULL,
     days_since_onset INTEGER,
-    tx_power         INTEGER,
+    contact_intervals BLOB,                      -- NULL: every interval (docs/spec.md, "What is published")
     region           TEXT NOT NULL,
     publish_after    INTEGER NOT NULL,
     ends_at          INTEGER NOT NULL,
@@ -118,7 +118,8 @@ CREATE TABLE exposure_config (
 _REOPEN_AFTER = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR})
 
 _PENDING_COLUMNS = (
-    "key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region, publish_after, ends_at,"
+    "key_data, rolling_start, rolling_period, report_type, days_since_onset, contact_intervals, region, publish_after,"
+    " ends_at,"
     " case_id, received_at"
 )
 _PENDING_PLACEHOLDERS = ", ".join("?" for _ in _PENDING_COLUMNS.split(","))
@@ -288,7 +289,7 @@ class SqliteStore:
                     key.rolling_period,
                     int(key.report_type),
                     key.days_since_onset,
-                    key.tx_power,
+                    key.contact_intervals,
                     submission.region,
                     key.publish_after(),
                     key_ends_at(key),
@@ -363,15 +364,16 @@ class SqliteStore:
     def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
         with self._errors():
             rows = self._connection().execute(
-                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, tx_power, region,"
-                " case_id, received_at FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
+                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, contact_intervals,"
+                " region, case_id, received_at FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [
             PendingKey(
-                str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days, tx), region, case, received
+                str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days, contacts), region, case,
+                received,
             )
-            for id_, key_data, start, period, report_type, days, tx, region, case, received in rows
+            for id_, key_data, start, period, report_type, days, contacts, region, case, received in rows
         ]
 
     def last_sequence(self) -> int:

@@ -26,7 +26,7 @@ def key(
     period: int = 144,
     report_type: ReportType = ReportType.CONFIRMED_TEST,
     days_since_onset: int | None = None,
-    tx_power: int | None = None,
+    contact_intervals: bytes | None = None,
 ) -> DiagnosisKey:
     """Key number ``n`` of the day ``days_ago`` before TODAY (yesterday's keys are publishable at NOW)."""
     return DiagnosisKey(
@@ -35,7 +35,7 @@ def key(
         rolling_period=period,
         report_type=report_type,
         days_since_onset=days_since_onset,
-        tx_power=tx_power,
+        contact_intervals=contact_intervals,
     )
 
 

@@ -79,8 +79,8 @@ def test_a_pending_key_packed_before_cases_existed_is_read_as_one_legacy_case_re
     submit(store, submission("s1", [key(1), key(2)]))
     # Rewrite the values as the version before cases packed them: no case bit, nothing between key data and region.
     for fingerprint, value in client.hgetall(KEY_DATA_KEY).items():
-        start, period, report_type, present, days, tx_power, length = _PACKED.unpack_from(value)
-        old = _PACKED.pack(start, period, report_type, present & ~_HAS_CASE, days, tx_power, length)
+        start, period, report_type, present, days, unused, length = _PACKED.unpack_from(value)
+        old = _PACKED.pack(start, period, report_type, present & ~_HAS_CASE, days, unused, length)
         client.hset(KEY_DATA_KEY, fingerprint, old + value[_PACKED.size : _PACKED.size + length] + b"VN")
 
     pending = store.pending_keys(now=NOW, limit=10)

@@ -51,10 +51,12 @@ def code_record(expires_at: int = NOW + 3600) -> CodeRecord:
 
 
 def test_a_submission_stores_its_keys_as_pending_with_their_fields_and_region(store: Store) -> None:
-    every_field_set = key(2, report_type=ReportType.SELF_REPORT, days_since_onset=-3, tx_power=-12)
+    every_field_set = key(2, report_type=ReportType.SELF_REPORT, days_since_onset=-3,
+                          contact_intervals=bytes([0b1011]) + bytes(17))
     optional = [f.name for f in fields(DiagnosisKey) if f.default is not MISSING]
     assert all(getattr(every_field_set, name) != getattr(key(0), name) for name in optional), "a field is not tested"
-    keys = [key(1), every_field_set, key(3, days_ago=2, period=100, tx_power=0, days_since_onset=14)]
+    keys = [key(1), every_field_set,
+            key(3, days_ago=2, period=100, days_since_onset=14, contact_intervals=bytes(13))]
 
     result = submit(store, submission("s1", keys, region="DE"))
 

@@ -25,9 +25,9 @@ TRUSTED = TrustedKeys([SIGNING_KEY.verifying_key()])
 
 
 def key(n: int, start: int = DAY, period: int = 144, report_type: ReportType = ReportType.CONFIRMED_TEST,
-        days_since_onset: int | None = None, tx_power: int | None = None) -> DiagnosisKey:
+        days_since_onset: int | None = None) -> DiagnosisKey:
     key_data = hashlib.sha256(b"key %d" % n).digest()[:16]
-    return DiagnosisKey(key_data, start, period, report_type, days_since_onset, tx_power)
+    return DiagnosisKey(key_data, start, period, report_type, days_since_onset)
 
 
 def cut(keys: list[DiagnosisKey], **overrides) -> batches.BuiltBatch:
@@ -57,8 +57,8 @@ MIXED = [
     key(4, DAY, 37, ReportType.SELF_REPORT),  # a short key
     key(5, DAY - 288, days_since_onset=-10),  # NONE: not published
     key(6, DAY, report_type=ReportType.REVOKED),  # not a publishable report type
-    key(7, DAY, report_type=ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, tx_power=-12),  # the TX power is not published
-    key(8, DAY + 144, tx_power=-8),
+    key(7, DAY, report_type=ReportType.CONFIRMED_CLINICAL_DIAGNOSIS),
+    key(8, DAY + 144),
 ]
 PUBLISHED = [MIXED[n] for n in (0, 1, 2, 3, 6, 7)]
 TESTS_AND_DIAGNOSES = (ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)
