@@ -150,9 +150,10 @@ key_data = st.one_of(
 )
 
 
-def diagnosis_key(data, start, period, report_type, days, tx_power) -> keys_pb2.DiagnosisKey:
+def diagnosis_key(data, start, period, report_type, days, tx_power, contacts=b"") -> keys_pb2.DiagnosisKey:
     key = keys_pb2.DiagnosisKey(
-        key_data=data, rolling_start_interval_number=start, rolling_period=period, report_type=report_type
+        key_data=data, rolling_start_interval_number=start, rolling_period=period, report_type=report_type,
+        contact_intervals=contacts,
     )
     if days is not None:
         key.days_since_onset_of_symptoms = days
@@ -169,6 +170,7 @@ hostile_key = st.builds(
     st.one_of(st.integers(0, 6), s32),
     st.none() | st.integers(-16, 16) | s32,
     st.none() | st.integers(-45, 25) | s32,
+    st.binary(max_size=24),  # contact-interval bitmaps of every size, 18 bytes among them
 )
 plausible_key = st.builds(  # mostly valid: some requests must get through to storage
     diagnosis_key,
@@ -178,6 +180,7 @@ plausible_key = st.builds(  # mostly valid: some requests must get through to st
     st.integers(1, 3),
     st.none() | st.integers(-3, 12),
     st.none() | st.integers(-40, 20),
+    st.sampled_from([b"", b"\x01" + bytes(17)]),
 )
 a_key = st.one_of(hostile_key, plausible_key)
 

@@ -126,8 +126,8 @@ class Campaign:
         refused = {rejection.index for rejection in rejected}
         for index, key in enumerate(keys):
             if index not in refused:
-                tx_power = key.tx_power_dbm if key.HasField("tx_power_dbm") else None
-                stored = (key.rolling_period or 144, tx_power, region)
+                # the fuzzed authority does not prune to contact intervals: none is stored
+                stored = (key.rolling_period or 144, None, region)
                 self.accepted.setdefault((key.key_data, key.rolling_start_interval_number), set()).add(stored)
 
 
@@ -154,8 +154,8 @@ def as_proto(key: DiagnosisKey) -> keys_pb2.DiagnosisKey:
                                   rolling_period=key.rolling_period, report_type=key.report_type)
     if key.days_since_onset is not None:
         proto.days_since_onset_of_symptoms = key.days_since_onset
-    if key.tx_power is not None:
-        proto.tx_power_dbm = key.tx_power
+    if key.contact_intervals is not None:
+        proto.contact_intervals = key.contact_intervals
     return proto
 
 
@@ -200,7 +200,7 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
     stored = {(p.key.key_data, p.key.rolling_start): p for p in pending}
     assert len(stored) == len(pending) and set(stored) == set(campaign.accepted)
     for fingerprint, held in stored.items():
-        assert (held.key.rolling_period, held.key.tx_power, held.region) in campaign.accepted[fingerprint]
+        assert (held.key.rolling_period, held.key.contact_intervals, held.region) in campaign.accepted[fingerprint]
         assert held.key.report_type in PUBLISHABLE_REPORT_TYPES and held.region in ("VN", "TH")
         assert check_key(as_proto(held.key), "key", now=NOW, retention_days=14) == [], held
     signed = fuzz_server.distribution_stub().GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=10)
