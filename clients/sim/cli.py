@@ -88,6 +88,8 @@ def _share(text: str) -> float:
 def run_simulation(args: argparse.Namespace) -> int:
     """Runs the simulation and prints the report."""
     params = Params() if args.infected is None else replace(Params(), infected_share=args.infected)
+    if args.contact_intervals:
+        params = replace(params, contact_intervals=True)
     settings = Settings(
         people=args.people,
         days=args.days,
@@ -146,6 +148,9 @@ def build_parser() -> Parser:
                         help=f"share of people whose symptoms start during the run (default {Params().infected_share})")
     parser.add_argument("--workers", type=bounded_int(0, 32), default=DEFAULT_WORKERS,
                         help=f"phone worker processes (default {DEFAULT_WORKERS}; 0 runs the phones in this process)")
+    parser.add_argument("--contact-intervals", action="store_true",
+                        help="contact-interval pruning: sharing phones say in which intervals they heard others, and "
+                             "the authority publishes only those (off by default, as in the service)")
     parser.add_argument("--json", action="store_true", help="print report.json's object instead of the text report")
     parser.add_argument("--quiet", action="store_true", help="no progress on standard error")
     parser.set_defaults(func=run_simulation)

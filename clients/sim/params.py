@@ -70,6 +70,9 @@ class Params:
     publish_interval_seconds: int = 86400
     morning_hour: int = 5  # uploads, publishing, and every phone's sync and check, before the day's encounters
     device_models: tuple[tuple[str, int, float], ...] = field(default=DEVICE_MODELS)
+    # Contact-interval pruning (docs/privacy.md): the authority publishes only the intervals in which a sharing
+    # phone heard others, and phones that share say which. Off, as in the service.
+    contact_intervals: bool = False
 
     def median_attenuation_db(self, distance_m: float) -> float:
         return self.path_loss_at_1m_db + 10 * self.path_loss_exponent * math.log10(distance_m)

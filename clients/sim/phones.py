@@ -103,9 +103,10 @@ class Shard:
                 )
         return len(times)
 
-    def share(self, phone: int, code: str, now: int, address: str) -> tuple[int, int, int]:
-        """The phone uploads its keys with ``code``: (accepted, embargoed, rejected)."""
-        response = share(self.channel(address), self.phones[phone], code, now)
+    def share(self, phone: int, code: str, now: int, address: str, contact_intervals: bool) -> tuple[int, int, int]:
+        """The phone uploads its keys with ``code`` (and its contact intervals, if asked): (accepted, embargoed,
+        rejected)."""
+        response = share(self.channel(address), self.phones[phone], code, now, contact_intervals)
         return response.accepted, response.embargoed, len(response.rejected)
 
     def keys_for_authority(self, phone: int, now: int) -> list[tuple[int, bytes, int]]:

@@ -75,6 +75,9 @@ def text_report(report: dict[str, Any], console: Console) -> None:
     cost.add_column("batches (this service)", justify="right")
     cost.add_column("GAEN key files", justify="right")
     cost.add_row("published bytes per case", _bytes(report["bytes_per_case"]), _bytes(report["gaen_bytes_per_case"]))
+    elements = report["bandwidth"]["elements_per_case"]
+    pruned = " (contact intervals only)" if report["run"]["contact_intervals"] else ""
+    cost.add_row(f"published identifiers per case{pruned}", f"{elements:,.0f}" if elements else "-", "")
     cost.add_row("published bytes per phone per day", _bytes(report["batch_bytes_per_phone_day"]),
                  _bytes(report["gaen_bytes_per_phone_day"]))
     cost.add_row("downloaded per phone per day (all calls)", _bytes(report["bytes_per_phone_day"]), "")

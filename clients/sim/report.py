@@ -165,6 +165,7 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
             "start": s.start.isoformat(), "seed": s.seed, "store": "redis" if (s.store or "").startswith(("redis", "unix"))
             else "sqlite", "workers": s.workers, "publish_interval_seconds": s.params.publish_interval_seconds,
             "mornings_after_the_run": sum(1 for d in outcome.days if d.after_the_run),
+            "contact_intervals": s.params.contact_intervals,
         },
         "recall_detail": recall,
         "recall_by_duration": recall_by_duration(outcome),
@@ -199,6 +200,7 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
             "keys_uploaded": sum(d.keys_accepted for d in outcome.days),
             "keys_published": keys_published,
             "elements": elements,
+            "elements_per_case": ratio(elements, cases),
             "body_bytes": body_bytes,
             "bytes_per_element": ratio(body_bytes, elements),
             "gaen_export_bytes": gaen_bytes,

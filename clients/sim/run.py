@@ -205,7 +205,7 @@ class Simulation:
         with self.phases("setup: certificates, phones"):
             if self.s.store:
                 check_store_is_empty(self.s.store)
-            self.service.make_certs()
+            self.service.make_certs(contact_intervals_only=self.p.contact_intervals)
             self.signing_key = load_signing_key(self.service.tls_dir / "signing.key")
             shards = start_shards(self.population.tx_power, self.service.tls_dir, self.s.workers)
         try:
@@ -336,7 +336,7 @@ class Simulation:
             since = [(start // INTERVALS_PER_DAY - self.first_day) - onset for start, _, _ in keys]
             if how == SHARED_WITH_CODE:
                 code = running.issue_code(ReportType.CONFIRMED_TEST, self.date(onset).isoformat())
-                shard.submit("share", local, code, now, running.public)
+                shard.submit("share", local, code, now, running.public, self.p.contact_intervals)
                 accepted, _, rejected = shard.result()
                 stats.shared_with_code += 1
             else:
@@ -369,7 +369,10 @@ class Simulation:
             raise SimulationError(f"matcher publish cut {len(batches)} batches in one morning; expected at most one")
         stats.keys_held = sum(h["keys"] for h in held)
         published = sum(b["keys_published"] for b in batches)
-        if published + stats.keys_held != len(self.awaiting):
+        # With contact-interval pruning a key whose phone heard no one publishes nothing, and is not counted.
+        unexpected = published + stats.keys_held > len(self.awaiting) if self.p.contact_intervals else (
+            published + stats.keys_held != len(self.awaiting))
+        if unexpected:
             raise SimulationError(
                 f"on morning {day + 1}, matcher publish published {published} keys and held {stats.keys_held}; "
                 f"{len(self.awaiting)} keys in their infectious period were uploaded and not yet published"

@@ -120,9 +120,16 @@ class Service:
         self.store = store
         self.publish_interval = publish_interval
 
-    def make_certs(self) -> None:
+    def make_certs(self, contact_intervals_only: bool = False) -> None:
+        """Development certificates for the service and the one authority, which prunes to contact intervals if
+        asked (as an operator would set it in the authorities file)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         matcher_command("certs", "--out", str(self.tls_dir), "--authority", AUTHORITY, "--region", REGION)
+        if contact_intervals_only:
+            path = self.tls_dir / "authorities.json"
+            document = json.loads(path.read_text())
+            document["authorities"][AUTHORITY]["contact_intervals_only"] = True
+            path.write_text(json.dumps(document, indent=2))
 
     def _options(self, now: int) -> list[str]:
         return [

@@ -8,19 +8,21 @@ import shutil
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, sharing_pb2
-from matcher.batches import open_header
+from matcher import crypto
+from matcher.batches import match, open_body, open_header
 from matcher.certs import issue, new_ca, write_pair
 from matcher.errors import violations_of  # noqa: F401 - imported for symmetry with other service tests
 from matcher.exposure_config import default_config
 from matcher.model import ReportType
 from tests.integration.conftest import NOW
 from tests.integration.harness import make_pki, start_server
-from tests.integration.test_service import diagnosis_key, publish, trusted
+from tests.integration.test_service import diagnosis_key, download, publish, trusted
 
 
 def _ca_of(pki: Path):
@@ -212,3 +214,29 @@ def test_a_code_of_an_authority_revoked_since_it_was_issued_is_refused_and_stays
         assert upload(again, code, diagnosis_key(1)).accepted == 1
     finally:
         again.stop()
+
+
+def test_contact_intervals_are_published_only_for_an_authority_that_chose_them(pki, store_url, tmp_path):
+    shutil.copytree(pki, tmp_path / "tls")
+    tls = make_pki(tmp_path / "tls", "ha-prunes")
+    policies = json.loads((tls / "authorities.json").read_text())
+    policies["authorities"]["ha-prunes"]["contact_intervals_only"] = True
+    (tls / "authorities.json").write_text(json.dumps(policies))
+    bitmap = (0b111 << 60).to_bytes(18, "little")  # intervals 60, 61 and 62 of the key's day
+    server = start_server(tls, store_url, "--now", str(NOW), log=tmp_path / "serve.log")
+    try:
+        pruned = diagnosis_key(1, contact_intervals=bitmap)
+        assert upload(server, issue_code(server, "ha-prunes"), pruned).accepted == 1
+        ignored = diagnosis_key(2, contact_intervals=bitmap)
+        assert upload(server, issue_code(server, "ha-north"), ignored).accepted == 1
+        [batch] = publish(server)
+        assert batch["elements"] == 3 + 144  # the pruned key's three intervals; the other key's whole day
+        listing = server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10)
+        header = open_header(listing.batches[0], trusted(server))
+        sections = open_body(header, download(server.distribution_stub(), header.sequence))
+        start = pruned.rolling_start_interval_number
+        heard_at = (start + np.arange(144)) * 600 + 300
+        found = match(header, sections, crypto.rpis(pruned.key_data, start, 144), heard_at)
+        assert np.flatnonzero(found.section >= 0).tolist() == [60, 61, 62]
+    finally:
+        server.stop()
