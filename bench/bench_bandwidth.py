@@ -120,10 +120,10 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
     weigh."""
     signing_key = generate_signing_key()
     store = SqliteStore(folder / "store.db")
-    # Keyword arguments only: the publisher may gain options with defaults (a K-anonymity hold is coming); at 41
-    # cases an hour and more every section of this benchmark is large enough to be cut in its hour.
+    # The anonymity hold counts cases as submissions, and this benchmark stores an hour's cases (41 and more) in
+    # one submission: K = 1 cuts every hour as the hold would anyway, with that many cases in each section.
     publisher = Publisher(store, signing_key, retention_days=RETENTION_DAYS, publish_interval=PUBLISH_INTERVAL,
-                          max_keys_per_batch=200_000)
+                          max_keys_per_batch=200_000, anonymity_min_cases=1)
     day = Day(cases, days)
     published = []
     try:
@@ -135,7 +135,7 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
             # One submission an hour: how the keys were grouped on the way in makes no difference to the batch.
             store.submit(Submission("ha", f"hour-{hour}", "VN", tuple(keys), hashlib.sha256(b"%d" % hour).digest()),
                          response=b"", now=at, retention_seconds=RETENTION_DAYS * 86400)
-            cut = publisher.publish(at)
+            cut = publisher.publish(at).batches
             if len(cut) != 1 or cut[0].keys_published != len(keys):
                 raise AssertionError(f"hour {hour}: expected one batch of its {len(keys)} keys, got {cut}")
             published += cut

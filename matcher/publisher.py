@@ -125,14 +125,16 @@ def hold_small_sections(
     keys belong to fewer than ``min_cases`` distinct cases is held, unless its oldest key has been publishable for
     ``deadline`` seconds: then it is published anyway, since a warning held back for ever protects nobody. Cases
     are counted, not keys (one person's 10 daily keys are one case), and a case with keys in two sections counts in
-    each: each section is an anonymity set of its own. Keys that publish nothing (no section) go with the batch.
+    each: each section is an anonymity set of its own. Keys that publish nothing go with the batch: no section
+    (report type, infectiousness NONE), or no interval left after contact-interval pruning. Such a key puts no
+    element in its section, so its case must not count towards the section's K.
     """
     classes = section_classes(config)
     by_section: dict[SectionClass, list[PendingKey]] = defaultdict(list)
     released: list[PendingKey] = []
     for item in items:
         section = section_of(item.key, config, classes)
-        if section is None:
+        if section is None or not item.key.elements:
             released.append(item)
         else:
             by_section[section].append(item)

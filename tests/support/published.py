@@ -3,9 +3,9 @@ concurrency tests.
 
 - Every batch the store lists is read whole and verified as a phone would (signature, the body's size and SHA-256,
   then each section's layout and coding): a half-written batch fails here. Sequence numbers run 1, 2, 3, ... without a gap.
-- For each submitted key, the number of batches that hold it: its RPIs at its first and last interval, tagged
-  and hashed with each batch's salt and range, looked up in the batch's sections (whole arrays, one pass per
-  batch). A key is "in" a batch when both are members; a false positive at eps ~ 2e-8 per lookup, twice, does not
+- For each submitted key, the number of batches that hold it, and in which section: its RPIs at its first and
+  last interval, tagged and hashed with each batch's salt and range, looked up in the batch's sections (whole
+  arrays, one pass per batch). A key is "in" a batch when both are members; a false positive at eps ~ 2e-8 per lookup, twice, does not
   happen.
 - Nothing invented: the batches' sections hold exactly as many elements as the found keys have intervals.
 """
@@ -66,11 +66,8 @@ def as_key(key: keys_pb2.DiagnosisKey | KeyLike) -> KeyLike:
     return bytes(key.key_data), key.rolling_start_interval_number, key.rolling_period or 144
 
 
-def batches_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np.ndarray:
-    """For each key, how many batches hold it: ``(len(keys),)`` int."""
-    counts = np.zeros(len(keys), dtype=np.int64)
-    if not keys:
-        return counts
+def _first_and_last_elements(keys: Sequence[KeyLike]) -> tuple[np.ndarray, np.ndarray]:
+    """The RPIs and intervals of each key's first and last interval, two rows a key."""
     firsts = np.array([start for _, start, _ in keys], dtype=np.int64)
     lasts = np.array([start + period - 1 for _, start, period in keys], dtype=np.int64)
     intervals = np.stack([firsts, lasts], axis=1).reshape(-1)
@@ -79,16 +76,39 @@ def batches_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np
     for n, (key_data, _, _) in enumerate(keys):  # one HKDF and one AES call per key: its two blocks
         encryptor = Cipher(algorithms.AES(crypto.rpik(key_data)), modes.ECB()).encryptor()
         rpis[32 * n : 32 * n + 32] = encryptor.update(blocks[32 * n : 32 * n + 32])
-    rpis = np.frombuffer(bytes(rpis), dtype=np.uint8).reshape(-1, 16)
+    return np.frombuffer(bytes(rpis), dtype=np.uint8).reshape(-1, 16), intervals
+
+
+def batches_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np.ndarray:
+    """For each key, how many batches hold it: ``(len(keys),)`` int."""
+    counts = np.zeros(len(keys), dtype=np.int64)
+    if not keys:
+        return counts
+    elements = _first_and_last_elements(keys)
     for batch in batches:
-        if not batch.sections:
-            continue
-        tags = element_tags(rpis, intervals, batch.header.salt)
-        member = np.zeros(len(tags), dtype=bool)
-        for section in batch.sections:
-            member |= contains(section.values, element_hashes(tags, section.info.hash_range))
-        counts += member.reshape(-1, 2).all(axis=1)
+        counts += _sections_holding(elements, batch) >= 0
     return counts
+
+
+def sections_holding(keys: Sequence[KeyLike], batches: Sequence[Published]) -> np.ndarray:
+    """For each batch and key, the index of the section of the batch that holds the key (its first and last
+    elements), or -1: ``(len(batches), len(keys))`` int."""
+    if not keys:
+        return np.full((len(batches), 0), -1, dtype=np.int64)
+    elements = _first_and_last_elements(keys)
+    return np.array([_sections_holding(elements, batch) for batch in batches], dtype=np.int64).reshape(len(batches), -1)
+
+
+def _sections_holding(elements: tuple[np.ndarray, np.ndarray], batch: Published) -> np.ndarray:
+    rpis, intervals = elements
+    found = np.full(len(rpis) // 2, -1, dtype=np.int64)
+    if not batch.sections:
+        return found
+    tags = element_tags(rpis, intervals, batch.header.salt)
+    for index, section in enumerate(batch.sections):  # each section hashes into its own range
+        member = contains(section.values, element_hashes(tags, section.info.hash_range)).reshape(-1, 2).all(axis=1)
+        found[member & (found == -1)] = index
+    return found
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,19 @@ def test_keys_that_publish_nothing_go_with_the_batch_and_do_not_count_as_a_secti
     decided = cut([none, revoked])
 
     assert decided.released == [none, revoked] and decided.sections == 0 and decided.held == []
+
+
+def test_a_case_whose_keys_publish_no_interval_does_not_count_towards_k():
+    # Contact-interval pruning left one case's key with no interval: it adds no element, so the section still
+    # holds only K - 1 cases that anyone could match.
+    pruned = pending(K - 1)
+    pruned = PendingKey(pruned.id, replace(pruned.key, contact_intervals=bytes(18)), "VN", pruned.case, NOW)
+    others = [pending(case) for case in range(K - 1)]
+
+    decided = cut(others + [pruned])
+
+    assert decided.released == [pruned] and decided.sections == 0
+    assert [(held.keys, held.cases) for held in decided.held] == [(others, K - 1)]
 
 
 def test_k_of_one_or_a_deadline_of_zero_holds_nothing():
