@@ -120,21 +120,21 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
     weigh."""
     signing_key = generate_signing_key()
     store = SqliteStore(folder / "store.db")
-    # The anonymity hold counts cases as submissions, and this benchmark stores an hour's cases (41 and more) in
-    # one submission: K = 1 cuts every hour as the hold would anyway, with that many cases in each section.
+    # The service's default anonymity hold: with 41 cases or more an hour, every hour's section has its 5 cases.
     publisher = Publisher(store, signing_key, retention_days=RETENTION_DAYS, publish_interval=PUBLISH_INTERVAL,
-                          max_keys_per_batch=200_000, anonymity_min_cases=1)
+                          max_keys_per_batch=200_000)
     day = Day(cases, days)
     published = []
     try:
         for hour in range(HOURS):
             at = DAY + (hour + 1) * 3600
-            keys = [key for case in range(cases * hour // HOURS, cases * (hour + 1) // HOURS)
-                    for key in case_keys(case, days)]
+            hour_cases = range(cases * hour // HOURS, cases * (hour + 1) // HOURS)
+            keys = [key for case in hour_cases for key in case_keys(case, days)]
             day.hours.append(keys)
-            # One submission an hour: how the keys were grouped on the way in makes no difference to the batch.
-            store.submit(Submission("ha", f"hour-{hour}", "VN", tuple(keys), hashlib.sha256(b"%d" % hour).digest()),
-                         response=b"", now=at, retention_seconds=RETENTION_DAYS * 86400)
+            for case in hour_cases:  # one submission a case, as the hold counts them
+                store.submit(Submission("ha", f"case-{case}", "VN", tuple(case_keys(case, days)),
+                                        hashlib.sha256(b"%d" % case).digest()),
+                             response=b"", now=at, retention_seconds=RETENTION_DAYS * 86400)
             cut = publisher.publish(at).batches
             if len(cut) != 1 or cut[0].keys_published != len(keys):
                 raise AssertionError(f"hour {hour}: expected one batch of its {len(keys)} keys, got {cut}")
