@@ -90,7 +90,7 @@ def best_of(fn: Callable[[], Any], repeat: int = 3, budget_seconds: float = 30.0
 
 
 # `make bench` must finish within 10 minutes on two cores. The runner starts this clock; a benchmark whose size is
-# elastic (the largest filter batch) runs last and fits itself into what is left.
+# elastic (the largest batch) runs last and fits itself into what is left.
 TOTAL_SECONDS = 540.0
 _deadline = math.inf  # no budget unless the runner started one
 

@@ -32,6 +32,9 @@ class AuthorityPolicy:
     # Contact-interval pruning (off unless chosen): publish only the intervals in which a case's phone heard
     # another phone. It saves bandwidth and reveals the case's pattern of contacts to the server (docs/privacy.md).
     contact_intervals_only: bool = False
+    # RECURSIVE codes (contacts of cases sharing, for F2 warnings) an authority may issue a day: contacts multiply
+    # the keys published a day, and this bounds what one authority can add (docs/privacy.md).
+    contact_codes_per_day: int = 1000
 
     @property
     def default_region(self) -> str:
@@ -71,6 +74,7 @@ def load_policies(path: Path) -> dict[str, AuthorityPolicy]:
                 may_set_config=bool(entry.get("may_set_config", False)),
                 submissions_per_minute=int(entry.get("submissions_per_minute", 600)),
                 contact_intervals_only=_flag(entry, "contact_intervals_only"),
+                contact_codes_per_day=int(entry.get("contact_codes_per_day", 1000)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: authority {name!r} is malformed ({exc})") from None
@@ -124,18 +128,26 @@ class Authorities:
 
     def take(self, policy: AuthorityPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         """Spends one submission from the authority's budget, or refuses with RESOURCE_EXHAUSTED."""
-        rate = policy.submissions_per_minute / 60.0
-        burst = max(1.0, float(policy.submissions_per_minute))
+        self._spend(policy.name, policy.submissions_per_minute, 60.0, "submissions a minute", clock)
+
+    def take_contact_code(self, policy: AuthorityPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+        """Spends one RECURSIVE code from the authority's daily budget, or refuses with RESOURCE_EXHAUSTED."""
+        self._spend(f"{policy.name}\0contact", policy.contact_codes_per_day, 86_400.0, "contact codes a day", clock)
+
+    def _spend(self, bucket: str, per_period: int, period: float, what: str, clock: Callable[[], float]) -> None:
+        """A token bucket per budget: ``per_period`` a ``period`` seconds, that many at once at most."""
+        rate = per_period / period
+        burst = max(1.0, float(per_period))
         with self._lock:
             now = clock()
-            tokens, last = self._buckets.get(policy.name, (burst, now))
+            tokens, last = self._buckets.get(bucket, (burst, now))
             tokens = min(burst, tokens + (now - last) * rate)
-            if tokens < 1.0:
-                self._buckets[policy.name] = (tokens, now)
-                wait = (1.0 - tokens) / rate
+            if tokens < 1.0 or per_period == 0:
+                self._buckets[bucket] = (tokens, now)
+                wait = (1.0 - tokens) / rate if rate else period
+                authority = bucket.split("\0")[0]
                 raise ResourceExhausted(
-                    f"authority {policy.name!r} is over its limit of {policy.submissions_per_minute} "
-                    f"submissions a minute; retry in {wait:.1f} s",
+                    f"authority {authority!r} is over its limit of {per_period} {what}; retry in {wait:.1f} s",
                     retry_after=wait,
                 )
-            self._buckets[policy.name] = (tokens - 1.0, now)
+            self._buckets[bucket] = (tokens - 1.0, now)

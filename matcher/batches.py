@@ -39,7 +39,7 @@ from .filters import (
 )
 from .fprate import section_error_rate
 from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS
-from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType
+from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType, level_of
 from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
 
 FORMAT_VERSION = 2
@@ -99,7 +99,7 @@ def section_class_of_info(info: batch_pb2.Section) -> SectionClass:
 
 def _alike(values: Sequence[Any], weight: Any) -> dict[Any, tuple[Any, ...]]:
     """Each value -> the sorted group of values with the same weight."""
-    groups: dict[float, list[Any]] = {}
+    groups: dict[Any, list[Any]] = {}
     for value in sorted(values):
         groups.setdefault(weight(value), []).append(value)
     return {value: tuple(group) for group in groups.values() for value in group}
@@ -110,9 +110,10 @@ def section_classes(config: config_pb2.ExposureConfig) -> dict[tuple[ReportType,
 
     A section covers the report types the configuration weighs alike and the infectiousness levels it weighs
     alike: a distinction the phone's score cannot see would cost bits and split the cases of a batch into
-    smaller anonymity sets for nothing (docs/spec.md, "Sections").
+    smaller anonymity sets for nothing (docs/spec.md, "Sections"). Cases' keys and their contacts' (RECURSIVE)
+    never share a section, whatever the weights: the phone tells an F1 exposure from an F2 one by the section.
     """
-    report_types = _alike(PUBLISHABLE_REPORT_TYPES, lambda r: report_type_weight(config, r))
+    report_types = _alike(PUBLISHABLE_REPORT_TYPES, lambda r: (level_of(r), report_type_weight(config, r)))
     levels = _alike(PUBLISHED_INFECTIOUSNESS, lambda i: infectiousness_weight(config, i))
     return {(r, i): SectionClass(report_types[r], levels[i]) for r in report_types for i in levels}
 
@@ -374,6 +375,8 @@ def _section_problem(info: batch_pb2.Section, offset: int, covered: set[tuple[in
         return f"report types {report_types} are not distinct published report types"
     if not levels or not set(levels) <= set(PUBLISHED_INFECTIOUSNESS) or len(set(levels)) < len(levels):
         return f"infectiousness levels {levels} are not distinct published levels"
+    if len({level_of(r) for r in report_types}) > 1:
+        return "it mixes cases' report types with RECURSIVE: a phone could not tell an F1 match from an F2 one"
     pairs = {(r, i) for r in report_types for i in levels}
     if pairs & covered:
         return "it covers a risk class that an earlier section covers"

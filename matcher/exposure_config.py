@@ -18,6 +18,7 @@ from .model import (
     MAX_TX_POWER_DBM,
     MIN_DAYS_SINCE_ONSET,
     MIN_TX_POWER_DBM,
+    ExposureLevel,
     Infectiousness,
     ReportType,
 )
@@ -42,7 +43,8 @@ def default_config() -> config_pb2.ExposureConfig:
     Attenuation buckets follow common GAEN deployments (55/63/73 dB). Every weight is at most 1, so that one
     matched interval (at most 10 weighted minutes) never reaches the 15-minute daily threshold. Infectiousness is HIGH from two days before
     symptom onset to three days after, STANDARD until day 14, and NONE before day -2; keys with no onset are
-    STANDARD.
+    STANDARD. A contact of a case (F2 exposure: RECURSIVE keys) alerts after 30 weighted minutes, not 15: the
+    contact may not be infected at all, so the warning asks for more.
     """
     days = {d: Infectiousness.NONE for d in range(MIN_DAYS_SINCE_ONSET, -2)}
     days.update({d: Infectiousness.HIGH for d in range(-2, 4)})
@@ -60,6 +62,8 @@ def default_config() -> config_pb2.ExposureConfig:
         minimum_weighted_minutes_per_day=15.0,
         sighting_credit_cap_seconds=300,
         tx_power_dbm_when_unknown=-8,
+        weight_recursive=1.0,
+        minimum_weighted_minutes_per_day_recursive=30.0,
     )
 
 
@@ -93,9 +97,10 @@ def check_config(config: config_pb2.ExposureConfig, field: str = "config") -> li
             )
     if config.infectiousness_when_days_since_onset_missing not in Infectiousness.__members__.values():
         problems.append(Violation(f"{field}.infectiousness_when_days_since_onset_missing", "unknown value"))
-    minimum = config.minimum_weighted_minutes_per_day
-    if not (math.isfinite(minimum) and minimum > 0):
-        problems.append(Violation(f"{field}.minimum_weighted_minutes_per_day", f"must be > 0, got {minimum}"))
+    for name in ("minimum_weighted_minutes_per_day", "minimum_weighted_minutes_per_day_recursive"):
+        minimum = getattr(config, name)
+        if not (math.isfinite(minimum) and minimum > 0):
+            problems.append(Violation(f"{field}.{name}", f"must be > 0, got {minimum}"))
     if not 1 <= config.sighting_credit_cap_seconds <= MAX_SIGHTING_CREDIT_SECONDS:
         problems.append(
             Violation(f"{field}.sighting_credit_cap_seconds", f"must be 1..{MAX_SIGHTING_CREDIT_SECONDS}")
@@ -123,6 +128,7 @@ def _weights(config: config_pb2.ExposureConfig) -> list[tuple[str, float]]:
         "weight_self_report",
         "weight_infectiousness_standard",
         "weight_infectiousness_high",
+        "weight_recursive",
     ):
         named.append((name, getattr(config, name)))
     return named
@@ -139,7 +145,16 @@ def report_type_weight(config: config_pb2.ExposureConfig, report_type: ReportTyp
         ReportType.CONFIRMED_TEST: config.weight_confirmed_test,
         ReportType.CONFIRMED_CLINICAL_DIAGNOSIS: config.weight_confirmed_clinical_diagnosis,
         ReportType.SELF_REPORT: config.weight_self_report,
+        ReportType.RECURSIVE: config.weight_recursive,
     }.get(report_type, 0.0)
+
+
+def alert_threshold(config: config_pb2.ExposureConfig, level: ExposureLevel) -> float:
+    """The weighted minutes a day needs to alert at this tier: F1 and F2 each have their own, and each counts only
+    its own matches."""
+    if level == ExposureLevel.F2:
+        return config.minimum_weighted_minutes_per_day_recursive
+    return config.minimum_weighted_minutes_per_day
 
 
 def infectiousness_weight(config: config_pb2.ExposureConfig, infectiousness: Infectiousness) -> float:

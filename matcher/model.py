@@ -51,9 +51,25 @@ MIN_TX_POWER_DBM = -40
 MAX_TX_POWER_DBM = 20
 DEFAULT_PAGE_SIZE = 100  # batch headers per ListBatches answer unless asked otherwise
 MAX_PAGE_SIZE = 1000  # about 250 KB of headers: far below gRPC's 4 MiB message limit
-PUBLISHABLE_REPORT_TYPES = frozenset(
-    {ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT}
-)
+# The report types of cases (F0): a match with one of their keys is an F1 exposure. A match with a RECURSIVE key,
+# one a case's contact shared, is an F2 exposure; the contacts of F2 are never warned (warnings stop at F2).
+CASE_REPORT_TYPES = frozenset({ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT})
+PUBLISHABLE_REPORT_TYPES = CASE_REPORT_TYPES | {ReportType.RECURSIVE}
+# A contact (F1) shares the days from its exposure on, at most this many: enough to cover the days it may have been
+# infectious before it was told (docs/privacy.md), and a bound on what contacts add to every batch.
+CONTACT_SHARE_DAYS = 7
+
+
+class ExposureLevel(enum.IntEnum):
+    """The tier of a warning; the numbers are exposure.v1.ExposureLevel's."""
+
+    F1 = 1  # near a case
+    F2 = 2  # near a case's contact
+
+
+def level_of(report_type: int) -> ExposureLevel:
+    """The tier of a match with a key of this report type."""
+    return ExposureLevel.F2 if report_type == ReportType.RECURSIVE else ExposureLevel.F1
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,13 +140,16 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
             request, now=now, retention_days=self.s.config.retention_days, default_ttl=self.s.config.code_ttl
         )
         self.s.authorities.take(policy)
-        onset = wanted.diagnosis.symptom_onset
+        diagnosis = wanted.diagnosis
+        if diagnosis.report_type == ReportType.RECURSIVE:
+            self.s.authorities.take_contact_code(policy)
         record = CodeRecord(
             authority=policy.name,
             region=region,
-            report_type=int(wanted.diagnosis.report_type),
-            symptom_onset=onset.isoformat() if onset else "",
+            report_type=int(diagnosis.report_type),
+            symptom_onset=diagnosis.symptom_onset.isoformat() if diagnosis.symptom_onset else "",
             expires_at=now + wanted.ttl_seconds,
+            exposure_date=diagnosis.exposure_date.isoformat() if diagnosis.exposure_date else "",
         )
         for _ in range(5):  # a collision of 59-bit codes is astronomically rare; retrying costs nothing
             code = codes.new_code()
@@ -215,11 +218,12 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
             log.warning("upload refused: the code's authority=%s may no longer issue it", record.authority)
             raise PermissionDenied(INVALID_CODE)
         onset = dt.date.fromisoformat(record.symptom_onset) if record.symptom_onset else None
+        exposure = dt.date.fromisoformat(record.exposure_date) if record.exposure_date else None
         verdict = check_keys(
             request.keys,
             now=now,
             retention_days=self.s.config.retention_days,
-            diagnosis=Diagnosis(ReportType(record.report_type), onset),
+            diagnosis=Diagnosis(ReportType(record.report_type), onset, exposure),
             contact_intervals=issuer is not None and issuer.contact_intervals_only,
         )
         require_some_accepted(verdict)

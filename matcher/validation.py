@@ -37,7 +37,9 @@ from .model import (
     REGION_LENGTH,
     SUBMISSION_ID_ALPHABET,
     SUBMISSION_ID_MAX_LENGTH,
+    CONTACT_SHARE_DAYS,
     DiagnosisKey,
+    ExposureLevel,
     ReportType,
     Submission,
     retention_cutoff_interval,
@@ -58,10 +60,24 @@ class KeyVerdict:
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    """What a one-time code says about its patient; it overrides whatever a phone puts in its keys."""
+    """What a one-time code says about its patient; it overrides whatever a phone puts in its keys. A RECURSIVE
+    code (a case's contact) carries the day of the contact's exposure instead of a symptom onset."""
 
     report_type: ReportType
     symptom_onset: dt.date | None
+    exposure_date: dt.date | None = None
+
+    def contact_days_problem(self, rolling_start: int) -> str | None:
+        """Why a contact's key may not be shared with this code, or None: only the CONTACT_SHARE_DAYS days from the
+        exposure on (earlier days cannot have passed the exposure on)."""
+        if self.exposure_date is None:
+            return None
+        offset = (day_of(rolling_start) - self.exposure_date).days
+        if offset < 0:
+            return f"is a day before the contact's exposure on {self.exposure_date}: a contact shares from that day on"
+        if offset >= CONTACT_SHARE_DAYS:
+            return f"is more than {CONTACT_SHARE_DAYS} days after the contact's exposure on {self.exposure_date}"
+        return None
 
     def days_since_onset(self, rolling_start: int) -> int | None:
         if self.symptom_onset is None:
@@ -99,7 +115,7 @@ def check_key_count(count: int, field: str = "keys") -> list[Violation]:
     return []
 
 
-def parse_onset_date(text: str, field: str = "symptom_onset_date") -> dt.date | None:
+def parse_date(text: str, field: str) -> dt.date | None:
     """An ISO date "YYYY-MM-DD", or None for an empty string."""
     if not text:
         return None
@@ -160,7 +176,11 @@ def check_key(
                 f"{field}.tx_power_dbm", f"must be {MIN_TX_POWER_DBM}..{MAX_TX_POWER_DBM} dBm, got {key.tx_power_dbm}"
             )
         )
-    if diagnosis is None:
+    if diagnosis is not None:
+        contact_problem = diagnosis.contact_days_problem(start)
+        if contact_problem:
+            problems.append(Violation(f"{field}.rolling_start_interval_number", contact_problem))
+    else:
         problems.extend(_check_report_type(key.report_type, f"{field}.report_type"))
         if key.HasField("days_since_onset_of_symptoms"):
             days = key.days_since_onset_of_symptoms
@@ -188,11 +208,9 @@ def _check_contact_intervals(bitmap: bytes, period: int, field: str) -> list[Vio
 
 def _check_report_type(value: int, field: str) -> list[Violation]:
     if value == ReportType.UNSPECIFIED:
-        return [Violation(field, "is required: CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT")]
+        return [Violation(field, f"is required: {REPORT_TYPE_NAMES}")]
     if value == ReportType.REVOKED:
-        return [Violation(field, "REVOKED is not supported: a published filter batch cannot withdraw a key")]
-    if value == ReportType.RECURSIVE:
-        return [Violation(field, "RECURSIVE is reserved by GAEN and not accepted")]
+        return [Violation(field, "REVOKED is not supported: a published batch cannot withdraw a key")]
     if value not in PUBLISHABLE_REPORT_TYPES:
         return [Violation(field, f"unknown report type {value}")]
     return []
@@ -326,6 +344,9 @@ def submission_from_request(
     return submission, verdict
 
 
+REPORT_TYPE_NAMES = "CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS, SELF_REPORT or RECURSIVE"
+
+
 @dataclass(frozen=True, slots=True)
 class CodeRequest:
     """A validated Authority.IssueCode request: the diagnosis the code will carry, and its lifetime."""
@@ -340,14 +361,17 @@ def code_request_from(
     """Validates what a code will say about its patient; raises InvalidArgument listing every problem."""
     problems: list[Violation] = []
     if request.report_type not in PUBLISHABLE_REPORT_TYPES:
-        problems.append(
-            Violation("report_type", "must be CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT")
-        )
-    onset = None
+        problems.append(Violation("report_type", f"must be {REPORT_TYPE_NAMES}"))
+    onset = exposure = None
     try:
-        onset = parse_onset_date(request.symptom_onset_date)
+        onset = parse_date(request.symptom_onset_date, "symptom_onset_date")
     except InvalidArgument as exc:
         problems.extend(exc.violations)
+    if request.report_type == ReportType.RECURSIVE:
+        exposure, contact_problems = _contact_of(request, today=day_of(interval_number(now)))
+        problems.extend(contact_problems)
+    elif request.exposure_date or request.exposure_level:
+        problems.append(Violation("exposure_date", "and exposure_level are for RECURSIVE codes (a case's contact) only"))
     today = day_of(interval_number(now))
     # Keys older than the retention window are refused anyway; an onset up to 14 days before the oldest of them
     # still gives them a meaningful days-since-onset.
@@ -361,7 +385,31 @@ def code_request_from(
         problems.append(Violation("ttl_seconds", f"at most {codes.MAX_TTL_SECONDS} seconds, got {ttl}"))
     if problems:
         raise InvalidArgument("the code request is not valid", problems)
-    return CodeRequest(Diagnosis(ReportType(request.report_type), onset), ttl)
+    return CodeRequest(Diagnosis(ReportType(request.report_type), onset, exposure), ttl)
+
+
+def _contact_of(request: authority_pb2.IssueCodeRequest, *, today: dt.date) -> tuple[dt.date | None, list[Violation]]:
+    """The exposure day of a RECURSIVE code's contact, and what is wrong with the request as a contact's."""
+    problems: list[Violation] = []
+    if request.exposure_level == ExposureLevel.F2:
+        problems.append(Violation(
+            "exposure_level", "a contact of a contact (F2) is not asked to share: warnings stop at F2"
+        ))
+    elif request.exposure_level != ExposureLevel.F1:
+        problems.append(Violation("exposure_level", "is required for a RECURSIVE code: F1, the contact of a case"))
+    if request.symptom_onset_date:
+        problems.append(Violation("symptom_onset_date", "is not for a RECURSIVE code: give the exposure date"))
+    exposure = None
+    if not request.exposure_date:
+        problems.append(Violation("exposure_date", "is required for a RECURSIVE code: the day the contact was exposed"))
+    else:
+        try:
+            exposure = parse_date(request.exposure_date, "exposure_date")
+        except InvalidArgument as exc:
+            problems.extend(exc.violations)
+    if exposure is not None and exposure > today:
+        problems.append(Violation("exposure_date", f"{exposure} is after today ({today})"))
+    return exposure, problems
 
 
 def code_of_upload(request: sharing_pb2.SubmitWithCodeRequest) -> str:

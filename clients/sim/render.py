@@ -144,7 +144,7 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
 
     days = report["bandwidth"]["by_morning"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    ax.plot(mornings, [d["batch_bytes"] / 1024 for d in days], marker="o", label="filter batch (this service)")
+    ax.plot(mornings, [d["batch_bytes"] / 1024 for d in days], marker="o", label="batches (this service)")
     ax.plot(mornings, [d["gaen_bytes"] / 1024 for d in days], marker="s", label="GAEN key file, same keys")
     ax.plot(mornings, [d["downloaded_per_phone"] / 1024 for d in days], ls=":", color="#555555",
             label="downloaded per phone (all calls)")

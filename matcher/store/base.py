@@ -83,6 +83,8 @@ class CodeRecord:
     report_type: int
     symptom_onset: str  # "YYYY-MM-DD" or ""
     expires_at: int
+    # RECURSIVE codes (a contact, F1, sharing): the day of the contact's exposure, "YYYY-MM-DD"; "" otherwise.
+    exposure_date: str = ""
 
 
 @dataclass(frozen=True, slots=True)

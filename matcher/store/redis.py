@@ -66,7 +66,7 @@ def body_key(sequence: int) -> str:
 
 
 def code_key(code_hash: bytes) -> str:
-    return f"{PREFIX}code:{code_hash.hex()}"  # hash {a, r, t, o, x}
+    return f"{PREFIX}code:{code_hash.hex()}"  # hash {a, r, t, o, x, e}
 
 
 def submission_key(name: str) -> str:
@@ -177,17 +177,18 @@ extend(KEYS[2], ARGV[5])
 return {'stored', stored, duplicates}
 """
 
-# KEYS: code record, codes index. ARGV: now, ttl, code member, authority, region, report type, onset, expires_at
+# KEYS: code record, codes index. ARGV: now, ttl, code member, authority, region, report type, onset, expires_at,
+# exposure date
 # A live code with the same hash is "taken", unless it is this very record (the same put, sent again).
 _PUT_CODE = _EXTEND + """
-local held = redis.call('HMGET', KEYS[1], 'a', 'r', 't', 'o', 'x')
+local held = redis.call('HMGET', KEYS[1], 'a', 'r', 't', 'o', 'x', 'e')
 if held[5] and tonumber(held[5]) > tonumber(ARGV[1]) then
   local same = held[1] == ARGV[4] and held[2] == ARGV[5] and held[3] == ARGV[6] and held[4] == ARGV[7]
-  if same and held[5] == ARGV[8] then return 1 end
+  if same and held[5] == ARGV[8] and (held[6] or '') == ARGV[9] then return 1 end
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'a', ARGV[4], 'r', ARGV[5], 't', ARGV[6], 'o', ARGV[7], 'x', ARGV[8])
+redis.call('HSET', KEYS[1], 'a', ARGV[4], 'r', ARGV[5], 't', ARGV[6], 'o', ARGV[7], 'x', ARGV[8], 'e', ARGV[9])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
 extend(KEYS[2], ARGV[2])
@@ -425,6 +426,7 @@ class RedisStore:
                     record.report_type,
                     record.symptom_onset,
                     record.expires_at,
+                    record.exposure_date,
                 ],
             )
         return written == 1
@@ -440,6 +442,7 @@ class RedisStore:
             report_type=int(fields[b"t"]),
             symptom_onset=fields[b"o"].decode(),
             expires_at=int(fields[b"x"]),
+            exposure_date=fields.get(b"e", b"").decode(),
         )
 
     # --- publishing ----------------------------------------------------------------------------------------

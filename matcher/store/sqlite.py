@@ -88,7 +88,8 @@ CREATE TABLE codes (
     region        TEXT NOT NULL,
     report_type   INTEGER NOT NULL,
     symptom_onset TEXT NOT NULL,
-    expires_at    INTEGER NOT NULL
+    expires_at    INTEGER NOT NULL,
+    exposure_date TEXT NOT NULL              -- RECURSIVE codes: the contact's day of exposure, else ''
 ) WITHOUT ROWID;
 CREATE INDEX codes_by_expiry ON codes (expires_at);
 
@@ -316,23 +317,24 @@ class SqliteStore:
         with self._write() as db:
             # A hash whose earlier code has expired is free again; the very same record put again is no conflict.
             written = db.execute(
-                "INSERT INTO codes (code_hash, authority, region, report_type, symptom_onset, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO codes (code_hash, authority, region, report_type, symptom_onset, expires_at,"
+                " exposure_date) VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (code_hash) DO UPDATE SET authority = excluded.authority, region = excluded.region,"
                 " report_type = excluded.report_type, symptom_onset = excluded.symptom_onset,"
-                " expires_at = excluded.expires_at WHERE codes.expires_at <= ?"
-                " OR (codes.authority, codes.region, codes.report_type, codes.symptom_onset, codes.expires_at)"
-                " = (excluded.authority, excluded.region, excluded.report_type, excluded.symptom_onset,"
-                " excluded.expires_at)",
+                " expires_at = excluded.expires_at, exposure_date = excluded.exposure_date"
+                " WHERE codes.expires_at <= ?"
+                " OR (codes.authority, codes.region, codes.report_type, codes.symptom_onset, codes.expires_at,"
+                " codes.exposure_date) = (excluded.authority, excluded.region, excluded.report_type,"
+                " excluded.symptom_onset, excluded.expires_at, excluded.exposure_date)",
                 (code_hash, record.authority, record.region, record.report_type, record.symptom_onset,
-                 record.expires_at, now),
+                 record.expires_at, record.exposure_date, now),
             ).rowcount
             return written == 1
 
     def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
         with self._errors():
             row = self._connection().execute(
-                "SELECT authority, region, report_type, symptom_onset, expires_at FROM codes"
+                "SELECT authority, region, report_type, symptom_onset, expires_at, exposure_date FROM codes"
                 " WHERE code_hash = ? AND expires_at > ?",
                 (code_hash, now),
             ).fetchone()

@@ -80,7 +80,7 @@ def test_the_verdict_is_the_servers_own_for_the_same_keys():
 def test_all_problems_of_a_key_are_one_reason_with_fields_relative_to_the_key():
     [rejection] = check([SourceKey("x", KEY, 2650000, report_type=ReportType.REVOKED, days_since_onset=20)]).rejected
     assert rejection.reason == (
-        "report_type: REVOKED is not supported: a published filter batch cannot withdraw a key; "
+        "report_type: REVOKED is not supported: a published batch cannot withdraw a key; "
         "days_since_onset_of_symptoms: must be -14..14, got 20"
     )
 

@@ -74,7 +74,7 @@ def test_rejections_come_back_as_indexes_into_the_whole_import(peer, target, tls
     summary, _ = push(target, tls_dir, sent)
     assert summary.accepted == 33
     assert summary.rejected == (
-        (2, "report_type: REVOKED is not supported: a published filter batch cannot withdraw a key"),
+        (2, "report_type: REVOKED is not supported: a published batch cannot withdraw a key"),
         (31, "rolling_period: must be 1..144 ten-minute intervals, got 145"),
     )
 

@@ -8,7 +8,8 @@ import pytest
 
 from exposure.v1 import authority_pb2, keys_pb2
 from matcher.errors import InvalidArgument
-from matcher.model import EMBARGO_GRACE_SECONDS, MAX_KEYS_PER_SUBMISSION, ReportType
+from matcher.intervals import day_of
+from matcher.model import EMBARGO_GRACE_SECONDS, MAX_KEYS_PER_SUBMISSION, ExposureLevel, ReportType
 from matcher.validation import (
     Diagnosis,
     check_keys,
@@ -113,7 +114,6 @@ def test_a_key_that_started_this_very_interval_is_accepted():
         ({"rolling_start_interval_number": 0}, "rolling_start_interval_number", "expired more"),
         ({"report_type": ReportType.UNSPECIFIED}, "report_type", "is required"),
         ({"report_type": ReportType.REVOKED}, "report_type", "REVOKED is not supported"),
-        ({"report_type": ReportType.RECURSIVE}, "report_type", "RECURSIVE is reserved"),
         ({"report_type": 17}, "report_type", "unknown report type 17"),
         ({"days_since_onset_of_symptoms": 15}, "days_since_onset_of_symptoms", "must be -14..14, got 15"),
         ({"days_since_onset_of_symptoms": -15}, "days_since_onset_of_symptoms", "must be -14..14, got -15"),
@@ -274,12 +274,55 @@ def test_a_code_request_carries_its_diagnosis_and_the_default_lifetime():
         ({"symptom_onset_date": "2020-04-03"}, "symptom_onset_date"),  # tomorrow
         ({"symptom_onset_date": "2020-03-04"}, "symptom_onset_date"),  # 29 days ago
         ({"ttl_seconds": 86401}, "ttl_seconds"),
+        ({"exposure_date": "2020-03-30"}, "exposure_date"),  # a case's code has no exposure date
+        ({"exposure_level": 1}, "exposure_date"),
     ],
 )
 def test_a_bad_code_request_names_the_field(fields, field):
     with pytest.raises(InvalidArgument) as raised:
         code_request(**fields)
     assert [v.field for v in raised.value.violations] == [field]
+
+
+def contact_code(**fields):
+    return code_request(**{"report_type": ReportType.RECURSIVE, "exposure_date": "2020-03-30",
+                           "exposure_level": ExposureLevel.F1, **fields})
+
+
+def test_a_contacts_code_carries_the_day_of_its_exposure_and_no_onset():
+    assert contact_code().diagnosis == Diagnosis(ReportType.RECURSIVE, None, dt.date(2020, 3, 30))
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"exposure_level": ExposureLevel.F2}, "exposure_level", "warnings stop at F2"),
+        ({"exposure_level": 0}, "exposure_level", "is required for a RECURSIVE code"),
+        ({"exposure_date": ""}, "exposure_date", "is required for a RECURSIVE code"),
+        ({"exposure_date": "soon"}, "exposure_date", "not a date"),
+        ({"exposure_date": "2020-04-03"}, "exposure_date", "after today"),
+        ({"symptom_onset_date": "2020-03-30"}, "symptom_onset_date", "give the exposure date"),
+    ],
+)
+def test_a_contacts_code_without_an_f1_exposure_day_is_refused(fields, field, reason):
+    with pytest.raises(InvalidArgument) as raised:
+        contact_code(**fields)
+    [violation] = raised.value.violations
+    assert violation.field == field and reason in violation.description
+
+
+def test_a_contact_shares_the_days_from_its_exposure_on_for_at_most_seven_days():
+    exposure = TODAY - 144 * 4  # four days ago
+    diagnosis = Diagnosis(ReportType.RECURSIVE, None, day_of(exposure))
+    keys = [key(n, rolling_start_interval_number=exposure + 144 * day) for n, day in enumerate((-1, 0, 3), 1)]
+    verdict = check_keys(keys, now=NOW, retention_days=RETENTION, diagnosis=diagnosis)
+    assert [index for index, _ in verdict.accepted] == [1, 2]
+    assert all(k.report_type == ReportType.RECURSIVE and k.days_since_onset is None for k in verdict.keys)
+    [(index, violation)] = verdict.rejected
+    assert index == 0 and "a day before the contact's exposure" in violation.description
+    late = Diagnosis(ReportType.RECURSIVE, None, day_of(exposure - 144 * 8))
+    [(_, violation)] = check_keys(keys[2:], now=NOW, retention_days=RETENTION, diagnosis=late).rejected
+    assert "more than 7 days after the contact's exposure" in violation.description
 
 
 def test_an_onset_28_days_ago_is_still_accepted():
