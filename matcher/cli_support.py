@@ -8,6 +8,7 @@ bug prints a traceback.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -37,6 +38,14 @@ def time_arg(text: str) -> int:
         return parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def date_arg(text: str) -> dt.date:
+    """argparse type for a UTC day, YYYY-MM-DD."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
 
 
 def hex_arg(length: int) -> Callable[[str], bytes]:

@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import Progress
 
-from matcher.cli_support import CliError, Parser, bounded_int, main_for, print_json, time_arg
+from matcher.cli_support import CliError, Parser, bounded_int, date_arg, main_for, print_json, time_arg
 from matcher.clock import clock, iso
 from matcher.codes import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from matcher.exposure_config import check_config
@@ -246,12 +246,22 @@ def progress_bar(submissions: int) -> Iterator[Callable[[int, int], None] | None
 
 
 def cmd_issue_code(args: argparse.Namespace) -> None:
-    """Issues a one-time code that lets a patient's phone upload its own keys."""
+    """Issues a one-time code that lets a patient's phone upload its own keys; with --report-type RECURSIVE, a
+    code for a case's contact (F1), whose phone then shares from the day of its exposure on, for F2 warnings."""
+    contact = args.report_type == ReportType.RECURSIVE
+    if contact and (args.exposure_date is None or args.exposure_level is None):
+        raise CliError("a RECURSIVE code needs --exposure-date (the contact's day of exposure) and --exposure-level F1")
+    if not contact and (args.exposure_date or args.exposure_level):
+        raise CliError("--exposure-date and --exposure-level are for --report-type RECURSIVE (a case's contact) only")
+    if args.exposure_level == "F2":
+        raise CliError("a contact of a contact (F2) is not asked to share: warnings stop at F2")
     request = authority_pb2.IssueCodeRequest(
         report_type=int(args.report_type),
         symptom_onset_date=args.onset.isoformat() if args.onset else "",
         region=args.region,
         ttl_seconds=args.ttl,
+        exposure_date=args.exposure_date.isoformat() if args.exposure_date else "",
+        exposure_level=authority_pb2.EXPOSURE_LEVEL_F1 if contact else authority_pb2.EXPOSURE_LEVEL_UNSPECIFIED,
     )
     response = call_authority(args, lambda stub, timeout: stub.IssueCode(request, timeout=timeout))
     if args.output == "json":
@@ -347,13 +357,6 @@ def region_arg(text: str) -> str:
     return text
 
 
-def date_arg(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
-
-
 def positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -443,6 +446,14 @@ def build_parser() -> Parser:
         help="the diagnosis the uploaded keys will carry (default CONFIRMED_TEST)",
     )  # fmt: skip
     issue.add_argument("--onset", type=date_arg, metavar="YYYY-MM-DD", help="symptom onset (UTC); omit if unknown")
+    issue.add_argument(
+        "--exposure-date", type=date_arg, metavar="YYYY-MM-DD",
+        help="RECURSIVE codes: the day the contact was exposed (their phone's alert says it, or contact tracing)",
+    )
+    issue.add_argument(
+        "--exposure-level", choices=("F1", "F2"),
+        help="RECURSIVE codes: what the person was warned as; only F1 (near a case) shares, F2 is refused",
+    )
     issue.add_argument("--region", type=region_arg, default="", help="region of the keys (default: the authority's)")
     issue.add_argument(
         "--ttl", type=bounded_int(0, MAX_TTL_SECONDS), default=0, metavar="SECONDS",

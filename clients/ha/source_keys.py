@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 from exposure.v1 import keys_pb2
 
-from matcher.model import MAX_ROLLING_PERIOD, ReportType
+from matcher.model import MAX_ROLLING_PERIOD, PUBLISHABLE_REPORT_TYPES, ReportType
 
 UINT32_MAX = 2**32 - 1
 SINT32_MIN, SINT32_MAX = -(2**31), 2**31 - 1
 
 # The report types a health authority may state as the default for keys whose file says nothing.
-DEFAULT_REPORT_TYPES = (ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT)
+# What --report-type may name: the published report types (RECURSIVE: a case's contact, for F2 warnings).
+DEFAULT_REPORT_TYPES = tuple(sorted(PUBLISHABLE_REPORT_TYPES))
 
 
 class KeyFileError(ValueError):

@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 
 from matcher import crypto
-from matcher.cli_support import CliError, Parser, hex_arg, main_for, print_json, time_arg
+from matcher.cli_support import CliError, Parser, date_arg, hex_arg, main_for, print_json, time_arg
 from matcher.clock import clock
 from matcher.exposure_config import config_in_force
 from matcher.intervals import interval_number
@@ -27,11 +27,13 @@ from matcher.signing import TrustedKeys, load_verifying_key
 from .keys import DEFAULT_TX_POWER_DBM, broadcast_at, key_for_day, set_tx_power
 from .matching import match_new
 from .scoring import score
-from .share import share
+from .share import NotAContact, exposure_day, share
 from .store import PhoneStore
 from .sync import sync
 
 PROG = "matcher-phone"
+# How a day's tier reads (scoring.DayRisk.level).
+TIER_WORDS = {"F1": "near a case (F1)", "F2": "near a case's contact (F2)"}
 
 
 def _open(args: argparse.Namespace) -> PhoneStore:
@@ -149,17 +151,24 @@ def cmd_check(args: argparse.Namespace) -> None:
         print("no exposure found")
     for d in days:
         counted = "" if d.counted_intervals == d.matched_intervals else f" ({d.counted_intervals} counted)"
-        print(f"{d.day}: {d.matched_intervals} matched intervals{counted}, {d.minutes:g} min, score {d.score:g}"
-              + (" -> ALERT" if d.alert else ""))
+        print(f"{d.day}: {TIER_WORDS[d.level]}: {d.matched_intervals} matched intervals{counted}, {d.minutes:g} min, "
+              f"score {d.score:g}" + (" -> ALERT" if d.alert else ""))
 
 
 def cmd_share(args: argparse.Namespace) -> None:
-    """Uploads this phone's expired keys of the last 14 days with a one-time code."""
+    """Uploads this phone's expired keys of the last 14 days with a one-time code; as a case's contact (a
+    RECURSIVE code), only those from the day of its exposure on."""
     channel, _ = _channel(args)
     now = clock(args.now)()
     with channel, _open(args) as store:
+        since = args.since
+        if args.as_contact and since is None:
+            try:
+                since = exposure_day(store, config_in_force(store.get("config")))
+            except NotAContact as exc:
+                raise CliError(str(exc)) from None
         try:
-            response = share(channel, store, args.code, now, contact_intervals=args.contact_intervals)
+            response = share(channel, store, args.code, now, contact_intervals=args.contact_intervals, since=since)
         except grpc.RpcError as exc:
             raise CliError(f"share failed: {exc.code().name}: {exc.details()}") from None
     if args.json:
@@ -200,6 +209,15 @@ def build_parser() -> Parser:
     command("check", cmd_check, "match and score on the phone")
     server_options(share_cmd := command("share", cmd_share, "upload own keys with a one-time code"))
     share_cmd.add_argument("--code", required=True, help="the one-time code from the health authority")
+    share_cmd.add_argument(
+        "--as-contact", action="store_true",
+        help="share as a case's contact (F1, with a RECURSIVE code): only the keys from the day of the exposure on, "
+             "that day taken from this phone's latest F1 alert",
+    )
+    share_cmd.add_argument(
+        "--since", type=date_arg, metavar="YYYY-MM-DD",
+        help="as a case's contact, the day of the exposure (when contact tracing, not this phone, found it)",
+    )
     share_cmd.add_argument(
         "--contact-intervals", action="store_true",
         help="also say in which intervals this phone heard other phones: where the health authority has chosen "

@@ -15,6 +15,8 @@ ExposureWindow scoring, under the alarm rule of docs/spec.md ("Alarm rule").
 - A window's weighted minutes are multiplied by the largest report-type and infectiousness weights of the section
   it matched; a UTC day alerts when the weighted minutes of its counted windows reach
   ``minimum_weighted_minutes_per_day``.
+- Two tiers, each scored alone: windows in a section of cases' keys are F1 exposures (near a case), windows in a
+  RECURSIVE section are F2 (near a case's contact), which alert at ``minimum_weighted_minutes_per_day_recursive``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from exposure.v1 import batch_pb2, config_pb2
 from matcher.exposure_config import (
     COHERENCE_INTERVALS,
     MAX_MINUTES_PER_OBSERVATION,
+    alert_threshold,
     attenuation_weights,
     infectiousness_weight,
     report_type_weight,
 )
 from matcher.intervals import days_of
-from matcher.model import Infectiousness, ReportType
+from matcher.model import ExposureLevel, Infectiousness, ReportType, level_of
 
 from .matching import header_of
 from .store import PhoneStore
@@ -44,6 +47,7 @@ EPOCH = dt.date(1970, 1, 1)
 @dataclass(frozen=True)
 class DayRisk:
     day: str  # YYYY-MM-DD (UTC)
+    level: str  # "F1": near a case; "F2": near a case's contact. The numbers below are that tier's.
     matched_intervals: int  # every matched (RPI, interval) of the day
     counted_intervals: int  # those in coherent windows, which the minutes and the score count
     minutes: float
@@ -69,6 +73,11 @@ def section_weight(info: batch_pb2.Section, config: config_pb2.ExposureConfig) -
     return report * infectious
 
 
+def section_level(info: batch_pb2.Section) -> ExposureLevel:
+    """The tier of a match in this section: sections never mix cases' report types with RECURSIVE."""
+    return level_of(info.report_types[0])
+
+
 def coherent(group: np.ndarray, interval: np.ndarray) -> np.ndarray:
     """Which windows have another window of the same group (batch and section) whose matched interval is
     1 .. COHERENCE_INTERVALS - 1 away: ``(n,)`` bool."""
@@ -85,7 +94,9 @@ def coherent(group: np.ndarray, interval: np.ndarray) -> np.ndarray:
 
 
 def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]:
-    """The exposure risk of every day with a match, oldest first."""
+    """The exposure risk of every day with a match, oldest first: the day's F1 result (near a case) when it
+    alerts at F1 or has no F2 match, else its F2 result (near a case's contact). Each tier counts only its own
+    windows against its own threshold, so an F2 match never raises an F1 alert, and an F1 alert wins the day."""
     rows = store.matches()
     if not rows:
         return []
@@ -97,12 +108,8 @@ def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]
             matched[sighting_id] = (sequence, section, interval)
     sightings = store.sightings_by_id(matched)
     found = np.array([matched[i] for i in sightings.ids.tolist()], dtype=np.int64).reshape(-1, 3)
-    weights = {
-        (sequence, index): section_weight(info, config)
-        for sequence, header in headers.items()
-        for index, info in enumerate(header.sections)
-    }
-    class_weight = np.array([weights[sequence, section] for sequence, section, _ in found.tolist()])
+    sections = {(sequence, index): info for sequence, header in headers.items() for index, info in enumerate(header.sections)}
+    class_weight = np.array([section_weight(sections[sequence, section], config) for sequence, section, _ in found.tolist()])
 
     credit = sighting_credit(sightings.times, store.scan_times(), config.sighting_credit_cap_seconds)
     attenuation = config.tx_power_dbm_when_unknown - sightings.rssi.astype(np.float64)
@@ -117,29 +124,44 @@ def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]
     scale = np.minimum(1.0, MAX_MINUTES_PER_OBSERVATION * 60 / np.maximum(seconds, 1e-9))
     weight = np.zeros(windows)
     np.maximum.at(weight, window, class_weight)
-    _, group = np.unique(found[first_sighting, :2], axis=0, return_inverse=True)  # (batch, section) -> 0, 1, ...
-    counts = coherent(group.reshape(-1), found[first_sighting, 2]).astype(np.float64)
+    where = found[first_sighting]  # each window's batch, section and matched interval
+    _, group = np.unique(where[:, :2], axis=0, return_inverse=True)  # (batch, section) -> 0, 1, ...
+    counts = coherent(group.reshape(-1), where[:, 2]).astype(np.float64)
+    level = np.array([section_level(sections[sequence, section]) for sequence, section, _ in where.tolist()])
     first_interval = np.full(windows, np.iinfo(np.int64).max)
     np.minimum.at(first_interval, window, sightings.intervals)
     window_day = days_of(first_interval)
     offset = window_day - window_day.min()
-    minutes_by_day = np.bincount(offset, weights=seconds * scale / 60 * counts)
-    score_by_day = np.bincount(offset, weights=weighted * scale / 60 * weight * counts)
-    days = len(minutes_by_day)
-
+    days = int(offset.max()) + 1
     distinct = np.unique(np.column_stack([window, sightings.intervals]), axis=0)
-    distinct_day = days_of(distinct[:, 1]) - window_day.min()
-    intervals_by_day = np.bincount(distinct_day, minlength=days)[:days]
-    counted_by_day = np.bincount(distinct_day, weights=counts[distinct[:, 0]], minlength=days)[:days]
-    threshold = config.minimum_weighted_minutes_per_day
-    return [
-        DayRisk(
+    distinct_day = np.clip(days_of(distinct[:, 1]) - window_day.min(), 0, days - 1)
+
+    def tier(wanted: ExposureLevel) -> dict[str, np.ndarray]:
+        """The day-by-day sums of one tier's windows."""
+        mine = (level == wanted).astype(np.float64)
+        return {
+            "windows": np.bincount(offset, weights=mine, minlength=days),
+            "minutes": np.bincount(offset, weights=seconds * scale / 60 * counts * mine, minlength=days),
+            "score": np.bincount(offset, weights=weighted * scale / 60 * weight * counts * mine, minlength=days),
+            "intervals": np.bincount(distinct_day, weights=mine[distinct[:, 0]], minlength=days),
+            "counted": np.bincount(distinct_day, weights=(counts * mine)[distinct[:, 0]], minlength=days),
+        }
+
+    tiers = {wanted: tier(wanted) for wanted in ExposureLevel}
+    results = []
+    for day in np.flatnonzero(np.bincount(offset, minlength=days)):
+        alerts = {wanted: bool(t["score"][day] >= alert_threshold(config, wanted)) for wanted, t in tiers.items()}
+        chosen = next((wanted for wanted in ExposureLevel if alerts[wanted]), None)
+        if chosen is None:
+            chosen = ExposureLevel.F1 if tiers[ExposureLevel.F1]["windows"][day] else ExposureLevel.F2
+        sums = tiers[chosen]
+        results.append(DayRisk(
             day=(EPOCH + dt.timedelta(days=int(window_day.min() + day))).isoformat(),
-            matched_intervals=int(intervals_by_day[day]),
-            counted_intervals=int(counted_by_day[day]),
-            minutes=round(float(minutes_by_day[day]), 2),
-            score=round(float(score_by_day[day]), 2),
-            alert=bool(score_by_day[day] >= threshold),
-        )
-        for day in np.flatnonzero(np.bincount(offset, minlength=days))
-    ]
+            level=chosen.name,
+            matched_intervals=int(sums["intervals"][day]),
+            counted_intervals=int(sums["counted"][day]),
+            minutes=round(float(sums["minutes"][day]), 2),
+            score=round(float(sums["score"][day]), 2),
+            alert=alerts[chosen],
+        ))
+    return results

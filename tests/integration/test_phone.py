@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exposure.v1 import authority_pb2, batch_pb2, distribution_pb2, distribution_pb2_grpc
-from matcher.model import ReportType
+from matcher.batches import build_batch, sign_header
+from matcher.fprate import error_rate_for
+from matcher.model import DiagnosisKey, ReportType
 from matcher.signing import (
     DOMAIN_BATCH_HEADER,
     SigningKey,
@@ -32,11 +34,11 @@ from matcher.signing import (
 from clients.phone.keys import broadcast_at, key_for_day
 from clients.phone.matching import match_new
 from clients.phone.scoring import score
-from clients.phone.share import share, share_request
+from clients.phone.share import NotAContact, exposure_day, share, share_request
 from clients.phone.store import PhoneStore
 from clients.phone.sync import SyncReport, sync
 from matcher.exposure_config import config_in_force, default_config
-from matcher.intervals import interval_number
+from matcher.intervals import day_of, interval_number
 from tests.integration.conftest import NOW, TODAY
 from tests.integration.harness import start_server
 from tests.integration.test_service import diagnosis_key, download, publish
@@ -490,8 +492,8 @@ def test_the_phone_command_line_observes_syncs_and_checks(sqlite_server, tmp_pat
     assert json.loads(synced.stdout)["new_batches"] == [1]
     checked = phone_cli(db, "check", "--json")
     [day] = json.loads(checked.stdout)
-    assert set(day) == {"day", "matched_intervals", "counted_intervals", "minutes", "score", "alert"}
-    assert day["alert"] is True and day["day"] == "2026-11-19"
+    assert set(day) == {"day", "level", "matched_intervals", "counted_intervals", "minutes", "score", "alert"}
+    assert day["alert"] is True and day["day"] == "2026-11-19" and day["level"] == "F1"
 
 
 def test_a_malformed_sighting_line_is_refused_in_one_line_and_nothing_is_recorded(tmp_path):
@@ -499,3 +501,67 @@ def test_a_malformed_sighting_line_is_refused_in_one_line_and_nothing_is_recorde
     result = phone_cli(tmp_path / "p.db", "observe", str(tmp_path / "bad.jsonl"))
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "line 1" in result.stderr
     assert len(PhoneStore(tmp_path / "p.db").sightings()) == 0
+
+
+# --- warnings for contacts of cases (F1 -> F2) ---------------------------------------------------------------------
+
+
+def test_a_cases_contact_shares_from_its_exposure_on_and_warns_its_own_contacts_at_f2(sqlite_server, tmp_path):
+    a, b, c, d = (phone(tmp_path, name) for name in "abcd")
+    day0, day1, day2 = (TODAY - 144 * back for back in (3, 2, 1))
+    key_for_day(b, day0)  # B's phone was in use before it met A: that day must never be sent
+    met_a = day1 * 600 + 10 * 3600
+    meet(a, b, met_a, 30)  # day 1: A and B, half an hour at close range, each hearing the other
+    meet(b, a, met_a, 30)
+    meet(b, c, day2 * 600 + 15 * 3600, 40)  # day 2: B and C, 40 minutes (F2 alerts after 30)
+    key_for_day(d, day2)  # D meets nobody
+    issuer = sqlite_server.authority_stub()
+    channel = public_channel(sqlite_server)
+    pinned = trusted(sqlite_server.tls_dir)
+
+    # Day 3: A is confirmed and shares; B's phone alerts F1 for day 1.
+    code = issuer.IssueCode(authority_pb2.IssueCodeRequest(report_type=ReportType.CONFIRMED_TEST), timeout=10).code
+    assert share(channel, a, code, NOW).accepted == 1  # its key of day 1
+    publish(sqlite_server, now=NOW + 3600)
+    sync(channel, b, pinned)
+    assert [(day.day, day.level, day.alert) for day in check(b)] == [(str(day_of(day1)), "F1", True)]
+
+    # The authority designates B an F1 contact: a RECURSIVE code for the day of B's exposure. B shares from it on.
+    exposure = exposure_day(b, config_in_force(b.get("config")))
+    assert exposure == day_of(day1)
+    contact_code = issuer.IssueCode(authority_pb2.IssueCodeRequest(
+        report_type=ReportType.RECURSIVE, exposure_date=exposure.isoformat(),
+        exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
+    ), timeout=10).code
+    request = share_request(b, contact_code, NOW, since=exposure)
+    assert sorted(k.rolling_start_interval_number for k in request.keys) == [day1, day2]  # never day 0
+    assert share(channel, b, contact_code, NOW, since=exposure).accepted == 2
+    publish(sqlite_server, now=NOW + 7200)
+
+    for contact in (c, d):
+        sync(channel, contact, pinned)
+    [c_day] = check(c)
+    assert (c_day.day, c_day.level, c_day.alert) == (str(day_of(day2)), "F2", True)
+    assert check(d) == []
+
+
+def keep_recursive_batch(contact: PhoneStore, shared: PhoneStore) -> None:
+    """A verified batch in ``contact``'s store holding ``shared``'s keys as a case's contact's (RECURSIVE)."""
+    signing = generate_signing_key()
+    keys = [DiagnosisKey(tek, start, period, ReportType.RECURSIVE) for start, tek, period in shared.own_keys()]
+    built = build_batch(keys, sequence=1, published_at=NOW, region="VN", config=default_config(),
+                        signing_key=signing, error_rate=error_rate_for())
+    contact.keep_batch(1, sign_header(built.header, signing).SerializeToString(), NOW, built.body)
+
+
+def test_a_phone_warned_only_at_f2_does_not_share_as_a_contact(tmp_path):
+    b, c = phone(tmp_path, "b"), phone(tmp_path, "c")
+    with pytest.raises(NotAContact, match="no F1 alert"):
+        exposure_day(c, config_in_force(None))
+    # C's only alert is F2 (near B, a case's contact): it is not asked to share, so warnings stop at F2
+    sightings = [(broadcast_at(b, MEETING + s).rpi, interval_number(MEETING + s), MEETING + s, CLOSE_RANGE_RSSI,
+                  bytes(4)) for s in range(0, 2400, 300)]
+    c.add_sightings(sightings)
+    keep_recursive_batch(c, b)
+    with pytest.raises(NotAContact, match="warnings stop at F2"):
+        exposure_day(c, config_in_force(None))

@@ -43,4 +43,4 @@ def test_the_readmes_walk_through_runs_as_written_and_bobs_phone_alerts(tmp_path
     assert ("held (VN): 1 keys in 1 sections of fewer than 5 cases, until they have 5 or 2026-11-24T08:00:00Z at the "
             "latest") in stdout
     assert "batch 1 (VN): 1 keys" in stdout
-    assert "2026-11-22: 4 matched intervals, 35 min, score 35 -> ALERT" in stdout
+    assert "2026-11-22: near a case (F1): 4 matched intervals, 35 min, score 35 -> ALERT" in stdout

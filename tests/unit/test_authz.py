@@ -25,3 +25,22 @@ def test_contact_interval_pruning_is_off_unless_an_authority_chooses_it(tmp_path
 def test_a_flag_that_is_not_true_or_false_is_refused_naming_the_authority(tmp_path, value):
     with pytest.raises(ValueError, match="authority 'ha-north' is malformed .*contact_intervals_only must be true or false"):
         load_policies(write(tmp_path, contact_intervals_only=value))
+
+
+def test_contact_codes_are_bounded_per_authority_and_day_and_refill_with_time(tmp_path):
+    from matcher.authz import Authorities
+    from matcher.errors import ResourceExhausted
+
+    policy = load_policies(write(tmp_path, contact_codes_per_day=2))["ha-north"]
+    authorities = Authorities({"ha-north": policy})
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731 - a settable clock
+    authorities.take_contact_code(policy, clock)
+    authorities.take_contact_code(policy, clock)
+    with pytest.raises(ResourceExhausted, match="over its limit of 2 contact codes a day"):
+        authorities.take_contact_code(policy, clock)
+    authorities.take(policy, clock)  # submissions have a budget of their own
+    now[0] += 86_400 / 2  # half a day gives back one code
+    authorities.take_contact_code(policy, clock)
+    with pytest.raises(ResourceExhausted):
+        authorities.take_contact_code(policy, clock)
