@@ -158,19 +158,20 @@ def cmd_check(args: argparse.Namespace) -> None:
 def cmd_share(args: argparse.Namespace) -> None:
     """Uploads this phone's expired keys of the last 14 days with a one-time code; as a case's contact (a
     RECURSIVE code), only those from the day of its exposure on."""
-    channel, _ = _channel(args)
     now = clock(args.now)()
-    with channel, _open(args) as store:
+    with _open(args) as store:
         since = args.since
-        if args.as_contact and since is None:
+        if args.as_contact and since is None:  # from the phone's own alerts, before anything goes out
             try:
                 since = exposure_day(store, config_in_force(store.get("config")))
             except NotAContact as exc:
                 raise CliError(str(exc)) from None
-        try:
-            response = share(channel, store, args.code, now, contact_intervals=args.contact_intervals, since=since)
-        except grpc.RpcError as exc:
-            raise CliError(f"share failed: {exc.code().name}: {exc.details()}") from None
+        channel, _ = _channel(args)
+        with channel:
+            try:
+                response = share(channel, store, args.code, now, contact_intervals=args.contact_intervals, since=since)
+            except grpc.RpcError as exc:
+                raise CliError(f"share failed: {exc.code().name}: {exc.details()}") from None
     if args.json:
         print_json({"accepted": response.accepted, "embargoed": response.embargoed,
                     "rejected": [{"index": r.index, "field": r.field, "reason": r.reason} for r in response.rejected]})

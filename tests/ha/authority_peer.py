@@ -24,7 +24,7 @@ from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, keys_pb2
 from matcher.errors import AlreadyExists, InvalidArgument, PermissionDenied, grpc_method
 from matcher.exposure_config import check_config
 from matcher.signing import DOMAIN_EXPOSURE_CONFIG, generate_signing_key
-from matcher.validation import submission_from_request
+from matcher.validation import code_request_from, submission_from_request
 
 
 # --- the servicer ------------------------------------------------------------------------------------------
@@ -37,6 +37,7 @@ class AuthorityPeer(authority_pb2_grpc.AuthorityServicer):
     default_region: str = "VN"
     failures: list[grpc.Status] = field(default_factory=list)
     calls: list[authority_pb2.SubmitKeysRequest] = field(default_factory=list)
+    codes: list[authority_pb2.IssueCodeRequest] = field(default_factory=list)
     answers: dict[tuple[str, str], tuple[bytes, authority_pb2.SubmitKeysResponse]] = field(default_factory=dict)
     stored: dict[bytes, keys_pb2.DiagnosisKey] = field(default_factory=dict)
     config_version: int = 0
@@ -94,9 +95,9 @@ class AuthorityPeer(authority_pb2_grpc.AuthorityServicer):
     @grpc_method
     def _issue_code(self, request, context):
         self._authority(context)
-        if request.ttl_seconds > 86400:
-            raise InvalidArgument("ttl_seconds is too long")
-        return authority_pb2.IssueCodeResponse(code="K7P2QX9M", expires_at=self.now + (request.ttl_seconds or 3600))
+        wanted = code_request_from(request, now=self.now, retention_days=14, default_ttl=3600)
+        self.codes.append(request)
+        return authority_pb2.IssueCodeResponse(code="K7P2QX9M", expires_at=self.now + wanted.ttl_seconds)
 
     @grpc_method
     def _set_exposure_config(self, request, context):

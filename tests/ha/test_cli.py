@@ -315,6 +315,28 @@ def test_issue_code_refuses_a_bad_date_or_ttl_before_calling(tls_dir):
     assert "must be 0..86400, got 90000" in error
 
 
+def test_issue_code_for_a_cases_contact_sends_the_exposure_day_and_level_f1(server, peer, tls_dir):
+    result = ha("issue-code", *connection(server, tls_dir), "--report-type", "RECURSIVE",
+                "--exposure-date", "2020-05-20", "--exposure-level", "F1")
+    assert (result.returncode, result.stdout) == (0, "K7P2QX9M\n"), result.stderr
+    [sent] = peer.codes[-1:]
+    assert (sent.report_type, sent.exposure_date, sent.exposure_level) == (4, "2020-05-20", 1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (["--report-type", "RECURSIVE"], "needs --exposure-date"),
+        (["--report-type", "RECURSIVE", "--exposure-date", "2020-05-20", "--exposure-level", "F2"],
+         "warnings stop at F2"),
+        (["--exposure-date", "2020-05-20"], "are for --report-type RECURSIVE"),
+    ],
+)
+def test_issue_code_refuses_a_contact_code_it_cannot_send_before_calling(tls_dir, arguments, reason):
+    error = assert_one_line_error(ha("issue-code", *connection("127.0.0.1:1", tls_dir), *arguments))
+    assert reason in error
+
+
 def test_set_config_sends_a_configuration_and_reports_its_version(server, tls_dir, tmp_path):
     config = write(tmp_path / "config.json", json_format.MessageToJson(default_config()))
     result = ha("set-config", *connection(server, tls_dir), "--file", config, "--json")
