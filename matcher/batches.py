@@ -39,7 +39,8 @@ from .filters import (
 )
 from .fprate import section_error_rate
 from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS
-from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType, level_of
+from .venues import HOUR_SECONDS
+from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType, VenueHour, level_of
 from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
 
 FORMAT_VERSION = 2
@@ -220,8 +221,12 @@ def build_batch(
     error_rate: float,
     run_elements: int | None = None,
     salt: bytes | None = None,
+    venue_hours: Sequence[VenueHour] = (),
+    venue_error_rate: float | None = None,
 ) -> BuiltBatch:
-    """The batch of these keys: one coded set per section with keys, each in its own hash range.
+    """The batch of these keys, and of these venue hours: one coded set per section with elements, each in its own
+    hash range. The venue hours, if any, go into one venue section after the others, sized for
+    ``venue_error_rate`` (fprate.venue_error_rate: a single venue match can alert).
 
     ``error_rate`` is the publishing run's eps and ``run_elements`` the elements of every section the run cuts
     (this batch's own when it is the run's only batch): a section of n elements gets
@@ -269,16 +274,51 @@ def build_batch(
         )
         parts.append(encoded.data)
         offset += len(encoded.data)
+    venue_elements = _venue_elements(venue_hours)
+    if venue_elements is not None:
+        identifiers, hours = venue_elements
+        if venue_error_rate is None:
+            raise ValueError("venue hours need a venue error rate (fprate.venue_error_rate)")
+        hash_range = hash_range_for(len(hours), venue_error_rate)
+        encoded = encode_set(element_hashes(element_tags(identifiers, hours, salt), hash_range))
+        header.sections.append(
+            batch_pb2.Section(
+                kind=batch_pb2.SECTION_KIND_VENUE,
+                offset=offset,
+                length=len(encoded.data),
+                count=encoded.count,
+                rice_parameter=encoded.rice_parameter,
+                quotient_bytes=encoded.quotient_bytes,
+                hash_range=hash_range,
+            )
+        )
+        parts.append(encoded.data)
+        offset += len(encoded.data)
     body = b"".join(parts)
     header.body_size = len(body)
     header.body_sha256 = hashlib.sha256(body).digest()
     return BuiltBatch(header=header, body=body, keys_published=len(published), elements=elements)
 
 
+def _venue_elements(venue_hours: Sequence[VenueHour]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct venue hours as elements: identifiers ``(n, 16)`` and hours ``(n,)``; None without any."""
+    distinct = {(hour.identifier, hour.hour) for hour in venue_hours}
+    if not distinct:
+        return None
+    ordered = sorted(distinct)
+    identifiers = np.frombuffer(b"".join(identifier for identifier, _ in ordered), dtype=np.uint8).reshape(-1, 16)
+    return identifiers, np.array([hour for _, hour in ordered], dtype=np.int64)
+
+
 def budget_error_rate(header: batch_pb2.BatchHeader) -> float:
-    """``sqrt(sum(eps_s^2))`` over a batch's sections (``eps_s = count / hash_range``): its part of the alarm
-    rule's budget (docs/spec.md, "False positives"); the run's eps for a run of one batch. 0 without sections."""
-    return math.sqrt(sum((info.count / info.hash_range) ** 2 for info in header.sections))
+    """``sqrt(sum(eps_s^2))`` over a batch's proximity sections (``eps_s = count / hash_range``): its part of the
+    alarm rule's budget (docs/spec.md, "False positives"); the run's eps for a run of one batch. 0 without any.
+    Venue sections have a budget of their own."""
+    return math.sqrt(sum((info.count / info.hash_range) ** 2 for info in proximity_sections(header)))
+
+
+def proximity_sections(header: batch_pb2.BatchHeader) -> list[batch_pb2.Section]:
+    return [info for info in header.sections if info.kind == batch_pb2.SECTION_KIND_PROXIMITY]
 
 
 def sign_header(header: batch_pb2.BatchHeader, signing_key: SigningKey) -> batch_pb2.SignedBatchHeader:
@@ -351,7 +391,10 @@ def _body_problem(header: batch_pb2.BatchHeader, body: bytes, out: list[LoadedSe
     offset = 0
     covered: set[tuple[int, int]] = set()
     for index, info in enumerate(header.sections):
-        problem = _section_problem(info, offset, covered)
+        last = index == len(header.sections) - 1
+        problem = _venue_section_problem(info, last) if info.kind else _section_problem(info, covered)
+        if problem is None and info.offset != offset:
+            problem = f"it starts at byte {info.offset}, not at {offset} where the previous one ended"
         if problem is None:
             try:
                 values = decode_set(body[info.offset : info.offset + info.length], info.count, info.rice_parameter,
@@ -362,14 +405,25 @@ def _body_problem(header: batch_pb2.BatchHeader, body: bytes, out: list[LoadedSe
             return f"section {index}: {problem}"
         if out is not None:
             out.append(LoadedSection(info, values))
-        covered |= section_class_of_info(info).pairs()
+        if info.kind == batch_pb2.SECTION_KIND_PROXIMITY:
+            covered |= section_class_of_info(info).pairs()
         offset += info.length
     if offset != len(body):
         return f"the sections cover {offset} bytes of a {len(body)}-byte body"
     return None
 
 
-def _section_problem(info: batch_pb2.Section, offset: int, covered: set[tuple[int, int]]) -> str | None:
+def _venue_section_problem(info: batch_pb2.Section, last: bool) -> str | None:
+    if info.kind != batch_pb2.SECTION_KIND_VENUE:
+        return f"its kind {info.kind} is neither proximity nor venue"
+    if info.report_types or info.infectiousness:
+        return "a venue section has no report types and no infectiousness"
+    if not last:
+        return "a venue section comes last, and a batch has one at most"
+    return None
+
+
+def _section_problem(info: batch_pb2.Section, covered: set[tuple[int, int]]) -> str | None:
     report_types, levels = list(info.report_types), list(info.infectiousness)
     if not report_types or not set(report_types) <= set(PUBLISHABLE_REPORT_TYPES) or len(set(report_types)) < len(report_types):
         return f"report types {report_types} are not distinct published report types"
@@ -380,8 +434,6 @@ def _section_problem(info: batch_pb2.Section, offset: int, covered: set[tuple[in
     pairs = {(r, i) for r in report_types for i in levels}
     if pairs & covered:
         return "it covers a risk class that an earlier section covers"
-    if info.offset != offset:
-        return f"it starts at byte {info.offset}, not at {offset} where the previous one ended"
     return None
 
 
@@ -413,7 +465,7 @@ def eligible(header: batch_pb2.BatchHeader, observed_at: np.ndarray) -> np.ndarr
     intervals lies in the batch's covered range.
     """
     observed_at = np.asarray(observed_at, dtype=np.int64)
-    if not header.sections:
+    if not proximity_sections(header):
         return np.zeros(observed_at.shape, dtype=bool)
     first, last = tested_intervals(observed_at)
     return (observed_at < header.published_at) & (last >= header.first_interval) & (first <= header.last_interval)
@@ -464,6 +516,8 @@ def match(
     rows, intervals = np.concatenate(rows), np.concatenate(intervals)
     tags = tags_from_encrypted(np.concatenate(blocks), intervals, header.salt)
     for index, section in enumerate(sections):
+        if section.info.kind != batch_pb2.SECTION_KIND_PROXIMITY:
+            continue
         hit = np.flatnonzero(contains(section.values, element_hashes(tags, section.info.hash_range)))
         observation = tested[rows[hit]]
         new = found.section[observation] == -1
@@ -472,6 +526,24 @@ def match(
         observation, first_hit = np.unique(observation, return_index=True)
         found.section[observation] = index
         found.interval[observation] = intervals[hit[first_hit]]
+    return found
+
+
+def match_venue_hours(
+    header: batch_pb2.BatchHeader, sections: list[LoadedSection], identifiers: np.ndarray, hours: np.ndarray
+) -> np.ndarray:
+    """Which ``(VID_h, h)`` (hourly venue identifiers of a phone's check-ins, matcher/venues.py) the batch's
+    venue section holds: ``(n,)`` bool. An hour is tested only when it began before the batch was published
+    (docs/spec.md, "Venues")."""
+    identifiers = np.asarray(identifiers, dtype=np.uint8).reshape(-1, 16)
+    hours = np.asarray(hours, dtype=np.int64)
+    found = np.zeros(len(hours), dtype=bool)
+    venue = [s for s in sections if s.info.kind == batch_pb2.SECTION_KIND_VENUE]
+    tested = np.flatnonzero(hours * HOUR_SECONDS < header.published_at)
+    if not venue or not len(tested):
+        return found
+    hashes = element_hashes(element_tags(identifiers[tested], hours[tested], header.salt), venue[0].info.hash_range)
+    found[tested] = contains(venue[0].values, hashes)
     return found
 
 
@@ -549,6 +621,7 @@ def describe(signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedK
 
 def _describe_section(info: batch_pb2.Section) -> dict[str, Any]:
     return {
+        "kind": "venue" if info.kind == batch_pb2.SECTION_KIND_VENUE else "proximity",
         "report_types": [_name(ReportType, value) for value in info.report_types],
         "infectiousness": [_name(Infectiousness, value) for value in info.infectiousness],
         "offset": info.offset,

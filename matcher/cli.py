@@ -144,7 +144,9 @@ def _print_inspection(name: str, report: dict) -> None:
             print(f"  false-positive budget eps = {header['error_rate']:.3g} (log2(1/eps) = {header['log2_inv_eps']}), "
                   f"{header['bits_per_element']} bits an element with the signed header")
         for s in header["sections"]:
-            print(f"  {' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}: {s['count']:,} elements "
+            what = ("venue warnings" if s["kind"] == "venue"
+                    else f"{' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}")
+            print(f"  {what}: {s['count']:,} elements "
                   f"in a hash range of {s['hash_range']:,} (eps {s['error_rate']:.3g}), Rice parameter "
                   f"{s['rice_parameter']}, {s['length']:,} bytes ({s['bits_per_element']} bits an element)")
     print(f"signature: {'ok' if report['signature_ok'] else report['signature_error']} (key {report['key_id']})")

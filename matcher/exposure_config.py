@@ -27,6 +27,7 @@ from .signing import DOMAIN_EXPOSURE_CONFIG, SigningKey, TrustedKeys
 ATTENUATION_BUCKETS = 4  # immediate, near, medium, other
 MAX_WEIGHT = 2.5  # GAEN's upper bound for every weight
 MAX_SIGHTING_CREDIT_SECONDS = 600  # one interval
+MAX_VENUE_OVERLAP_MINUTES = 60  # one warned hour
 # A matched (RPI, interval) observation counts for at most one interval's worth of minutes, however many
 # sightings it has: the identifier was only broadcast for 10 minutes.
 MAX_MINUTES_PER_OBSERVATION = 10.0
@@ -64,6 +65,7 @@ def default_config() -> config_pb2.ExposureConfig:
         tx_power_dbm_when_unknown=-8,
         weight_recursive=1.0,
         minimum_weighted_minutes_per_day_recursive=30.0,
+        minimum_venue_overlap_minutes=15,
     )
 
 
@@ -101,6 +103,10 @@ def check_config(config: config_pb2.ExposureConfig, field: str = "config") -> li
         minimum = getattr(config, name)
         if not (math.isfinite(minimum) and minimum > 0):
             problems.append(Violation(f"{field}.{name}", f"must be > 0, got {minimum}"))
+    if not 1 <= config.minimum_venue_overlap_minutes <= MAX_VENUE_OVERLAP_MINUTES:
+        problems.append(
+            Violation(f"{field}.minimum_venue_overlap_minutes", f"must be 1..{MAX_VENUE_OVERLAP_MINUTES} minutes")
+        )
     if not 1 <= config.sighting_credit_cap_seconds <= MAX_SIGHTING_CREDIT_SECONDS:
         problems.append(
             Violation(f"{field}.sighting_credit_cap_seconds", f"must be 1..{MAX_SIGHTING_CREDIT_SECONDS}")

@@ -23,6 +23,9 @@ the real matching and scoring code and finds the false alarms this module predic
   ``eps = sqrt(target / (365 x Pi x B))``.
 - A publishing run (one period) divides its ``eps^2`` among the sections it cuts, over all its batches (one per
   region), in proportion to their elements: ``eps_s = eps x sqrt(n_s / N)`` for n_s of the run's N elements.
+- Venue check-ins take VENUE_SHARE of the target, and proximity the rest: a check-in that overlapped a warned hour
+  long enough alerts on one match, so each venue lookup gets ``VENUE_SHARE x target / (365 x 24 x B)`` (a phone
+  checked in every hour of the day looks up 24 hours a day in every batch; ``venue_error_rate``).
   That is the division that costs the fewest bits (minimise ``sum(n_s x log2(1 / eps_s))`` under
   ``sum(eps_s^2) = eps^2``): a run of one section spends ``log2(1/eps)`` bits an element, and sections cost half
   the entropy of their shares on top (``section_error_rate``).
@@ -38,6 +41,10 @@ from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS, INTERVALS_PER_DAY, 
 from .model import DEFAULT_RETENTION_DAYS
 
 FALSE_ALARMS_PER_PHONE_YEAR = 1e-4  # 1 false alarm per 10,000 phones per year
+# The share of that target that venue check-ins may use; proximity gets the rest. Venue warnings are few hours
+# each, so even a tiny rate costs nothing much; 1% moves proximity's rate by half a percent.
+VENUE_SHARE = 0.01
+CHECKIN_HOURS_PER_DAY = 24  # the most a phone can be checked in: every hour of the day
 DAYS_PER_YEAR = 365
 OBSERVATIONS_PER_DAY = 5_000
 DEFAULT_PUBLISH_INTERVAL_SECONDS = 3600
@@ -102,7 +109,7 @@ class Sizing:
     mean_tested_intervals: float  # t
     coherent_test_pairs_per_day: float  # Pi
     batches_retained: int  # B
-    false_alarms_per_day: float  # the target per phone-day: 1e-4 / 365
+    false_alarms_per_day: float  # proximity's part of the target per phone-day: 0.99 x 1e-4 / 365
     error_rate: float  # eps, per lookup, for each of the period's R batches
 
     @property
@@ -136,7 +143,7 @@ def sizing(
     mean_tested = mean_tested_intervals(skew_seconds)
     pairs = coherent_test_pairs_per_day(observations_per_day, coherence_intervals, mean_tested)
     retained = batches_retained(retention_days, publish_interval_seconds)
-    per_day = FALSE_ALARMS_PER_PHONE_YEAR / DAYS_PER_YEAR
+    per_day = (1 - VENUE_SHARE) * FALSE_ALARMS_PER_PHONE_YEAR / DAYS_PER_YEAR
     return Sizing(
         observations_per_day=observations_per_day,
         coherence_intervals=coherence_intervals,
@@ -156,6 +163,17 @@ def error_rate_for(
     """eps: the per-lookup false-positive rate of a publishing run that cuts one section (section_error_rate
     divides it among several)."""
     return sizing(retention_days=retention_days, publish_interval_seconds=publish_interval_seconds).error_rate
+
+
+def venue_error_rate(
+    *,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+    publish_interval_seconds: int = DEFAULT_PUBLISH_INTERVAL_SECONDS,
+) -> float:
+    """The per-lookup rate of a venue section: one false match of a checked-in hour can alert, and a phone looks up
+    at most CHECKIN_HOURS_PER_DAY hours a day in each of the B batches retained."""
+    per_day = VENUE_SHARE * FALSE_ALARMS_PER_PHONE_YEAR / DAYS_PER_YEAR
+    return per_day / (CHECKIN_HOURS_PER_DAY * batches_retained(retention_days, publish_interval_seconds))
 
 
 def section_error_rate(run_error_rate: float, section_elements: int, run_elements: int) -> float:

@@ -114,8 +114,27 @@ class DiagnosisKey:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueHour:
+    """One warned hour of one venue: its hourly identifier ``VID_h`` (matcher/venues.py) and the hour number
+    ``h = floor(unix_seconds / 3600)``. Published as the element ``(VID_h, h)`` of a venue section."""
+
+    identifier: bytes
+    hour: int
+
+    @property
+    def ends_at(self) -> int:
+        """Unix seconds at which the hour ended: the time its retention counts from."""
+        return (self.hour + 1) * 3600
+
+    def fingerprint(self) -> bytes:
+        """Identity for de-duplication: two cases at one venue in one hour warn that hour once."""
+        return hashlib.sha256(b"venue hour" + self.identifier + self.hour.to_bytes(4, "little")).digest()
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
-    """A validated submission: the keys to store, and what identifies it for idempotency.
+    """A validated submission: the keys (or a venue warning's hours) to store, and what identifies it for
+    idempotency.
 
     ``digest`` covers the request's content (not its id), so that a repeated id with other content is told apart.
     """
@@ -125,6 +144,7 @@ class Submission:
     region: str
     keys: tuple[DiagnosisKey, ...]
     digest: bytes
+    venue_hours: tuple[VenueHour, ...] = ()
 
 
 def retention_cutoff_interval(now: int, retention_days: int) -> int:

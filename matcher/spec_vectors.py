@@ -32,12 +32,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import crypto, fprate
-from .batches import BATCH_FILE_MAGIC, build_batch, match, open_batch, section_of, sign_header
+from .batches import BATCH_FILE_MAGIC, build_batch, match, match_venue_hours, open_batch, section_of, sign_header
 from .exposure_config import default_config
 from .filters import MAX_HASH_RANGE, element_hashes, element_tags, encode_set
 from .intervals import CLOCK_SKEW_SECONDS
-from .model import DiagnosisKey, Infectiousness, ReportType
+from .model import DiagnosisKey, Infectiousness, ReportType, VenueHour
 from .signing import SigningKey, TrustedKeys, public_pem
+from .venues import VenueOwner, hour_identifiers
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "spec-vectors.json"
 DAY = 2642976  # 2020-04-02 00:00 UTC, the day of Google's GAEN test vectors
@@ -219,6 +220,57 @@ def signed_batch_files() -> list[dict[str, Any]]:
     ]
 
 
+def _vector_owner(label: str, name: str) -> VenueOwner:
+    return VenueOwner.from_seed(_bytes(f"venue {label}", 32), name)
+
+
+VENUE_HOUR = PUBLISHED_AT // 3600 - 30  # 2020-04-02 18:00 UTC
+
+
+def venue_cases() -> list[dict[str, Any]]:
+    """Venues: a seed -> the payload, venue_id, hourly identifiers and a warning's signature (§13), and a batch
+    whose venue section holds two warned hours of the first venue, with probes."""
+    owners = [_vector_owner("a", "Phở Hà Nội, 12 Lý Quốc Sư"), _vector_owner("b", "Library")]
+    cases = []
+    for label, owner in zip("ab", owners):
+        hours = [0, VENUE_HOUR, VENUE_HOUR + 1, 0xFFFFFFFF]
+        identifiers = hour_identifiers(owner.venue.venue_id, np.array(hours))
+        cases.append({
+            "private_key_seed": _bytes(f"venue {label}", 32).hex(), "name": owner.venue.name,
+            "public_key": owner.venue.public_key.hex(), "payload": owner.venue.payload(),
+            "venue_id": owner.venue.venue_id.hex(),
+            "hours": [{"hour": h, "identifier": i.tobytes().hex()} for h, i in zip(hours, identifiers)],
+            "warning": {"first_hour": VENUE_HOUR, "last_hour": VENUE_HOUR + 1,
+                        "signature": owner.sign_warning(VENUE_HOUR, VENUE_HOUR + 1).hex()},
+        })
+    return cases
+
+
+def venue_batch() -> dict[str, Any]:
+    owner, other = _vector_owner("a", "Phở Hà Nội, 12 Lý Quốc Sư"), _vector_owner("b", "Library")
+    warned = [VenueHour(i.tobytes(), h) for h, i in zip(
+        (VENUE_HOUR, VENUE_HOUR + 1), hour_identifiers(owner.venue.venue_id, np.array([VENUE_HOUR, VENUE_HOUR + 1])))]
+    signing_key = vector_signing_key()
+    salt = _bytes("venue batch salt")
+    built = build_batch([], sequence=1, published_at=PUBLISHED_AT, region="VN", config=default_config(),
+                        signing_key=signing_key, error_rate=DEFAULT_ERROR_RATE, salt=salt, venue_hours=warned,
+                        venue_error_rate=fprate.venue_error_rate())
+    header, sections = open_batch(sign_header(built.header, signing_key), built.body,
+                                  TrustedKeys([signing_key.verifying_key()]))
+    probes = [(owner, hour, hour in (VENUE_HOUR, VENUE_HOUR + 1)) for hour in range(VENUE_HOUR - 1, VENUE_HOUR + 3)]
+    probes += [(other, VENUE_HOUR, False)]
+    found = match_venue_hours(header, sections, np.concatenate(
+        [hour_identifiers(o.venue.venue_id, np.array([h])) for o, h, _ in probes]), np.array([h for _, h, _ in probes]))
+    if found.tolist() != [truth for *_, truth in probes]:
+        raise AssertionError("venue batch: a probe meant to be absent is a false positive; change a label")
+    [info] = header.sections
+    return {
+        "salt": salt.hex(), "hash_range": info.hash_range, "count": info.count, "rice_parameter": info.rice_parameter,
+        "quotient_bytes": info.quotient_bytes, "body_hex": built.body.hex(), "published_at": PUBLISHED_AT,
+        "probes": [{"venue_id": o.venue.venue_id.hex(), "hour": h, "expected": truth} for o, h, truth in probes],
+    }
+
+
 def _flip(data: bytes, index: int) -> bytes:
     changed = bytearray(data)
     changed[index] ^= 0x10
@@ -233,6 +285,8 @@ def generate() -> dict[str, Any]:
         "coded_sets": coded_sets(),
         "batches": batches(),
         "signed_batch_files": signed_batch_files(),
+        "venues": venue_cases(),
+        "venue_batch": venue_batch(),
     }
 
 

@@ -7,10 +7,12 @@ implementations must agree for these tests to pass.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import struct
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,34 @@ def test_the_worked_examples_in_the_spec_are_the_vectors():
     assert f"`U = {case['hash_range']:,}`" in spec and f"`h = {case['hash']:,}`" in spec
     coded = VECTORS["coded_sets"][3]
     assert f"`{coded['encoded_hex']}`" in spec and str(coded["hashes"]) in spec
+
+
+@pytest.mark.parametrize("case", VECTORS["venues"], ids=lambda case: case["venue_id"][:8])
+def test_each_venue_follows_from_its_seed_by_the_spec(case):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(case["private_key_seed"]))
+    public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert public.hex() == case["public_key"]
+    encoded = case["payload"].removeprefix("EXPOSURE-VENUE:1:").split(":")
+    assert base64.urlsafe_b64decode(encoded[0] + "=") == public
+    assert urllib.parse.unquote(encoded[1]) == case["name"]
+    venue_id = hashlib.sha256(b"exposure.v1.Venue\x00" + public).digest()[:16]
+    assert venue_id.hex() == case["venue_id"]
+    for entry in case["hours"]:
+        block = b"EXP-VENUE" + bytes(3) + struct.pack("<I", entry["hour"])
+        assert aes(venue_id, block).hex() == entry["identifier"]
+    warning = case["warning"]
+    message = b"exposure.v1.VenueWarning\x00" + public + struct.pack("<II", warning["first_hour"], warning["last_hour"])
+    private.public_key().verify(bytes.fromhex(warning["signature"]), message)  # raises if it does not verify
+
+
+def test_the_venue_batch_holds_exactly_the_warned_hours():
+    batch = VECTORS["venue_batch"]
+    salt, body = bytes.fromhex(batch["salt"]), bytes.fromhex(batch["body_hex"])
+    values = set(decode(body, batch["count"], batch["rice_parameter"], batch["quotient_bytes"]))
+    for probe in batch["probes"]:
+        venue_id = bytes.fromhex(probe["venue_id"])
+        identifier = aes(venue_id, b"EXP-VENUE" + bytes(3) + struct.pack("<I", probe["hour"]))
+        held = hash_of(tag_of(identifier, probe["hour"], salt), batch["hash_range"]) in values
+        assert held == probe["expected"] and probe["hour"] * 3600 < batch["published_at"], probe
