@@ -18,20 +18,24 @@ import numpy as np
 
 from matcher import crypto
 from matcher.cli_support import CliError, Parser, date_arg, hex_arg, main_for, print_json, time_arg
-from matcher.clock import clock
+from matcher.clock import clock, iso
 from matcher.exposure_config import config_in_force
 from matcher.intervals import interval_number
 from matcher.model import MAX_ROLLING_PERIOD, MIN_ROLLING_PERIOD
 from matcher.signing import TrustedKeys, load_verifying_key
+from matcher.venues import VenueError, parse_payload
 
 from .keys import DEFAULT_TX_POWER_DBM, broadcast_at, key_for_day, set_tx_power
 from .matching import match_new
-from .scoring import score
+from .scoring import score, venue_risks
 from .share import NotAContact, exposure_day, share
 from .store import PhoneStore
 from .sync import sync
 
 PROG = "matcher-phone"
+# A visit whose exit the person did not record lasts this long; longer than a day is not a visit.
+TYPICAL_STAY_SECONDS = 3600
+MAX_STAY_SECONDS = 24 * 3600
 # How a day's tier reads (scoring.DayRisk.level).
 TIER_WORDS = {"F1": "near a case (F1)", "F2": "near a case's contact (F2)"}
 
@@ -139,20 +143,40 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    """Matches every sighting against the verified batches and scores each day."""
+    """Matches every sighting and check-in against the verified batches and scores each day and visit."""
     with _open(args) as store:
         config = config_in_force(store.get("config"))
         match_new(store, config)
-        days = score(store, config)
+        days, visits = score(store, config), venue_risks(store, config)
     if args.json:
-        print_json([d.as_json() for d in days])
+        print_json(sorted((r.as_json() for r in [*days, *visits]), key=lambda r: (r["day"], r["kind"])))
         return
-    if not days:
+    if not days and not visits:
         print("no exposure found")
     for d in days:
         counted = "" if d.counted_intervals == d.matched_intervals else f" ({d.counted_intervals} counted)"
         print(f"{d.day}: {TIER_WORDS[d.level]}: {d.matched_intervals} matched intervals{counted}, {d.minutes:g} min, "
               f"score {d.score:g}" + (" -> ALERT" if d.alert else ""))
+    for v in visits:
+        print(f"{v.day}: at {v.venue} during warned hours for {v.minutes:g} min" + (" -> ALERT" if v.alert else ""))
+
+
+def cmd_checkin(args: argparse.Namespace) -> None:
+    """Records a visit to a venue from its QR code's text, on this phone only: nothing is sent."""
+    try:
+        venue = parse_payload(args.payload)
+    except VenueError as exc:
+        raise CliError(str(exc)) from None
+    entry = args.at if args.at is not None else clock(args.now)()
+    exit_ = args.until if args.until is not None else entry + TYPICAL_STAY_SECONDS
+    if not entry < exit_ <= entry + MAX_STAY_SECONDS:
+        raise CliError(f"--until must be after --at and at most {MAX_STAY_SECONDS // 3600} hours later")
+    with _open(args) as store:
+        store.add_checkin(venue.venue_id, venue.name, entry, exit_)
+    if args.json:
+        print_json({"venue": venue.name, "entry": entry, "exit": exit_})
+    else:
+        print(f"checked in at {venue.name} from {iso(entry)} to {iso(exit_)}")
 
 
 def cmd_share(args: argparse.Namespace) -> None:
@@ -208,6 +232,11 @@ def build_parser() -> Parser:
     server_options(sync_cmd := command("sync", cmd_sync, "download and verify new batches"))
     sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")
     command("check", cmd_check, "match and score on the phone")
+    checkin = command("checkin", cmd_checkin, "record a venue visit from its QR code")
+    checkin.add_argument("payload", help="the text of the venue's QR code")
+    checkin.add_argument("--at", type=time_arg, help="entry: unix seconds or ISO 8601 (default: now)")
+    checkin.add_argument("--until", type=time_arg,
+                         help=f"exit: unix seconds or ISO 8601 (default: {TYPICAL_STAY_SECONDS // 60} minutes after entry)")
     server_options(share_cmd := command("share", cmd_share, "upload own keys with a one-time code"))
     share_cmd.add_argument("--code", required=True, help="the one-time code from the health authority")
     share_cmd.add_argument(

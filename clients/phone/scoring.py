@@ -35,7 +35,10 @@ from matcher.exposure_config import (
     infectiousness_weight,
     report_type_weight,
 )
+from matcher.batches import LoadedSection, match_venue_hours
+from matcher.filters import decode_set
 from matcher.intervals import days_of
+from matcher.venues import HOUR_SECONDS, hour_identifiers
 from matcher.model import ExposureLevel, Infectiousness, ReportType, level_of
 
 from .matching import header_of
@@ -46,6 +49,8 @@ EPOCH = dt.date(1970, 1, 1)
 
 @dataclass(frozen=True)
 class DayRisk:
+    """A day's Bluetooth result."""
+
     day: str  # YYYY-MM-DD (UTC)
     level: str  # "F1": near a case; "F2": near a case's contact. The numbers below are that tier's.
     matched_intervals: int  # every matched (RPI, interval) of the day
@@ -55,7 +60,20 @@ class DayRisk:
     alert: bool
 
     def as_json(self) -> dict:
-        return asdict(self)
+        return {"kind": "proximity", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class VenueRisk:
+    """A check-in's result: the minutes by which it overlapped warned hours of its venue (docs/spec.md, "Venues")."""
+
+    day: str  # YYYY-MM-DD (UTC) of the entry
+    venue: str  # the name its QR code gave
+    minutes: float
+    alert: bool
+
+    def as_json(self) -> dict:
+        return {"kind": "venue", **asdict(self)}
 
 
 def sighting_credit(times: np.ndarray, scan_times: np.ndarray, cap_seconds: int) -> np.ndarray:
@@ -165,3 +183,38 @@ def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]
             alert=alerts[chosen],
         ))
     return results
+
+
+def venue_risks(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[VenueRisk]:
+    """Every check-in that overlapped a warned hour of its venue, oldest first; it alerts when the overlap reaches
+    ``minimum_venue_overlap_minutes``. Check-ins are few: they are tested against every kept batch's venue section
+    afresh at each check (only that section is decoded)."""
+    checkins = store.checkins()
+    if not checkins:
+        return []
+    spans = [np.arange(visit.entry // HOUR_SECONDS, -(-visit.exit // HOUR_SECONDS)) for visit in checkins]
+    hours = np.concatenate(spans)
+    rows = np.repeat(np.arange(len(checkins)), [len(span) for span in spans])
+    identifiers = np.concatenate([hour_identifiers(visit.venue_id, span) for visit, span in zip(checkins, spans)])
+    warned = np.zeros(len(hours), dtype=bool)
+    for kept in store.batches():
+        header = header_of(kept.signed_header)
+        for info in header.sections:
+            if info.kind == batch_pb2.SECTION_KIND_VENUE:  # verified at sync: decode this section only
+                data = kept.body[info.offset : info.offset + info.length]
+                values = decode_set(data, info.count, info.rice_parameter, info.quotient_bytes, info.hash_range)
+                warned |= match_venue_hours(header, [LoadedSection(info, values)], identifiers, hours)
+    entry = np.array([visit.entry for visit in checkins], dtype=np.int64)[rows]
+    exit_ = np.array([visit.exit for visit in checkins], dtype=np.int64)[rows]
+    overlap = np.minimum(exit_, (hours + 1) * HOUR_SECONDS) - np.maximum(entry, hours * HOUR_SECONDS)
+    minutes = np.bincount(rows, weights=np.where(warned, overlap, 0) / 60, minlength=len(checkins))
+    found = np.bincount(rows, weights=warned, minlength=len(checkins)) > 0
+    return [
+        VenueRisk(
+            day=(EPOCH + dt.timedelta(days=checkins[row].entry // 86400)).isoformat(),
+            venue=checkins[row].name,
+            minutes=round(float(minutes[row]), 2),
+            alert=bool(minutes[row] >= config.minimum_venue_overlap_minutes),
+        )
+        for row in np.flatnonzero(found)
+    ]

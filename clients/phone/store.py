@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS state (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkins (       -- venue visits, from a scanned QR code (docs/spec.md, "Venues")
+    id INTEGER PRIMARY KEY,
+    venue_id BLOB NOT NULL,
+    name TEXT NOT NULL,                     -- for the person's own screen
+    entry INTEGER NOT NULL,                 -- unix seconds
+    exit INTEGER NOT NULL
+);
 """
 
 
@@ -68,6 +75,17 @@ class KeptBatch:
     published_at: int
     body: bytes
     checked_through: int  # sightings with an id up to this were matched against it
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """A venue visit: the venue's id (from its QR code), its name, and the times of entry and exit."""
+
+    id: int
+    venue_id: bytes
+    name: str
+    entry: int
+    exit: int
 
 
 @dataclass(frozen=True)
@@ -268,14 +286,26 @@ class PhoneStore:
 
     # --- retention ----------------------------------------------------------------------------------------------
 
+    def add_checkin(self, venue_id: bytes, name: str, entry: int, exit: int) -> int:
+        """Records a venue visit; returns its id."""
+        return self.db.execute(
+            "INSERT INTO checkins (venue_id, name, entry, exit) VALUES (?, ?, ?, ?)", (venue_id, name, entry, exit)
+        ).lastrowid
+
+    def checkins(self) -> list[CheckIn]:
+        """Every visit still held, oldest first."""
+        rows = self.db.execute("SELECT id, venue_id, name, entry, exit FROM checkins ORDER BY entry, id").fetchall()
+        return [CheckIn(*row) for row in rows]
+
     def expire(self, now: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
-        """Deletes keys, sightings, batches and matches older than the retention window."""
+        """Deletes keys, sightings, check-ins, batches and matches older than the retention window."""
         cutoff = now - retention_days * 86400
         cutoff_interval = cutoff // INTERVAL_SECONDS
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM own_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,))
             self.db.execute("DELETE FROM sightings WHERE time < ?", (cutoff,))
+            self.db.execute("DELETE FROM checkins WHERE exit < ?", (cutoff,))
             self.db.execute("DELETE FROM batches WHERE published_at < ?", (cutoff,))
             self.db.execute(
                 "DELETE FROM matches WHERE sighting_id NOT IN (SELECT id FROM sightings) "

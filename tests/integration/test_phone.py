@@ -492,8 +492,8 @@ def test_the_phone_command_line_observes_syncs_and_checks(sqlite_server, tmp_pat
     assert json.loads(synced.stdout)["new_batches"] == [1]
     checked = phone_cli(db, "check", "--json")
     [day] = json.loads(checked.stdout)
-    assert set(day) == {"day", "level", "matched_intervals", "counted_intervals", "minutes", "score", "alert"}
-    assert day["alert"] is True and day["day"] == "2026-11-19" and day["level"] == "F1"
+    assert set(day) == {"kind", "day", "level", "matched_intervals", "counted_intervals", "minutes", "score", "alert"}
+    assert day["alert"] is True and day["day"] == "2026-11-19" and (day["level"], day["kind"]) == ("F1", "proximity")
 
 
 def test_a_malformed_sighting_line_is_refused_in_one_line_and_nothing_is_recorded(tmp_path):
