@@ -16,10 +16,11 @@ HELP = {
     "matcher_keys_rejected_total": "diagnosis keys refused by validation",
     "matcher_keys_stored_total": "diagnosis keys newly stored",
     "matcher_batches_published_total": "batches cut and committed by this process",
-    "matcher_elements_published_total": "filter elements (key intervals) published by this process",
+    "matcher_elements_published_total": "elements (key intervals) published by this process",
     "matcher_batch_bytes_published_total": "batch body bytes published by this process",
     "matcher_bytes_served_total": "batch body bytes streamed to phones",
     "matcher_codes_issued_total": "one-time upload codes issued",
+    "matcher_venue_hours_warned_total": "venue hours newly warned (owner-signed, from authorities)",
     "matcher_records_purged_total": "records deleted by retention, by kind",
     "matcher_keys_held": "pending keys the last publishing run of this process held back: sections of fewer "
     "cases than the anonymity minimum, before their deadline",

@@ -58,6 +58,9 @@ PUBLISHABLE_REPORT_TYPES = CASE_REPORT_TYPES | {ReportType.RECURSIVE}
 # A contact (F1) shares the days from its exposure on, at most this many: enough to cover the days it may have been
 # infectious before it was told (docs/privacy.md), and a bound on what contacts add to every batch.
 CONTACT_SHARE_DAYS = 7
+# A venue warning covers at most a day of hours: an outbreak at a venue is a visit, not a season; a longer one is
+# several warnings, each checked.
+MAX_VENUE_WARNING_HOURS = 24
 
 
 class ExposureLevel(enum.IntEnum):
@@ -122,9 +125,13 @@ class VenueHour:
     hour: int
 
     @property
-    def ends_at(self) -> int:
-        """Unix seconds at which the hour ended: the time its retention counts from."""
-        return (self.hour + 1) * 3600
+    def end_interval(self) -> int:
+        """The first interval after the hour: its retention counts from there, as a key's from its end."""
+        return (self.hour + 1) * 3600 // INTERVAL_SECONDS
+
+    def publish_after(self) -> int:
+        """A warned hour may be published at once: nobody can replay a venue's identifier into a warning."""
+        return 0
 
     def fingerprint(self) -> bytes:
         """Identity for de-duplication: two cases at one venue in one hour warn that hour once."""

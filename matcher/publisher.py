@@ -36,8 +36,9 @@ from .batches import (
 )
 from .clock import iso
 from .exposure_config import config_in_force
-from .fprate import error_rate_for
+from .fprate import error_rate_for, venue_error_rate
 from .metrics import REGISTRY
+from .model import DiagnosisKey, VenueHour
 from .signing import SigningKey
 from .store import LockLost, PendingKey, Store
 
@@ -60,6 +61,7 @@ class Published:
     keys_published: int
     elements: int
     sections: int
+    venue_hours: int
     error_rate: float  # its part of the period's false-positive budget (batches.budget_error_rate)
     body_bytes: int
     build_seconds: float
@@ -108,6 +110,11 @@ class RegionCut:
         return [item for section in self.held for item in section.keys]
 
 
+def keys_of(items: list[PendingKey]) -> list[DiagnosisKey]:
+    """The diagnosis keys among pending items (the others are warned venue hours)."""
+    return [item.key for item in items if isinstance(item.key, DiagnosisKey)]
+
+
 def publishable_since(item: PendingKey) -> int:
     """When a pending key could first have been published: the later of its arrival and the end of its embargo.
     The deadline counts from here, so that a key does not spend its wait while it may not be published anyway."""
@@ -127,19 +134,22 @@ def hold_small_sections(
     are counted, not keys (one person's 10 daily keys are one case), and a case with keys in two sections counts in
     each: each section is an anonymity set of its own. Keys that publish nothing go with the batch: no section
     (report type, infectiousness NONE), or no interval left after contact-interval pruning. Such a key puts no
-    element in its section, so its case must not count towards the section's K.
+    element in its section, so its case must not count towards the section's K. Warned venue hours are never held:
+    their section links nothing to anybody without the venue's QR code (docs/spec.md, "Venues").
     """
     classes = section_classes(config)
     by_section: dict[SectionClass, list[PendingKey]] = defaultdict(list)
-    released: list[PendingKey] = []
+    released = [item for item in items if isinstance(item.key, VenueHour)]
+    sections = 1 if released else 0  # the venue section
     for item in items:
+        if isinstance(item.key, VenueHour):
+            continue
         section = section_of(item.key, config, classes)
         if section is None or not item.key.elements:
             released.append(item)
         else:
             by_section[section].append(item)
     held: list[HeldSection] = []
-    sections = 0
     for section, keys in sorted(by_section.items()):
         cases = len({item.case for item in keys})
         since = min(publishable_since(item) for item in keys)
@@ -221,7 +231,7 @@ class Publisher:
             run_elements = sum(
                 elements_of(keys)
                 for cut in cuts.values()
-                for keys in publishable_sections([item.key for item in cut.released], config).values()
+                for keys in publishable_sections(keys_of(cut.released), config).values()
             )
             for region, cut in sorted(cuts.items()):
                 held[region] += cut.held
@@ -262,7 +272,7 @@ class Publisher:
         began = time.perf_counter()
         sequence = self.store.last_sequence() + 1
         built = build_batch(
-            [item.key for item in items],
+            keys_of(items),
             sequence=sequence,
             published_at=now,
             region=region,
@@ -270,6 +280,10 @@ class Publisher:
             signing_key=self.signing_key,
             error_rate=error_rate,
             run_elements=run_elements or None,
+            venue_hours=[item.key for item in items if isinstance(item.key, VenueHour)],
+            venue_error_rate=venue_error_rate(
+                retention_days=self.retention_days, publish_interval_seconds=self.publish_interval
+            ),
         )
         signed = sign_header(built.header, self.signing_key)
         self.store.commit_batch(
@@ -286,7 +300,8 @@ class Publisher:
         result = Published(
             sequence=sequence,
             region=region,
-            keys=len(items),
+            keys=len(keys_of(items)),
+            venue_hours=len(items) - len(keys_of(items)),
             keys_published=built.keys_published,
             elements=built.elements,
             sections=len(built.header.sections),

@@ -55,6 +55,7 @@ from .validation import (
     require_some_accepted,
     submission_digest,
     submission_from_request,
+    venue_warning_from_request,
 )
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,35 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         self.s.store.put_exposure_config(signed.SerializeToString())
         log.info("exposure configuration %d set by authority=%s", config.version, policy.name)
         return authority_pb2.SetExposureConfigResponse(signed=signed)
+
+    @grpc_method
+    def SubmitVenueWarning(  # noqa: N802
+        self, request: authority_pb2.SubmitVenueWarningRequest, context: grpc.ServicerContext
+    ):
+        policy = self.s.authorities.of(context)
+        policy.require_region(request.region)
+        self.s.authorities.take(policy)
+        now = self.s.clock()
+        submission = venue_warning_from_request(
+            request,
+            authority=policy.name,
+            default_region=policy.default_region,
+            now=now,
+            retention_days=self.s.config.retention_days,
+        )
+        response = authority_pb2.SubmitVenueWarningResponse(hours=len(submission.venue_hours))
+        result = self.s.store.submit(
+            submission, response=response.SerializeToString(), now=now, retention_seconds=self.s.config.retention_seconds
+        )
+        if result.replayed is not None:
+            replay = authority_pb2.SubmitVenueWarningResponse.FromString(result.replayed)
+            replay.replayed = True
+            return replay
+        REGISTRY.inc("matcher_venue_hours_warned_total", result.stored)
+        # Audited like a submission, and like one without what it is about: no venue, no hours.
+        log.info("venue warning stored: authority=%s region=%s hours=%d new=%d", policy.name, submission.region,
+                 len(submission.venue_hours), result.stored)
+        return response
 
 
 class SharingServicer(sharing_pb2_grpc.SharingServicer):

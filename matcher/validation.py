@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from exposure.v1 import authority_pb2, keys_pb2, sharing_pb2
 
-from . import codes
-
+from . import codes, venues
 from .errors import InvalidArgument, Violation
 from .intervals import day_of, interval_number
 from .model import (
@@ -38,10 +38,12 @@ from .model import (
     SUBMISSION_ID_ALPHABET,
     SUBMISSION_ID_MAX_LENGTH,
     CONTACT_SHARE_DAYS,
+    MAX_VENUE_WARNING_HOURS,
     DiagnosisKey,
     ExposureLevel,
     ReportType,
     Submission,
+    VenueHour,
     retention_cutoff_interval,
 )
 
@@ -421,6 +423,46 @@ def code_of_upload(request: sharing_pb2.SubmitWithCodeRequest) -> str:
     if problems:
         raise InvalidArgument("the upload is malformed", problems)
     return code
+
+
+def venue_warning_from_request(
+    request: authority_pb2.SubmitVenueWarningRequest, *, authority: str, default_region: str, now: int,
+    retention_days: int,
+) -> Submission:
+    """Validates an Authority.SubmitVenueWarning request into the submission of its hours' identifiers: the venue's
+    public key is used to check the owner's signature and derive the identifiers, and goes no further. Raises
+    InvalidArgument listing every problem."""
+    problems = check_submission_id(request.submission_id) + check_region(request.region)
+    public_key, first, last = bytes(request.venue_public_key), request.first_hour, request.last_hour
+    if len(public_key) != venues.PUBLIC_KEY_BYTES:
+        problems.append(Violation("venue_public_key", f"must be {venues.PUBLIC_KEY_BYTES} bytes, got {len(public_key)}"))
+    current = now // venues.HOUR_SECONDS
+    if first > last:
+        problems.append(Violation("last_hour", f"is before first_hour ({last} < {first})"))
+    elif last - first + 1 > MAX_VENUE_WARNING_HOURS:
+        problems.append(Violation("last_hour", f"the warning spans {last - first + 1} hours; at most {MAX_VENUE_WARNING_HOURS}"))
+    if last > current:
+        problems.append(Violation("last_hour", f"hour {last} is in the future (now is hour {current})"))
+    if (first + 1) * venues.HOUR_SECONDS <= now - retention_days * 86400:
+        problems.append(Violation("first_hour", f"ended more than {retention_days} days ago: no phone still holds a visit"))
+    if not problems and not venues.verify_warning(public_key, first, last, bytes(request.owner_signature)):
+        problems.append(Violation("owner_signature", "is not the venue owner's signature over these hours"))
+    if problems:
+        raise InvalidArgument("the venue warning is not valid", problems)
+    hours = np.arange(first, last + 1)
+    identifiers = venues.hour_identifiers(venues.venue_id_of(public_key), hours)
+    region = request.region or default_region
+    digest = hashlib.sha256(
+        b"venue warning" + region.encode() + public_key + struct.pack("<II", first, last) + request.owner_signature
+    ).digest()
+    return Submission(
+        authority=authority,
+        submission_id=request.submission_id,
+        region=region,
+        keys=(),
+        digest=digest,
+        venue_hours=tuple(VenueHour(i.tobytes(), int(h)) for i, h in zip(identifiers, hours)),
+    )
 
 
 def page_size_of(requested: int) -> int:

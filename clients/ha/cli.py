@@ -36,6 +36,7 @@ from matcher.model import DEFAULT_RETENTION_DAYS, MAX_KEYS_PER_SUBMISSION, Repor
 from matcher.signing import SignatureError, load_signing_key, load_verifying_key
 from matcher.validation import check_region
 
+from . import venue
 from .channel import authority_channel, describe_rpc_error
 from .gaen_export import build_export, read_export, verify_export, write_export_zip
 from .key_files import read_csv_keys, read_json_keys
@@ -313,6 +314,39 @@ def policy_of(args: argparse.Namespace) -> RetryPolicy:
     return RetryPolicy(max_attempts=args.attempts, call_timeout=args.timeout)
 
 
+# --- venues ------------------------------------------------------------------------------------------------
+
+
+def cmd_venue_create(args: argparse.Namespace) -> None:
+    """Writes a new venue's QR code (payload.txt, qr.png, qr.svg) and the owner's private trace file (trace.json).
+    The QR code is for the door; the trace file stays with the owner, who hands it to the health authority only
+    to warn the venue's visitors."""
+    try:
+        created = venue.create(args.name, args.out)
+    except (venue.VenueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    if args.output == "json":
+        print_json({"name": args.name, "payload": created.owner.venue.payload(), "out": str(args.out)})
+    else:
+        sys.stdout.write(f"{args.out}: payload.txt, qr.png and qr.svg for the door; trace.json for the owner only\n")
+
+
+def cmd_venue_warn(args: argparse.Namespace) -> None:
+    """Warns a venue's visitors of a time window, with the owner's trace file: phones that checked in during the
+    warned hours alert. Only the window's hours are sent, signed by the owner's key; the key itself is not."""
+    try:
+        request = venue.warning_request(venue.read_trace(args.trace), args.start, args.until, args.region)
+    except venue.VenueError as exc:
+        raise CliError(str(exc)) from None
+    response = call_authority(args, lambda stub, timeout: stub.SubmitVenueWarning(request, timeout=timeout))
+    if args.output == "json":
+        print_json({"hours": response.hours, "first_hour": request.first_hour, "last_hour": request.last_hour,
+                    "replayed": response.replayed})
+    else:
+        again = " (already warned: the first answer again)" if response.replayed else ""
+        sys.stdout.write(f"warned {response.hours} hours, from {iso(request.first_hour * 3600)}{again}\n")
+
+
 # --- export ------------------------------------------------------------------------------------------------
 
 
@@ -469,6 +503,25 @@ def build_parser() -> Parser:
     config.add_argument("--file", required=True, type=Path, help="an exposure.v1.ExposureConfig in protobuf JSON")
     add_output(config, json_shorthand=True)
     config.set_defaults(func=cmd_set_config)
+
+    venues = commands.add_parser("venue", help="make a venue's QR code and trace file")
+    venue_commands = venues.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser, required=True)
+    create = venue_commands.add_parser("create", help="a new venue", description=cmd_venue_create.__doc__)
+    create.add_argument("--name", required=True, help="the venue's name, shown on visitors' phones (1..64 bytes)")
+    create.add_argument("--out", required=True, type=Path, help="folder to write (created if missing)")
+    add_output(create, json_shorthand=True)
+    create.set_defaults(func=cmd_venue_create)
+
+    warn = commands.add_parser("venue-warn", help="warn a venue's visitors of a time window",
+                               description=cmd_venue_warn.__doc__)
+    add_connection(warn, required=True)
+    warn.add_argument("--trace", required=True, type=Path, help="the venue owner's trace.json")
+    warn.add_argument("--from", dest="start", required=True, type=time_arg, metavar="T",
+                      help="start of the window: unix seconds or ISO 8601")
+    warn.add_argument("--until", required=True, type=time_arg, metavar="T", help="end of the window")
+    warn.add_argument("--region", type=region_arg, default="", help="region of the warning (default: the authority's)")
+    add_output(warn, json_shorthand=True)
+    warn.set_defaults(func=cmd_venue_warn)
 
     export = commands.add_parser("export", help="write keys as a signed GAEN export", description=cmd_export.__doc__)
     add_key_input(export, with_defaults=False)

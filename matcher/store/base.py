@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import Unavailable
-from ..model import DiagnosisKey, Submission
+from ..model import DiagnosisKey, Submission, VenueHour
 
 
 class StoreError(Unavailable):
@@ -59,7 +59,8 @@ class SubmitResult:
 
 @dataclass(frozen=True, slots=True)
 class PendingKey:
-    """A stored key waiting for a batch; ``id`` is opaque and names it in ``commit_batch``.
+    """A stored key (or a warned venue hour) waiting for a batch; ``id`` is opaque and names it in
+    ``commit_batch``.
 
     ``case`` is shared by the keys one submission stored (one SubmitKeys or SubmitWithCode call: one person) and
     differs between submissions. It is random, so it says nothing about the authority, the submission id or the
@@ -68,7 +69,7 @@ class PendingKey:
     """
 
     id: str
-    key: DiagnosisKey
+    key: DiagnosisKey | VenueHour
     region: str
     case: str
     received_at: int

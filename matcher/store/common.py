@@ -6,10 +6,31 @@ import secrets
 
 from ..errors import AlreadyExists, PermissionDenied, Violation
 from ..intervals import interval_start
-from ..model import DiagnosisKey
+from ..model import DiagnosisKey, ReportType, VenueHour
+
+# A pending item is a diagnosis key or a warned venue hour. Both stores keep them in one pending structure, in the
+# key's columns: a venue hour is its identifier as the key data, its hour number as the start, and a period of 0,
+# which no key has (validation gives every key 1..144).
+PendingItem = DiagnosisKey | VenueHour
 
 
-def key_ends_at(key: DiagnosisKey) -> int:
+def item_of(key_data: bytes, start: int, period: int, report_type: int, days: int | None,
+            contacts: bytes | None) -> PendingItem:
+    """A pending item from the columns both stores keep."""
+    if period == 0:
+        return VenueHour(key_data, start)
+    return DiagnosisKey(key_data, start, period, ReportType(report_type), days, contacts)
+
+
+def columns_of(item: PendingItem) -> tuple[bytes, int, int, int, int | None, bytes | None]:
+    """The columns of a pending item: key data, start, period, report type, days since onset, contact intervals."""
+    if isinstance(item, VenueHour):
+        return item.identifier, item.hour, 0, 0, None, None
+    return item.key_data, item.rolling_start, item.rolling_period, int(item.report_type), item.days_since_onset, (
+        item.contact_intervals)
+
+
+def key_ends_at(key: PendingItem) -> int:
     """Unix seconds at which a key stopped being valid: the time its retention counts from.
 
     A key (and the fingerprint that keeps it from being stored twice) is kept until ``ends_at + retention``:

@@ -33,9 +33,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..errors import NotFound
-from ..model import DiagnosisKey, ReportType, Submission
+from ..model import Submission
 from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
-from .common import invalid_code, key_ends_at, new_case_id, submission_id_taken
+from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
 
@@ -94,19 +94,19 @@ _HAS_DAYS, _HAS_CASE, _HAS_CONTACTS = 1, 4, 8
 LEGACY_CASE = "legacy"
 
 
-def pack_key(key: DiagnosisKey, region: str, case: str, received_at: int) -> bytes:
-    days, contacts = key.days_since_onset, key.contact_intervals
+def pack_key(key: PendingItem, region: str, case: str, received_at: int) -> bytes:
+    key_data, start, period, report_type, days, contacts = columns_of(key)
     present = (_HAS_DAYS if days is not None else 0) | _HAS_CASE | (_HAS_CONTACTS if contacts is not None else 0)
-    head = _PACKED.pack(key.rolling_start, key.rolling_period, key.report_type, present, days or 0, 0, len(key.key_data))
+    head = _PACKED.pack(start, period, report_type, present, days or 0, 0, len(key_data))
     encoded_case = case.encode()
-    packed = head + key.key_data + _RECEIVED.pack(received_at, len(encoded_case)) + encoded_case
+    packed = head + key_data + _RECEIVED.pack(received_at, len(encoded_case)) + encoded_case
     if contacts is not None:
         packed += _LENGTH.pack(len(contacts)) + contacts
     return packed + region.encode()
 
 
-def unpack_key(value: bytes) -> tuple[DiagnosisKey, str, str, int]:
-    """The key, region, case and time received of a packed pending key."""
+def unpack_key(value: bytes) -> tuple[PendingItem, str, str, int]:
+    """The key (or venue hour), region, case and time received of a packed pending item."""
     start, period, report_type, present, days, _, length = _PACKED.unpack_from(value)
     offset = _PACKED.size + length
     key_data = value[_PACKED.size : offset]
@@ -122,9 +122,7 @@ def unpack_key(value: bytes) -> tuple[DiagnosisKey, str, str, int]:
         contacts = value[offset + _LENGTH.size : offset + _LENGTH.size + size]
         offset += _LENGTH.size + size
     region = value[offset:].decode()
-    key = DiagnosisKey(
-        key_data, start, period, ReportType(report_type), days if present & _HAS_DAYS else None, contacts
-    )
+    key = item_of(key_data, start, period, report_type, days if present & _HAS_DAYS else None, contacts)
     return key, region, case, received_at
 
 
@@ -374,7 +372,7 @@ class RedisStore:
         case = new_case_id()
         key_args: list[Any] = []
         keys_expire_at = now
-        for key in submission.keys:
+        for key in (*submission.keys, *submission.venue_hours):
             ends_at = key_ends_at(key)
             keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
             key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region, case, now)]

@@ -24,9 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import NotFound
-from ..model import DiagnosisKey, ReportType, Submission
+from ..model import Submission
 from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
-from .common import invalid_code, key_ends_at, new_case_id, submission_id_taken
+from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
 
 # 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
 SCHEMA_VERSION = 2
@@ -281,22 +281,11 @@ class SqliteStore:
                 if consumed != 1:
                     raise invalid_code()
 
-            new_keys = _new_keys(db, submission.keys)
+            items = (*submission.keys, *submission.venue_hours)
+            new_keys = _new_keys(db, items)
             case = new_case_id()
             rows = [
-                (
-                    key.key_data,
-                    key.rolling_start,
-                    key.rolling_period,
-                    int(key.report_type),
-                    key.days_since_onset,
-                    key.contact_intervals,
-                    submission.region,
-                    key.publish_after(),
-                    key_ends_at(key),
-                    case,
-                    now,
-                )
+                (*columns_of(key), submission.region, key.publish_after(), key_ends_at(key), case, now)
                 for _, key in new_keys
             ]
             db.executemany(
@@ -309,7 +298,7 @@ class SqliteStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (submission.authority, submission.submission_id, submission.digest, response, now),
             )
-            return SubmitResult(replayed=None, stored=len(rows), duplicates=len(submission.keys) - len(rows))
+            return SubmitResult(replayed=None, stored=len(rows), duplicates=len(items) - len(rows))
 
     # --- one-time codes ------------------------------------------------------------------------------------
 
@@ -371,10 +360,7 @@ class SqliteStore:
                 (now, limit),
             ).fetchall()
         return [
-            PendingKey(
-                str(id_), DiagnosisKey(key_data, start, period, ReportType(report_type), days, contacts), region, case,
-                received,
-            )
+            PendingKey(str(id_), item_of(key_data, start, period, report_type, days, contacts), region, case, received)
             for id_, key_data, start, period, report_type, days, contacts, region, case, received in rows
         ]
 
@@ -487,9 +473,9 @@ def _counter(db: sqlite3.Connection, name: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _new_keys(db: sqlite3.Connection, keys: Sequence[DiagnosisKey]) -> list[tuple[bytes, DiagnosisKey]]:
-    """The keys whose fingerprint the store does not hold yet (a key repeated within ``keys`` counts once)."""
-    by_fingerprint: dict[bytes, DiagnosisKey] = {}
+def _new_keys(db: sqlite3.Connection, keys: Sequence[PendingItem]) -> list[tuple[bytes, PendingItem]]:
+    """The keys (or venue hours) whose fingerprint the store does not hold yet (one repeated counts once)."""
+    by_fingerprint: dict[bytes, PendingItem] = {}
     for key in keys:
         by_fingerprint.setdefault(key.fingerprint(), key)
     held = {

@@ -3,13 +3,14 @@ batches and the exposure configuration. Retention, concurrency and crashes have 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import MISSING, fields
 
 import pytest
 
 from matcher.errors import AlreadyExists, NotFound, PermissionDenied
-from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType
+from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType, Submission, VenueHour
 from matcher.store import CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
 from tests.contract.builders import (
     AUTHORITY,
@@ -300,6 +301,33 @@ def test_a_commit_publishes_the_batch_and_removes_exactly_its_keys_from_pending(
     assert store.list_batches(after=0, limit=10) == [StoredBatch(1, NOW, b"header 1", 10)]
     assert store.read_body(1, 0, 100) == b"0123456789"
     assert store.pending_keys(now=NOW, limit=10) == pending[2:]
+
+
+def venue_warning(submission_id: str, *hours: int) -> Submission:
+    warned = tuple(VenueHour(bytes([hour % 251]) * 16, hour) for hour in hours)
+    digest = hashlib.sha256(b"".join(h.fingerprint() for h in warned)).digest()
+    return Submission(AUTHORITY, submission_id, "VN", (), digest, venue_hours=warned)
+
+
+HOUR = NOW // 3600 - 5
+
+
+def test_a_venue_warning_stores_its_hours_as_pending_items_published_at_once(store: Store) -> None:
+    assert submit(store, venue_warning("v1", HOUR, HOUR + 1)) == SubmitResult(replayed=None, stored=2, duplicates=0)
+    pending = store.pending_keys(now=0, limit=10)  # a warned hour need not wait for any embargo
+    assert sorted((p.key for p in pending), key=lambda hour: hour.hour) == list(venue_warning("v", HOUR, HOUR + 1).venue_hours)
+    assert {p.region for p in pending} == {"VN"}
+
+
+def test_a_venue_hour_warned_again_is_held_once_and_leaves_with_its_batch(store: Store) -> None:
+    submit(store, venue_warning("v1", HOUR))
+    assert submit(store, venue_warning("v2", HOUR, HOUR + 1)).duplicates == 1
+    submit(store, submission("s1", [key(1)]))
+    fence = store.acquire_publish_lock("a", LEASE)
+    pending = store.pending_keys(now=NOW, limit=10)
+    commit(store, "a", fence, 1, [p.id for p in pending])
+    assert store.pending_keys(now=NOW, limit=10) == []
+    assert submit(store, venue_warning("v3", HOUR)).duplicates == 1  # published: never again
 
 
 def state_of(store: Store) -> tuple:

@@ -25,6 +25,7 @@ from matcher import codes
 from matcher.exposure_config import default_config
 from matcher.model import SUBMISSION_ID_ALPHABET
 from matcher.server import MAX_REQUEST_BYTES
+from matcher.venues import VenueOwner
 from tests.integration.conftest import NOW, TODAY
 
 C = grpc.StatusCode
@@ -37,8 +38,10 @@ REQUEST_TYPES: dict[str, type[Message]] = {
     "ListBatches": distribution_pb2.ListBatchesRequest,
     "DownloadBatch": distribution_pb2.DownloadBatchRequest,
     "GetExposureConfig": distribution_pb2.GetExposureConfigRequest,
+    "SubmitVenueWarning": authority_pb2.SubmitVenueWarningRequest,
 }
 SERVICES = {"SubmitKeys": "Authority", "IssueCode": "Authority", "SetExposureConfig": "Authority",
+            "SubmitVenueWarning": "Authority",
             "SubmitWithCode": "Sharing", "ListBatches": "Distribution", "DownloadBatch": "Distribution",
             "GetExposureConfig": "Distribution"}
 AUTHORITY_RPCS = frozenset(rpc for rpc, service in SERVICES.items() if service == "Authority")
@@ -54,6 +57,7 @@ DOCUMENTED: dict[str, frozenset[grpc.StatusCode]] = {
     "ListBatches": frozenset({C.OK, C.INVALID_ARGUMENT}),
     "DownloadBatch": frozenset({C.OK, C.NOT_FOUND, C.OUT_OF_RANGE}),
     "GetExposureConfig": frozenset({C.OK}),
+    "SubmitVenueWarning": frozenset({C.OK, C.INVALID_ARGUMENT, C.ALREADY_EXISTS, C.PERMISSION_DENIED}),
 }
 # grpcio's own answers, before any code of ours runs.
 UNDECODABLE = C.INTERNAL  # bytes that do not parse as the request message
@@ -264,6 +268,21 @@ well_formed_codes = st.lists(st.sampled_from(codes.ALPHABET), min_size=codes.LEN
     lambda chars: codes.display("".join(chars))
 )
 
+FUZZ_VENUE = VenueOwner.from_seed(bytes(range(32)), "a fuzzed venue")
+NOW_HOUR = NOW // 3600
+
+
+def venue_warning(submission_id: str, first: int, last: int, region: str, signed: str) -> Message:
+    """A warning of the fuzzed venue; ``signed``: by its owner ("owner"), by nobody ("garbage"), or for other hours."""
+    signature = {"owner": FUZZ_VENUE.sign_warning(first, last), "garbage": bytes(64),
+                 "other hours": FUZZ_VENUE.sign_warning(first, (last + 1) % 2**32)}[signed]
+    return authority_pb2.SubmitVenueWarningRequest(
+        submission_id=submission_id, venue_public_key=FUZZ_VENUE.venue.public_key, first_hour=first,
+        last_hour=last, owner_signature=signature, region=region,
+    )
+
+
+hostile_hours = st.one_of(st.integers(NOW_HOUR - 400, NOW_HOUR + 3), u32)
 MESSAGES: dict[str, st.SearchStrategy[Message]] = {
     "SubmitKeys": st.builds(
         lambda i, k, r: authority_pb2.SubmitKeysRequest(submission_id=i, keys=k, region=r),
@@ -294,10 +313,23 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
         st.one_of(st.integers(0, 64), st.integers(1024, 1 << 21), u32),
     ),
     "GetExposureConfig": st.just(distribution_pb2.GetExposureConfigRequest()),
+    "SubmitVenueWarning": st.one_of(
+        st.builds(  # mostly valid: owner-signed hours of the last two weeks
+            lambda i, first, span, r: venue_warning(i, first, first + span, r, "owner"),
+            submission_ids, st.integers(NOW_HOUR - 300, NOW_HOUR - 30), st.integers(0, 30), regions,
+        ),
+        st.builds(
+            venue_warning, submission_ids, hostile_hours, hostile_hours, regions,
+            st.sampled_from(["owner", "garbage", "other hours"]),
+        ),
+        st.builds(lambda k, s: authority_pb2.SubmitVenueWarningRequest(submission_id="v", venue_public_key=k,
+                                                                       owner_signature=s),
+                  st.binary(max_size=40), st.binary(max_size=80)),
+    ),
 }
 # A string field of each request type, for invalid UTF-8 (proto3 strings must be UTF-8: grpcio cannot decode it).
 STRING_FIELD_TAGS = {"SubmitKeys": b"\x0a", "IssueCode": b"\x12", "SubmitWithCode": b"\x0a", "SetExposureConfig": None,
-                     "ListBatches": None, "DownloadBatch": None, "GetExposureConfig": None}
+                     "ListBatches": None, "DownloadBatch": None, "GetExposureConfig": None, "SubmitVenueWarning": b"\x0a"}
 INVALID_UTF8 = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"ok\xc0\xaf"]
 
 

@@ -23,14 +23,15 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
-from matcher import codes
+from matcher import codes, venues
 from matcher.errors import violations_of
 from matcher.exposure_config import open_config
-from matcher.model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey
+from matcher.model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, VenueHour
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store.sqlite import SqliteStore
 from matcher.validation import check_key
@@ -78,6 +79,7 @@ class Campaign:
         self.in_flight: list[futures.Future] = []
         self.issued: list[tuple[str, str]] = []  # (code, region) of every code the server issued
         self.accepted: dict[tuple[bytes, int], set[Stored]] = {}
+        self.warned: dict[tuple[bytes, int], set[str]] = {}  # (identifier, hour) warned -> regions it was warned in
         self.seen: Counter[tuple[str, str]] = Counter()  # (rpc, code name)
         self.hows: Counter[str] = Counter()
         self.failures: list[str] = []
@@ -121,6 +123,13 @@ class Campaign:
             answer = sharing_pb2.SubmitWithCodeResponse.FromString(outcome.responses[0])
             regions = {codes.normalise(code): region for code, region in self.issued}
             self.accept(sent.keys, answer.rejected, regions[codes.normalise(sent.code)])
+        elif request.rpc == "SubmitVenueWarning":
+            sent = authority_pb2.SubmitVenueWarningRequest.FromString(payload)
+            hours = np.arange(sent.first_hour, sent.last_hour + 1)
+            identifiers = venues.hour_identifiers(venues.venue_id_of(sent.venue_public_key), hours)
+            region = sent.region or DEFAULT_REGION[request.channel]
+            for identifier, hour in zip(identifiers, hours):
+                self.warned.setdefault((identifier.tobytes(), int(hour)), set()).add(region)
 
     def accept(self, keys, rejected, region: str) -> None:
         refused = {rejection.index for rejection in rejected}
@@ -189,14 +198,20 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
 
     assert campaign.sent >= REQUESTS + OVERSIZED
     assert set(campaign.hows) == {*HOW, "huge"} and {rpc for rpc, _ in campaign.seen} == set(REQUEST_TYPES)
-    for rpc in ("SubmitKeys", "IssueCode", "SetExposureConfig", "SubmitWithCode", "DownloadBatch"):
+    for rpc in ("SubmitKeys", "IssueCode", "SetExposureConfig", "SubmitWithCode", "DownloadBatch", "SubmitVenueWarning"):
         assert campaign.seen[rpc, "OK"] > 0, f"no {rpc} got through: the fuzzer only tested refusals of it"
     assert fuzz_server.process.poll() is None and health(fuzz_server.public_channel()) == SERVING
     # Everything undecodable was refused by grpcio, never by us: the service counted no INTERNAL and no UNKNOWN.
     assert not [line for line in metric_lines(fuzz_server) if re.search(r'code="(INTERNAL|UNKNOWN)"', line)]
 
     store = SqliteStore(fuzz_server.process.args[fuzz_server.process.args.index("--store") + 1].removeprefix("sqlite:"))
-    pending = store.pending_keys(now=2**40, limit=10**6)
+    everything = store.pending_keys(now=2**40, limit=10**6)
+    pending = [p for p in everything if isinstance(p.key, DiagnosisKey)]
+    # Warned venue hours: exactly those of the warnings answered OK, each held once (in the region that warned first).
+    held = [p for p in everything if isinstance(p.key, VenueHour)]
+    hours = {(p.key.identifier, p.key.hour): p.region for p in held}
+    assert len(hours) == len(held) and set(hours) == set(campaign.warned)
+    assert all(region in campaign.warned[hour] for hour, region in hours.items())
     stored = {(p.key.key_data, p.key.rolling_start): p for p in pending}
     assert len(stored) == len(pending) and set(stored) == set(campaign.accepted)
     for fingerprint, held in stored.items():
