@@ -14,6 +14,9 @@ ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 LENGTH = 12
 MAX_TTL_SECONDS = 86400
 DEFAULT_TTL_SECONDS = 3600
+# The one refusal of a code, whatever the reason (unknown, used, expired, its authority revoked): a caller who can
+# tell the reasons apart can probe which codes exist.
+REFUSED = "the code is not valid: it is unknown, already used or expired"
 
 
 def new_code() -> str:

@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
 # The submitter of record for uploads with a code: the code, not the phone, is what is known about them.
 CODE_UPLOADS = "code-upload"
-INVALID_CODE = "the code is not valid: it is unknown, already used or expired"
 
 
 @dataclass(frozen=True)
@@ -215,20 +214,19 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    def _replay_or_refuse(self, identity: dict, digest: bytes, code_hash: bytes, now: int):
+    def _replay_or_refuse(self, identity: dict, digest: bytes, now: int):
         """The code is unknown, used or expired. If this very upload was already stored with it, answer as the
-        first time; otherwise refuse. The probe stores nothing: the store checks the upload's record before the
-        code, and raises before writing when the code is not live."""
-        probe = Submission(region="", keys=(), digest=digest, **identity)
+        first time; otherwise refuse. A read only: a made-up code costs the store no write."""
         try:
-            result = self.s.store.submit(
-                probe, response=b"", now=now, retention_seconds=self.s.config.retention_seconds, code_hash=code_hash
+            replayed = self.s.store.replay_of(
+                identity["authority"], identity["submission_id"], digest, now=now,
+                retention_seconds=self.s.config.retention_seconds,
             )
         except AlreadyExists:
-            result = None
-        if result is None or result.replayed is None:
-            raise PermissionDenied(INVALID_CODE)
-        return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
+            replayed = None
+        if replayed is None:
+            raise PermissionDenied(codes.REFUSED)
+        return sharing_pb2.SubmitWithCodeResponse.FromString(replayed)
 
     @grpc_method
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):  # noqa: N802
@@ -241,12 +239,12 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         digest = submission_digest("", request.keys)
         record = self.s.store.get_code(code_hash, now=now)
         if record is None:
-            return self._replay_or_refuse(identity, digest, code_hash, now)
+            return self._replay_or_refuse(identity, digest, now)
         issuer = self.s.authorities.named(record.authority)
         if not self.s.authorities.may_still_issue(record.authority, record.region, record.report_type):
             # Refused like an unknown code, so that codes cannot be probed; the code stays unused.
             log.warning("upload refused: the code's authority=%s may no longer issue it", record.authority)
-            raise PermissionDenied(INVALID_CODE)
+            raise PermissionDenied(codes.REFUSED)
         onset = dt.date.fromisoformat(record.symptom_onset) if record.symptom_onset else None
         exposure = dt.date.fromisoformat(record.exposure_date) if record.exposure_date else None
         verdict = check_keys(
@@ -271,7 +269,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
             )
         except AlreadyExists:
             # Another upload with other keys used the code between get_code and now: the code is used.
-            raise PermissionDenied(INVALID_CODE) from None
+            raise PermissionDenied(codes.REFUSED) from None
         if result.replayed is not None:
             return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
         rejected_keys = len({index for index, _ in verdict.rejected})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from .. import codes
 from ..errors import AlreadyExists, PermissionDenied, Violation
 from ..intervals import interval_start
 from ..model import DiagnosisKey, ReportType, VenueHour
@@ -55,5 +56,4 @@ def submission_id_taken() -> AlreadyExists:
 
 
 def invalid_code() -> PermissionDenied:
-    # One message for unknown, used and expired codes, so that codes cannot be probed.
-    return PermissionDenied("the upload code is unknown, used or expired")
+    return PermissionDenied(codes.REFUSED)

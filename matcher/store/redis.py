@@ -429,6 +429,16 @@ class RedisStore:
             )
         return written == 1
 
+    def replay_of(self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int) -> bytes | None:
+        with self._errors():
+            stored, response, stored_at = self._redis.hmget(submission_key(submission_name(authority, submission_id)),
+                                                            "d", "r", "t")
+        if stored is None or int(stored_at) <= now - retention_seconds:
+            return None
+        if stored != digest:
+            raise submission_id_taken()
+        return response
+
     def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
         with self._errors():
             fields = self._redis.hgetall(code_key(code_hash))

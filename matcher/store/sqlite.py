@@ -329,6 +329,18 @@ class SqliteStore:
             ).fetchone()
         return None if row is None else CodeRecord(*row)
 
+    def replay_of(self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int) -> bytes | None:
+        with self._errors():
+            earlier = self._connection().execute(
+                "SELECT digest, response FROM submissions WHERE authority = ? AND submission_id = ? AND stored_at > ?",
+                (authority, submission_id, now - retention_seconds),
+            ).fetchone()
+        if earlier is None:
+            return None
+        if earlier[0] != digest:
+            raise submission_id_taken()
+        return earlier[1]
+
     # --- publishing ----------------------------------------------------------------------------------------
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:

@@ -112,6 +112,20 @@ def test_a_replayed_submission_is_answered_as_the_first_time_and_stores_nothing_
     assert pending_key_data(store) == {key(1).key_data: 1, key(2).key_data: 1}
 
 
+def test_replay_of_reads_what_submit_would_answer_without_writing(store: Store) -> None:
+    first = submission("s1", [key(1)])
+    lookup = dict(now=NOW, retention_seconds=RETENTION)
+    assert store.replay_of(AUTHORITY, "s1", first.digest, **lookup) is None
+    submit(store, first)
+
+    assert store.replay_of(AUTHORITY, "s1", first.digest, **lookup) == response_for("s1")
+    assert store.replay_of("other.example", "s1", first.digest, **lookup) is None
+    with pytest.raises(AlreadyExists):
+        store.replay_of(AUTHORITY, "s1", b"another digest", **lookup)
+    assert store.replay_of(AUTHORITY, "s1", first.digest, now=NOW + RETENTION, retention_seconds=RETENTION) is None
+    assert pending_key_data(store) == {key(1).key_data: 1}
+
+
 def test_the_same_submission_id_with_other_content_is_already_exists_and_changes_nothing(store: Store) -> None:
     submit(store, submission("s1", [key(1)]))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import grpc
@@ -205,7 +206,11 @@ def test_a_code_of_an_authority_revoked_since_it_was_issued_is_refused_and_stays
     try:
         with pytest.raises(grpc.RpcError) as raised:
             upload(revoked, code, diagnosis_key(1))
-        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as unknown:
+            upload(revoked, "2345-6789-ABCD", diagnosis_key(1))
+        # One refusal for every reason: a caller cannot tell a revoked authority's live code from no code at all.
+        assert raised.value.code() == unknown.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert raised.value.details() == unknown.value.details()
     finally:
         revoked.stop()
     policies["authorities"]["ha-gone"] = gone  # re-admitted: the refused upload did not use the code up
@@ -239,4 +244,21 @@ def test_contact_intervals_are_published_only_for_an_authority_that_chose_them(p
         found = match(header, sections, crypto.rpis(pruned.key_data, start, 144), heard_at)
         assert np.flatnonzero(found.section >= 0).tolist() == [60, 61, 62]
     finally:
+        server.stop()
+
+
+def test_a_made_up_code_is_refused_without_a_write_while_another_process_holds_the_write_lock(pki, tmp_path):
+    # A refused upload must cost no write transaction: on SQLite one writer at a time, so that a flood of made-up
+    # codes on the public port would queue every authority's submission behind it.
+    database = tmp_path / "service.db"
+    server = start_server(pki, f"sqlite:{database}", "--now", str(NOW), log=tmp_path / "serve.log")
+    writer = sqlite3.connect(database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # as a `matcher publish` or a backup would, for as long as it likes
+        with pytest.raises(grpc.RpcError) as raised:
+            upload(server, "2345-6789-ABCD", diagnosis_key(1))
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED, raised.value.details()
+    finally:
+        writer.rollback()
+        writer.close()
         server.stop()
