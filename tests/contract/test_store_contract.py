@@ -9,6 +9,7 @@ from dataclasses import MISSING, fields
 
 import pytest
 
+from matcher import codes
 from matcher.errors import AlreadyExists, NotFound, PermissionDenied
 from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType, Submission, VenueHour
 from matcher.store import CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
@@ -242,7 +243,7 @@ def test_a_code_works_once(store: Store) -> None:
 
     assert store.get_code(CODE, now=NOW) is None
     assert pending_key_data(store) == {key(1).key_data: 1}
-    assert second_use.value.message == "the upload code is unknown, used or expired"
+    assert second_use.value.message == codes.REFUSED
 
 
 def test_a_resent_submission_is_replayed_even_though_its_code_was_used_by_the_first_attempt(store: Store) -> None:
@@ -261,7 +262,7 @@ def test_an_unknown_or_expired_code_is_refused_alike_and_nothing_is_stored(store
     with pytest.raises(PermissionDenied) as refused:
         submit(store, submission("phone-1", [key(1)]), code_hash=code_hash)
 
-    assert refused.value.message == "the upload code is unknown, used or expired"
+    assert refused.value.message == codes.REFUSED
     assert pending_key_data(store) == {}
     assert submit(store, submission("phone-1", [key(2)])).stored == 1  # no submission record was kept either
 
