@@ -131,12 +131,12 @@ def _load_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey
 
 
 def default_policy(region: str) -> dict:
-    """What a new authority may do: submit confirmed diagnoses for its region, issue codes, set the configuration.
-    SELF_REPORT is off by default: an operator turns it on per authority."""
+    """What a new authority may do: submit confirmed diagnoses for its region and issue codes. SELF_REPORT and
+    changing the (global) exposure configuration are off: an operator grants them per authority, in the file."""
     return {
         "regions": [region],
         "report_types": sorted(t.name for t in PUBLISHABLE_REPORT_TYPES if t != ReportType.SELF_REPORT),
-        "may_set_config": True,
+        "may_set_config": False,
         "submissions_per_minute": DEFAULT_SUBMISSIONS_PER_MINUTE,
     }
 

@@ -75,7 +75,8 @@ def ensure_signed_config(store: Store, signing_key: SigningKey, now: int) -> Non
     config = config_in_force(stored)
     if stored is None:
         config.version, config.issued_at = 1, now
-    store.put_exposure_config(sign_config(config, signing_key).SerializeToString())
+    # Another replica starting at the same moment may have stored it first: then its copy stands.
+    store.put_exposure_config(sign_config(config, signing_key).SerializeToString(), replacing=stored)
 
 
 def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentials) -> int:

@@ -173,10 +173,13 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         validate_config(request.config)
         config = config_pb2.ExposureConfig()
         config.CopyFrom(request.config)
-        config.version = config_in_force(self.s.store.get_exposure_config()).version + 1
-        config.issued_at = self.s.clock()
-        signed = sign_config(config, self.s.signing_key)
-        self.s.store.put_exposure_config(signed.SerializeToString())
+        while True:  # compare and set: each stored version is one more than the one it replaced, never shared
+            current = self.s.store.get_exposure_config()
+            config.version = config_in_force(current).version + 1
+            config.issued_at = self.s.clock()
+            signed = sign_config(config, self.s.signing_key)
+            if self.s.store.put_exposure_config(signed.SerializeToString(), replacing=current):
+                break
         log.info("exposure configuration %d set by authority=%s", config.version, policy.name)
         return authority_pb2.SetExposureConfigResponse(signed=signed)
 

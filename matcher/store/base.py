@@ -192,8 +192,10 @@ class Store(Protocol):
 
     # --- exposure configuration ----------------------------------------------------------------------------
 
-    def put_exposure_config(self, signed_config: bytes) -> None:
-        """Replaces the current signed exposure configuration (a serialised SignedExposureConfig)."""
+    def put_exposure_config(self, signed_config: bytes, *, replacing: bytes | None) -> bool:
+        """Stores a signed exposure configuration (a serialised SignedExposureConfig) if the current one is still
+        ``replacing`` (None: there is none), atomically; False, changing nothing, if another writer got there
+        first. Each version is derived from the one it replaces, so two writers can never both store one."""
 
     def get_exposure_config(self) -> bytes | None: ...
 

@@ -138,6 +138,19 @@ local function extend(key, ttl)
 end
 """
 
+# KEYS: the configuration. ARGV: the new value, whether one is expected (0/1), the expected value.
+# Compare and set: a version derived from a configuration that another writer has replaced meanwhile is refused.
+_REPLACE = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[2] == '0' then
+  if current then return 0 end
+elseif current ~= ARGV[3] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
 # KEYS: submission record, submissions index, code record, codes index, seen, pending, key data
 # ARGV: digest, response, now, cutoff, record ttl, record name, use code (0/1), code member, keys ttl,
 #       then per key: fingerprint, ends_at, publish_after, packed key
@@ -342,6 +355,7 @@ class RedisStore:
         self._commit = register(_COMMIT)
         self._purge = register(_PURGE)
         self._list = register(_LIST)
+        self._replace = register(_REPLACE)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -541,9 +555,9 @@ class RedisStore:
 
     # --- exposure configuration ----------------------------------------------------------------------------
 
-    def put_exposure_config(self, signed_config: bytes) -> None:
+    def put_exposure_config(self, signed_config: bytes, *, replacing: bytes | None) -> bool:
         with self._errors():
-            self._redis.set(CONFIG_KEY, signed_config)
+            return bool(self._replace(keys=[CONFIG_KEY], args=[signed_config, int(replacing is not None), replacing or b""]))
 
     def get_exposure_config(self) -> bytes | None:
         with self._errors():

@@ -447,9 +447,13 @@ class SqliteStore:
 
     # --- exposure configuration ----------------------------------------------------------------------------
 
-    def put_exposure_config(self, signed_config: bytes) -> None:
+    def put_exposure_config(self, signed_config: bytes, *, replacing: bytes | None) -> bool:
         with self._write() as db:
+            row = db.execute("SELECT signed FROM exposure_config").fetchone()
+            if (None if row is None else bytes(row[0])) != replacing:
+                return False
             db.execute("INSERT OR REPLACE INTO exposure_config (id, signed) VALUES (1, ?)", (signed_config,))
+            return True
 
     def get_exposure_config(self) -> bytes | None:
         with self._errors():

@@ -44,7 +44,7 @@ def exercise_every_kind_of_record(store: RedisStore) -> None:
     submit(store, submission("s1", [key(2), key(3, days_ago=0)]))
     publish_once(store, "publisher")
     store.acquire_publish_lock("publisher", LEASE)
-    store.put_exposure_config(b"config")
+    store.put_exposure_config(b"config", replacing=None)
     store.purge(now=NOW + 86_400, retention_seconds=RETENTION)
 
 

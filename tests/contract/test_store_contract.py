@@ -464,11 +464,20 @@ def test_read_body_of_an_unknown_or_purged_batch_is_not_found(store: Store) -> N
 def test_the_exposure_configuration_is_replaced_by_the_latest_and_outlives_purge(store: Store) -> None:
     assert store.get_exposure_config() is None
 
-    store.put_exposure_config(b"first")
-    store.put_exposure_config(b"second")
+    assert store.put_exposure_config(b"first", replacing=None)
+    assert store.put_exposure_config(b"second", replacing=b"first")
     store.purge(now=NOW + 10 * RETENTION, retention_seconds=RETENTION)
 
     assert store.get_exposure_config() == b"second"
+
+
+def test_a_configuration_derived_from_one_already_replaced_is_refused_and_changes_nothing(store: Store) -> None:
+    assert store.put_exposure_config(b"version 1", replacing=None)
+    assert not store.put_exposure_config(b"another version 1", replacing=None)
+    assert store.put_exposure_config(b"version 2 by A", replacing=b"version 1")
+    assert not store.put_exposure_config(b"version 2 by B", replacing=b"version 1")  # B read version 1 too
+
+    assert store.get_exposure_config() == b"version 2 by A"
 
 
 def test_ping_answers_on_a_working_store(store: Store) -> None:

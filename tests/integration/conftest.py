@@ -18,11 +18,12 @@ TODAY = NOW // 600 - (NOW // 600) % 144
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ha-north may do everything for VN; ha-south only CONFIRMED_TEST for TH, two submissions a minute and no
+    """ha-north may do everything for VN, the configuration included; ha-south only CONFIRMED_TEST for TH, two submissions a minute and no
     configuration changes; ha-revoked holds a valid certificate but is not in the authorities file."""
     folder = make_pki(tmp_path_factory.mktemp("pki") / "tls", "ha-north", "ha-south", "ha-revoked")
     policies = json.loads((folder / "authorities.json").read_text())
     policies["authorities"]["ha-north"]["report_types"].append("SELF_REPORT")
+    policies["authorities"]["ha-north"]["may_set_config"] = True  # granted explicitly: `matcher certs` does not
     policies["authorities"]["ha-south"].update(
         regions=["TH"], report_types=["CONFIRMED_TEST"], may_set_config=False, submissions_per_minute=2
     )

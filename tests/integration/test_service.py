@@ -208,6 +208,25 @@ def test_phones_get_a_signed_default_configuration_and_authorities_can_change_it
     assert now_in_force.version == 2 and now_in_force.minimum_weighted_minutes_per_day == 30
 
 
+def test_concurrent_configuration_changes_each_get_their_own_version(server):
+    # Every change is signed with the version it was given: two changes sharing one would let phones keep either.
+    changes = 24
+    stub = server.authority_stub()
+
+    def change(minutes: int) -> int:
+        config = default_config()
+        config.minimum_weighted_minutes_per_day = minutes
+        return stub.SetExposureConfig(authority_pb2.SetExposureConfigRequest(config=config), timeout=30).signed
+
+    with ThreadPoolExecutor(changes) as pool:
+        signed = list(pool.map(change, range(10, 10 + changes)))
+    versions = sorted(open_config(s, trusted(server)).version for s in signed)
+    assert versions == list(range(2, 2 + changes))
+    latest = max(signed, key=lambda s: open_config(s, trusted(server)).version)
+    in_force = server.distribution_stub().GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=10)
+    assert in_force == latest
+
+
 def test_an_invalid_configuration_is_refused_naming_the_field_and_changes_nothing(server):
     broken = default_config()
     broken.attenuation_weights[:] = [1.0, 1.0]

@@ -20,6 +20,13 @@ def test_the_pki_has_every_file_the_server_and_clients_read(tmp_path):
     assert (tmp_path / "server.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_new_authority_may_not_change_the_exposure_configuration_until_granted(tmp_path):
+    # The configuration is global: every phone scores with it. No authority gets that right without an operator.
+    write_dev_pki(tmp_path, ["ha-north", "ha-south"])
+    policies = json.loads((tmp_path / "authorities.json").read_text())["authorities"]
+    assert [policy["may_set_config"] for policy in policies.values()] == [False, False]
+
+
 def test_the_server_certificate_verifies_for_localhost_and_loopback_against_the_ca(tmp_path):
     write_dev_pki(tmp_path, [])
     ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())

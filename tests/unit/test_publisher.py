@@ -312,7 +312,7 @@ def test_a_changed_configuration_regroups_the_cases_before_the_hold_counts_them(
     # that weighs the levels apart, two sections of K cases each, both published at once.
     config = levels_apart()
     config.version = 2
-    store.put_exposure_config(sign_config(config, SIGNING_KEY).SerializeToString())
+    store.put_exposure_config(sign_config(config, SIGNING_KEY).SerializeToString(), replacing=store.get_exposure_config())
     for case in range(K):
         submit_case(store, case, [key(case, 0, days_since_onset=0), key(case, 1, days_ago=2, days_since_onset=5)])
 
