@@ -9,7 +9,7 @@ epidemiology. Days are numbered from the first simulated day (0); NEVER marks wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,6 +45,13 @@ class Epidemic:
     upload: np.ndarray  # (n,) NO_UPLOAD, SHARED_WITH_CODE, PUSHED_BY_AUTHORITY or DECLINED
     infected_by: np.ndarray  # (n,) the infector, -1 for seeded and imported infections
     params: Params
+    # (n,) the day from whose morning a case's contact who shared as one is isolated, NEVER if never (set by the
+    # run: who shares depends on the phones' alerts). Empty means nobody.
+    isolated_as_contact: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        if not len(self.isolated_as_contact):
+            self.isolated_as_contact = np.full(len(self.infected_day), NEVER, dtype=np.int64)
 
     @classmethod
     def seeded(cls, people: int, days: int, params: Params, rng: np.random.Generator) -> Epidemic:
@@ -107,8 +114,13 @@ class Epidemic:
         return result
 
     def present(self, day: int) -> np.ndarray:
-        """Who is out and about: everyone but people diagnosed before ``day`` (in isolation)."""
-        return self.diagnosed_day >= day
+        """Who is out and about: everyone but people diagnosed before ``day`` and contacts who shared as such on
+        the morning of ``day`` or earlier (in isolation)."""
+        return (self.diagnosed_day >= day) & (self.isolated_as_contact > day)
+
+    def isolate_contact(self, person: int, day: int) -> None:
+        """``person`` shared as a case's contact on the morning of ``day`` and is isolated from then on."""
+        self.isolated_as_contact[person] = min(int(self.isolated_as_contact[person]), day)
 
     def diagnosed_on(self, day: int) -> np.ndarray:
         return np.flatnonzero(self.diagnosed_day == day)

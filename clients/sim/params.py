@@ -51,7 +51,11 @@ class Params:
     scan_period_seconds: int = 300  # GAEN-like: each phone scans every 5 minutes, at its own phase
     # --- ground truth -------------------------------------------------------------------------------------------
     close_range_m: float = 2.0  # "close": median attenuation 56 dB, 7 dB inside the weight-1 buckets (<= 63 dB)
-    exposure_minutes: float = 15.0  # truly exposed: this long at close range with infectious cases in one day
+    # Truly exposed: this long at close range in one day with infectious cases (F1), or with truly F1-exposed
+    # people who shared as contacts, after their exposure (F2). One definition for both tiers: the phone's F2
+    # threshold is 30 weighted minutes (the exposure configuration's, an authority's choice), and the report gives
+    # F2 recall by duration, so that the threshold's effect shows.
+    exposure_minutes: float = 15.0
     # --- epidemic -----------------------------------------------------------------------------------------------
     infected_share: float = 0.01  # people whose symptoms start during the run (seeded infections)
     imported_per_person_day: float = 0.0002  # infections from outside the population
@@ -65,6 +69,16 @@ class Params:
     # the app's share flow); the rest decline, and their contacts can never be warned.
     share_with_code: float = 0.75
     pushed_by_authority: float = 0.2
+    # --- contacts of cases (F1 -> F2) --------------------------------------------------------------------------
+    # Of the people whose phone raises a new F1 alert (and who are not cases), the share who upload as a case's
+    # contact with a RECURSIVE code from the authority, so that their own contacts are warned at F2. A contact is
+    # not ill and is asked more of than a case (to upload before any diagnosis), and there is no push route for a
+    # contact's keys: half, against the cases' 95 %, is a middle guess; the cost in keys scales with it.
+    contact_share: float = 0.5
+    # A contact who shares is designated F1 by the authority that morning and told to isolate: from that morning
+    # on they meet nobody, so every contact they had after their exposure lies on a day whose key they uploaded.
+    # Those who do not share are not reached, and go on as before.
+    contacts_isolate: bool = True
     # --- the service ---------------------------------------------------------------------------------------------
     # One batch a day: the publisher sizes batches for one batch a day over the retention window.
     publish_interval_seconds: int = 86400
