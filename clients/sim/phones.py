@@ -2,7 +2,8 @@
 
 A shard holds its phones' databases in memory and does what those phones do: make the day's key and say what it
 broadcasts (``keys.day_broadcasts``), record what the scanner heard (``PhoneStore.add_sightings``), share its
-keys with a one-time code (``share.share``), hand its keys to the health authority, and every morning sync over
+keys with a one-time code (``share.share``; as a case's contact, only the days from the exposure its own F1 alert
+dates, ``share.exposure_day``), hand its keys to the health authority, and every morning sync over
 TLS (``sync.sync``: download, verify signatures and digests) and check (``matching.match_new`` then
 ``scoring.score`` with the signed configuration it downloaded). One TLS channel per shard serves all its phones.
 
@@ -12,6 +13,7 @@ TLS (``sync.sync``: download, verify signatures and digests) and check (``matchi
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import time
 import traceback
@@ -27,7 +29,7 @@ import numpy as np
 from clients.phone.keys import day_broadcasts, keys_to_share, set_tx_power
 from clients.phone.matching import match_new
 from clients.phone.scoring import score
-from clients.phone.share import share
+from clients.phone.share import NotAContact, exposure_day, share, share_request
 from clients.phone.store import PhoneStore
 from clients.phone.sync import sync
 from matcher.exposure_config import config_in_force
@@ -51,7 +53,8 @@ class Checked:
     interrupted: np.ndarray  # (n,) bool, a download cut short
     sync_seconds: np.ndarray  # (n,)
     check_seconds: np.ndarray  # (n,) matching and scoring
-    alerts: list[tuple[int, str]]  # (phone index in the shard, UTC day "YYYY-MM-DD") of every day that alerts
+    # (phone index in the shard, UTC day "YYYY-MM-DD", level "F1" or "F2") of every day that alerts
+    alerts: list[tuple[int, str, str]]
 
 
 class Shard:
@@ -103,11 +106,26 @@ class Shard:
                 )
         return len(times)
 
-    def share(self, phone: int, code: str, now: int, address: str, contact_intervals: bool) -> tuple[int, int, int]:
-        """The phone uploads its keys with ``code`` (and its contact intervals, if asked): (accepted, embargoed,
-        rejected)."""
-        response = share(self.channel(address), self.phones[phone], code, now, contact_intervals)
-        return response.accepted, response.embargoed, len(response.rejected)
+    def share(
+        self, phone: int, code: str, now: int, address: str, contact_intervals: bool, since: str | None = None
+    ) -> tuple[int, int, int, list[tuple[int, bytes, int]]]:
+        """The phone uploads its keys with ``code`` (and its contact intervals, if asked), as a case's contact only
+        those of the days from ``since`` (YYYY-MM-DD) on: (accepted, embargoed, rejected, the keys it sent)."""
+        store = self.phones[phone]
+        day = dt.date.fromisoformat(since) if since else None
+        response = share(self.channel(address), store, code, now, contact_intervals, since=day)
+        sent = [(key.rolling_start_interval_number, key.key_data, key.rolling_period)
+                for key in share_request(store, code, now, since=day).keys]
+        return response.accepted, response.embargoed, len(response.rejected), sent
+
+    def exposure_day(self, phone: int) -> tuple[str | None, str]:
+        """The day of the phone's exposure as a case's contact, as it tells the authority (its latest F1 alert):
+        (YYYY-MM-DD, "") or (None, why the phone refuses: no F1 alert, or only F2 ones)."""
+        store = self.phones[phone]
+        try:
+            return exposure_day(store, config_in_force(store.get("config"))).isoformat(), ""
+        except NotAContact as exc:
+            return None, str(exc)
 
     def keys_for_authority(self, phone: int, now: int) -> list[tuple[int, bytes, int]]:
         """The keys the phone gives to the health authority (the same ones it would share itself)."""
@@ -119,7 +137,7 @@ class Shard:
         downloaded, batches, refused = (np.zeros(n, dtype=np.int64) for _ in range(3))
         interrupted = np.zeros(n, dtype=bool)
         sync_seconds, check_seconds = np.zeros(n), np.zeros(n)
-        alerts: list[tuple[int, str]] = []
+        alerts: list[tuple[int, str, str]] = []
         for index, store in enumerate(self.phones):
             store.expire(now)
             began = time.perf_counter()
@@ -132,7 +150,7 @@ class Shard:
             sync_seconds[index] = synced - began
             downloaded[index], batches[index] = report.bytes_downloaded, len(report.new_batches)
             refused[index], interrupted[index] = len(report.refused), report.interrupted is not None
-            alerts += [(index, d.day) for d in days if d.alert]
+            alerts += [(index, d.day, d.level) for d in days if d.alert]
             if progress is not None and (index + 1) % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
         if progress is not None and n % PROGRESS_EVERY:

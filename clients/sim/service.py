@@ -20,9 +20,11 @@ from pathlib import Path
 
 import grpc
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
 
 from clients.ha.channel import authority_channel
+from matcher.batches import read_batch_file
+from matcher.model import ReportType
 from matcher.store import StoreError, open_store
 
 AUTHORITY = "sim-ha"
@@ -111,6 +113,15 @@ class Running:
         request = authority_pb2.IssueCodeRequest(report_type=report_type, symptom_onset_date=onset_date)
         return stub.IssueCode(request, timeout=30).code
 
+    def issue_contact_code(self, exposure_date: str) -> str:
+        """A RECURSIVE code for a case's contact (F1) exposed on ``exposure_date``: their keys from that day on."""
+        stub = authority_pb2_grpc.AuthorityStub(self.channel)
+        request = authority_pb2.IssueCodeRequest(
+            report_type=ReportType.RECURSIVE, exposure_date=exposure_date,
+            exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
+        )
+        return stub.IssueCode(request, timeout=30).code
+
 
 class Service:
     def __init__(self, folder: Path, store: str, publish_interval: int) -> None:
@@ -150,7 +161,14 @@ class Service:
         return Server(process, log, self.tls_dir)
 
     def publish(self, now: int) -> tuple[dict, float]:
-        """`matcher publish --now`: what it cut and held (its --json output) and the command's wall time."""
+        """`matcher publish --now`: what it cut and held (its --json output, each batch with its signed header
+        under "header", read from the batch file the command wrote) and the command's wall time."""
+        out_dir = self.folder / "batches"
         began = time.perf_counter()
-        out = matcher_command("publish", *self._options(now))
-        return json.loads(out), time.perf_counter() - began
+        out = matcher_command("publish", *self._options(now), "--out", str(out_dir))
+        took = time.perf_counter() - began
+        run = json.loads(out)
+        for batch in run["batches"]:
+            signed, _ = read_batch_file(out_dir / f"batch-{batch['sequence']}.bin")
+            batch["header"] = batch_pb2.BatchHeader.FromString(signed.header)
+        return run, took
