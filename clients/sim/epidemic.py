@@ -18,6 +18,7 @@ from matcher.model import MAX_DAYS_SINCE_ONSET, MIN_DAYS_SINCE_ONSET, Infectious
 
 from .encounters import Encounters
 from .params import Params
+from .venues import SharedAir
 
 NEVER = 1 << 30
 # How a diagnosed person's keys reach the server.
@@ -130,11 +131,33 @@ class Epidemic:
         diagnosed on one of them, they upload the next morning."""
         return np.isin(self.upload, (SHARED_WITH_CODE, PUSHED_BY_AUTHORITY)) & (self.diagnosed_day < days)
 
+    def _weights(self) -> np.ndarray:
+        """Relative infectiousness by Infectiousness value (NONE, STANDARD, HIGH)."""
+        return np.array([0.0, self.params.relative_infectiousness_standard, 1.0])
+
+    def transmit_in_rooms(self, air: SharedAir, kind: np.ndarray, day: int, rng: np.random.Generator) -> int:
+        """Airborne infections of ``day`` in venues: ``air`` pairs each visitor with the people in the room
+        (``kind``: each venue's kind); the hazard adds up over the infectious ones. Returns how many."""
+        infectious = self.infectiousness(day)
+        at_risk = (infectious[air.source] > 0) & (self.infected_day[air.visitor] == NEVER)
+        rate = np.array(self.params.airborne_per_minute)[kind[air.venue[at_risk]]]
+        hazard = rate * air.seconds[at_risk] / 60 * self._weights()[infectious[air.source[at_risk]]]
+        visitor = air.visitor[at_risk]
+        people, where = np.unique(visitor, return_inverse=True)
+        total = np.bincount(where.ravel(), weights=hazard, minlength=len(people))
+        caught = rng.random(len(people)) < -np.expm1(-total)
+        # The infector: the infectious person of the largest hazard, for the record.
+        order = np.lexsort((-hazard, where.ravel()))
+        first = order[np.searchsorted(where.ravel()[order], np.arange(len(people)))]
+        by = air.source[at_risk][first]
+        self._infect(people[caught], np.full(int(caught.sum()), day), by[caught], rng)
+        return int(caught.sum())
+
     def transmit(self, encounters: Encounters, day: int, rng: np.random.Generator) -> int:
         """Infections of ``day``, from the day's encounters and from outside; returns how many."""
         p = self.params
         infectious = self.infectiousness(day)
-        weight = np.array([0.0, p.relative_infectiousness_standard, 1.0])  # by Infectiousness value
+        weight = self._weights()
         susceptible = self.infected_day == NEVER
         infected: list[np.ndarray] = []
         infectors: list[np.ndarray] = []

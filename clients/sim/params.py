@@ -23,6 +23,10 @@ DEVICE_MODELS: tuple[tuple[str, int, float], ...] = (
 HOME, WORK, CHANCE = 0, 1, 2
 SETTING_NAMES = ("home", "work/school", "chance")
 
+# Kinds of venue, as stored in Venues.kind.
+SHOP, RESTAURANT, OFFICE = 0, 1, 2
+VENUE_KIND_NAMES = ("shop", "restaurant", "office")
+
 
 @dataclass(frozen=True)
 class Params:
@@ -79,6 +83,28 @@ class Params:
     # on they meet nobody, so every contact they had after their exposure lies on a day whose key they uploaded.
     # Those who do not share are not reached, and go on as before.
     contacts_isolate: bool = True
+    # --- venues (check-ins by QR code, shared air in rooms) ---------------------------------------------------------
+    # Shops and restaurants are visited by anybody out and about; every workplace is an office with a QR code at
+    # its door, where its workers spend the working day (schools have none). Visits are where the air is shared:
+    # Bluetooth encounters are generated apart (a chance encounter may happen in a shop), so a room's visitors
+    # are mostly out of each other's phones' range.
+    shops_per_person: float = 0.01  # one shop for 100 people
+    restaurants_per_person: float = 0.006
+    shop_visits_per_person: float = 0.5  # a day
+    restaurant_visits_per_person: float = 0.15
+    shop_minutes_median: float = 20.0
+    restaurant_minutes_median: float = 60.0
+    office_hours_median: float = 8.0
+    # People who scan the QR code at every venue they visit (the others never do): a habit, drawn once per person.
+    checkin_share: float = 0.6
+    # Airborne transmission: a hazard per minute of shared time in the room with one infectious person (HIGH; a
+    # STANDARD one counts relative_infectiousness_standard), by kind of venue (shop, restaurant, office): a
+    # restaurant's talking, unmasked diners above a shop's passing customers; an office's is low per minute but
+    # lasts the working day.
+    airborne_per_minute: tuple[float, float, float] = (0.0001, 0.0004, 0.00002)
+    # Truly exposed at a venue: this long in the same room at the same time as infectious cases, in one day (the
+    # default configuration's minimum_venue_overlap_minutes, 15, asks as much of a check-in's warned hours).
+    venue_exposure_minutes: float = 15.0
     # --- the service ---------------------------------------------------------------------------------------------
     # One batch a day: the publisher sizes batches for one batch a day over the retention window.
     publish_interval_seconds: int = 86400

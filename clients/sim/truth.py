@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .encounters import Encounters
+from .venues import SharedAir
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,33 @@ def _stack(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, 6), dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class RoomExposures:
+    """Per (person, day) that shared a room's air with an infectious reported case."""
+
+    person: np.ndarray  # (m,)
+    day: np.ndarray  # (m,)
+    minutes: np.ndarray  # (m,) float: in the room at the same time as cases, summed over cases
+    # (m,) float: the same, counting only the times both the person and the case had checked in: what check-ins
+    # can warn, as the case's phone names the venues and the person's matches them
+    checked_in_minutes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+    @classmethod
+    def empty(cls) -> RoomExposures:
+        return cls(*(np.empty(0, dtype=dtype) for dtype in (np.int64, np.int64, np.float64, np.float64)))
+
+    def exposed(self, threshold: float) -> set[tuple[int, int]]:
+        keep = self.minutes >= threshold
+        return set(zip(self.person[keep].tolist(), self.day[keep].tolist()))
+
+
 class Truth:
     def __init__(self, close_range_m: float) -> None:
         self.close_range_m = close_range_m
+        self._rooms: list[np.ndarray] = []  # rows: visitor, case, day, seconds, both checked in
         self._parts: list[np.ndarray] = []  # rows: contact, case, day, start, end, close
         self._near: list[np.ndarray] = []  # rows: contact, source (a possible sharing contact), day, start, end, close
         self._met: np.ndarray | None = None  # (n,) bool: has met an infectious person whose keys will be uploaded
@@ -114,6 +139,28 @@ class Truth:
             self._met[contact[(infectious[case] > 0) & reported[case]]] = True
         for source, contact in ((encounters.a, encounters.b), (encounters.b, encounters.a)):
             self._near.append(_rows(encounters, self._met[source], contact, source, day, self.close_range_m))
+
+    def record_rooms(self, air: SharedAir, infectious: np.ndarray, day: int) -> None:
+        """Keeps the day's shared air with a person infectious that day."""
+        mask = infectious[air.source] > 0
+        self._rooms.append(np.column_stack([
+            air.visitor[mask], air.source[mask], np.full(int(mask.sum()), day), air.seconds[mask],
+            air.visitor_checked_in[mask] & air.source_checked_in[mask],
+        ]).astype(np.int64))
+
+    def room_exposures(self, reported: np.ndarray) -> RoomExposures:
+        """Per person-day: minutes in a room with infectious cases whose keys were uploaded."""
+        rows = np.concatenate(self._rooms) if self._rooms else np.empty((0, 5), dtype=np.int64)
+        rows = rows[reported[rows[:, 1]]]
+        days, where = np.unique(rows[:, [0, 2]], axis=0, return_inverse=True)
+        where = where.ravel()
+        days = days.reshape(-1, 2)
+        return RoomExposures(
+            person=days[:, 0].astype(np.int64),
+            day=days[:, 1].astype(np.int64),
+            minutes=np.bincount(where, weights=rows[:, 3], minlength=len(days)) / 60,
+            checked_in_minutes=np.bincount(where, weights=rows[:, 3] * rows[:, 4], minlength=len(days)) / 60,
+        )
 
     def contacts(self) -> np.ndarray:
         """(k, 6) int64 rows: contact, case, day, start, end, close."""
