@@ -5,7 +5,9 @@ broadcasts (``keys.day_broadcasts``), record what the scanner heard (``PhoneStor
 keys with a one-time code (``share.share``; as a case's contact, only the days from the exposure its own F1 alert
 dates, ``share.exposure_day``), hand its keys to the health authority, and every morning sync over
 TLS (``sync.sync``: download, verify signatures and digests) and check (``matching.match_new`` then
-``scoring.score`` with the signed configuration it downloaded). One TLS channel per shard serves all its phones.
+``scoring.score`` with the signed configuration it downloaded, and ``scoring.venue_risks`` for its check-ins).
+Phones check in at venues from the QR code's text (``PhoneStore.add_checkin``, what ``matcher-phone checkin``
+does) and show their check-ins to the authority when diagnosed. One TLS channel per shard serves all its phones.
 
 :class:`ShardProcess` runs a shard in its own process (spawned, so that no gRPC state crosses a fork);
 :class:`LocalShard` runs it in this one. Both answer the same calls.
@@ -28,12 +30,13 @@ import numpy as np
 
 from clients.phone.keys import day_broadcasts, keys_to_share, set_tx_power
 from clients.phone.matching import match_new
-from clients.phone.scoring import score
+from clients.phone.scoring import score, venue_risks
 from clients.phone.share import NotAContact, exposure_day, share, share_request
 from clients.phone.store import PhoneStore
 from clients.phone.sync import sync
 from matcher.exposure_config import config_in_force
 from matcher.signing import TrustedKeys, load_verifying_key
+from matcher.venues import Venue, parse_payload
 
 PROGRESS_EVERY = 50  # phones between progress reports
 DEFAULT_WORKERS = 4  # processes: while some phones wait for the server, others match
@@ -55,6 +58,8 @@ class Checked:
     check_seconds: np.ndarray  # (n,) matching and scoring
     # (phone index in the shard, UTC day "YYYY-MM-DD", level "F1" or "F2") of every day that alerts
     alerts: list[tuple[int, str, str]]
+    # (phone index in the shard, UTC day of the visit "YYYY-MM-DD") of every check-in that alerts (kind venue)
+    venue_alerts: list[tuple[int, str]]
 
 
 class Shard:
@@ -68,6 +73,7 @@ class Shard:
             set_tx_power(store, int(power))
         self.trusted = TrustedKeys([load_verifying_key(self.tls_dir / "signing.pub.pem")])
         self._channel: tuple[str, grpc.Channel] | None = None
+        self.venues: list[Venue] = []
 
     def channel(self, address: str) -> grpc.Channel:
         """The shard's TLS channel to the service's public listener (a new one when the address changed)."""
@@ -127,6 +133,23 @@ class Shard:
         except NotAContact as exc:
             return None, str(exc)
 
+    def scan_venues(self, payloads: list[str]) -> int:
+        """The venues' QR codes, as the phones read them at the door (the text of each code)."""
+        self.venues = [parse_payload(payload) for payload in payloads]
+        return len(self.venues)
+
+    def check_in(self, phone: np.ndarray, venue: np.ndarray, entry: np.ndarray, exit_: np.ndarray) -> int:
+        """Each phone records its visits from the venue's QR code, entry to exit (``matcher-phone checkin``'s
+        ``PhoneStore.add_checkin``); nothing is sent."""
+        for index, where, start, end in zip(phone.tolist(), venue.tolist(), entry.tolist(), exit_.tolist()):
+            scanned = self.venues[where]
+            self.phones[index].add_checkin(scanned.venue_id, scanned.name, start, end)
+        return len(phone)
+
+    def checkins_for_authority(self, phone: int) -> list[tuple[bytes, int, int]]:
+        """The phone's check-ins, as a case shows them to the health authority: (venue_id, entry, exit)."""
+        return [(visit.venue_id, visit.entry, visit.exit) for visit in self.phones[phone].checkins()]
+
     def keys_for_authority(self, phone: int, now: int) -> list[tuple[int, bytes, int]]:
         """The keys the phone gives to the health authority (the same ones it would share itself)."""
         return keys_to_share(self.phones[phone], now)
@@ -138,6 +161,7 @@ class Shard:
         interrupted = np.zeros(n, dtype=bool)
         sync_seconds, check_seconds = np.zeros(n), np.zeros(n)
         alerts: list[tuple[int, str, str]] = []
+        venue_alerts: list[tuple[int, str]] = []
         for index, store in enumerate(self.phones):
             store.expire(now)
             began = time.perf_counter()
@@ -146,16 +170,18 @@ class Shard:
             config = config_in_force(store.get("config"))
             match_new(store, config)
             days = score(store, config)
+            visits = venue_risks(store, config)
             check_seconds[index] = time.perf_counter() - synced
             sync_seconds[index] = synced - began
             downloaded[index], batches[index] = report.bytes_downloaded, len(report.new_batches)
             refused[index], interrupted[index] = len(report.refused), report.interrupted is not None
             alerts += [(index, d.day, d.level) for d in days if d.alert]
+            venue_alerts += [(index, v.day) for v in visits if v.alert]
             if progress is not None and (index + 1) % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
         if progress is not None and n % PROGRESS_EVERY:
             progress(n % PROGRESS_EVERY)
-        return Checked(downloaded, batches, refused, interrupted, sync_seconds, check_seconds, alerts)
+        return Checked(downloaded, batches, refused, interrupted, sync_seconds, check_seconds, alerts, venue_alerts)
 
     def ready(self) -> int:
         return len(self.phones)

@@ -43,6 +43,35 @@ def _contacts(report: dict[str, Any]) -> str:
             f"(contact share {report['run']['contact_share']:g}), {c['published']} published")
 
 
+def _venues(report: dict[str, Any], console: Console) -> None:
+    v = report["venues"]
+    counts = ", ".join(f"{n} {name}s" for name, n in v["venues"].items())
+    table = Table(title=f"Venues: {counts}; {v['visits']:,} visits, {v['checkins']:,} checked in, "
+                        f"{v['room_infections']} infections in rooms", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("venue recall, >= 15 min in a room with a case",
+                  f"{_pct(v['recall'])}  ({v['people_found']} of {v['people']})")
+    table.add_row("  of those, both had checked in", f"{_pct(v['recall_reachable'])}  "
+                  f"({v['reachable_found']} of {v['reachable_people']})")
+    table.add_row("Bluetooth recall of the same people (F1 or F2)",
+                  f"{_pct(v['bluetooth_recall'])}  ({v['bluetooth_found']} of {v['people']})")
+    table.add_row("either", f"{_pct(v['recall_either'])}  ({v['either_found']} of {v['people']})")
+    if v["mean_days_to_alert"] is not None:
+        table.add_row("days from visit to venue alert (mean)", f"{v['mean_days_to_alert']:.1f}")
+    a = v["alerts"]
+    table.add_row("venue alerts", f"{a['total']}")
+    table.add_row("venue false alarms per 10,000 person-days",
+                  f"{v['false_alarms_per_10k_person_days']:.2f}  ({a['false']})")
+    table.add_row("  in the room with a case, < 15 min", f"{a['shorter']}")
+    table.add_row("  in a warned hour, not at the same time as the case", f"{a['same_hour']}")
+    table.add_row("  at no warned venue-hour (filter false positives)", f"{a['no_visit']}")
+    table.add_row("warnings sent (one per check-in a case showed)", f"{v['warnings']}  ({v['hours_published']} hours "
+                  f"published, {_bytes(v['bytes'] / max(1, report['days'] + report['run']['mornings_after_the_run']))}"
+                  " a day)")
+    console.print(table)
+
+
 def text_report(report: dict[str, Any], console: Console) -> None:
     r, alerts, epi, t = report["recall_detail"], report["alerts"], report["epidemic"], report["time"]
     r2, alerts2 = report["recall_f2_detail"], report["alerts_f2"]
@@ -88,6 +117,7 @@ def text_report(report: dict[str, Any], console: Console) -> None:
         headline.add_row("F1 exposures to a case's keys shared as a contact's",
                          f"{report['contacts']['f1_person_days_only_contact_keys']}")
     console.print(headline)
+    _venues(report, console)
 
     by_duration = Table(title="Recall by close minutes (worst day)", title_justify="left")
     for name in ("minutes", "F1 people", "alerted", "recall", "F2 people", "alerted", "recall"):
@@ -113,7 +143,7 @@ def text_report(report: dict[str, Any], console: Console) -> None:
     cost.add_row("published bytes per phone per day", _bytes(report["batch_bytes_per_phone_day"]),
                  _bytes(report["gaen_bytes_per_phone_day"]))
     if bandwidth["contact_keys_published"]:
-        cost.add_row("  without F2 (the cases' sections)", _bytes(report["batch_bytes_per_phone_day_without_f2"]),
+        cost.add_row("  without F2 (no RECURSIVE sections)", _bytes(report["batch_bytes_per_phone_day_without_f2"]),
                      _bytes(bandwidth["gaen_bytes_per_phone_day_without_f2"]))
     cost.add_row("downloaded per phone per day (all calls)", _bytes(report["bytes_per_phone_day"]), "")
     console.print(cost)

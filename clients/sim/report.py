@@ -36,6 +36,7 @@ import numpy as np
 from matcher.fprate import DAYS_PER_YEAR, FALSE_ALARMS_PER_PHONE_YEAR, GAEN_BYTES_PER_KEY
 
 from .epidemic import DECLINED, NEVER, PUSHED_BY_AUTHORITY, SHARED_WITH_CODE
+from .report_venues import venue_report
 from .run import Outcome
 from .truth import Exposures, exposures_of
 
@@ -135,10 +136,15 @@ def overall_recall(outcome: Outcome) -> dict[str, Any]:
     people = {p for p, _ in exposed_days}
     found_people = {p for p, d in exposed_days if (p, d) in outcome.alerts}
     delays = [outcome.alerts[key] - key[1] for key in exposed_days if key in outcome.alerts]
+    # People none of whose exposed days had a case's key published as a case's: their cases had shared those days
+    # as contacts first, and the service keeps a key's first upload (it was published at F2 only).
+    only_contact_keys = people - {p for p, d in exposed_days if (p, d) not in outcome.f1_days_only_contact_keys}
     return {
         "people": len(people),
         "people_found": len(found_people),
         "recall": ratio(len(found_people), len(people)),
+        "people_only_contact_keys": len(only_contact_keys),
+        "recall_with_case_keys": ratio(len(found_people - only_contact_keys), len(people - only_contact_keys)),
         "person_days": len(exposed_days),
         "person_days_found": found_days,
         "recall_person_days": ratio(found_days, len(exposed_days)),
@@ -293,7 +299,9 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
     # the batches would be the cases' sections: the bytes of the RECURSIVE sections are what F2 costs (and a little
     # more, case_bytes_for_sharing_budget: the cases' sections' share of the false-positive budget shrinks).
     contact_bytes = sum(b.contact_bytes for b in batches)
-    case_bytes = body_bytes - contact_bytes
+    venue_bytes = sum(b.venue_bytes for b in batches)
+    case_bytes = body_bytes - contact_bytes - venue_bytes
+    venues = venue_report(outcome)
     contact_keys = sum(b.contact_keys_published for b in batches)
     case_keys = keys_published - contact_keys
     case_elements = sum(b.case_elements for b in batches)
@@ -322,7 +330,10 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
         # F2: contacts of cases who shared, and their contacts warned.
         "recall_f2": recall_f2["recall"],
         "false_alarms_f2_per_10k_person_days": per_10k(f2_alerts.false, person_days),
-        "batch_bytes_per_phone_day_without_f2": case_bytes / mornings,
+        "batch_bytes_per_phone_day_without_f2": (body_bytes - contact_bytes) / mornings,
+        # Venues: check-ins against the truth of shared air, next to Bluetooth's recall of the same people.
+        "venue_recall": venues["recall"],
+        "venue_bluetooth_recall": venues["bluetooth_recall"],
         "bytes_per_phone_day_without_f2": (downloaded - s.people * contact_bytes) / (s.people * mornings),
         # --- details ---
         "run": {
@@ -361,6 +372,7 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
             "by_morning": {str(m): dict(zip(F2_ALERT_KINDS, v)) for m, v in f2_alerts.by_morning.items()},
         },
         "contacts": contacts,
+        "venues": venues,
         "epidemic": {
             "infected": int(infected.sum()),
             "infected_during_run": int(((epidemic.infected_day >= 0) & infected).sum()),
@@ -394,13 +406,14 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
             "case_elements": case_elements,
             "contact_elements": contact_elements,
             "case_bytes": case_bytes,
+            "venue_bytes": venue_bytes,
             "contact_bytes": contact_bytes,
             "contacts_published": contacts["published"],
             "elements_per_contact": ratio(contact_elements, contacts["published"]),
             "bytes_per_contact": ratio(contact_bytes, contacts["published"]),
             "keys_multiplier": ratio(keys_published, case_keys),
             "elements_multiplier": ratio(case_elements + contact_elements, case_elements),
-            "bytes_multiplier": ratio(body_bytes, case_bytes),
+            "bytes_multiplier": ratio(case_bytes + contact_bytes, case_bytes),
             "case_bytes_for_sharing_budget": round(sum(b.case_bytes_for_sharing_budget for b in batches), 1),
             "gaen_export_bytes_cases": gaen_case_bytes,
             "gaen_bytes_per_phone_day_without_f2": gaen_case_bytes / mornings,

@@ -6,13 +6,19 @@ Day ``d`` (UTC, from ``start``):
 1. Every phone makes the day's key; what it broadcasts is read from the phone library.
 2. Encounters happen (people in isolation meet nobody); the truth records contacts with infectious people, and
    infections spread.
-3. The scanners' sightings are generated in bulk and stored in the phones' databases.
+3. The scanners' sightings are generated in bulk and stored in the phones' databases. People visit shops,
+   restaurants and offices (every venue made as `matcher-ha venue create` makes it); the truth records the air
+   shared with infectious people, airborne infections spread, and the visitors with the habit check in (their
+   phones record the visit from the QR code's text).
 4. The next morning (``morning_hour`` of day ``d + 1``) `matcher serve` runs with that clock: the people diagnosed
    on day ``d`` upload their keys (a one-time code from IssueCode and the phone's share, or a push by the health
    authority), `matcher publish` cuts the day's batch, and every phone syncs over TLS and checks. People whose
    phone raised a new F1 alert are designated F1 by the authority; a share of them (``contact_share``) upload as a
    case's contact: a RECURSIVE code for the day their alert names, and the phone shares its keys from that day on,
-   to be published the next morning. They isolate from that morning. The server stops.
+   to be published the next morning. They isolate from that morning. A reported case also shows the authority
+   their phone's check-ins; each visit on an infectious day is warned with the owner's trace file
+   (SubmitVenueWarning), published in that morning's batch, and phones match their check-ins when they check.
+   The server stops.
 
 The service runs with its product defaults, including the anonymity hold: a morning with fewer than 5 cases
 cuts no batch, and those cases are published the next morning (their 24-hour deadline) with that morning's. Cases
@@ -40,11 +46,12 @@ import numpy as np
 from clients.ha.gaen_export import build_export
 from clients.ha.push import push_keys
 from clients.ha.source_keys import SourceKey
-from exposure.v1 import keys_pb2
+from exposure.v1 import batch_pb2, keys_pb2
 from matcher.exposure_config import default_config, infectiousness_of
 from matcher.intervals import INTERVALS_PER_DAY, SECONDS_PER_DAY
 from matcher.model import Infectiousness, ReportType
 from matcher.signing import load_signing_key
+from matcher.venues import HOUR_SECONDS, parse_payload
 
 from .encounters import day_encounters
 from .epidemic import NEVER, PUSHED_BY_AUTHORITY, SHARED_WITH_CODE, Epidemic
@@ -53,7 +60,8 @@ from .phones import DEFAULT_WORKERS, AnyShard, Checked, call_all, gather, start_
 from .population import Population, build_population
 from .radio import scan
 from .service import AUTHORITY, REGION, Running, Server, Service, check_store_is_empty
-from .truth import Exposures, Truth, exposure_starts, f2_minutes, minutes_of
+from .truth import Exposures, RoomExposures, Truth, exposure_starts, f2_minutes, minutes_of
+from .venues import Venues, build_venues, check_in_habit, day_visits, shared_air
 
 # Mornings after the last day that publish what the service still held. One suffices with the default deadline
 # (24 hours, one batch a day); a longer one (MATCHER_ANONYMITY_DEADLINE) may need more.
@@ -118,6 +126,8 @@ class Batch:
     # eps_s = eps x sqrt(n_s / N) (matcher/fprate.py), so about n_case x 0.5 log2(N / n_case) bits. An estimate.
     case_bytes_for_sharing_budget: float = 0.0
     gaen_export_bytes_cases: int = 0  # a GAEN file of the cases' keys alone (0: no case key published)
+    venue_hours: int = 0  # warned venue hours it published (never held)
+    venue_bytes: int = 0  # bytes of its venue section
 
     @property
     def case_keys_published(self) -> int:
@@ -125,7 +135,7 @@ class Batch:
 
     @property
     def case_bytes(self) -> int:
-        return self.body_bytes - self.contact_bytes
+        return self.body_bytes - self.contact_bytes - self.venue_bytes
 
 
 @dataclass
@@ -148,6 +158,11 @@ class DayStats:
     contacts_shared: int = 0  # of those, who uploaded as a case's contact (the rest declined)
     contact_keys_accepted: int = 0
     contacts_published: int = 0  # contacts whose keys this morning's batch published
+    visits: int = 0  # venue visits of the day
+    checkins: int = 0  # of those, recorded by the visitor's phone
+    room_infections: int = 0  # infections of the day in venues' shared air (the others are from encounters)
+    venue_warnings: int = 0  # this morning: warnings the authority sent, one per check-in a case showed
+    venue_hours_warned: int = 0  # the hours the service stored for them
     batch: Batch | None = None
     bytes_downloaded: int = 0
     phones_refusing: int = 0
@@ -184,6 +199,14 @@ class Outcome:
     # Truly (F1-)exposed person-days that only keys shared as a contact's could warn: their case had shared those
     # days as a contact before its diagnosis, and the service keeps a key's first upload.
     f1_days_only_contact_keys: set[tuple[int, int]] = field(default_factory=set)
+    # Venues: the truth of shared air (truth.Truth.room_exposures) ...
+    room_exposures: RoomExposures = field(default_factory=RoomExposures.empty)
+    # ... (person, day of the visit) of every check-in that alerted -> the morning first seen ...
+    venue_alerts: dict[tuple[int, int], int] = field(default_factory=dict)
+    # ... every recorded check-in, rows (person, venue, entry, exit, day), and the (venue, hour) warned.
+    checkins: np.ndarray = field(default_factory=lambda: np.empty((0, 5), dtype=np.int64))
+    warned_hours: set[tuple[int, int]] = field(default_factory=set)
+    venue_kinds: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int8))
 
 
 class Phases:
@@ -245,6 +268,13 @@ class Simulation:
         self.contact_shares: dict[int, tuple[int, int, list[int]]] = {}
         self.f2_alerts: dict[tuple[int, int], int] = {}
         self.uploaded: set[tuple[bytes, int]] = set()  # (key data, start) of every key uploaded: the server's dedup
+        # Venues. The check-in habit has a generator of its own, like would_share.
+        self.venues = build_venues(self.population, self.p)
+        self.habit = check_in_habit(settings.people, self.p, np.random.default_rng((settings.seed, 20)))
+        self.venue_of_id: dict[bytes, tuple[int, Path]] = {}  # venue_id -> (venue, the owner's trace file)
+        self.checkins: list[np.ndarray] = []  # rows: person, venue, entry, exit, day
+        self.warned_hours: set[tuple[int, int]] = set()
+        self.venue_alerts: dict[tuple[int, int], int] = {}
 
     def day_start(self, day: int) -> int:
         return (self.first_day + day) * SECONDS_PER_DAY
@@ -260,6 +290,10 @@ class Simulation:
             self.signing_key = load_signing_key(self.service.tls_dir / "signing.key")
             shards = start_shards(self.population.tx_power, self.service.tls_dir, self.s.workers)
         try:
+            with self.phases("setup: venues (QR codes, trace files)"):
+                made = self.service.make_venues([self.venues.name(v) for v in range(len(self.venues))])
+                self.venue_of_id = {parse_payload(payload).venue_id: (v, trace) for v, (payload, trace) in enumerate(made)}
+                call_all(shards, "scan_venues", [payload for payload, _ in made])
             for day in range(self.s.days):
                 self.one_day(shards, day)
             held_at_end = sorted({person for person, _ in self.awaiting})
@@ -305,6 +339,11 @@ class Simulation:
             f2_contact_minutes=f2_contact_minutes,
             contact_shares=self.contact_shares,
             f1_days_only_contact_keys=only_contact_keys,
+            room_exposures=self.truth.room_exposures(reported),
+            venue_alerts=self.venue_alerts,
+            checkins=np.concatenate(self.checkins) if self.checkins else np.empty((0, 5), dtype=np.int64),
+            warned_hours=self.warned_hours,
+            venue_kinds=self.venues.kind,
         )
 
     def one_day(self, shards: list[AnyShard], day: int) -> None:
@@ -323,10 +362,29 @@ class Simulation:
             aems = np.concatenate([p[1] for p in parts])
         with self.phases("world: encounters, truth, infections"):
             weekday = self.date(day).weekday()
-            encounters = day_encounters(self.population, start, weekday, self.epidemic.present(day), self.p, self.rng)
-            self.truth.record(encounters, self.epidemic.infectiousness(day), day, self.epidemic.reported(self.s.days))
+            present, infectious = self.epidemic.present(day), self.epidemic.infectiousness(day)
+            encounters = day_encounters(self.population, start, weekday, present, self.p, self.rng)
+            self.truth.record(encounters, infectious, day, self.epidemic.reported(self.s.days))
             self.epidemic.transmit(encounters, day, self.rng)
             stats.encounters = len(encounters)
+        with self.phases("world: venues, shared air"):
+            visits = day_visits(self.population, self.venues, start, weekday, present, self.habit, self.p, self.rng)
+            air = shared_air(visits, infectious > 0)
+            self.truth.record_rooms(air, infectious, day)
+            stats.room_infections = self.epidemic.transmit_in_rooms(air, self.venues.kind, day, self.rng)
+            checked = visits.select(visits.checked_in)
+            order = np.argsort(checked.person, kind="stable")
+            checked = checked.select(order)
+            stats.visits, stats.checkins = len(visits), len(checked)
+            self.checkins.append(np.column_stack([checked.person, checked.venue, checked.entry, checked.exit,
+                                                  np.full(len(checked), day)]))
+        with self.phases("phones: check-ins"):
+            for shard in shards:
+                lo, hi = np.searchsorted(checked.person, [shard.first, shard.first + shard.size])
+                shard.submit("check_in", checked.person[lo:hi] - shard.first, checked.venue[lo:hi],
+                             checked.entry[lo:hi], checked.exit[lo:hi])
+            if sum(gather(shards)) != len(checked):
+                raise SimulationError(f"the phones did not record the {len(checked)} check-ins of day {day + 1}")
         with self.phases("world: sightings"):
             sightings = scan(encounters, self.population, self.p, self.rng)
             stats.sightings = len(sightings)
@@ -382,11 +440,12 @@ class Simulation:
         self.server.stop()  # it exits while the next day is simulated
         new_alerts = sum(1 for first in self.alerts.values() if first == day + 1)
         new_f2 = sum(1 for key, first in self.f2_alerts.items() if first == day + 1 and key not in self.alerts)
+        new_venue = sum(1 for first in self.venue_alerts.values() if first == day + 1)
         self.observer.end(
             day,
             f"{stats.diagnosed} diagnosed, {stats.contacts_shared} contacts shared, "
             f"{stats.batch.keys_published if stats.batch else 0} keys published, {stats.keys_held} held, "
-            f"{new_alerts} new F1 alerts, {new_f2} F2",
+            f"{new_alerts} new F1 alerts, {new_f2} F2, {stats.venue_warnings} venue warnings, {new_venue} venue alerts",
         )
 
     def upload(
@@ -437,7 +496,23 @@ class Simulation:
             stats.case_keys_shared_as_contact += len(already)
             self.uploaded.update((tek, start) for start, tek, _ in keys)
             published += [(person, key) for key in infectious if key not in already]
+            self.warn_venues(shard, local, running, onset, stats)
         return published
+
+    def warn_venues(self, shard: AnyShard, local: int, running: Running, onset: int, stats: DayStats) -> None:
+        """A reported case shows the authority its phone's check-ins; for each visit on a day the case was
+        infectious, the authority gets the venue owner's trace file and warns the visit's window (SubmitVenueWarning
+        over mutual TLS). Warned hours are never held: the next batch publishes them."""
+        shard.submit("checkins_for_authority", local)
+        for venue_id, entry, exit_ in shard.result():
+            visit_day = entry // SECONDS_PER_DAY - self.first_day
+            if infectiousness_of(self.config, visit_day - onset) == Infectiousness.NONE:
+                continue
+            venue, trace = self.venue_of_id[venue_id]
+            stats.venue_hours_warned += running.warn_venue(trace, entry, exit_)
+            stats.venue_warnings += 1
+            self.warned_hours.update((venue, hour) for hour in range(entry // HOUR_SECONDS,
+                                                                      (exit_ - 1) // HOUR_SECONDS + 1))
 
     def share_as_contacts(
         self, shards: list[AnyShard], running: Running, new_f1: list[int], day: int, now: int, stats: DayStats
@@ -495,6 +570,8 @@ class Simulation:
         stats.keys_held = sum(h["keys"] for h in held)
         header = batches[0]["header"] if batches else None
         sections = list(header.sections) if header is not None else []
+        venue_sections = [info for info in sections if info.kind == batch_pb2.SECTION_KIND_VENUE]
+        sections = [info for info in sections if info.kind != batch_pb2.SECTION_KIND_VENUE]
         contact_sections = [info for info in sections if ReportType.RECURSIVE in info.report_types]
         case_sections = [info for info in sections if ReportType.RECURSIVE not in info.report_types]
         tiers = {True: bool(contact_sections), False: bool(case_sections)}  # is a contact's key -> published
@@ -550,6 +627,8 @@ class Simulation:
             contact_bytes=sum(info.length for info in contact_sections),
             case_bytes_for_sharing_budget=sharing,
             gaen_export_bytes_cases=gaen_bytes(case_keys) if case_keys else 0,
+            venue_hours=batch["venue_hours"],
+            venue_bytes=sum(info.length for info in venue_sections),
         )
 
     def collect(self, shards: list[AnyShard], checked: list[Checked], day: int, stats: DayStats) -> list[int]:
@@ -570,6 +649,9 @@ class Simulation:
                     seen[key] = day + 1
                     if level == "F1":
                         new_f1.add(key[0])
+            for index, date in result.venue_alerts:
+                key = (shard.first + index, (dt.date.fromisoformat(date) - self.s.start).days)
+                self.venue_alerts.setdefault(key, day + 1)
         return sorted(new_f1)
 
 

@@ -2,7 +2,9 @@
 simulated morning (the server's clock is the simulated one), and `matcher publish --now T`.
 
 The health authority's side uses its own client library: IssueCode on the Authority service over mutual TLS
-(``clients.ha.channel.authority_channel``) and ``clients.ha.push.push_keys``.
+(``clients.ha.channel.authority_channel``), ``clients.ha.push.push_keys``, and for venues ``clients.ha.venue``
+(``create``: payload, QR code and trace file; ``warning_request``: a window signed with the owner's trace file,
+sent with SubmitVenueWarning).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import grpc
 
 from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
 
+from clients.ha import venue
 from clients.ha.channel import authority_channel
 from matcher.batches import read_batch_file
 from matcher.model import ReportType
@@ -122,6 +125,13 @@ class Running:
         )
         return stub.IssueCode(request, timeout=30).code
 
+    def warn_venue(self, trace: Path, start: int, end: int) -> int:
+        """The authority warns a venue's visitors of ``[start, end)`` with the owner's trace file (as `matcher-ha
+        venue-warn` does); returns the hours the service stored."""
+        request = venue.warning_request(venue.read_trace(trace), start, end, REGION)
+        stub = authority_pb2_grpc.AuthorityStub(self.channel)
+        return stub.SubmitVenueWarning(request, timeout=30).hours
+
 
 class Service:
     def __init__(self, folder: Path, store: str, publish_interval: int) -> None:
@@ -141,6 +151,15 @@ class Service:
             document = json.loads(path.read_text())
             document["authorities"][AUTHORITY]["contact_intervals_only"] = True
             path.write_text(json.dumps(document, indent=2))
+
+    def make_venues(self, names: list[str]) -> list[tuple[str, Path]]:
+        """A QR code and a trace file for each venue, as `matcher-ha venue create` writes them: (the QR code's
+        payload, the owner's trace file) in ``names`` order."""
+        made = []
+        for index, name in enumerate(names):
+            created = venue.create(name, self.folder / "venues" / f"{index:05d}")
+            made.append((created.owner.venue.payload(), created.folder / venue.TRACE_FILE))
+        return made
 
     def _options(self, now: int) -> list[str]:
         return [

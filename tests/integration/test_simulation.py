@@ -38,7 +38,8 @@ def test_a_small_simulation_warns_at_least_95_percent_of_the_people_truly_expose
     report, _, _ = small_run
     truly_exposed = report["recall_detail"]["people"]
     assert truly_exposed >= 15, "too few exposed people for the recall to mean anything: adjust the run"
-    assert report["recall"] >= 0.95
+    # Left out: people whose cases had shared their days as contacts first (published at F2 only; counted apart).
+    assert report["recall_detail"]["recall_with_case_keys"] >= 0.95
     # People whose worst day only their case's keys shared earlier as a contact's could warn are left out: the
     # service keeps a key's first upload, so those keys were published at F2 only (the report counts them).
     long_contacts = [row for row in report["recall_by_duration"] if row["low"] >= 15 and row["people"]]
@@ -94,10 +95,27 @@ def test_the_report_measures_what_publishing_contacts_costs(small_run):
     bandwidth = report["bandwidth"]
     # Every contact's key was published, in RECURSIVE sections apart from the cases'.
     assert bandwidth["contact_keys_published"] == report["contacts"]["keys_accepted"] > 0
-    assert bandwidth["contact_bytes"] > 0 and bandwidth["case_bytes"] + bandwidth["contact_bytes"] == bandwidth["body_bytes"]
+    assert bandwidth["contact_bytes"] > 0 and (
+        bandwidth["case_bytes"] + bandwidth["contact_bytes"] + bandwidth["venue_bytes"] == bandwidth["body_bytes"])
     assert bandwidth["keys_multiplier"] == pytest.approx(bandwidth["keys_published"] / bandwidth["case_keys_published"])
     assert report["batch_bytes_per_phone_day"] > report["batch_bytes_per_phone_day_without_f2"] > 0
     assert report["bytes_per_phone_day"] > report["bytes_per_phone_day_without_f2"] > 0
+
+
+def test_venue_check_ins_warn_every_visitor_who_shared_a_room_with_a_case_when_both_had_checked_in(small_run):
+    """Issue 20, end to end: venues made as `matcher-ha venue create` makes them, phones checking in from the QR
+    code's text, cases showing their check-ins to the authority, warnings signed with the owners' trace files and
+    sent over mutual TLS, venue sections published, and phones matching their check-ins."""
+    report, _, stdout = small_run
+    venues = report["venues"]
+    assert venues["warnings"] >= 1 and venues["hours_published"] >= 1 and venues["bytes"] > 0
+    assert venues["reachable_people"] >= 5 and venues["reachable_found"] == venues["reachable_people"]
+    # Visits nobody scanned cannot be warned: recall over everyone in a room with a case is lower.
+    assert venues["people"] > venues["reachable_people"] and venues["recall"] < 1
+    alerts = venues["alerts"]
+    assert alerts["total"] == alerts["true"] + alerts["false"] and alerts["no_visit"] == 0
+    assert report["venue_recall"] == venues["recall"] and report["venue_bluetooth_recall"] == venues["bluetooth_recall"]
+    assert "venue recall" in stdout and "Bluetooth recall of the same people" in stdout
 
 
 def test_the_report_folder_holds_report_json_and_the_plots(small_run):

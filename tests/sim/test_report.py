@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from clients.sim.report import (
     recall_by_duration,
 )
 from clients.sim.run import Batch, DayStats, Outcome, Settings
-from clients.sim.truth import Exposures
+from clients.sim.truth import Exposures, RoomExposures
 
 PEOPLE, DAYS = 100, 4
 
@@ -199,9 +200,53 @@ def test_the_report_gives_f1_and_f2_apart_and_the_bytes_with_and_without_f2():
     # Person 2 (15 minutes, missed at F1) could only be warned by keys shared as a contact's: the bucket says so.
     [bucket] = [row for row in report["recall_by_duration"] if row["minutes"] == "15-30 min"]
     assert (bucket["people"], bucket["found"], bucket["only_contact_keys"]) == (1, 0, 1)
+    detail = report["recall_detail"]
+    assert (detail["people"], detail["people_only_contact_keys"], detail["recall_with_case_keys"]) == (2, 1, 1.0)
 
 
 def test_a_contact_who_shared_without_an_f1_alert_is_reported():
     result = f2_outcome()
     result.contact_shares[7] = (2, 0, [0])  # person 7 never alerted at F1
     assert build_report(result)["contacts"]["shared_without_an_f1_alert"] == 1
+
+
+def venue_outcome() -> Outcome:
+    """outcome() with venues: the case (0) was at venue 3 on day 0 from 12:00 to 13:00 and the authority warned
+    hours 12 and 13 (a check-in to 13:30 at the case's word); visitors' truth and check-ins below."""
+    result = outcome()
+    noon = (dt.date(2026, 3, 2) - dt.date(1970, 1, 1)).days * 86400 + 12 * 3600
+    result.room_exposures = RoomExposures(
+        person=np.array([20, 21, 22, 23]), day=np.array([0, 0, 0, 0]),
+        minutes=np.array([60.0, 30.0, 10.0, 45.0]), checked_in_minutes=np.array([60.0, 0.0, 10.0, 45.0]))
+    result.checkins = np.array([
+        (20, 3, noon, noon + 3600, 0), (22, 3, noon + 3000, noon + 5400, 0), (24, 3, noon + 3600, noon + 5400, 0),
+        (25, 4, noon, noon + 3600, 0), (23, 3, noon, noon + 2700, 0),
+    ], dtype=np.int64)
+    result.warned_hours = {(3, noon // 3600), (3, noon // 3600 + 1)}
+    result.venue_alerts = {
+        (20, 0): 2,  # an hour in the room with the case: true
+        (22, 0): 2,  # 10 minutes with the case: shorter
+        (24, 0): 2,  # 13:00-13:30, after the case left, in a warned hour: same hour
+        (26, 0): 2,  # no check-in at a warned venue-hour: a filter false positive
+    }  # 21 (30 minutes) did not check in; 23 checked in and was missed
+    result.alerts[(23, 0)] = 2  # ... but Bluetooth warned 23
+    result.venue_kinds = np.array([0, 0, 1, 1, 2], dtype=np.int8)
+    result.days[0].venue_warnings, result.days[0].venue_hours_warned = 1, 2
+    result.days[1].batch = replace(result.days[1].batch, venue_hours=2, venue_bytes=40, body_bytes=4040)
+    return result
+
+
+def test_venue_recall_counts_people_in_a_room_with_a_case_and_bluetooth_recall_of_the_same_people():
+    venues = build_report(venue_outcome())["venues"]
+    assert (venues["people"], venues["people_found"], venues["recall"]) == (3, 1, 1 / 3)
+    assert (venues["reachable_people"], venues["reachable_found"]) == (2, 1)
+    assert (venues["bluetooth_found"], venues["either_found"]) == (1, 2)
+    assert venues["alerts"] == {"total": 4, "true": 1, "shorter": 1, "same_hour": 1, "no_visit": 1, "false": 3}
+    assert venues["venues"] == {"shop": 2, "restaurant": 2, "office": 1}
+    assert (venues["hours_published"], venues["bytes"], venues["warnings"]) == (2, 40, 1)
+
+
+def test_venue_bytes_are_neither_a_case_s_nor_f2_s():
+    report = build_report(venue_outcome())
+    assert report["bytes_per_case"] == 4000 and report["bandwidth"]["venue_bytes"] == 40
+    assert report["batch_bytes_per_phone_day_without_f2"] == 4040 / DAYS
