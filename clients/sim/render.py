@@ -227,7 +227,7 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
     ax.plot(mornings, [d["batch_bytes"] / 1024 for d in days], marker="o", label="batches (this service)")
     if report["bandwidth"]["contact_keys_published"]:
         ax.plot(mornings, [(d["batch_bytes"] - d["contact_bytes"]) / 1024 for d in days], marker=".", ls="--",
-                label="batches without F2 (the cases' sections)")
+                label="batches without F2 (no RECURSIVE sections)")
     ax.plot(mornings, [d["gaen_bytes"] / 1024 for d in days], marker="s", label="GAEN key file, same keys")
     ax.plot(mornings, [d["downloaded_per_phone"] / 1024 for d in days], ls=":", color="#555555",
             label="downloaded per phone (all calls)")

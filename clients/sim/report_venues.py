@@ -4,12 +4,12 @@ people, and venue alerts by kind.
 Definitions (docs/simulation.md explains them):
 
 - A person-day is **truly exposed in a room** when its minutes in a venue at the same time as infectious cases
-  whose keys were uploaded reach ``venue_exposure_minutes`` (15). A person's room exposure is their worst such
-  day; they are **found** when their phone raised a venue alert for a check-in of that day.
+  whose keys were uploaded reach ``venue_exposure_minutes`` (15). A person so exposed on some day is **found**
+  when their phone raised a venue alert for a check-in of one of those days (as F1 recall counts people).
 - **Reachable**: the same minutes counting only visits at which both the person and the case checked in (the
   case's phone names the venues to the authority, the person's matches the warning). Recall among reachable
   people measures the mechanism; overall recall also pays for the visits nobody scanned.
-- **Bluetooth on the same people**: those whose phone alerted (F1 or F2, kind proximity) for their worst room day.
+- **Bluetooth on the same people**: those whose phone alerted (F1 or F2, kind proximity) for one of those days.
 - A **venue false alarm** is a venue alert for a person-day not truly exposed in a room, of three kinds: in the
   room with a case for less than the threshold (``shorter``); at a warned venue in a warned hour but not at the
   same time as the case (``same_hour``: warnings are whole hours); and at no warned venue-hour at all (``no_visit``:
@@ -18,6 +18,7 @@ Definitions (docs/simulation.md explains them):
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
@@ -32,13 +33,9 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _worst_days(person: np.ndarray, day: np.ndarray, minutes: np.ndarray, keep: np.ndarray) -> dict[int, int]:
-    """Each person's day of most minutes, among the rows in ``keep``."""
-    worst: dict[int, tuple[float, int]] = {}
-    for p, d, m in zip(person[keep].tolist(), day[keep].tolist(), minutes[keep].tolist()):
-        if p not in worst or m > worst[p][0]:
-            worst[p] = (m, d)
-    return {p: d for p, (_, d) in worst.items()}
+def _people(days: set[tuple[int, int]], alerted: Container[tuple[int, int]] | None = None) -> set[int]:
+    """The people with a day in ``days`` (that is in ``alerted``, when given)."""
+    return {p for p, d in days if alerted is None or (p, d) in alerted}
 
 
 def warned_visit_days(outcome: Outcome) -> set[tuple[int, int]]:
@@ -54,23 +51,26 @@ def warned_visit_days(outcome: Outcome) -> set[tuple[int, int]]:
 def venue_report(outcome: Outcome) -> dict[str, Any]:
     threshold = outcome.settings.params.venue_exposure_minutes
     rooms = outcome.room_exposures
-    exposed_rows = rooms.minutes >= threshold
-    worst = _worst_days(rooms.person, rooms.day, rooms.minutes, exposed_rows)
-    reachable_rows = rooms.checked_in_minutes >= threshold
-    reachable = _worst_days(rooms.person, rooms.day, rooms.checked_in_minutes, reachable_rows)
+    exposed = rooms.exposed(threshold)
+    keep = rooms.checked_in_minutes >= threshold
+    reachable_days = set(zip(rooms.person[keep].tolist(), rooms.day[keep].tolist()))
     proximity = outcome.alerts.keys() | outcome.f2_alerts.keys()
-    found = [p for p, d in worst.items() if (p, d) in outcome.venue_alerts]
-    found_reachable = [p for p, d in reachable.items() if (p, d) in outcome.venue_alerts]
-    by_bluetooth = [p for p, d in worst.items() if (p, d) in proximity]
-    by_either = [p for p, d in worst.items() if (p, d) in proximity or (p, d) in outcome.venue_alerts]
-    delays = [outcome.venue_alerts[(p, d)] - d for p, d in worst.items() if (p, d) in outcome.venue_alerts]
+    venue = outcome.venue_alerts
+    people, found = _people(exposed), _people(exposed, venue)
+    reachable, found_reachable = _people(reachable_days), _people(reachable_days, venue)
+    by_bluetooth = _people(exposed, proximity)
+    by_either = found | by_bluetooth
+    first: dict[int, int] = {}
+    for p, d in sorted(exposed):
+        if (p, d) in venue and p not in first:
+            first[p] = venue[(p, d)] - d
+    delays = list(first.values())
 
-    true_days = rooms.exposed(threshold)
     with_case = set(zip(rooms.person.tolist(), rooms.day.tolist()))
     warned_days = warned_visit_days(outcome)
     kinds = {"true": 0, "shorter": 0, "same_hour": 0, "no_visit": 0}
     for key in outcome.venue_alerts:
-        if key in true_days:
+        if key in exposed:
             kinds["true"] += 1
         elif key in with_case:
             kinds["shorter"] += 1
@@ -83,16 +83,16 @@ def venue_report(outcome: Outcome) -> dict[str, Any]:
     person_days = outcome.settings.people * outcome.settings.days
     false = kinds["shorter"] + kinds["same_hour"] + kinds["no_visit"]
     return {
-        "recall": _ratio(len(found), len(worst)),
-        "people": len(worst),
+        "recall": _ratio(len(found), len(people)),
+        "people": len(people),
         "people_found": len(found),
         "reachable_people": len(reachable),
         "reachable_found": len(found_reachable),
         "recall_reachable": _ratio(len(found_reachable), len(reachable)),
         "bluetooth_found": len(by_bluetooth),
-        "bluetooth_recall": _ratio(len(by_bluetooth), len(worst)),
+        "bluetooth_recall": _ratio(len(by_bluetooth), len(people)),
         "either_found": len(by_either),
-        "recall_either": _ratio(len(by_either), len(worst)),
+        "recall_either": _ratio(len(by_either), len(people)),
         "mean_days_to_alert": float(np.mean(delays)) if delays else None,
         "alerts": {"total": len(outcome.venue_alerts), **kinds, "false": false},
         "false_alarms_per_10k_person_days": false / person_days * 10_000,
