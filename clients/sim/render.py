@@ -88,6 +88,10 @@ def text_report(report: dict[str, Any], console: Console) -> None:
     headline.add_column(justify="right")
     headline.add_row("F1 recall, truly exposed people (>= 15 min at <= 2 m)",
                      f"{_pct(r['recall'])}  ({r['people_found']} of {r['people']})")
+    if r.get("people_only_contact_keys"):
+        headline.add_row("  not counting people only a contact's keys could warn",
+                         f"{_pct(r['recall_with_case_keys'])}  ({r['people_found_with_case_keys']} of "
+                         f"{r['people'] - r['people_only_contact_keys']})")
     headline.add_row("F1 recall, truly exposed person-days", f"{_pct(r['recall_person_days'])}  "
                      f"({r['person_days_found']} of {r['person_days']})")
     if r["mean_days_to_alert"] is not None:

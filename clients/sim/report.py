@@ -144,6 +144,7 @@ def overall_recall(outcome: Outcome) -> dict[str, Any]:
         "people_found": len(found_people),
         "recall": ratio(len(found_people), len(people)),
         "people_only_contact_keys": len(only_contact_keys),
+        "people_found_with_case_keys": len(found_people - only_contact_keys),
         "recall_with_case_keys": ratio(len(found_people - only_contact_keys), len(people - only_contact_keys)),
         "person_days": len(exposed_days),
         "person_days_found": found_days,
