@@ -3,8 +3,12 @@
 People meet at home, at work or school and by chance; their phones record each other's Bluetooth identifiers;
 some get infected, some of those are diagnosed and upload their keys (with a one-time code, or pushed by the
 health authority). Each simulated morning `matcher serve` runs with the simulated clock, `matcher publish` cuts a
-batch, and every phone syncs over TLS and checks. The report compares the phones' alerts with the ground truth:
-recall, false alarms, bytes per case and per phone (next to GAEN's key files), and time.
+batch, and every phone syncs over TLS and checks. People whose phone alerts at F1 (near a case) are designated by
+the authority, and some upload as a case's contact, so that their own contacts are warned at F2. The report
+compares the phones' alerts with the ground truth: recall and false alarms for F1 and F2, bytes per case and per
+phone with and without F2 (next to GAEN's key files), and time. People also visit shops, restaurants and offices,
+where some check in by QR code and the air is shared: the authority warns the venues a case checked in at, and
+the report gives venue recall next to Bluetooth's.
 """
 
 from __future__ import annotations
@@ -88,6 +92,10 @@ def _share(text: str) -> float:
 def run_simulation(args: argparse.Namespace) -> int:
     """Runs the simulation and prints the report."""
     params = Params() if args.infected is None else replace(Params(), infected_share=args.infected)
+    if args.contact_share is not None:
+        params = replace(params, contact_share=args.contact_share)
+    if args.checkin_share is not None:
+        params = replace(params, checkin_share=args.checkin_share)
     if args.contact_intervals:
         params = replace(params, contact_intervals=True)
     settings = Settings(
@@ -146,6 +154,13 @@ def build_parser() -> Parser:
                         help="random seed of the world (people, encounters, infections); default 1")
     parser.add_argument("--infected", type=_share, metavar="SHARE",
                         help=f"share of people whose symptoms start during the run (default {Params().infected_share})")
+    parser.add_argument("--contact-share", type=_share, metavar="SHARE",
+                        help="share of the people designated F1 after a new F1 alert who upload as a case's contact "
+                             f"(RECURSIVE), so that their contacts are warned at F2; 0 turns F2 off "
+                             f"(default {Params().contact_share})")
+    parser.add_argument("--checkin-share", type=_share, metavar="SHARE",
+                        help="share of people who scan a venue's QR code at every visit (shops, restaurants, offices); "
+                             f"0 turns venue warnings off (default {Params().checkin_share})")
     parser.add_argument("--workers", type=bounded_int(0, 32), default=DEFAULT_WORKERS,
                         help=f"phone worker processes (default {DEFAULT_WORKERS}; 0 runs the phones in this process)")
     parser.add_argument("--contact-intervals", action="store_true",

@@ -9,7 +9,7 @@ epidemiology. Days are numbered from the first simulated day (0); NEVER marks wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from matcher.model import MAX_DAYS_SINCE_ONSET, MIN_DAYS_SINCE_ONSET, Infectious
 
 from .encounters import Encounters
 from .params import Params
+from .venues import SharedAir
 
 NEVER = 1 << 30
 # How a diagnosed person's keys reach the server.
@@ -45,6 +46,13 @@ class Epidemic:
     upload: np.ndarray  # (n,) NO_UPLOAD, SHARED_WITH_CODE, PUSHED_BY_AUTHORITY or DECLINED
     infected_by: np.ndarray  # (n,) the infector, -1 for seeded and imported infections
     params: Params
+    # (n,) the day from whose morning a case's contact who shared as one is isolated, NEVER if never (set by the
+    # run: who shares depends on the phones' alerts). Empty means nobody.
+    isolated_as_contact: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        if not len(self.isolated_as_contact):
+            self.isolated_as_contact = np.full(len(self.infected_day), NEVER, dtype=np.int64)
 
     @classmethod
     def seeded(cls, people: int, days: int, params: Params, rng: np.random.Generator) -> Epidemic:
@@ -107,8 +115,13 @@ class Epidemic:
         return result
 
     def present(self, day: int) -> np.ndarray:
-        """Who is out and about: everyone but people diagnosed before ``day`` (in isolation)."""
-        return self.diagnosed_day >= day
+        """Who is out and about: everyone but people diagnosed before ``day`` and contacts who shared as such on
+        the morning of ``day`` or earlier (in isolation)."""
+        return (self.diagnosed_day >= day) & (self.isolated_as_contact > day)
+
+    def isolate_contact(self, person: int, day: int) -> None:
+        """``person`` shared as a case's contact on the morning of ``day`` and is isolated from then on."""
+        self.isolated_as_contact[person] = min(int(self.isolated_as_contact[person]), day)
 
     def diagnosed_on(self, day: int) -> np.ndarray:
         return np.flatnonzero(self.diagnosed_day == day)
@@ -118,11 +131,33 @@ class Epidemic:
         diagnosed on one of them, they upload the next morning."""
         return np.isin(self.upload, (SHARED_WITH_CODE, PUSHED_BY_AUTHORITY)) & (self.diagnosed_day < days)
 
+    def _weights(self) -> np.ndarray:
+        """Relative infectiousness by Infectiousness value (NONE, STANDARD, HIGH)."""
+        return np.array([0.0, self.params.relative_infectiousness_standard, 1.0])
+
+    def transmit_in_rooms(self, air: SharedAir, kind: np.ndarray, day: int, rng: np.random.Generator) -> int:
+        """Airborne infections of ``day`` in venues: ``air`` pairs each visitor with the people in the room
+        (``kind``: each venue's kind); the hazard adds up over the infectious ones. Returns how many."""
+        infectious = self.infectiousness(day)
+        at_risk = (infectious[air.source] > 0) & (self.infected_day[air.visitor] == NEVER)
+        rate = np.array(self.params.airborne_per_minute)[kind[air.venue[at_risk]]]
+        hazard = rate * air.seconds[at_risk] / 60 * self._weights()[infectious[air.source[at_risk]]]
+        visitor = air.visitor[at_risk]
+        people, where = np.unique(visitor, return_inverse=True)
+        total = np.bincount(where.ravel(), weights=hazard, minlength=len(people))
+        caught = rng.random(len(people)) < -np.expm1(-total)
+        # The infector: the infectious person of the largest hazard, for the record.
+        order = np.lexsort((-hazard, where.ravel()))
+        first = order[np.searchsorted(where.ravel()[order], np.arange(len(people)))]
+        by = air.source[at_risk][first]
+        self._infect(people[caught], np.full(int(caught.sum()), day), by[caught], rng)
+        return int(caught.sum())
+
     def transmit(self, encounters: Encounters, day: int, rng: np.random.Generator) -> int:
         """Infections of ``day``, from the day's encounters and from outside; returns how many."""
         p = self.params
         infectious = self.infectiousness(day)
-        weight = np.array([0.0, p.relative_infectiousness_standard, 1.0])  # by Infectiousness value
+        weight = self._weights()
         susceptible = self.infected_day == NEVER
         infected: list[np.ndarray] = []
         infectors: list[np.ndarray] = []

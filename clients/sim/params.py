@@ -23,6 +23,10 @@ DEVICE_MODELS: tuple[tuple[str, int, float], ...] = (
 HOME, WORK, CHANCE = 0, 1, 2
 SETTING_NAMES = ("home", "work/school", "chance")
 
+# Kinds of venue, as stored in Venues.kind.
+SHOP, RESTAURANT, OFFICE = 0, 1, 2
+VENUE_KIND_NAMES = ("shop", "restaurant", "office")
+
 
 @dataclass(frozen=True)
 class Params:
@@ -51,7 +55,11 @@ class Params:
     scan_period_seconds: int = 300  # GAEN-like: each phone scans every 5 minutes, at its own phase
     # --- ground truth -------------------------------------------------------------------------------------------
     close_range_m: float = 2.0  # "close": median attenuation 56 dB, 7 dB inside the weight-1 buckets (<= 63 dB)
-    exposure_minutes: float = 15.0  # truly exposed: this long at close range with infectious cases in one day
+    # Truly exposed: this long at close range in one day with infectious cases (F1), or with truly F1-exposed
+    # people who shared as contacts, after their exposure (F2). One definition for both tiers: the phone's F2
+    # threshold is 30 weighted minutes (the exposure configuration's, an authority's choice), and the report gives
+    # F2 recall by duration, so that the threshold's effect shows.
+    exposure_minutes: float = 15.0
     # --- epidemic -----------------------------------------------------------------------------------------------
     infected_share: float = 0.01  # people whose symptoms start during the run (seeded infections)
     imported_per_person_day: float = 0.0002  # infections from outside the population
@@ -65,6 +73,38 @@ class Params:
     # the app's share flow); the rest decline, and their contacts can never be warned.
     share_with_code: float = 0.75
     pushed_by_authority: float = 0.2
+    # --- contacts of cases (F1 -> F2) --------------------------------------------------------------------------
+    # Of the people whose phone raises a new F1 alert (and who are not cases), the share who upload as a case's
+    # contact with a RECURSIVE code from the authority, so that their own contacts are warned at F2. A contact is
+    # not ill and is asked more of than a case (to upload before any diagnosis), and there is no push route for a
+    # contact's keys: half, against the cases' 95 %, is a middle guess; the cost in keys scales with it.
+    contact_share: float = 0.5
+    # A contact who shares is designated F1 by the authority that morning and told to isolate: from that morning
+    # on they meet nobody, so every contact they had after their exposure lies on a day whose key they uploaded.
+    # Those who do not share are not reached, and go on as before.
+    contacts_isolate: bool = True
+    # --- venues (check-ins by QR code, shared air in rooms) ---------------------------------------------------------
+    # Shops and restaurants are visited by anybody out and about; every workplace is an office with a QR code at
+    # its door, where its workers spend the working day (schools have none). Visits are where the air is shared:
+    # Bluetooth encounters are generated apart (a chance encounter may happen in a shop), so a room's visitors
+    # are mostly out of each other's phones' range.
+    shops_per_person: float = 0.01  # one shop for 100 people
+    restaurants_per_person: float = 0.006
+    shop_visits_per_person: float = 0.5  # a day
+    restaurant_visits_per_person: float = 0.15
+    shop_minutes_median: float = 20.0
+    restaurant_minutes_median: float = 60.0
+    office_hours_median: float = 8.0
+    # People who scan the QR code at every venue they visit (the others never do): a habit, drawn once per person.
+    checkin_share: float = 0.6
+    # Airborne transmission: a hazard per minute of shared time in the room with one infectious person (HIGH; a
+    # STANDARD one counts relative_infectiousness_standard), by kind of venue (shop, restaurant, office): a
+    # restaurant's talking, unmasked diners above a shop's passing customers; an office's is low per minute but
+    # lasts the working day.
+    airborne_per_minute: tuple[float, float, float] = (0.0001, 0.0004, 0.00002)
+    # Truly exposed at a venue: this long in the same room at the same time as infectious cases, in one day (the
+    # default configuration's minimum_venue_overlap_minutes, 15, asks as much of a check-in's warned hours).
+    venue_exposure_minutes: float = 15.0
     # --- the service ---------------------------------------------------------------------------------------------
     # One batch a day: the publisher sizes batches for one batch a day over the retention window.
     publish_interval_seconds: int = 86400

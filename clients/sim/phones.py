@@ -2,9 +2,12 @@
 
 A shard holds its phones' databases in memory and does what those phones do: make the day's key and say what it
 broadcasts (``keys.day_broadcasts``), record what the scanner heard (``PhoneStore.add_sightings``), share its
-keys with a one-time code (``share.share``), hand its keys to the health authority, and every morning sync over
+keys with a one-time code (``share.share``; as a case's contact, only the days from the exposure its own F1 alert
+dates, ``share.exposure_day``), hand its keys to the health authority, and every morning sync over
 TLS (``sync.sync``: download, verify signatures and digests) and check (``matching.match_new`` then
-``scoring.score`` with the signed configuration it downloaded). One TLS channel per shard serves all its phones.
+``scoring.score`` with the signed configuration it downloaded, and ``scoring.venue_risks`` for its check-ins).
+Phones check in at venues from the QR code's text (``PhoneStore.add_checkin``, what ``matcher-phone checkin``
+does) and show their check-ins to the authority when diagnosed. One TLS channel per shard serves all its phones.
 
 :class:`ShardProcess` runs a shard in its own process (spawned, so that no gRPC state crosses a fork);
 :class:`LocalShard` runs it in this one. Both answer the same calls.
@@ -12,6 +15,7 @@ TLS (``sync.sync``: download, verify signatures and digests) and check (``matchi
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import time
 import traceback
@@ -26,12 +30,13 @@ import numpy as np
 
 from clients.phone.keys import day_broadcasts, keys_to_share, set_tx_power
 from clients.phone.matching import match_new
-from clients.phone.scoring import score
-from clients.phone.share import share
+from clients.phone.scoring import score, venue_risks
+from clients.phone.share import NotAContact, exposure_day, share, share_request
 from clients.phone.store import PhoneStore
 from clients.phone.sync import sync
 from matcher.exposure_config import config_in_force
 from matcher.signing import TrustedKeys, load_verifying_key
+from matcher.venues import Venue, parse_payload
 
 PROGRESS_EVERY = 50  # phones between progress reports
 DEFAULT_WORKERS = 4  # processes: while some phones wait for the server, others match
@@ -51,7 +56,10 @@ class Checked:
     interrupted: np.ndarray  # (n,) bool, a download cut short
     sync_seconds: np.ndarray  # (n,)
     check_seconds: np.ndarray  # (n,) matching and scoring
-    alerts: list[tuple[int, str]]  # (phone index in the shard, UTC day "YYYY-MM-DD") of every day that alerts
+    # (phone index in the shard, UTC day "YYYY-MM-DD", level "F1" or "F2") of every day that alerts
+    alerts: list[tuple[int, str, str]]
+    # (phone index in the shard, UTC day of the visit "YYYY-MM-DD") of every check-in that alerts (kind venue)
+    venue_alerts: list[tuple[int, str]]
 
 
 class Shard:
@@ -65,6 +73,7 @@ class Shard:
             set_tx_power(store, int(power))
         self.trusted = TrustedKeys([load_verifying_key(self.tls_dir / "signing.pub.pem")])
         self._channel: tuple[str, grpc.Channel] | None = None
+        self.venues: list[Venue] = []
 
     def channel(self, address: str) -> grpc.Channel:
         """The shard's TLS channel to the service's public listener (a new one when the address changed)."""
@@ -103,11 +112,43 @@ class Shard:
                 )
         return len(times)
 
-    def share(self, phone: int, code: str, now: int, address: str, contact_intervals: bool) -> tuple[int, int, int]:
-        """The phone uploads its keys with ``code`` (and its contact intervals, if asked): (accepted, embargoed,
-        rejected)."""
-        response = share(self.channel(address), self.phones[phone], code, now, contact_intervals)
-        return response.accepted, response.embargoed, len(response.rejected)
+    def share(
+        self, phone: int, code: str, now: int, address: str, contact_intervals: bool, since: str | None = None
+    ) -> tuple[int, int, int, list[tuple[int, bytes, int]]]:
+        """The phone uploads its keys with ``code`` (and its contact intervals, if asked), as a case's contact only
+        those of the days from ``since`` (YYYY-MM-DD) on: (accepted, embargoed, rejected, the keys it sent)."""
+        store = self.phones[phone]
+        day = dt.date.fromisoformat(since) if since else None
+        response = share(self.channel(address), store, code, now, contact_intervals, since=day)
+        sent = [(key.rolling_start_interval_number, key.key_data, key.rolling_period)
+                for key in share_request(store, code, now, since=day).keys]
+        return response.accepted, response.embargoed, len(response.rejected), sent
+
+    def exposure_day(self, phone: int) -> tuple[str | None, str]:
+        """The day of the phone's exposure as a case's contact, as it tells the authority (its latest F1 alert):
+        (YYYY-MM-DD, "") or (None, why the phone refuses: no F1 alert, or only F2 ones)."""
+        store = self.phones[phone]
+        try:
+            return exposure_day(store, config_in_force(store.get("config"))).isoformat(), ""
+        except NotAContact as exc:
+            return None, str(exc)
+
+    def scan_venues(self, payloads: list[str]) -> int:
+        """The venues' QR codes, as the phones read them at the door (the text of each code)."""
+        self.venues = [parse_payload(payload) for payload in payloads]
+        return len(self.venues)
+
+    def check_in(self, phone: np.ndarray, venue: np.ndarray, entry: np.ndarray, exit_: np.ndarray) -> int:
+        """Each phone records its visits from the venue's QR code, entry to exit (``matcher-phone checkin``'s
+        ``PhoneStore.add_checkin``); nothing is sent."""
+        for index, where, start, end in zip(phone.tolist(), venue.tolist(), entry.tolist(), exit_.tolist()):
+            scanned = self.venues[where]
+            self.phones[index].add_checkin(scanned.venue_id, scanned.name, start, end)
+        return len(phone)
+
+    def checkins_for_authority(self, phone: int) -> list[tuple[bytes, int, int]]:
+        """The phone's check-ins, as a case shows them to the health authority: (venue_id, entry, exit)."""
+        return [(visit.venue_id, visit.entry, visit.exit) for visit in self.phones[phone].checkins()]
 
     def keys_for_authority(self, phone: int, now: int) -> list[tuple[int, bytes, int]]:
         """The keys the phone gives to the health authority (the same ones it would share itself)."""
@@ -119,7 +160,8 @@ class Shard:
         downloaded, batches, refused = (np.zeros(n, dtype=np.int64) for _ in range(3))
         interrupted = np.zeros(n, dtype=bool)
         sync_seconds, check_seconds = np.zeros(n), np.zeros(n)
-        alerts: list[tuple[int, str]] = []
+        alerts: list[tuple[int, str, str]] = []
+        venue_alerts: list[tuple[int, str]] = []
         for index, store in enumerate(self.phones):
             store.expire(now)
             began = time.perf_counter()
@@ -128,16 +170,18 @@ class Shard:
             config = config_in_force(store.get("config"))
             match_new(store, config)
             days = score(store, config)
+            visits = venue_risks(store, config)
             check_seconds[index] = time.perf_counter() - synced
             sync_seconds[index] = synced - began
             downloaded[index], batches[index] = report.bytes_downloaded, len(report.new_batches)
             refused[index], interrupted[index] = len(report.refused), report.interrupted is not None
-            alerts += [(index, d.day) for d in days if d.alert]
+            alerts += [(index, d.day, d.level) for d in days if d.alert]
+            venue_alerts += [(index, v.day) for v in visits if v.alert]
             if progress is not None and (index + 1) % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
         if progress is not None and n % PROGRESS_EVERY:
             progress(n % PROGRESS_EVERY)
-        return Checked(downloaded, batches, refused, interrupted, sync_seconds, check_seconds, alerts)
+        return Checked(downloaded, batches, refused, interrupted, sync_seconds, check_seconds, alerts, venue_alerts)
 
     def ready(self) -> int:
         return len(self.phones)

@@ -2,7 +2,9 @@
 simulated morning (the server's clock is the simulated one), and `matcher publish --now T`.
 
 The health authority's side uses its own client library: IssueCode on the Authority service over mutual TLS
-(``clients.ha.channel.authority_channel``) and ``clients.ha.push.push_keys``.
+(``clients.ha.channel.authority_channel``), ``clients.ha.push.push_keys``, and for venues ``clients.ha.venue``
+(``create``: payload, QR code and trace file; ``warning_request``: a window signed with the owner's trace file,
+sent with SubmitVenueWarning).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from pathlib import Path
 
 import grpc
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
 
+from clients.ha import venue
 from clients.ha.channel import authority_channel
+from matcher.batches import read_batch_file
+from matcher.model import ReportType
 from matcher.store import StoreError, open_store
 
 AUTHORITY = "sim-ha"
@@ -111,6 +116,22 @@ class Running:
         request = authority_pb2.IssueCodeRequest(report_type=report_type, symptom_onset_date=onset_date)
         return stub.IssueCode(request, timeout=30).code
 
+    def issue_contact_code(self, exposure_date: str) -> str:
+        """A RECURSIVE code for a case's contact (F1) exposed on ``exposure_date``: their keys from that day on."""
+        stub = authority_pb2_grpc.AuthorityStub(self.channel)
+        request = authority_pb2.IssueCodeRequest(
+            report_type=ReportType.RECURSIVE, exposure_date=exposure_date,
+            exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
+        )
+        return stub.IssueCode(request, timeout=30).code
+
+    def warn_venue(self, trace: Path, start: int, end: int) -> int:
+        """The authority warns a venue's visitors of ``[start, end)`` with the owner's trace file (as `matcher-ha
+        venue-warn` does); returns the hours the service stored."""
+        request = venue.warning_request(venue.read_trace(trace), start, end, REGION)
+        stub = authority_pb2_grpc.AuthorityStub(self.channel)
+        return stub.SubmitVenueWarning(request, timeout=30).hours
+
 
 class Service:
     def __init__(self, folder: Path, store: str, publish_interval: int) -> None:
@@ -131,6 +152,15 @@ class Service:
             document["authorities"][AUTHORITY]["contact_intervals_only"] = True
             path.write_text(json.dumps(document, indent=2))
 
+    def make_venues(self, names: list[str]) -> list[tuple[str, Path]]:
+        """A QR code and a trace file for each venue, as `matcher-ha venue create` writes them: (the QR code's
+        payload, the owner's trace file) in ``names`` order."""
+        made = []
+        for index, name in enumerate(names):
+            created = venue.create(name, self.folder / "venues" / f"{index:05d}")
+            made.append((created.owner.venue.payload(), created.folder / venue.TRACE_FILE))
+        return made
+
     def _options(self, now: int) -> list[str]:
         return [
             "--store", self.store, "--tls-dir", str(self.tls_dir), "--now", str(now),
@@ -150,7 +180,14 @@ class Service:
         return Server(process, log, self.tls_dir)
 
     def publish(self, now: int) -> tuple[dict, float]:
-        """`matcher publish --now`: what it cut and held (its --json output) and the command's wall time."""
+        """`matcher publish --now`: what it cut and held (its --json output, each batch with its signed header
+        under "header", read from the batch file the command wrote) and the command's wall time."""
+        out_dir = self.folder / "batches"
         began = time.perf_counter()
-        out = matcher_command("publish", *self._options(now))
-        return json.loads(out), time.perf_counter() - began
+        out = matcher_command("publish", *self._options(now), "--out", str(out_dir))
+        took = time.perf_counter() - began
+        run = json.loads(out)
+        for batch in run["batches"]:
+            signed, _ = read_batch_file(out_dir / f"batch-{batch['sequence']}.bin")
+            batch["header"] = batch_pb2.BatchHeader.FromString(signed.header)
+        return run, took

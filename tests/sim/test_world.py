@@ -12,7 +12,7 @@ from clients.sim.epidemic import INFECTIOUSNESS, NEVER, PUSHED_BY_AUTHORITY, SHA
 from clients.sim.params import CHANCE, HOME, WORK, Params
 from clients.sim.population import HOME_ONLY, build_population
 from clients.sim.radio import attenuation_db, scan, scan_counts
-from clients.sim.truth import Truth, union_seconds
+from clients.sim.truth import Truth, union_seconds, union_seconds_by_group
 from matcher.exposure_config import default_config, infectiousness_of
 
 PARAMS = Params()
@@ -190,6 +190,16 @@ def test_union_seconds_counts_overlapping_spans_once():
     assert union_seconds([(0, 100), (10, 20)]) == 100
 
 
+def test_unions_by_group_never_carry_a_span_from_one_group_into_the_next_whatever_the_order():
+    # Group 1's span [0, 50) would cover group 0's [10, 20) if the groups were one line.
+    group = np.array([1, 0, 0, 1, 2, 0])
+    start = np.array([0, 10, 0, 40, 5, 15])
+    end = np.array([50, 20, 12, 60, 6, 30])
+    shares = union_seconds_by_group(group, start, end)
+    totals = np.bincount(group, weights=shares)
+    assert totals.tolist() == [30, 60, 1]
+
+
 def test_exposure_minutes_are_unions_per_case_summed_over_cases_and_close_counts_only_close_encounters():
     from clients.sim.encounters import Encounters
 
@@ -209,3 +219,63 @@ def test_exposure_minutes_are_unions_per_case_summed_over_cases_and_close_counts
     assert rows[(3, 4)] == (0, 60)
     only_case_2 = truth.exposures(np.array([False, False, True, False]))
     assert list(only_case_2.person) == [1] and list(only_case_2.close_minutes) == [7]
+
+
+def test_a_contact_who_shared_is_isolated_from_the_morning_they_shared_and_out_before():
+    epidemic = Epidemic.seeded(10, 5, Params(infected_share=0), np.random.default_rng(0))
+    epidemic.isolate_contact(4, 2)
+    assert epidemic.present(1)[4] and not epidemic.present(2)[4] and not epidemic.present(4)[4]
+    assert epidemic.present(4).sum() == 9
+
+
+def _encounters(rows):
+    """Encounters from (a, b, start offset in seconds, minutes, distance)."""
+    from clients.sim.encounters import Encounters
+
+    a, b, start, minutes, distance = (np.array(column) for column in zip(*rows))
+    return Encounters(a=a, b=b, start=MONDAY + start, duration=minutes * 60, distance=distance.astype(float),
+                      setting=np.zeros(len(rows), dtype=np.int8))
+
+
+def test_the_truth_keeps_every_encounter_of_people_who_met_an_infectious_reported_case_from_that_day_on():
+    truth = Truth(close_range_m=2.0)
+    reported = np.array([True, False, False, False, False])
+    infectious = np.array([2, 0, 0, 0, 0])
+    # Day 0: 1 meets 2 in the morning, then meets the case 0; 3 meets 4 (neither ever met a case).
+    truth.record(_encounters([(1, 2, 0, 30, 1.0), (0, 1, 3600, 20, 1.0), (3, 4, 0, 60, 1.0)]), infectious, 0, reported)
+    truth.record(_encounters([(2, 1, 86400, 40, 3.0)]), np.zeros(5, dtype=np.int8), 1, reported)
+    near = truth.near_contacts()
+    # Rows (contact, source, day, start, end, close): every encounter of 1, from the day it met the case on (the
+    # one with 2 before meeting the case too: the F2 truth clips by time); none of 3 and 4, who never met a case.
+    kept = sorted((c, s, d) for c, s, d in near[:, :3].tolist())
+    assert kept == [(0, 1, 0), (2, 1, 0), (2, 1, 1)]
+    assert near[(near[:, 0] == 2) & (near[:, 2] == 1), 5].tolist() == [0]  # 3 m: not close
+
+
+def test_f2_truth_counts_minutes_with_truly_exposed_contacts_after_their_exposure_on_days_they_shared():
+    from clients.sim.truth import exposure_starts, f2_minutes
+
+    truth = Truth(close_range_m=2.0)
+    reported = np.array([True, False, False, False, False, False])
+    infectious = np.array([2, 0, 0, 0, 0, 0])
+    truth.record(_encounters([
+        (1, 2, 0, 30, 1.0),  # day 0, 00:00: 1 meets 2, before 1's exposure: never counts
+        (0, 1, 3600, 20, 1.0),  # 01:00: 1 is truly exposed (20 close minutes with case 0)
+        (1, 2, 7200, 25, 1.0),  # 02:00: 25 close minutes with 2, after the exposure
+        (0, 5, 3600, 10, 1.0),  # 5 meets the case for 10 minutes: not truly exposed, but may alert and share
+        (5, 3, 7200, 40, 1.0),  # 3 meets 5, who shared: minutes with a contact not truly exposed
+    ]), infectious, 0, reported)
+    truth.record(_encounters([(1, 4, 86400, 30, 1.5)]), np.zeros(6, dtype=np.int8), 1, reported)
+    exposures = truth.exposures(reported)
+    exposed = exposures.exposed(15)
+    assert exposed == {(1, 0)}
+    starts = exposure_starts(truth.contacts(), reported, exposed)
+    assert starts == {1: MONDAY + 3600}
+    shared = np.zeros((6, 2), dtype=bool)
+    shared[1, 0] = shared[5, 0] = True  # 1 and 5 shared day 0 only: 1's day-1 key was not uploaded
+    f2 = f2_minutes(truth.near_contacts(), shared, starts)
+    rows = {(p, d): c for p, d, c in zip(f2.person.tolist(), f2.day.tolist(), f2.close_minutes.tolist())}
+    assert rows == {(2, 0): 25.0, (0, 0): 20.0}  # the case itself met 1 too; the report leaves out F1 days
+    every = f2_minutes(truth.near_contacts(), shared)  # any sharing contact, whatever the time: what phones match
+    rows = {(p, d): c for p, d, c in zip(every.person.tolist(), every.day.tolist(), every.close_minutes.tolist())}
+    assert rows[(2, 0)] == 55.0 and rows[(3, 0)] == 40.0 and (4, 1) not in rows
