@@ -30,6 +30,7 @@ from typing import Any
 import redis
 import redis.cluster
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from ..errors import NotFound
@@ -326,13 +327,13 @@ class RedisStore:
             socket_connect_timeout=5.0,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         )
+        self._where = _describe(url)
         if cluster:
-            self._redis = redis.cluster.RedisCluster.from_url(url, **options)
+            self._redis = self._cluster_client(url, options)
         else:
             self._redis = redis.Redis.from_url(
                 url, health_check_interval=30, retry_on_error=[redis.ConnectionError, redis.TimeoutError], **options
             )
-        self._where = _describe(url)
         register = self._redis.register_script
         self._submit = register(_SUBMIT)
         self._put_code = register(_PUT_CODE)
@@ -343,12 +344,22 @@ class RedisStore:
         self._purge = register(_PURGE)
         self._list = register(_LIST)
 
+    def _cluster_client(self, url: str, options: dict[str, Any]) -> redis.cluster.RedisCluster:
+        if urllib.parse.urlsplit(url).path.strip("/") not in ("", "0"):
+            raise StoreError(f"redis store {self._where}: a Redis Cluster has database 0 only: "
+                             "name it redis://HOST:PORT/0?cluster=true")
+        try:
+            return redis.cluster.RedisCluster.from_url(url, **options)
+        except (redis.RedisError, RedisClusterException) as error:
+            raise StoreError(f"redis store {self._where}?cluster=true: no Redis Cluster answers there "
+                             f"({_one_line(error)})") from error
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except redis.RedisError as error:
-            raise StoreError(f"redis store {self._where}: {error}") from error
+        except (redis.RedisError, RedisClusterException) as error:
+            raise StoreError(f"redis store {self._where}: {_one_line(error)}") from error
 
     def ping(self) -> None:
         with self._errors():
@@ -550,6 +561,11 @@ class RedisStore:
                 if max(int(count) for count in counts) < PURGE_CHUNK:
                     break
         return PurgeCounts(*totals)
+
+
+def _one_line(error: BaseException) -> str:
+    """redis-py's message on one line, without its advice to read the docs."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _describe(url: str) -> str:
