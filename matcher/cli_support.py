@@ -33,6 +33,13 @@ class CliError(Exception):
     """A problem the user can fix, reported as one line."""
 
 
+# Options for every client channel the command lines open. grpcio gives a connection attempt (TCP and the TLS
+# handshake) at least min_reconnect_backoff, 20 s by default: a port that accepts but does not speak TLS gRPC (a
+# Redis, a half-dead process) made a command hang that long before its one-line error. 5 s is ample on any network
+# a phone or an authority syncs over, and a failed attempt is still retried where the command retries.
+CONNECT_SECONDS = 5
+CHANNEL_OPTIONS = [("grpc.min_reconnect_backoff_ms", CONNECT_SECONDS * 1000)]
+
 # The command line being run, for telling whether a usage error must also be a JSON object (main_for sets it).
 _argv: list[str] = []
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 
+from matcher.cli_support import CHANNEL_OPTIONS
 from matcher.errors import violations_of
 
 CA_FILE = "ca.pem"
@@ -35,7 +36,7 @@ def authority_channel(target: str, tls_dir: Path, authority: str, *, server_name
     ``server_name`` overrides the host name the server's certificate is checked against, for a server reached
     by an address its certificate does not name.
     """
-    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    options = [*CHANNEL_OPTIONS, *([("grpc.ssl_target_name_override", server_name)] if server_name else [])]
     return grpc.secure_channel(target, authority_credentials(tls_dir, authority), options=options)
 
 

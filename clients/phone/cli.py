@@ -19,6 +19,7 @@ import numpy as np
 from matcher import crypto
 from matcher.certs import check_certificate
 from matcher.cli_support import (
+    CHANNEL_OPTIONS,
     CliError,
     Parser,
     date_arg,
@@ -80,7 +81,7 @@ def _channel(args: argparse.Namespace) -> tuple[grpc.Channel, TrustedKeys]:
     check_certificate(root, tls / "ca.pem")
     credentials = grpc.ssl_channel_credentials(root_certificates=root)
     trusted = TrustedKeys([load_verifying_key(tls / "signing.pub.pem")])
-    return grpc.secure_channel(args.server, credentials), trusted
+    return grpc.secure_channel(args.server, credentials, options=CHANNEL_OPTIONS), trusted
 
 
 def cmd_init(args: argparse.Namespace) -> None:
