@@ -46,10 +46,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
     config = _config(args, serving=True)
     _logging(args.verbose)
     path = config.store.removeprefix("sqlite:").removeprefix("//")
-    if config.store.startswith("sqlite:") and path and not Path(path).exists():
-        # The one command that makes a store database; it says so, since a mistyped path would start empty.
-        logging.getLogger(PROG).warning("%s does not exist: creating a new, empty store", config.store)
+    new_store = config.store.startswith("sqlite:") and bool(path) and not Path(path).exists()
     running = create_server(config)
+    if new_store:
+        # The one command that makes a store database; it says so, since a mistyped path would start empty.
+        logging.getLogger(PROG).warning("%s did not exist: created a new, empty store", config.store)
     ready = {
         "public": f"{config.listen.rpartition(':')[0]}:{running.public_port}",
         "authority": f"{config.authority_listen.rpartition(':')[0]}:{running.authority_port}",

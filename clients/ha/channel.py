@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 
+from matcher.certs import check_certificate, check_private_key
 from matcher.cli_support import CHANNEL_OPTIONS
 from matcher.errors import violations_of
 
@@ -27,6 +28,10 @@ def authority_credentials(tls_dir: Path, authority: str) -> grpc.ChannelCredenti
             f"{tls_dir}: no {' or '.join(missing)} (the folder `matcher certs --out DIR --authority {authority}` writes)"
         )
     root, private_key, chain = (path.read_bytes() for path in paths)
+    # grpcio would take garbage here and fail every connection later with a handshake error naming no file.
+    check_certificate(root, paths[0])
+    check_private_key(private_key, paths[1])
+    check_certificate(chain, paths[2])
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=private_key, certificate_chain=chain)
 
 

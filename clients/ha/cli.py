@@ -46,7 +46,7 @@ from matcher.model import DEFAULT_RETENTION_DAYS, MAX_KEYS_PER_SUBMISSION, Repor
 from matcher.signing import SignatureError, load_signing_key, load_verifying_key
 
 from . import venue
-from .channel import authority_channel, describe_rpc_error
+from .channel import authority_channel, authority_credentials, describe_rpc_error
 from .gaen_export import build_export, read_export, verify_export, write_export_zip
 from .key_files import read_csv_keys, read_json_keys
 from .local_check import LocalVerdict, check_locally, not_published
@@ -119,6 +119,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         if missing:
             names = ", ".join("--" + flag.replace("_", "-") for flag in missing)
             args.parser.error(f"{names} needed to push (or use --dry-run)")
+        authority_credentials(args.tls_dir, args.authority)  # a wrong folder is told before the keys are read
     keys, notes = read_keys(args)
     now = clock(args.now)()
     verdict = check_locally(keys, default_report_type=args.report_type, now=now, retention_days=args.retention_days)
