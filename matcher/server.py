@@ -148,11 +148,24 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
     authority_credentials = _credentials(config, require_client_auth=True)
     authorities = Authorities(load_policies(config.authorities_path))
     now = clock(config.now)
-    store = open_store(config.store)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=config.workers * 4,
+    )
+    # The ports first, then the store: a port in use must not leave a new, empty store file behind.
+    public_port = _listen(server, config.listen, public_credentials)
+    authority_port = _listen(server, config.authority_listen, authority_credentials)
+    try:
+        store = open_store(config.store)
+    except BaseException:
+        server.stop(None)
+        raise
     try:
         ensure_signed_config(store, signing_key, now())
-    except StoreError:
+    except BaseException:
         store.close()
+        server.stop(None)
         raise
     services = Services(
         store=store,
@@ -160,11 +173,6 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
         signing_key=signing_key,
         clock=now,
         config=config,
-    )
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
-        maximum_concurrent_rpcs=config.workers * 4,
     )
     authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
     sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
@@ -174,13 +182,6 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-
-    try:
-        public_port = _listen(server, config.listen, public_credentials)
-        authority_port = _listen(server, config.authority_listen, authority_credentials)
-    except OSError:
-        store.close()
-        raise
 
     stoppers: list[Any] = []
     monitor = _HealthMonitor(store, health_servicer)
