@@ -17,9 +17,8 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
-
 from pathlib import Path
+from typing import Any, NoReturn
 
 from .clock import parse_time
 from .errors import MatcherError
