@@ -39,9 +39,10 @@ $(INSTALLED): pyproject.toml $(GENERATED)
 
 gen: $(GENERATED)
 
-# Storage and integration tests start their own redis-server; this makes sure the binary exists.
+# Storage and integration tests start their own redis-server (and join cluster nodes with redis-cli, which comes
+# with it); this makes sure both binaries exist.
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { \
 	  echo "redis-server not found: installing it with apt-get"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
 	  || { echo "could not install redis-server; install it with: sudo apt-get install redis-server"; exit 1; }; }

@@ -60,6 +60,8 @@ def load_policies(path: Path) -> dict[str, AuthorityPolicy]:
     try:
         document = json.loads(Path(path).read_text())
         entries = document["authorities"]
+        if not isinstance(entries, dict):
+            raise TypeError('"authorities" must be an object of authority names')
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: not an authorities file ({exc})") from None
     policies: dict[str, AuthorityPolicy] = {}

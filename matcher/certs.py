@@ -23,12 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .model import PUBLISHABLE_REPORT_TYPES, ReportType
 from .signing import generate_signing_key, write_signing_key
+from .validation import check_region
 
 AUTHORITY_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 DEFAULT_SUBMISSIONS_PER_MINUTE = 600
@@ -123,11 +125,39 @@ def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         out.write(pem)
 
 
+def check_certificate(pem: bytes, path: Path) -> x509.Certificate:
+    """A PEM certificate read from ``path``, or ValueError naming the file (cryptography's own message names none)."""
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise ValueError(f"{path}: not a certificate in PEM form") from None
+
+
+def check_private_key(pem: bytes, path: Path) -> ec.EllipticCurvePrivateKey:
+    """A PEM ECDSA private key read from ``path``, or ValueError naming the file."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ValueError(f"{path}: not an unencrypted private key in PEM form") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path}: not an ECDSA private key")
+    return key
+
+
 def _load_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
-    key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = check_certificate((folder / "ca.pem").read_bytes(), folder / "ca.pem")
+    key = check_private_key((folder / "ca.key").read_bytes(), folder / "ca.key")
     return cert, key
+
+
+def _read_policies(path: Path) -> dict:
+    try:
+        policies = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"{path}: not an authorities file (JSON)") from None
+    if not isinstance(policies, dict) or not isinstance(policies.get("authorities"), dict):
+        raise ValueError(f"{path}: not an authorities file (an object with \"authorities\")")
+    return policies
 
 
 def default_policy(region: str) -> dict:
@@ -142,7 +172,14 @@ def default_policy(region: str) -> dict:
 
 
 def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") -> list[str]:
-    """Creates or extends the development PKI in ``out``; returns the names of the files written."""
+    """Creates or extends the development PKI in ``out``; returns the names of the files written.
+
+    Everything is checked before anything is written: a region or name the server would refuse writes nothing."""
+    problems = check_region(region) or ([] if region else check_region("?"))
+    if problems:
+        raise ValueError(f"--region {problems[0].description}")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
     for name in authorities:
         if not AUTHORITY_NAME.fullmatch(name):
             raise ValueError(f"authority name {name!r}: use lower-case letters, digits and '-' (at most 63)")
@@ -167,7 +204,7 @@ def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") 
         write_signing_key(generate_signing_key(), out / "signing.key", out / "signing.pub.pem")
         written += ["signing.key", "signing.pub.pem"]
     policies_path = out / "authorities.json"
-    policies = json.loads(policies_path.read_text()) if policies_path.exists() else {"authorities": {}}
+    policies = _read_policies(policies_path) if policies_path.exists() else {"authorities": {}}
     added = [name for name in authorities if name not in policies["authorities"]]
     if added or not policies_path.exists():
         for name in added:

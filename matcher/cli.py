@@ -14,9 +14,9 @@ from typing import NoReturn
 
 from .batches import describe, read_batch_file, write_batch_file
 from .certs import write_dev_pki
-from .cli_support import CliError, Parser, main_for, print_json, time_arg
+from .cli_support import CliError, Parser, main_for, print_json, region_arg, time_arg
 from .clock import clock, iso
-from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, Config
+from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, SERVING_ONLY_FIELDS, Config, env_name
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
 from .store import LockLost, open_store
 
@@ -45,7 +45,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     config = _config(args, serving=True)
     _logging(args.verbose)
+    path = config.store.removeprefix("sqlite:").removeprefix("//")
+    new_store = config.store.startswith("sqlite:") and bool(path) and not Path(path).exists()
     running = create_server(config)
+    if new_store:
+        # The one command that makes a store database; it says so, since a mistyped path would start empty.
+        logging.getLogger(PROG).warning("%s did not exist: created a new, empty store", config.store)
     ready = {
         "public": f"{config.listen.rpartition(':')[0]}:{running.public_port}",
         "authority": f"{config.authority_listen.rpartition(':')[0]}:{running.authority_port}",
@@ -73,7 +78,7 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
     config = _config(args, serving=False)
     _logging(args.verbose)
-    store = open_store(config.store)
+    store = open_store(config.store, create=False)
     try:
         publisher = Publisher(
             store,
@@ -122,6 +127,8 @@ def _write_files(store, folder: Path, sequences: list[int]) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Prints a batch file's header and checks its digests and signature; exit 1 when it must not be used."""
+    if not args.pubkey and not args.tls_dir:
+        raise CliError("no key to check the signature with: give --tls-dir DIR (its signing.pub.pem) or --pubkey PEM")
     pinned = [load_verifying_key(Path(p)) for p in args.pubkey]
     if args.tls_dir:
         pinned.append(load_verifying_key(Path(args.tls_dir) / "signing.pub.pem"))
@@ -154,12 +161,28 @@ def _print_inspection(name: str, report: dict) -> None:
     print("verdict: " + ("valid" if report["ok"] else "REFUSED: do not use this batch"))
 
 
+def environment_help(*, serving: bool) -> str:
+    """The MATCHER_* variables a command reads, from the Config fields themselves (one list, never a copy)."""
+    names = [env_name(f.name) for f in dataclasses.fields(Config)
+             if serving or f.name not in SERVING_ONLY_FIELDS]
+    lines = ["environment: each setting can also come from a variable (the command line wins):"]
+    line = " "
+    for name in names:
+        if len(line) + len(name) + 1 > 78:
+            lines.append(line)
+            line = " "
+        line += " " + name
+    return "\n".join([*lines, line, "grpcio's own log lines are off; GRPC_VERBOSITY=ERROR turns them back on."])
+
+
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def server_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", help=f"sqlite:PATH or redis://HOST:PORT/DB (default {DEFAULT_STORE})")
+        p.add_argument("--store", help=f"sqlite:PATH, redis://HOST:PORT/DB, or a Redis Cluster as "
+                       f"'redis://NODE:PORT/0?cluster=true' (any node as seed; replicas give failover, not write "
+                       f"scaling: the service's data is one hash slot) (default {DEFAULT_STORE})")
         p.add_argument("--tls-dir", help="the folder `matcher certs` writes (default ./tls)")
         p.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
         p.add_argument("--retention-days", type=int, help="days keys and batches are kept (default 14)")
@@ -173,7 +196,8 @@ def build_parser() -> Parser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    serve = commands.add_parser("serve", help="run the service", description=cmd_serve.__doc__)
+    serve = commands.add_parser("serve", help="run the service", description=cmd_serve.__doc__,
+                                epilog=environment_help(serving=True), formatter_class=argparse.RawDescriptionHelpFormatter)
     server_options(serve)
     serve.add_argument("--listen", help=f"public listener for phones, server TLS (default {DEFAULT_LISTEN})")
     serve.add_argument(
@@ -187,11 +211,14 @@ def build_parser() -> Parser:
     certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)
     certs.add_argument("--out", required=True, help="folder to write (created if missing)")
     certs.add_argument("--authority", action="append", default=[], metavar="NAME", help="an authority (repeatable)")
-    certs.add_argument("--region", default="VN", help="region new authorities may submit for (default VN)")
+    certs.add_argument("--region", type=region_arg, default="VN",
+                       help="ISO 3166-1 alpha-2 region new authorities may submit for (default VN)")
     certs.add_argument("--json", action="store_true", help="machine-readable output")
     certs.set_defaults(func=cmd_certs)
 
-    publish = commands.add_parser("publish", help="cut and sign batches now", description=cmd_publish.__doc__)
+    publish = commands.add_parser("publish", help="cut and sign batches now", description=cmd_publish.__doc__,
+                                  epilog=environment_help(serving=False),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     server_options(publish)
     publish.add_argument("--out", help="also write each new batch as a file (for `matcher inspect`)")
     publish.set_defaults(func=cmd_publish)

@@ -12,17 +12,37 @@ from collections.abc import Callable
 
 Clock = Callable[[], int]
 
+# The times any command accepts: from the epoch to 2100. Interval numbers (time / 600) are uint32 on the wire and
+# Python's datetime stops at year 9999, so a time outside a sane range would fail later, far from its cause.
+MIN_TIME = 0
+MAX_TIME = 4_102_444_800  # 2100-01-01T00:00:00Z
+
+
+def check_time(value: int, what: str = "") -> int:
+    """``value`` if it is a time between 1970 and 2100 in unix seconds; ValueError naming ``what`` otherwise."""
+    if not MIN_TIME <= value < MAX_TIME:
+        raise ValueError(f"{what or value} is out of range: a time is unix seconds from {MIN_TIME} (1970) "
+                         f"to {MAX_TIME} (2100)")
+    return value
+
 
 def parse_time(text: str) -> int:
     """Unix seconds from ``"1700000000"``, ``"2020-04-02"`` or ``"2020-04-02T10:00:00+02:00"``.
 
-    An ISO time without an offset is read as UTC (never as the machine's local time).
+    An ISO time without an offset is read as UTC (never as the machine's local time). Times outside
+    1970..2100 are refused (:func:`check_time`).
     """
     text = text.strip()
     try:
-        return int(float(text)) if text.lstrip("-").replace(".", "", 1).isdigit() else _parse_iso(text)
-    except ValueError:
+        if text.lstrip("-").isdigit():
+            value = int(text)
+        elif text.lstrip("-").replace(".", "", 1).isdigit():
+            value = int(float(text))
+        else:
+            value = _parse_iso(text)
+    except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is neither unix seconds nor an ISO 8601 time (e.g. 2020-04-02T10:00:00Z)") from None
+    return check_time(value, repr(text))
 
 
 def _parse_iso(text: str) -> int:

@@ -19,6 +19,9 @@ DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"
 DEFAULT_STORE = "sqlite:matcher.db"
 ENV_PREFIX = "MATCHER_"
+# Settings only `matcher serve` reads (`matcher publish` reads the rest).
+SERVING_ONLY_FIELDS = frozenset({"listen", "authority_listen", "metrics_listen", "code_ttl", "workers",
+                                 "shutdown_grace", "authorities_file"})
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribut
 from exposure.v1 import sharing_pb2, sharing_pb2_grpc
 
 from .authz import Authorities, load_policies
+from .certs import check_certificate, check_private_key
 from .clock import clock
 from .config import Config
 from .exposure_config import config_in_force, sign_config
@@ -91,10 +92,16 @@ def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentia
 
 
 def _credentials(config: Config, *, require_client_auth: bool) -> grpc.ServerCredentials:
+    """TLS credentials from the folder; a file that is not what it should be is ValueError naming it (grpcio would
+    only fail to bind, which reads as a port in use)."""
     tls = config.tls_dir
-    pair = [((tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes())]
+    key, cert, ca = (tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes(), (tls / "ca.pem").read_bytes()
+    check_private_key(key, tls / "server.key")
+    check_certificate(cert, tls / "server.pem")
+    check_certificate(ca, tls / "ca.pem")
+    pair = [(key, cert)]
     if require_client_auth:
-        return grpc.ssl_server_credentials(pair, root_certificates=(tls / "ca.pem").read_bytes(), require_client_auth=True)
+        return grpc.ssl_server_credentials(pair, root_certificates=ca, require_client_auth=True)
     return grpc.ssl_server_credentials(pair)
 
 
@@ -132,21 +139,41 @@ class _HealthMonitor:
 
 
 def create_server(config: Config, *, publish_timer: bool = True) -> RunningServer:
-    """Builds and starts the server. Ports may be 0 (tests): the bound ports are in the result."""
-    store = open_store(config.store)
+    """Builds and starts the server. Ports may be 0 (tests): the bound ports are in the result.
+
+    Refuses to start (StoreError, ValueError, OSError) when the store cannot be reached or a file is wrong: an
+    operator learns it now, not from a health check. A store lost later turns the health status NOT_SERVING
+    until it answers again."""
     signing_key = load_signing_key(config.tls_dir / "signing.key")
+    public_credentials = _credentials(config, require_client_auth=False)
+    authority_credentials = _credentials(config, require_client_auth=True)
+    authorities = Authorities(load_policies(config.authorities_path))
     now = clock(config.now)
-    services = Services(
-        store=store,
-        authorities=Authorities(load_policies(config.authorities_path)),
-        signing_key=signing_key,
-        clock=now,
-        config=config,
-    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
         maximum_concurrent_rpcs=config.workers * 4,
+    )
+    # The ports first, then the store: a port in use must not leave a new, empty store file behind.
+    public_port = _listen(server, config.listen, public_credentials)
+    authority_port = _listen(server, config.authority_listen, authority_credentials)
+    try:
+        store = open_store(config.store)
+    except BaseException:
+        server.stop(None)
+        raise
+    try:
+        ensure_signed_config(store, signing_key, now())
+    except BaseException:
+        store.close()
+        server.stop(None)
+        raise
+    services = Services(
+        store=store,
+        authorities=authorities,
+        signing_key=signing_key,
+        clock=now,
+        config=config,
     )
     authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
     sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
@@ -157,15 +184,8 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
-    public_port = _listen(server, config.listen, _credentials(config, require_client_auth=False))
-    authority_port = _listen(server, config.authority_listen, _credentials(config, require_client_auth=True))
-
     stoppers: list[Any] = []
     monitor = _HealthMonitor(store, health_servicer)
-    try:
-        ensure_signed_config(store, signing_key, now())
-    except StoreError as exc:
-        log.warning("store not reachable at start (%s); serving NOT_SERVING until it is", exc)
     monitor.check()
     monitor.start()
     stoppers.append(monitor.stop)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -110,14 +110,20 @@ def public_pem(public_key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 def load_signing_key(path: Path, version: str = DEFAULT_KEY_VERSION) -> SigningKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # cryptography's messages name no file
+        raise ValueError(f"{path}: not an unencrypted ECDSA P-256 private key in PEM form") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError(f"{path}: the signing key must be an ECDSA P-256 private key")
     return SigningKey(key, version)
 
 
 def load_verifying_key(path: Path, version: str = DEFAULT_KEY_VERSION) -> VerifyingKey:
-    key = serialization.load_pem_public_key(Path(path).read_bytes())
+    try:
+        key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(f"{path}: not an ECDSA P-256 public key in PEM form") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError(f"{path}: a pinned key must be an ECDSA P-256 public key")
     return VerifyingKey(key, version)

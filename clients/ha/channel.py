@@ -11,6 +11,8 @@ from pathlib import Path
 
 import grpc
 
+from matcher.certs import check_certificate, check_private_key
+from matcher.cli_support import CHANNEL_OPTIONS
 from matcher.errors import violations_of
 
 CA_FILE = "ca.pem"
@@ -26,6 +28,10 @@ def authority_credentials(tls_dir: Path, authority: str) -> grpc.ChannelCredenti
             f"{tls_dir}: no {' or '.join(missing)} (the folder `matcher certs --out DIR --authority {authority}` writes)"
         )
     root, private_key, chain = (path.read_bytes() for path in paths)
+    # grpcio would take garbage here and fail every connection later with a handshake error naming no file.
+    check_certificate(root, paths[0])
+    check_private_key(private_key, paths[1])
+    check_certificate(chain, paths[2])
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=private_key, certificate_chain=chain)
 
 
@@ -35,7 +41,7 @@ def authority_channel(target: str, tls_dir: Path, authority: str, *, server_name
     ``server_name`` overrides the host name the server's certificate is checked against, for a server reached
     by an address its certificate does not name.
     """
-    options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    options = [*CHANNEL_OPTIONS, *([("grpc.ssl_target_name_override", server_name)] if server_name else [])]
     return grpc.secure_channel(target, authority_credentials(tls_dir, authority), options=options)
 
 

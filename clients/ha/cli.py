@@ -22,28 +22,37 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, keys_pb2
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc, keys_pb2
 from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import Progress
 
-from matcher.cli_support import CliError, Parser, bounded_int, date_arg, main_for, print_json, time_arg
+from matcher.cli_support import (
+    CliError,
+    Parser,
+    bounded_int,
+    date_arg,
+    main_for,
+    optional_region_arg,
+    print_json,
+    read_text,
+    time_arg,
+)
 from matcher.clock import clock, iso
 from matcher.codes import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
-from matcher.exposure_config import check_config
+from matcher.exposure_config import check_config, config_in_force
 from matcher.intervals import interval_start
 from matcher.model import DEFAULT_RETENTION_DAYS, MAX_KEYS_PER_SUBMISSION, ReportType
 from matcher.signing import SignatureError, load_signing_key, load_verifying_key
-from matcher.validation import check_region
 
 from . import venue
-from .channel import authority_channel, describe_rpc_error
+from .channel import authority_channel, authority_credentials, describe_rpc_error
 from .gaen_export import build_export, read_export, verify_export, write_export_zip
 from .key_files import read_csv_keys, read_json_keys
-from .local_check import LocalVerdict, check_locally
+from .local_check import LocalVerdict, check_locally, not_published
 from .push import PushError, PushSummary, push_keys
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retries
-from .source_keys import DEFAULT_REPORT_TYPES, SourceKey, report_type_named
+from .source_keys import CODE_REPORT_TYPES, DEFAULT_REPORT_TYPES, SourceKey, report_type_named
 
 T = TypeVar("T")
 
@@ -110,6 +119,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         if missing:
             names = ", ".join("--" + flag.replace("_", "-") for flag in missing)
             args.parser.error(f"{names} needed to push (or use --dry-run)")
+        authority_credentials(args.tls_dir, args.authority)  # a wrong folder is told before the keys are read
     keys, notes = read_keys(args)
     now = clock(args.now)()
     verdict = check_locally(keys, default_report_type=args.report_type, now=now, retention_days=args.retention_days)
@@ -119,6 +129,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     to_send = [proto for _, proto in verdict.valid]
     summary = PushSummary(0, 0, 0, 0, ())
+    unpublished: list[tuple[SourceKey, str]] = []
     if to_send:
         channel = authority_channel(args.server, args.tls_dir, args.authority, server_name=args.tls_server_name)
         with channel, progress_bar(math.ceil(len(to_send) / MAX_KEYS_PER_SUBMISSION)) as progress:
@@ -133,10 +144,27 @@ def cmd_push(args: argparse.Namespace) -> int:
                 )
             except PushError as exc:
                 raise CliError(f"{args.server}: {exc}") from None
+            refused = {index for index, _ in summary.rejected}
+            accepted = [pair for index, pair in enumerate(verdict.valid) if index not in refused]
+            unpublished = not_published(accepted, server_config(args, channel))
     rejected = [(r.key, f"not sent: {r.reason}") for r in verdict.rejected]
     rejected += [(verdict.valid[index][0], reason) for index, reason in summary.rejected]
-    show_push(args, keys, verdict, summary, rejected, notes)
+    show_push(args, keys, verdict, summary, rejected, notes, unpublished)
     return EXIT_SOME_REJECTED if rejected else 0
+
+
+def server_config(args: argparse.Namespace, channel: grpc.Channel) -> config_pb2.ExposureConfig:
+    """The exposure configuration the server publishes with, which decides which accepted keys phones can match."""
+    stub = distribution_pb2_grpc.DistributionStub(channel)
+    try:
+        signed = call_with_retries(
+            lambda timeout: stub.GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=timeout),
+            policy_of(args),
+        )
+    except grpc.RpcError as error:
+        raise CliError(f"{args.server}: the keys were sent, but the exposure configuration could not be read to say "
+                       f"how many will be published: {describe_rpc_error(error)}") from None
+    return config_in_force(signed.SerializeToString())
 
 
 def show_dry_run(
@@ -184,7 +212,9 @@ def show_push(
     summary: PushSummary,
     rejected: list[tuple[SourceKey, str]],
     notes: list[str],
+    unpublished: list[tuple[SourceKey, str]],
 ) -> None:
+    published = summary.accepted - len(unpublished)
     if args.output == "json":
         print_json(
             {
@@ -194,6 +224,10 @@ def show_push(
                 "accepted": summary.accepted,
                 "embargoed": summary.embargoed,
                 "replayed": summary.replayed,
+                "will_be_published": published,
+                "not_published": [
+                    {"key": key.key_data.hex(), "origin": key.origin, "reason": reason} for key, reason in unpublished
+                ],
                 "rejected": [
                     {"key": key.key_data.hex(), "origin": key.origin, "reason": reason} for key, reason in rejected
                 ],
@@ -205,8 +239,10 @@ def show_push(
         f"{len(keys)} keys read; sent {len(verdict.valid)} in {counted(summary.submissions, 'submission')}"
         + (f" ({summary.replayed} already sent before)" if summary.replayed else ""),
         f"accepted: {summary.accepted} ({summary.embargoed} of them embargoed until they expire)",
-        f"rejected: {len(rejected)}",
+        f"will be published: {published}; accepted but never published: {len(unpublished)}",
     ]
+    lines += rejection_lines(unpublished)
+    lines.append(f"rejected: {len(rejected)}")
     lines += rejection_lines(rejected)
     sys.stdout.write("".join(line + "\n" for line in lines))
 
@@ -274,7 +310,7 @@ def cmd_issue_code(args: argparse.Namespace) -> None:
 def cmd_set_config(args: argparse.Namespace) -> None:
     """Replaces the exposure (risk scoring) configuration that phones download; the server signs it."""
     try:
-        config = json_format.Parse(Path(args.file).read_text(encoding="utf-8"), config_pb2.ExposureConfig())
+        config = json_format.Parse(read_text(args.file, "an ExposureConfig in JSON"), config_pb2.ExposureConfig())
     except json_format.ParseError as exc:
         raise CliError(f"{args.file}: not an ExposureConfig in JSON: {' '.join(str(exc).split())}") from None
     problems = check_config(config)
@@ -374,21 +410,26 @@ def cmd_export(args: argparse.Namespace) -> None:
 # --- the parser --------------------------------------------------------------------------------------------
 
 
-def default_report_type(text: str) -> ReportType:
-    try:
-        found = report_type_named(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if found not in DEFAULT_REPORT_TYPES:
-        raise argparse.ArgumentTypeError(f"choose one of {', '.join(t.name for t in DEFAULT_REPORT_TYPES)}")
-    return found
+def report_type_of(allowed: tuple[ReportType, ...]) -> Callable[[str], ReportType]:
+    """argparse type for --report-type: one of ``allowed``, by name (any case); the help lists the same tuple."""
+
+    def parse(text: str) -> ReportType:
+        try:
+            found = report_type_named(text)
+        except ValueError:
+            found = None
+        if found not in allowed:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose one of {names_of(allowed)}")
+        return found
+
+    return parse
 
 
-def region_arg(text: str) -> str:
-    problems = check_region(text)
-    if problems:
-        raise argparse.ArgumentTypeError(problems[0].description)
-    return text
+def names_of(report_types: tuple[ReportType, ...]) -> str:
+    return ", ".join(t.name for t in report_types)
+
+
+default_report_type = report_type_of(DEFAULT_REPORT_TYPES)
 
 
 def positive_seconds(text: str) -> float:
@@ -439,8 +480,8 @@ def add_key_input(parser: argparse.ArgumentParser, *, with_defaults: bool) -> No
     if with_defaults:
         parser.add_argument(
             "--report-type", type=default_report_type, default=ReportType.CONFIRMED_TEST, metavar="TYPE",
-            help="for keys whose file gives none (GAEN exports usually leave it out): CONFIRMED_TEST (default), "
-            "CONFIRMED_CLINICAL_DIAGNOSIS or SELF_REPORT",
+            help="for keys whose file gives none (GAEN exports usually leave it out): one of "
+            f"{names_of(DEFAULT_REPORT_TYPES)} (default CONFIRMED_TEST)",
         )  # fmt: skip
 
 
@@ -463,7 +504,7 @@ def build_parser() -> Parser:
     )  # fmt: skip
     add_key_input(push, with_defaults=True)
     push.add_argument("--dry-run", action="store_true", help="check locally and print what would be sent")
-    push.add_argument("--region", type=region_arg, default="", help="ISO 3166-1 alpha-2 region of the keys")
+    push.add_argument("--region", type=optional_region_arg, default="", help="ISO 3166-1 alpha-2 region of the keys")
     push.add_argument("--now", type=time_arg, metavar="T", help="the clock for local checks: unix seconds or ISO 8601")
     push.add_argument(
         "--retention-days", type=bounded_int(1, 365), default=DEFAULT_RETENTION_DAYS, metavar="DAYS",
@@ -476,8 +517,9 @@ def build_parser() -> Parser:
     issue = commands.add_parser("issue-code", help="issue a one-time upload code", description=cmd_issue_code.__doc__)
     add_connection(issue, required=True)
     issue.add_argument(
-        "--report-type", type=default_report_type, default=ReportType.CONFIRMED_TEST, metavar="TYPE",
-        help="the diagnosis the uploaded keys will carry (default CONFIRMED_TEST)",
+        "--report-type", type=report_type_of(CODE_REPORT_TYPES), default=ReportType.CONFIRMED_TEST, metavar="TYPE",
+        help=f"the diagnosis the uploaded keys will carry: one of {names_of(CODE_REPORT_TYPES)} (default "
+        "CONFIRMED_TEST; RECURSIVE: a case's contact)",
     )  # fmt: skip
     issue.add_argument("--onset", type=date_arg, metavar="YYYY-MM-DD", help="symptom onset (UTC); omit if unknown")
     issue.add_argument(
@@ -488,7 +530,7 @@ def build_parser() -> Parser:
         "--exposure-level", choices=("F1", "F2"),
         help="RECURSIVE codes: what the person was warned as; only F1 (near a case) shares, F2 is refused",
     )
-    issue.add_argument("--region", type=region_arg, default="", help="region of the keys (default: the authority's)")
+    issue.add_argument("--region", type=optional_region_arg, default="", help="region of the keys (default: the authority's)")
     issue.add_argument(
         "--ttl", type=bounded_int(0, MAX_TTL_SECONDS), default=0, metavar="SECONDS",
         help=f"lifetime of the code (default: the server's, {DEFAULT_TTL_SECONDS})",
@@ -519,7 +561,7 @@ def build_parser() -> Parser:
     warn.add_argument("--from", dest="start", required=True, type=time_arg, metavar="T",
                       help="start of the window: unix seconds or ISO 8601")
     warn.add_argument("--until", required=True, type=time_arg, metavar="T", help="end of the window")
-    warn.add_argument("--region", type=region_arg, default="", help="region of the warning (default: the authority's)")
+    warn.add_argument("--region", type=optional_region_arg, default="", help="region of the warning (default: the authority's)")
     add_output(warn, json_shorthand=True)
     warn.set_defaults(func=cmd_venue_warn)
 
@@ -527,7 +569,7 @@ def build_parser() -> Parser:
     add_key_input(export, with_defaults=False)
     export.add_argument("--out", required=True, type=Path, help="the .zip to write")
     export.add_argument("--signing-key", required=True, type=Path, metavar="PEM", help="ECDSA P-256 private key")
-    export.add_argument("--region", default="", help="the export's region")
+    export.add_argument("--region", type=optional_region_arg, default="", help="the export's region (ISO 3166-1 alpha-2)")
     export.add_argument("--key-id", help="verification_key_id to write (default: derived from the public key)")
     export.add_argument("--key-version", default="v1", help="verification_key_version to write (default v1)")
     add_output(export, json_shorthand=False)

@@ -12,10 +12,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from exposure.v1 import keys_pb2
+from exposure.v1 import config_pb2, keys_pb2
 
+from matcher.batches import section_of
 from matcher.errors import Violation
-from matcher.model import DEFAULT_RETENTION_DAYS, ReportType
+from matcher.exposure_config import infectiousness_of
+from matcher.model import DEFAULT_RETENTION_DAYS, DiagnosisKey, ReportType
 from matcher.validation import check_keys
 
 from .source_keys import SourceKey
@@ -74,3 +76,25 @@ def key_index_of(field: str) -> int | None:
     """The request index of the key a violation's field names ("keys[3].rolling_period" -> 3), if any."""
     match = _KEY_FIELD.match(field)
     return None if match is None else int(match.group(1))
+
+
+def not_published(
+    keys: Iterable[tuple[SourceKey, keys_pb2.DiagnosisKey]], config: config_pb2.ExposureConfig
+) -> list[tuple[SourceKey, str]]:
+    """The keys the server accepts but will never publish under the exposure configuration ``config``, and why.
+
+    The rule is the publisher's own (matcher.batches.section_of): a key whose days since onset the configuration
+    maps to no infectiousness puts nothing in any batch, so no phone can match it."""
+    found = []
+    for source, proto in keys:
+        days = proto.days_since_onset_of_symptoms if proto.HasField("days_since_onset_of_symptoms") else None
+        key = DiagnosisKey(proto.key_data, proto.rolling_start_interval_number, proto.rolling_period,
+                           ReportType(proto.report_type), days)
+        if section_of(key, config) is not None:
+            continue
+        if infectiousness_of(config, days).name == "NONE":
+            when = "unknown days since onset" if days is None else f"{days} days since onset"
+            found.append((source, f"{when}: the exposure configuration gives no infectiousness, so it is not published"))
+        else:
+            found.append((source, f"report type {ReportType(proto.report_type).name} is not published"))
+    return found

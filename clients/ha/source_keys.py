@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 from exposure.v1 import keys_pb2
 
-from matcher.model import MAX_ROLLING_PERIOD, PUBLISHABLE_REPORT_TYPES, ReportType
+from matcher.model import CASE_REPORT_TYPES, MAX_ROLLING_PERIOD, PUBLISHABLE_REPORT_TYPES, ReportType
 
 UINT32_MAX = 2**32 - 1
 SINT32_MIN, SINT32_MAX = -(2**31), 2**31 - 1
 
-# The report types a health authority may state as the default for keys whose file says nothing.
-# What --report-type may name: the published report types (RECURSIVE: a case's contact, for F2 warnings).
-DEFAULT_REPORT_TYPES = tuple(sorted(PUBLISHABLE_REPORT_TYPES))
+# What `push --report-type` may name, the default for keys whose file says nothing: a case's diagnosis. A contact's
+# keys (RECURSIVE) come from the contact's own phone with a RECURSIVE code, never from an authority's key file.
+DEFAULT_REPORT_TYPES = tuple(sorted(CASE_REPORT_TYPES))
+# What `issue-code --report-type` may name: the published report types (RECURSIVE: a case's contact, for F2).
+CODE_REPORT_TYPES = tuple(sorted(PUBLISHABLE_REPORT_TYPES))
 
 
 class KeyFileError(ValueError):

@@ -55,8 +55,10 @@ def create(name: str, folder: Path) -> Created:
 def read_trace(path: Path) -> VenueOwner:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VenueError(f"{path}: cannot read a venue trace file ({exc})") from None
+    except OSError as exc:
+        raise VenueError(f"{path}: cannot read a venue trace file ({exc.strerror})") from None
+    except ValueError:  # also a binary file's UnicodeDecodeError
+        raise VenueError(f"{path}: not a venue trace file (not JSON text)") from None
     try:
         return VenueOwner.from_trace(document)
     except VenueError as exc:

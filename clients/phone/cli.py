@@ -9,16 +9,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 import grpc
 import numpy as np
 
 from matcher import crypto
-from matcher.cli_support import CliError, Parser, date_arg, hex_arg, main_for, print_json, time_arg
-from matcher.clock import clock, iso
+from matcher.certs import check_certificate
+from matcher.cli_support import (
+    CHANNEL_OPTIONS,
+    CliError,
+    Parser,
+    date_arg,
+    decode_text,
+    hex_arg,
+    main_for,
+    print_json,
+    read_bytes,
+    read_text,
+    time_arg,
+)
+from matcher.clock import check_time, clock, iso
+from matcher.codes import normalise
 from matcher.exposure_config import config_in_force
 from matcher.intervals import interval_number
 from matcher.model import MAX_ROLLING_PERIOD, MIN_ROLLING_PERIOD
@@ -38,26 +52,42 @@ TYPICAL_STAY_SECONDS = 3600
 MAX_STAY_SECONDS = 24 * 3600
 # How a day's tier reads (scoring.DayRisk.level).
 TIER_WORDS = {"F1": "near a case (F1)", "F2": "near a case's contact (F2)"}
+SIGHTING_FORM = '{"rpi": HEX, "aem": HEX, "rssi": INT, "time": UNIX_SECONDS}'
 
 
-def _open(args: argparse.Namespace) -> PhoneStore:
+def _open(args: argparse.Namespace, *, create: bool = False) -> PhoneStore:
+    """The phone's database. Only ``init`` creates one: any other command given a mistyped --db would otherwise
+    make an empty database and answer from it, and ``check`` would report a false all-clear."""
     if not args.db:
         raise CliError("--db PATH is required: the phone's database")
-    store = PhoneStore(args.db)
+    path = Path(args.db)
+    if path.is_dir():
+        raise CliError(f"--db {path}: is a folder, not a phone database")
+    if not path.exists():
+        if not create:
+            raise CliError(f"--db {path}: no such phone database (make one with `{PROG} --db {path} init`)")
+        if not path.parent.is_dir():
+            raise CliError(f"--db {path}: no such folder {path.parent}")
+    store = PhoneStore(path)
     store.expire(clock(args.now)())
     return store
 
 
 def _channel(args: argparse.Namespace) -> tuple[grpc.Channel, TrustedKeys]:
     tls = Path(args.tls_dir)
-    credentials = grpc.ssl_channel_credentials(root_certificates=(tls / "ca.pem").read_bytes())
-    return grpc.secure_channel(args.server, credentials), TrustedKeys([load_verifying_key(tls / "signing.pub.pem")])
+    if not tls.is_dir():
+        raise CliError(f"--tls-dir {tls}: no such folder (it holds ca.pem and signing.pub.pem)")
+    root = read_bytes(tls / "ca.pem", "the CA certificate that issued the server's")
+    check_certificate(root, tls / "ca.pem")
+    credentials = grpc.ssl_channel_credentials(root_certificates=root)
+    trusted = TrustedKeys([load_verifying_key(tls / "signing.pub.pem")])
+    return grpc.secure_channel(args.server, credentials, options=CHANNEL_OPTIONS), trusted
 
 
 def cmd_init(args: argparse.Namespace) -> None:
     """Creates the phone's database and today's key, and records the phone's calibrated TX power."""
     now = clock(args.now)()
-    with _open(args) as store:
+    with _open(args, create=True) as store:
         set_tx_power(store, args.tx_power)
         start, _ = key_for_day(store, interval_number(now))
     if args.json:
@@ -90,7 +120,7 @@ def cmd_rpis(args: argparse.Namespace) -> None:
         sys.stdout.write("".join(rpi.tobytes().hex() + "\n" for rpi in rpis))
 
 
-def parse_sightings(lines: TextIO) -> Iterator[tuple[bytes, int, int, int, bytes]]:
+def parse_sightings(lines: Iterable[str]) -> Iterator[tuple[bytes, int, int, int, bytes]]:
     """Reads JSON lines ``{"rpi": hex, "aem": hex, "rssi": int, "time": unix_seconds}``; the interval is the time's.
     Raises ValueError naming the line for anything malformed."""
     for number, line in enumerate(lines, 1):
@@ -98,12 +128,15 @@ def parse_sightings(lines: TextIO) -> Iterator[tuple[bytes, int, int, int, bytes
             continue
         try:
             record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"expected a JSON object {SIGHTING_FORM}, got {type(record).__name__}")
             rpi, aem = bytes.fromhex(record["rpi"]), bytes.fromhex(record["aem"])
             rssi, time = record["rssi"], record["time"]
             if len(rpi) != 16 or len(aem) != 4:
                 raise ValueError("rpi must be 16 bytes and aem 4 bytes of hex")
-            if not (isinstance(rssi, int) and -127 <= rssi <= 20) or not (isinstance(time, int) and time >= 0):
-                raise ValueError("rssi must be an integer -127..20 and time a non-negative integer")
+            if not (isinstance(rssi, int) and -127 <= rssi <= 20) or not isinstance(time, int):
+                raise ValueError("rssi must be an integer -127..20 and time an integer (unix seconds)")
+            check_time(time, f"time {time}")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"line {number}: {detail}") from None
@@ -112,9 +145,15 @@ def parse_sightings(lines: TextIO) -> Iterator[tuple[bytes, int, int, int, bytes
 
 def cmd_observe(args: argparse.Namespace) -> None:
     """Records sightings, one JSON object a line, from FILE or standard input; all or nothing."""
-    source = sys.stdin if args.file in (None, "-") else open(args.file)
-    with source:
-        rows = list(parse_sightings(source))
+    if args.file in (None, "-"):
+        name = "standard input"
+        text = decode_text(sys.stdin.buffer.read(), name, f"sightings as JSON lines {SIGHTING_FORM}")
+    else:
+        text, name = read_text(args.file, f"sightings as JSON lines {SIGHTING_FORM}"), args.file
+    try:
+        rows = list(parse_sightings(text.splitlines()))
+    except ValueError as exc:
+        raise CliError(f"{name}: {exc}") from None
     with _open(args) as store:
         count = store.add_sightings(rows)
     print_json({"recorded": count}) if args.json else print(f"recorded {count} sightings")
@@ -203,6 +242,13 @@ def cmd_share(args: argparse.Namespace) -> None:
         print(f"shared {response.accepted} keys ({response.embargoed} held back until they expire)")
 
 
+def code_arg(text: str) -> str:
+    """argparse type for an upload code: the service's own rule for what a code looks like (matcher.codes)."""
+    if normalise(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an upload code (the health authority's code, 12 letters and digits such as 7KQ4-M2XP-3HRT)")
+    return text
+
+
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__)
     parser.add_argument("--db", help="the phone's SQLite database")
@@ -238,7 +284,7 @@ def build_parser() -> Parser:
     checkin.add_argument("--until", type=time_arg,
                          help=f"exit: unix seconds or ISO 8601 (default: {TYPICAL_STAY_SECONDS // 60} minutes after entry)")
     server_options(share_cmd := command("share", cmd_share, "upload own keys with a one-time code"))
-    share_cmd.add_argument("--code", required=True, help="the one-time code from the health authority")
+    share_cmd.add_argument("--code", required=True, type=code_arg, help="the one-time code from the health authority")
     share_cmd.add_argument(
         "--as-contact", action="store_true",
         help="share as a case's contact (F1, with a RECURSIVE code): only the keys from the day of the exposure on, "

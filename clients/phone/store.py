@@ -110,10 +110,13 @@ class Sightings:
 class PhoneStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=10000")
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:  # not a database, unreadable, a folder: one line naming the file
+            raise ValueError(f"{path}: not a phone database that can be opened ({exc})") from None
         if version not in (0, 1, SCHEMA_VERSION):
             raise ValueError(f"{path}: phone database schema {version} is not supported (expected {SCHEMA_VERSION})")
         if version == 1:

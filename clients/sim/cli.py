@@ -59,7 +59,10 @@ class Bars:
         self.progress.advance(self.task, phones)
 
     def end(self, day: int, summary: str) -> None:
-        self.progress.update(self.task, description=f"{self.label}: {summary}")
+        # A finished day becomes a plain line above the bars: its summary beside a bar would run past 80 columns,
+        # where a terminal cuts it.
+        self.progress.console.print(f"{self.label}: {summary}", highlight=False)
+        self.progress.remove_task(self.task)
 
 
 class Lines:

@@ -21,8 +21,9 @@ safety net on real time; ``purge`` deletes by the data clock, removing records a
 from __future__ import annotations
 
 import struct
+import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from hashlib import sha256
 from typing import Any
@@ -30,6 +31,15 @@ from typing import Any
 import redis
 import redis.cluster
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    ReadOnlyError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.retry import Retry
 
 from ..errors import NotFound
@@ -38,6 +48,25 @@ from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, Sto
 from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
+
+# Redis Cluster failover (see RedisStore._on_primary): how long a write waits for the slot's replicas, and how
+# often and how long it retries while a replica takes over (a failover takes cluster-node-timeout, 15 s by
+# default, plus an election; callers see UNAVAILABLE past this and retry, every write being idempotent).
+CLUSTER_WAIT_MS = 2000
+CLUSTER_ATTEMPTS = 8
+CLUSTER_RETRY_FIRST_DELAY = 0.1
+CLUSTER_RETRY_MAX_DELAY = 2.0
+# What a write meets while a replica takes over: the old master gone, answers from a node that is no longer (or
+# not yet) the slot's master, the cluster saying it is down.
+FAILOVER_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    RedisClusterException,  # no node answered the slot map, or the slot has no master yet
+    ClusterError,  # with ClusterDownError
+    AskError,  # with MovedError
+    TryAgainError,
+    ReadOnlyError,
+)
 
 # The only keys without a TTL. None holds personal data, and each must outlive retention: phones keep a cursor
 # into the batch sequence (it must never go back, even after every batch expired), a fencing token must never be
@@ -142,6 +171,7 @@ end
 # Compare and set: a version derived from a configuration that another writer has replaced meanwhile is refused.
 _REPLACE = """
 local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 1 end  -- this very write, sent again after its answer was lost
 if ARGV[2] == '0' then
   if current then return 0 end
 elseif current ~= ARGV[3] then
@@ -332,6 +362,7 @@ class RedisStore:
 
     def __init__(self, url: str, *, socket_timeout: float = 30.0) -> None:
         url, cluster = _cluster_option(url)
+        self._cluster = cluster
         # Lost connections are retried a few times: every command here is safe to send twice (a submission
         # replays, a commit that already happened answers ok, the lock and purge are idempotent).
         options = dict(
@@ -339,13 +370,13 @@ class RedisStore:
             socket_connect_timeout=5.0,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         )
+        self._where = _describe(url)
         if cluster:
-            self._redis = redis.cluster.RedisCluster.from_url(url, **options)
+            self._redis = self._cluster_client(url, options)
         else:
             self._redis = redis.Redis.from_url(
                 url, health_check_interval=30, retry_on_error=[redis.ConnectionError, redis.TimeoutError], **options
             )
-        self._where = _describe(url)
         register = self._redis.register_script
         self._submit = register(_SUBMIT)
         self._put_code = register(_PUT_CODE)
@@ -357,16 +388,69 @@ class RedisStore:
         self._list = register(_LIST)
         self._replace = register(_REPLACE)
 
+    def _cluster_client(self, url: str, options: dict[str, Any]) -> redis.cluster.RedisCluster:
+        if urllib.parse.urlsplit(url).path.strip("/") not in ("", "0"):
+            raise StoreError(f"redis store {self._where}: a Redis Cluster has database 0 only: "
+                             "name it redis://HOST:PORT/0?cluster=true")
+        try:
+            return redis.cluster.RedisCluster.from_url(url, **options)
+        except (redis.RedisError, RedisClusterException) as error:
+            raise StoreError(f"redis store {self._where}?cluster=true: no Redis Cluster answers there "
+                             f"({_one_line(error)})") from error
+
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except redis.RedisError as error:
-            raise StoreError(f"redis store {self._where}: {error}") from error
+        except (redis.RedisError, RedisClusterException) as error:
+            raise StoreError(f"redis store {self._where}: {_one_line(error)}") from error
 
     def ping(self) -> None:
         with self._errors():
-            self._redis.ping()
+            if self._cluster:
+                self._on_primary(lambda client: client.ping(), replicate=False)
+            else:
+                self._redis.ping()
+
+    def _write(self, script: Script, *, keys: list[Any], args: list[Any]) -> Any:
+        """Runs a writing script. On a cluster, the answer comes only once every replica the cluster lists for
+        the slot has the write (WAIT): a master killed right after answering cannot take an acknowledged key
+        with it, since the replica that takes over has it."""
+        if not self._cluster:
+            return script(keys=keys, args=args)
+        return self._on_primary(lambda client: script(keys=keys, args=args, client=client), replicate=True)
+
+    def _on_primary(self, queue: Callable[[Any], Any], *, replicate: bool) -> Any:
+        """Runs what ``queue`` puts in a pipeline on the master of the service's slot, with WAIT on the same
+        connection (WAIT counts that connection's writes), and through a failover: a lost connection, a MOVED
+        or CLUSTERDOWN answer or too few replicas reloads the slot map and tries again, a few times over some
+        seconds. Every write here is safe to send twice (see __init__). What still fails raises for _errors."""
+        cluster = self._redis
+        slot = cluster.keyslot(PREFIX)
+        delay, problem = CLUSTER_RETRY_FIRST_DELAY, None
+        for _ in range(CLUSTER_ATTEMPTS):
+            try:
+                nodes = cluster.nodes_manager.slots_cache.get(slot) or []
+                if not nodes:
+                    raise SlotNotCoveredError(f"slot {slot} has no master")
+                replicas = len(nodes) - 1 if replicate else 0
+                pipe = cluster.get_redis_connection(nodes[0]).pipeline(transaction=False)
+                queue(pipe)
+                if replicas:
+                    pipe.execute_command("WAIT", replicas, CLUSTER_WAIT_MS)
+                answers = pipe.execute()
+                if not replicas or answers[-1] >= replicas:
+                    return answers[0]
+                problem = f"the write reached {answers[-1]} of {replicas} replicas in {CLUSTER_WAIT_MS} ms"
+            except FAILOVER_ERRORS as error:
+                problem = error
+            time.sleep(delay)
+            delay = min(2 * delay, CLUSTER_RETRY_MAX_DELAY)
+            try:
+                cluster.nodes_manager.initialize()  # the slot map as the cluster now sees it
+            except (redis.RedisError, RedisClusterException) as error:
+                problem = error
+        raise redis.ConnectionError(f"the cluster's master for the service's slot did not answer: {problem}")
 
     def close(self) -> None:
         self._redis.close()
@@ -391,7 +475,8 @@ class RedisStore:
             keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
             key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region, case, now)]
         with self._errors():
-            answer = self._submit(
+            answer = self._write(
+                self._submit,
                 keys=[
                     submission_key(name),
                     SUBMISSIONS_KEY,
@@ -427,7 +512,8 @@ class RedisStore:
 
     def put_code(self, code_hash: bytes, record: CodeRecord, *, now: int) -> bool:
         with self._errors():
-            written = self._put_code(
+            written = self._write(
+                self._put_code,
                 keys=[code_key(code_hash), CODES_KEY],
                 args=[
                     now,
@@ -471,12 +557,12 @@ class RedisStore:
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
         with self._errors():
-            fence = self._acquire(keys=[LOCK_KEY, FENCE_KEY], args=[owner, max(1, int(lease_seconds * 1000))])
+            fence = self._write(self._acquire, keys=[LOCK_KEY, FENCE_KEY], args=[owner, max(1, int(lease_seconds * 1000))])
         return None if fence is None else int(fence)
 
     def release_publish_lock(self, owner: str) -> None:
         with self._errors():
-            self._release(keys=[LOCK_KEY], args=[owner])
+            self._write(self._release, keys=[LOCK_KEY], args=[owner])
 
     def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
         with self._errors():
@@ -507,7 +593,8 @@ class RedisStore:
     ) -> None:
         fingerprints = [bytes.fromhex(key_id) for key_id in key_ids]
         with self._errors():
-            outcome = self._commit(
+            outcome = self._write(
+                self._commit,
                 keys=[
                     LOCK_KEY,
                     SEQUENCE_KEY,
@@ -557,7 +644,8 @@ class RedisStore:
 
     def put_exposure_config(self, signed_config: bytes, *, replacing: bytes | None) -> bool:
         with self._errors():
-            return bool(self._replace(keys=[CONFIG_KEY], args=[signed_config, int(replacing is not None), replacing or b""]))
+            return bool(self._write(self._replace, keys=[CONFIG_KEY],
+                                    args=[signed_config, int(replacing is not None), replacing or b""]))
 
     def get_exposure_config(self) -> bytes | None:
         with self._errors():
@@ -569,11 +657,16 @@ class RedisStore:
         totals = [0, 0, 0, 0]
         with self._errors():
             while True:
-                counts = self._purge(keys=_PURGE_KEYS, args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX])
+                counts = self._write(self._purge, keys=_PURGE_KEYS, args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX])
                 totals = [total + int(count) for total, count in zip(totals, counts, strict=True)]
                 if max(int(count) for count in counts) < PURGE_CHUNK:
                     break
         return PurgeCounts(*totals)
+
+
+def _one_line(error: BaseException) -> str:
+    """redis-py's message on one line, without its advice to read the docs."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _describe(url: str) -> str:

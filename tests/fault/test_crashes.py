@@ -5,6 +5,7 @@ batch is whole and verifies, and the service answers health SERVING (tests/suppo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -172,8 +173,10 @@ def test_a_publisher_frozen_past_its_lease_cannot_commit_after_another_took_over
     finally:
         frozen.send_signal(signal.SIGCONT)
     out, err = frozen.communicate(timeout=60)
-    assert frozen.returncode == 1 and not out and "Traceback" not in err, err
+    assert frozen.returncode == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("matcher: error: ") and "no longer holds the lock" in err
+    # It ran with --json: the error is also its one JSON object on stdout, and nothing else is.
+    assert json.loads(out) == {"error": err.splitlines()[-1].removeprefix("matcher: error: "), "exit": 1}
     assert check_exactly_once(store, trusted(fault_pki), keys).keys_found == PENDING_KEYS
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, keys_pb2
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2_grpc, keys_pb2
 
 from matcher.errors import AlreadyExists, InvalidArgument, PermissionDenied, grpc_method
-from matcher.exposure_config import check_config
+from matcher.exposure_config import check_config, default_config
 from matcher.signing import DOMAIN_EXPOSURE_CONFIG, generate_signing_key
 from matcher.validation import code_request_from, submission_from_request
 
@@ -114,7 +114,20 @@ class AuthorityPeer(authority_pb2_grpc.AuthorityServicer):
         signed = config_pb2.SignedExposureConfig(
             config=payload, signature=key.sign(DOMAIN_EXPOSURE_CONFIG, payload), key_id=key.key_id, key_version="v1"
         )
+        self.signed_config = signed
         return authority_pb2.SetExposureConfigResponse(signed=signed)
+
+
+class ConfigPeer(distribution_pb2_grpc.DistributionServicer):
+    """The one Distribution method the authority client calls: the configuration in force (after a push, to say
+    how many accepted keys will be published). Unsigned before any set-config: the client does not verify it."""
+
+    def __init__(self, peer: AuthorityPeer) -> None:
+        self.peer = peer
+
+    def GetExposureConfig(self, request, context):  # noqa: N802
+        signed = getattr(self.peer, "signed_config", None)
+        return signed or config_pb2.SignedExposureConfig(config=default_config().SerializeToString())
 
 
 @contextmanager
@@ -122,6 +135,7 @@ def serve(peer: AuthorityPeer, tls_dir: Path) -> Iterator[str]:
     """Runs ``peer`` on a free loopback port with mutual TLS (client certificate required); yields HOST:PORT."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     authority_pb2_grpc.add_AuthorityServicer_to_server(peer, server)
+    distribution_pb2_grpc.add_DistributionServicer_to_server(ConfigPeer(peer), server)
     credentials = grpc.ssl_server_credentials(
         [((tls_dir / "server.key").read_bytes(), (tls_dir / "server.pem").read_bytes())],
         root_certificates=(tls_dir / "ca.pem").read_bytes(),

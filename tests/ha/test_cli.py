@@ -51,10 +51,14 @@ def one_json_object(result: subprocess.CompletedProcess) -> dict:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, exit_code: int = 1) -> str:
+    """One line on stderr; on stdout nothing, or with --output json the one object naming the same error."""
     assert result.returncode == exit_code, (result.returncode, result.stderr)
-    assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("matcher-ha")
+    if "json" in result.args:
+        assert one_json_object(result) == {"error": result.stderr.strip().split("error: ", 1)[1], "exit": exit_code}
+    else:
+        assert result.stdout == ""
     return result.stderr.strip()
 
 
@@ -186,7 +190,7 @@ def bad_inputs(tmp: Path) -> list[tuple[list[str | Path], str]]:
     ]  # fmt: skip
 
 
-def test_every_bad_input_is_one_line_on_stderr_exit_1_and_nothing_on_stdout(tmp_path):
+def test_every_bad_input_is_one_line_on_stderr_exit_1_and_one_json_error_on_stdout(tmp_path):
     cases = bad_inputs(tmp_path)
     for arguments, message in cases:
         result = ha("push", *arguments, "--dry-run", "--now", ENS_BOTH_VALID, "--output", "json")
@@ -203,6 +207,7 @@ def test_every_bad_input_is_one_line_on_stderr_exit_1_and_nothing_on_stdout(tmp_
         (["--json", "k.json", "--csv", "k.csv", "--dry-run"], "argument --csv: not allowed with argument --json"),
         (["--dry-run"], "one of the arguments --json --csv --export is required"),
         (["--export", ENS_ZIP, "--dry-run", "--report-type", "REVOKED"], "choose one of CONFIRMED_TEST"),
+        (["--export", ENS_ZIP, "--dry-run", "--report-type", "RECURSIVE"], "choose one of CONFIRMED_TEST"),
         (["--export", ENS_ZIP, "--dry-run", "--now", "yesterday"], "argument --now: 'yesterday' is neither"),
         (["--export", ENS_ZIP, "--dry-run", "--region", "Vietnam"], "argument --region: 'Vietnam' is not an ISO 3166-1"),
         (["--export", ENS_ZIP, "--dry-run", "--output", "yaml"], "argument --output: invalid choice"),
@@ -244,12 +249,25 @@ def key_file(tmp_path: Path, count: int, start: int) -> Path:
     return write(tmp_path / "keys.csv", "key,rolling_start\n" + rows)
 
 
+def test_a_push_says_how_many_accepted_keys_will_be_published_and_why_the_others_will_not(server, tls_dir, tmp_path):
+    start = NOW // 600 - 400
+    # The default configuration gives days -14..-3 since onset no infectiousness: such keys publish nothing.
+    rows = "".join(f"{i + 1:032x},{start - 144 * i},{-3 - i if i < 6 else 1}\n" for i in range(10))
+    keys = write(tmp_path / "onset.csv", "key,rolling_start,days_since_onset\n" + rows)
+    result = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(NOW))
+    assert result.returncode == 0, result.stderr
+    assert "accepted: 10 (" in result.stdout
+    assert "will be published: 4; accepted but never published: 6" in result.stdout
+    assert "line 2: -3 days since onset: the exposure configuration gives no infectiousness" in result.stdout
+
+
 def test_a_push_sends_the_keys_and_reports_what_the_server_accepted(server, peer, tls_dir, tmp_path):
     keys = key_file(tmp_path, 65, NOW // 600 - 400)
     result = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(NOW), "--output", "json")
     assert result.returncode == 0, result.stderr
     assert one_json_object(result) == {
         "parsed": 65, "valid": 65, "submissions": 3, "accepted": 65, "embargoed": 0, "replayed": 0, "rejected": [],
+        "will_be_published": 65, "not_published": [],
     }  # fmt: skip
     assert len(peer.stored) == 65 and [len(call.keys) for call in peer.calls] == [30, 30, 5]
 

@@ -7,8 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import json
+
+from exposure.v1 import config_pb2
+from google.protobuf import json_format
+
 from clients.ha.retry import DEFAULT_POLICY
+from matcher.exposure_config import default_config
 from matcher.model import MAX_KEYS_PER_SUBMISSION
+from tests.integration.harness import make_pki, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "health-authority.md").read_text()
@@ -32,3 +39,34 @@ def test_the_retry_and_submission_numbers_in_the_guide_are_the_codes():
     assert f"`--attempts N` (default {policy.max_attempts})" in GUIDE
     assert f"`--timeout SECONDS` (default {policy.call_timeout:g})" in GUIDE
     assert f"submissions of at most {MAX_KEYS_PER_SUBMISSION}" in GUIDE
+
+
+def example_config() -> str:
+    [example] = re.findall(r"```json exposure-config.json\n(.*?)```", GUIDE, re.S)
+    return example
+
+
+def test_the_example_configuration_is_the_servers_default_and_names_every_field_the_table_explains():
+    parsed = json_format.Parse(example_config(), config_pb2.ExposureConfig())
+    assert parsed == default_config()
+    set_by_server = {"version", "issued_at"}
+    fields = {f.name for f in config_pb2.ExposureConfig.DESCRIPTOR.fields} - set_by_server
+    assert set(json.loads(example_config())) == fields
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", GUIDE, re.M))
+    assert fields <= documented, fields - documented
+
+
+def test_set_config_accepts_the_example_configuration_on_a_real_server(tmp_path: Path):
+    tls = make_pki(tmp_path / "tls", "ha-north")
+    (tmp_path / "exposure-config.json").write_text(example_config())
+    server = start_server(tls, f"sqlite:{tmp_path / 'matcher.db'}")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "clients.ha.cli", "set-config", "--server", server.authority, "--tls-dir", str(tls),
+             "--authority", "ha-north", "--file", str(tmp_path / "exposure-config.json"), "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["version"] == 2  # the server's first was the default, version 1
+    finally:
+        server.stop()

@@ -66,7 +66,8 @@ class RedisServer:
 
     With ``appendonly`` it writes an append-only file with ``appendfsync always``: every acknowledged write is on
     disk before the reply, so a SIGKILL loses nothing acknowledged. Without it nothing is persisted. With
-    ``cluster`` it is a one-node Redis Cluster that owns all 16384 slots: a command or script whose keys span
+    ``cluster`` it is a one-node Redis Cluster that owns all 16384 slots (unless ``own_slots`` is False: then a
+    cluster node waiting to be joined, see tests/support/redis_cluster.py): a command or script whose keys span
     slots is refused (CROSSSLOT) as on a real cluster. Once started, it keeps its port for every restart.
     """
 
@@ -77,6 +78,8 @@ class RedisServer:
         appendonly: bool = False,
         cluster: bool = False,
         port: int | None = None,
+        own_slots: bool = True,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
@@ -86,6 +89,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.appendonly = appendonly
         self.cluster = cluster
+        self.own_slots = own_slots  # a one-node cluster; False: a node that `redis-cli --cluster create` joins
+        self.extra = extra
         self._fixed_port = port is not None
         self.port = port or free_port(cluster=cluster)
         self.process: subprocess.Popen[bytes] | None = None
@@ -109,7 +114,7 @@ class RedisServer:
         for _ in range(3):
             self.process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             if self._wait_until_ready():
-                if self.cluster:
+                if self.cluster and self.own_slots:
                     self._own_all_slots()
                 self._fixed_port = True  # clients hold its URL: a restart must come back on the same port
                 return self
@@ -155,6 +160,7 @@ class RedisServer:
             "--daemonize", "no",
             *persistence,
             *(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] if self.cluster else []),
+            *self.extra,
         ]  # fmt: skip
 
     def _own_all_slots(self) -> None:
