@@ -27,6 +27,7 @@ from tests.support.submitters import Ledger, Worker, started, submit_until
 AUTHORITIES = [f"ha-{n:02d}" for n in range(50)]
 REPLICAS = 3
 SUBMIT_SECONDS = 20
+RACE_WAIT_SECONDS = 120  # at most this much longer, for publishers slow to start on a loaded machine
 PUBLISHERS = 2
 
 
@@ -78,7 +79,13 @@ def test_three_replicas_and_racing_publishers_publish_every_key_50_authorities_h
     publishers = started(*(
         Worker(publish_until, redis.url, authorities_pki, stop_publishing, runs) for _ in range(PUBLISHERS)
     ))
-    time.sleep(SUBMIT_SECONDS)
+    # Submit for SUBMIT_SECONDS, and on a busy machine (where each publisher process takes seconds to start) until
+    # the racing publishers have cut batches in two runs at least, which is the race this test is about.
+    began = time.monotonic()
+    while time.monotonic() - began < SUBMIT_SECONDS or (
+        sum(1 for run in runs if run) < 2 and time.monotonic() - began < SUBMIT_SECONDS + RACE_WAIT_SECONDS
+    ):
+        time.sleep(0.5)
     stop_submitting.set()
     for worker in submitters:
         worker.finish()

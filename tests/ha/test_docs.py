@@ -58,6 +58,9 @@ def test_the_example_configuration_is_the_servers_default_and_names_every_field_
 
 def test_set_config_accepts_the_example_configuration_on_a_real_server(tmp_path: Path):
     tls = make_pki(tmp_path / "tls", "ha-north")
+    policies = json.loads((tls / "authorities.json").read_text())
+    policies["authorities"]["ha-north"]["may_set_config"] = True  # granted, as an operator must
+    (tls / "authorities.json").write_text(json.dumps(policies))
     (tmp_path / "exposure-config.json").write_text(example_config())
     server = start_server(tls, f"sqlite:{tmp_path / 'matcher.db'}")
     try:
