@@ -186,6 +186,11 @@ class Store(Protocol):
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
         """Batches with sequence > ``after``, in increasing order, at most ``limit``."""
 
+    def batch_sequences(self, *, after: int, limit: int) -> list[int]:
+        """The sequence numbers of the batches list_batches would return, and nothing else: a read small enough
+        for every Distribution call to make, so that what is listed and served follows the store exactly while
+        the bytes come from memory (matcher/distribution.py)."""
+
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes of a batch body from ``offset``; raises matcher.errors.NotFound for an unknown
         or expired batch. Reading at or past the end returns b""."""

@@ -428,6 +428,15 @@ class SqliteStore:
             ).fetchall()
         return [StoredBatch(*row) for row in rows]
 
+    def batch_sequences(self, *, after: int, limit: int) -> list[int]:
+        if after >= MAX_INTEGER:
+            return []
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT sequence FROM batches WHERE sequence > ? ORDER BY sequence LIMIT ?", (after, limit)
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         if not 0 < sequence <= MAX_INTEGER:
             raise NotFound(f"batch {sequence} does not exist or has expired")
