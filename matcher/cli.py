@@ -16,7 +16,7 @@ from .batches import describe, read_batch_file, write_batch_file
 from .certs import write_dev_pki
 from .cli_support import CliError, Parser, main_for, print_json, time_arg
 from .clock import clock, iso
-from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, Config
+from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_PROCESSES, DEFAULT_STORE, Config
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
 from .store import LockLost, open_store
 
@@ -39,23 +39,37 @@ def _logging(verbose: bool) -> None:
     )
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    """Runs the service until SIGTERM: public and authority listeners, health, reflection, publishing."""
-    from .server import create_server, serve_until_signalled
-
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Runs the service until SIGTERM: public and authority listeners, health, reflection, publishing; on every
+    core (--processes, one server process a core by default)."""
     config = _config(args, serving=True)
     _logging(args.verbose)
+
+    def announce(public_port: int, authority_port: int, metrics_port: int | None) -> None:
+        ready = {
+            "public": f"{config.listen.rpartition(':')[0]}:{public_port}",
+            "authority": f"{config.authority_listen.rpartition(':')[0]}:{authority_port}",
+            "metrics": metrics_port,
+            "store": config.store.split("@")[-1],
+            "processes": config.processes,
+        }
+        # One line on stdout when ready, so that scripts and tests that bind port 0 learn the ports.
+        print(json.dumps(ready) if args.json else f"serving public={ready['public']} authority={ready['authority']}"
+              f" processes={config.processes}", flush=True)
+
+    if config.processes > 1:
+        from .processes import serve_processes
+
+        try:
+            return serve_processes(config, lambda ports: announce(**ports))
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+    from .server import create_server, serve_until_signalled
+
     running = create_server(config)
-    ready = {
-        "public": f"{config.listen.rpartition(':')[0]}:{running.public_port}",
-        "authority": f"{config.authority_listen.rpartition(':')[0]}:{running.authority_port}",
-        "metrics": running.metrics_port,
-        "store": config.store.split("@")[-1],
-    }
-    # One line on stdout when ready, so that scripts and tests that bind port 0 learn the ports.
-    print(json.dumps(ready) if args.json else f"serving public={ready['public']} authority={ready['authority']}",
-          flush=True)
+    announce(running.public_port, running.authority_port, running.metrics_port)
     serve_until_signalled(running, config.shutdown_grace)
+    return 0
 
 
 def cmd_certs(args: argparse.Namespace) -> None:
@@ -195,6 +209,20 @@ def build_parser() -> Parser:
     server_options(publish)
     publish.add_argument("--out", help="also write each new batch as a file (for `matcher inspect`)")
     publish.set_defaults(func=cmd_publish)
+
+    mirror = commands.add_parser("mirror", help="write a static tree of batch files and a signed index",
+                                 description=cmd_mirror.__doc__)
+    mirror.add_argument("--store", help=f"sqlite:PATH or redis://HOST:PORT/DB (default {DEFAULT_STORE})")
+    mirror.add_argument("--tls-dir", help="the folder with signing.key (default ./tls)")
+    mirror.add_argument("--out", required=True, help="the tree's folder (created if missing)")
+    mirror.add_argument("--watch", action="store_true", help="keep the tree current until SIGTERM")
+    mirror.add_argument("--interval", type=float, default=60.0,
+                        help="with --watch: seconds between looks at the store (default 60)")
+    mirror.add_argument("--retention-days", type=int, help="days batches stay listed (default 14)")
+    mirror.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
+    mirror.add_argument("--json", action="store_true", help="machine-readable output, a line a run")
+    mirror.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    mirror.set_defaults(func=cmd_mirror)
 
     inspect = commands.add_parser("inspect", help="show and verify a batch file", description=cmd_inspect.__doc__)
     inspect.add_argument("file", help="a batch file (from `matcher publish --out` or a phone)")

@@ -21,16 +21,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2
 from exposure.v1 import sharing_pb2, sharing_pb2_grpc
 
 from .authz import Authorities, load_policies
-from .clock import clock
+from .clock import Clock, clock
 from .config import Config
+from .distribution import BatchCache
 from .exposure_config import config_in_force, sign_config
 from .metrics import serve_metrics
 from .publisher import Publisher, PublishLoop
-from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer
+from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer, add_distribution_servicer
 from .signing import SigningKey, load_signing_key
 from .store import Store, StoreError, open_store
 
@@ -45,6 +46,13 @@ SERVICE_NAMES = (
 # with RESOURCE_EXHAUSTED before any of our code runs.
 MAX_REQUEST_BYTES = 64 * 1024
 HEALTH_CHECK_SECONDS = 2.0
+# HTTP/2 flow control and framing (docs/operations.md, "Every core serving", has the measurements). grpc core
+# starts every stream with a 64 KiB window and grows it by probing the bandwidth-delay product; a batch body is
+# megabytes, sent in 1 MiB messages, so the window and the frames are set for that from the first call.
+FLOW_CONTROL_OPTIONS = (
+    ("grpc.http2.lookahead_bytes", 4 << 20),  # the receive window this side announces for a stream
+    ("grpc.http2.max_frame_size", 1 << 20),  # frames this side accepts: fewer frame headers for 1 MiB chunks
+)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class RunningServer:
     metrics_port: int | None
     store: Store
     health: health.HealthServicer
+    cache: BatchCache
     _stoppers: list[Any]
 
     def stop(self, grace: float) -> None:
@@ -130,8 +139,11 @@ class _HealthMonitor:
             self.check()
 
 
-def create_server(config: Config, *, publish_timer: bool = True) -> RunningServer:
-    """Builds and starts the server. Ports may be 0 (tests): the bound ports are in the result."""
+def create_server(config: Config, *, publish_timer: bool = True, reuse_port: bool = False) -> RunningServer:
+    """Builds and starts the server. Ports may be 0 (tests): the bound ports are in the result.
+
+    With ``reuse_port`` the listeners set SO_REUSEPORT, so that the worker processes of matcher/processes.py can
+    share the ports; a single server leaves it off, so that a second server on its port fails to start."""
     store = open_store(config.store)
     signing_key = load_signing_key(config.tls_dir / "signing.key")
     now = clock(config.now)
@@ -144,12 +156,17 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
-        maximum_concurrent_rpcs=config.workers * 4,
+        options=[
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.so_reuseport", int(reuse_port)),
+            *FLOW_CONTROL_OPTIONS,
+        ],
+        maximum_concurrent_rpcs=config.max_calls,
     )
+    cache = BatchCache(store, config.cache_mb << 20)
     authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
     sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
-    distribution_pb2_grpc.add_DistributionServicer_to_server(DistributionServicer(services), server)
+    add_distribution_servicer(DistributionServicer(services, cache), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -177,22 +194,28 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
         stoppers.append(http.shutdown)
 
     if publish_timer:
-        publisher = Publisher(
-            store,
-            signing_key,
-            retention_days=config.retention_days,
-            publish_interval=config.publish_interval,
-            max_keys_per_batch=config.max_keys_per_batch,
-            lease_seconds=config.publish_lease,
-            anonymity_min_cases=config.anonymity_min_cases,
-            anonymity_deadline=config.anonymity_deadline_seconds,
-        )
-        loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
-        loop.start()
+        loop = start_publish_loop(config, store, signing_key, now)
         stoppers.append(lambda: loop.stop(timeout=config.shutdown_grace))
 
     server.start()
-    return RunningServer(server, public_port, authority_port, metrics_port, store, health_servicer, stoppers)
+    return RunningServer(server, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
+
+
+def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, now: Clock) -> PublishLoop:
+    """The publish timer: a batch run and the retention purge every publish interval."""
+    publisher = Publisher(
+        store,
+        signing_key,
+        retention_days=config.retention_days,
+        publish_interval=config.publish_interval,
+        max_keys_per_batch=config.max_keys_per_batch,
+        lease_seconds=config.publish_lease,
+        anonymity_min_cases=config.anonymity_min_cases,
+        anonymity_deadline=config.anonymity_deadline_seconds,
+    )
+    loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
+    loop.start()
+    return loop
 
 
 def serve_until_signalled(running: RunningServer, grace: float) -> None:
