@@ -134,6 +134,39 @@ def _write_files(store, folder: Path, sequences: list[int]) -> None:
         write_batch_file(folder / f"batch-{sequence}.bin", batch_pb2.SignedBatchHeader.FromString(stored.signed_header), body)
 
 
+def cmd_mirror(args: argparse.Namespace) -> None:
+    """Writes (with --watch: keeps current) a static tree of the published batches for any HTTPS server, CDN or
+    bucket: one immutable file a batch and a signed index.bin (docs/operations.md, "A static mirror")."""
+    import signal
+    import threading
+
+    from .mirror import write_mirror
+
+    config = _config(args, serving=False)
+    _logging(args.verbose)
+    if args.interval < 1:
+        raise CliError(f"--interval {args.interval}: at least 1 second")
+    stop = threading.Event()
+    if args.watch:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    store = open_store(config.store)
+    signing_key = load_signing_key(config.tls_dir / "signing.key")
+    try:
+        while True:
+            run = write_mirror(store, signing_key, Path(args.out), now=clock(config.now)(),
+                               retention_seconds=config.retention_seconds)
+            if args.json:
+                print_json({"out": args.out, **dataclasses.asdict(run)})
+            elif run.written or run.added or run.removed or not args.watch:
+                print(f"{args.out}: {run.files} batch files listed (newest batch {run.newest_sequence}), "
+                      f"{len(run.added)} written, {len(run.removed)} removed", flush=True)
+            if not args.watch or stop.wait(args.interval):
+                break
+    finally:
+        store.close()
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Prints a batch file's header and checks its digests and signature; exit 1 when it must not be used."""
     pinned = [load_verifying_key(Path(p)) for p in args.pubkey]
@@ -195,7 +228,14 @@ def build_parser() -> Parser:
     )
     serve.add_argument("--metrics-listen", help="HOST:PORT for Prometheus metrics at /metrics (default: off)")
     serve.add_argument("--code-ttl", type=int, help="seconds a one-time upload code lives (default 3600)")
-    serve.add_argument("--workers", type=int, help="gRPC worker threads (default 32)")
+    serve.add_argument("--processes", type=int,
+                       help=f"server processes sharing the ports, one a core (default {DEFAULT_PROCESSES}, this "
+                            "machine's cores; 1: a single process)")
+    serve.add_argument("--workers", type=int, help="gRPC worker threads per process (default 32)")
+    serve.add_argument("--max-calls", type=int,
+                       help="calls a process holds at once, running or queued; more are refused (default 1024)")
+    serve.add_argument("--cache-mb", type=int,
+                       help="MB of batch headers and bodies each process keeps in memory (default 256)")
     serve.set_defaults(func=cmd_serve)
 
     certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)
