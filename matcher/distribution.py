@@ -7,10 +7,12 @@ gRPC call). This cache keeps, per batch, the wire bytes of its ``SignedBatchHead
 ``ListBatchesResponse.batches`` and of its body as ``BatchChunk`` messages of ``MAX_CHUNK_BYTES``, and the
 servicer hands those bytes to grpcio as they are (``PRESERIALISED``).
 
-What the cache does not decide is which batches exist: every call still asks the store for the retained
-sequence numbers (one small read), so a batch that retention deleted is never listed or served again, and a new
-one is listed as soon as it is committed, whichever process cut it. The cache is bounded in bytes (least recently
-used batches leave first) and filled from the store on a miss; each server process has its own.
+What the cache does not decide is which batches exist: every call still asks the store how many batches it
+retains after the asked sequence, and the first and last of them (Store.batch_span, tens of microseconds), so a
+batch that retention deleted is never listed or served again, and a new one is listed as soon as it is committed,
+whichever process cut it. When those are every sequence from first to last, a page's bytes never change, and
+whole ListBatches answers are kept too (a first sync asks every phone's same page). The cache is bounded in bytes
+(least recently used batches leave first) and filled from the store on a miss; each server process has its own.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class BatchCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._fill_lock = threading.Lock()  # one body read from the store at a time, not one per waiting phone
+        # Whole ListBatches answers of contiguous runs of batches, at most an eighth of the budget: a first sync
+        # asks for the same page from every phone, an hourly one for the same few.
+        self._pages: OrderedDict[tuple, bytes] = OrderedDict()
+        self._page_bytes = 0
 
     @property
     def bytes_held(self) -> int:
@@ -108,42 +114,70 @@ class BatchCache:
     def listing(self, after: int, page: int) -> bytes:
         """A serialised ListBatchesResponse: the headers of the (at most ``page``) retained batches after
         ``after``, and whether more follow."""
-        sequences = self.store.batch_sequences(after=after, limit=page + 1)
-        shown = sequences[:page]
-        elements = {}
+        count, first, last = self.store.batch_span(after=after)
+        if not count:
+            return listing_bytes([], more=False)
+        if last - first + 1 != count:
+            return self._listing_with_gaps(after, page)
+        # Every sequence from first to last is there: the page is first..shown, whose bytes never change.
+        shown = min(last, first + page - 1)
+        key = ("page", first, shown, count > page)
+        with self._lock:
+            cached = self._pages.get(key)
+            if cached is not None:
+                self._pages.move_to_end(key)
+                return cached
+        elements = self._elements(list(range(first, shown + 1)))
+        if len(elements) != shown - first + 1:
+            return self._listing_with_gaps(after, page)  # some were deleted between the two reads
+        listing = listing_bytes(elements, more=count > page)
+        with self._lock:
+            self._pages[key] = listing
+            self._page_bytes += len(listing)
+            while self._page_bytes > self.max_bytes // 8:
+                _, evicted = self._pages.popitem(last=False)
+                self._page_bytes -= len(evicted)
+        return listing
+
+    def _listing_with_gaps(self, after: int, page: int) -> bytes:
+        """Batches deleted out of sequence order (a purge on a clock set back): read the page from the store."""
+        found = self.store.list_batches(after=after, limit=page + 1)
+        return listing_bytes([header_element(b.signed_header) for b in found[:page]], more=len(found) > page)
+
+    def _elements(self, sequences: list[int]) -> list[bytes]:
+        """The header elements of these sequences, from the cache or, in one store read, from the store (a batch
+        the store no longer holds is left out)."""
+        elements: dict[int, bytes] = {}
         missing = []
-        for sequence in shown:
+        for sequence in sequences:
             entry = self._get(sequence)
             if entry is None:
                 missing.append(sequence)
             else:
                 elements[sequence] = entry.header
         if missing:
-            # One store read for the whole run of missing headers (a first sync of a cold process: all of them).
             for stored in self.store.list_batches(after=missing[0] - 1, limit=missing[-1] - missing[0] + 1):
-                if stored.sequence in elements or stored.sequence not in shown:
+                if stored.sequence in elements:
                     continue
                 element = header_element(stored.signed_header)
                 elements[stored.sequence] = element
-                if self._get(stored.sequence) is None:
-                    self._put(CachedBatch(stored.sequence, element, stored.body_size, None))
-        # A batch deleted between the two reads is left out, as if the listing had been read a moment later.
-        return listing_bytes([elements[s] for s in shown if s in elements], more=len(sequences) > page)
+                self._put(CachedBatch(stored.sequence, element, stored.body_size, None))
+        return [elements[s] for s in sequences if s in elements]
 
     # --- DownloadBatch -------------------------------------------------------------------------------------------
 
     def body_size(self, sequence: int) -> int:
         """The body size of a retained batch; NotFound for an unknown or expired one."""
-        if self.store.batch_sequences(after=sequence - 1, limit=1) != [sequence]:
+        count, first, _ = self.store.batch_span(after=sequence - 1)
+        if not count or first != sequence:
             raise NotFound(f"batch {sequence} does not exist or has expired")
         entry = self._get(sequence)
-        if entry is not None:
-            return entry.body_size
-        [stored] = self.store.list_batches(after=sequence - 1, limit=1) or [None]
-        if stored is None or stored.sequence != sequence:
-            raise NotFound(f"batch {sequence} does not exist or has expired")
-        self._put(CachedBatch(sequence, header_element(stored.signed_header), stored.body_size, None))
-        return stored.body_size
+        if entry is None:
+            self._elements([sequence])
+            entry = self._get(sequence)
+            if entry is None:
+                raise NotFound(f"batch {sequence} does not exist or has expired")
+        return entry.body_size
 
     def _chunks(self, sequence: int, body_size: int) -> tuple[bytes, ...] | None:
         """The batch's serialised chunks, read from the store on a miss (None when it is too large to keep)."""

@@ -528,12 +528,18 @@ class RedisStore:
             for sequence, header, published_at, size in zip(*[iter(flat)] * 4, strict=True)
         ]
 
-    def batch_sequences(self, *, after: int, limit: int) -> list[int]:
+    def batch_span(self, *, after: int) -> tuple[int, int, int]:
         # The index alone, as _LIST reads it; a record gone on its TTL before purge removed it from the index is
-        # still named here (real clocks make the two agree; purge runs after every publishing run).
+        # still counted here (real clocks make the two agree; purge runs after every publishing run).
         with self._errors():
-            found = self._redis.zrangebyscore(BATCHES_KEY, f"({after}", "+inf", start=0, num=limit)
-        return [int(sequence) for sequence in found]
+            pipe = self._redis.pipeline(transaction=True)  # one MULTI: the three answers agree
+            pipe.zcount(BATCHES_KEY, f"({after}", "+inf")
+            pipe.zrangebyscore(BATCHES_KEY, f"({after}", "+inf", start=0, num=1)
+            pipe.zrange(BATCHES_KEY, -1, -1)
+            count, first, last = pipe.execute()
+        if not count:
+            return 0, 0, 0
+        return int(count), int(first[0]), int(last[0])
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         key, start = body_key(sequence), max(offset, 0)

@@ -428,14 +428,16 @@ class SqliteStore:
             ).fetchall()
         return [StoredBatch(*row) for row in rows]
 
-    def batch_sequences(self, *, after: int, limit: int) -> list[int]:
+    def batch_span(self, *, after: int) -> tuple[int, int, int]:
         if after >= MAX_INTEGER:
-            return []
+            return 0, 0, 0
         with self._errors():
-            rows = self._connection().execute(
-                "SELECT sequence FROM batches WHERE sequence > ? ORDER BY sequence LIMIT ?", (after, limit)
-            ).fetchall()
-        return [row[0] for row in rows]
+            # One statement (one snapshot) over the rowid b-tree that decodes no row: tens of microseconds for a
+            # fortnight of batches.
+            count, first, last = self._connection().execute(
+                "SELECT count(*), min(sequence), max(sequence) FROM batches WHERE sequence > ?", (after,)
+            ).fetchone()
+        return (count, first, last) if count else (0, 0, 0)
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         if not 0 < sequence <= MAX_INTEGER:
