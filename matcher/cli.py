@@ -42,7 +42,10 @@ def _logging(verbose: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Runs the service until SIGTERM: public and authority listeners, health, reflection, publishing; on every
     core (--processes, one server process a core by default)."""
+    from . import memory
+
     config = _config(args, serving=True)
+    memory.tune()  # before any thread: flat memory and no page faults per megabyte sent (matcher/memory.py)
     _logging(args.verbose)
 
     def announce(public_port: int, authority_port: int, metrics_port: int | None) -> None:
