@@ -8,7 +8,7 @@ stores serve best (GAEN's key server writes its export files to a bucket for the
 carries the first 16 hex digits of its SHA-256, so a name is never reused for other bytes (not even after a store
 was restored and sequences repeated) and can be cached for ever; only index.bin changes.
 
-docs/spec.md section 13 says what a phone checks; ``open_index`` and ``open_mirror_file`` are those checks, and
+docs/spec.md section 14 says what a phone checks; ``open_index`` and ``open_mirror_file`` are those checks, and
 clients/phone/mirror.py the phone that uses them.
 """
 
@@ -138,7 +138,7 @@ def write_mirror(store: Store, signing_key: SigningKey, folder: Path, *, now: in
     return MirrorRun(written=not unchanged, files=len(files), added=added, removed=removed, newest_sequence=newest)
 
 
-# --- what a phone checks (docs/spec.md section 13) -------------------------------------------------------------
+# --- what a phone checks (docs/spec.md section 14) -------------------------------------------------------------
 
 
 def open_index(data: bytes, trusted: TrustedKeys, *, held_written_at: int, held_newest: int) -> mirror_pb2.MirrorIndex:

@@ -4,7 +4,7 @@ What the phone sends here, and all it ever sends: GET requests for public files 
 it lists), with a Range header when it resumes a cut download. No body, no cookie, no user agent, no query: only
 the standard library's Host and Accept-Encoding headers besides. Every phone fetches the same files.
 
-The checks (docs/spec.md section 13): the index's signature against the pinned key(s) and its age against the
+The checks (docs/spec.md section 14): the index's signature against the pinned key(s) and its age against the
 index accepted before (an older index is a replay and is refused whole); then for each new batch file, its size
 and SHA-256 as the index lists them before anything in it is parsed, then the batch's own verification (its
 header's signature, its sequence, its body's digest and coding). A file that fails is refused, reported and
