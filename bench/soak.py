@@ -215,6 +215,9 @@ class MemorySampler:
             "slope_mb_per_min": round(_slope(t, mb)[0], 3),
             "second_half_slope_mb_per_min": round(slope, 3),
             "second_half_slope_error_mb_per_min": round(error, 3),
+            # The mean of each whole minute from the phase's start: the shape a slope cannot show.
+            "by_minute_mb": [round(float(mb[(t >= t[0] + 60 * m) & (t < t[0] + 60 * (m + 1))].mean()), 1)
+                             for m in range(int((t[-1] - t[0]) // 60))],
         }
 
 
@@ -309,7 +312,8 @@ def run(args: argparse.Namespace) -> dict:
                 submit_rate, download_rate = highest_held(submits), highest_held(downloads)
                 memory.phase = "soak"
                 print(f"  soak for {args.soak_seconds:.0f} s", file=sys.stderr, flush=True)
-                soak_submit, soak_download = max(1.0, SOAK_SHARE * submit_rate), max(1.0, SOAK_SHARE * download_rate)
+                soak_submit, soak_download = args.rates or (max(1.0, SOAK_SHARE * submit_rate),
+                                                            max(1.0, SOAK_SHARE * download_rate))
                 running = offered(pool, "submit", soak_submit, args.soak_seconds, server.authority, tls, "soak-s")
                 running_d = offered(pool, "download", soak_download, args.soak_seconds, server.public, tls, "soak-d")
                 publishes = 0
@@ -369,7 +373,7 @@ def markdown(result: dict) -> str:
         f"{memory['first_mb']} MB at the start, {memory['last_mb']} MB at the end, at most {memory['max_mb']} MB; "
         f"slope {memory['slope_mb_per_min']} MB/min over the soak, {memory['second_half_slope_mb_per_min']} MB/min "
         f"(standard error {memory['second_half_slope_error_mb_per_min']}) over its second half: "
-        f"**{verdict(memory)}**.",
+        f"**{verdict(memory)}**. Minute by minute (MB): {', '.join(map(str, memory['by_minute_mb']))}.",
         "",
         "A rate is held when p99 latency (from each request's scheduled send time) stays under 200 ms, nothing "
         "fails, and at least 95% of what was offered is answered within the step.",
@@ -392,7 +396,33 @@ def markdown(result: dict) -> str:
     for phase, trend in result["memory_by_phase"].items():
         lines.append(f"| {phase} | {trend['samples']} | {trend['first_mb']} | {trend['last_mb']} | {trend['max_mb']} | "
                      f"{trend['slope_mb_per_min']} | {trend['second_half_slope_mb_per_min']} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", GROWTH_BEFORE])
+
+
+# What made the memory grow before this soak was flat (kept with every run's results: it is their reference).
+GROWTH_BEFORE = """## Why the memory grew before
+
+The soak of the single-process server (issue 16) ended **GROWING**: 95.8 MB to 110 MB of RSS in 6 minutes, still
+rising 1.12 MB a minute in its second half. Two allocators kept memory that a long-running server of many threads
+never gives back:
+
+- **glibc's malloc arenas.** A thread that allocates while another holds an arena's lock gets an arena of its own,
+  up to 8 a core (16 here). Each server process has dozens of grpcio worker threads handing out megabyte messages,
+  so the arenas multiply, and each keeps its own free memory for the threads that land on it: the total creeps up
+  for as long as new arenas join and each reaches its own high-water mark. glibc also raises its mmap threshold
+  the first time a large block is freed, moving 1 MiB messages from fresh pages into the arenas.
+- **SQLite's page cache**, 2 MB by default for each connection, one connection a worker thread: each thread fills
+  its cache a little more every time it happens to serve a call, for many minutes.
+
+A control run on 2026-12-02 took this very code with only those two settings put back to their defaults (glibc's
+malloc, SQLite's 2 MB cache) and offered it the same load as the soak above (`--rates 30 192`, 10 minutes, on the
+same shared machine): 112.2 MB to 130.1 MB, a second-half slope of 1.80 MB a minute (standard error 0.12):
+**GROWING** (minute by minute: 117.0, 115.0, 117.6, 120.1, 119.9, 123.0, 122.0, 123.0, 128.0, 128.9 MB). Eight
+minutes in, each of its two server processes had 15 arenas besides the main heap, holding 20.8 and 18.2 MB, against
+7 MB in each main heap. With matcher/memory.py (two arenas, fixed mmap and trim thresholds) and a 512 KiB page cache
+a connection, the soak above is flat. The control changed both settings at once: how the growth splits between
+them was not measured.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=8.0, help="seconds per ladder step (default 8)")
     parser.add_argument("--soak-seconds", type=float, default=1200.0,
                         help="seconds of the soak (default 1200: 20 minutes, whose second half decides the verdict)")
+    parser.add_argument("--rates", type=float, nargs=2, metavar=("SUBMIT", "DOWNLOAD"),
+                        help="the soak's offered rates a second, instead of 60%% of the ladders' (to compare runs)")
     parser.add_argument("--store", default="sqlite", help="sqlite (a file in a temp folder) or a redis:// URL")
     parser.add_argument("--out", default=str(HERE / "soak-results.md"), help="where to write the results")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
