@@ -4,7 +4,7 @@
 #   make demo    the main job, end to end, on the embedded SQLite store
 #   make test    the whole test suite (what CI runs)
 #   make bench   benchmarks against baselines in the same run (QUICK=1 for the short form)
-#   make soak    a bounded load test on loopback (a few minutes): rates held at p99 < 200 ms, memory over time
+#   make soak    a bounded load test on loopback (about 25 minutes): rates held at p99 < 200 ms, memory over time
 
 PYTHON ?= python3
 VENV   := .venv

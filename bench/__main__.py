@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     start_budget()
     selected = []
     for name in modules():
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Benchmark results", "",
         f"Machine: {machine}. Ratios compare rows measured in the same run; the run took {total:.0f} s "
-        "(docs/benchmarks.md says what each row measures).", "",
+        f"with a load average of {load_before:.1f} at its start and {os.getloadavg()[0]:.1f} at its end (other work "
+        "shares the machine) (docs/benchmarks.md says what each row measures).", "",
     ]
     if curves:
         lines += [f"![Scaling curves]({FIGURE})", ""]

@@ -552,18 +552,25 @@ def match_venue_hours(
 
 def write_batch_file(path: str | os.PathLike[str], signed: batch_pb2.SignedBatchHeader, body: bytes) -> None:
     """A batch as one file: magic, uint32_le header length, SignedBatchHeader bytes, body (written atomically)."""
-    envelope = signed.SerializeToString(deterministic=True)
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as out:
-        out.write(BATCH_FILE_MAGIC + _LENGTH.pack(len(envelope)) + envelope)
-        out.write(body)
+    partial.write_bytes(batch_file_bytes(signed, body))
     os.replace(partial, path)
 
 
 def read_batch_file(path: str | os.PathLike[str]) -> tuple[batch_pb2.SignedBatchHeader, bytes]:
     """The signed header and the body of a batch file (nothing verified yet); BatchRejected if it is malformed."""
-    data = Path(path).read_bytes()
+    return parse_batch_file(Path(path).read_bytes(), str(path))
+
+
+def batch_file_bytes(signed: batch_pb2.SignedBatchHeader, body: bytes) -> bytes:
+    """A batch file's bytes (docs/spec.md, "Batch file")."""
+    envelope = signed.SerializeToString(deterministic=True)
+    return BATCH_FILE_MAGIC + _LENGTH.pack(len(envelope)) + envelope + body
+
+
+def parse_batch_file(data: bytes, path: str = "batch file") -> tuple[batch_pb2.SignedBatchHeader, bytes]:
+    """The signed header and the body in a batch file's bytes (nothing verified yet); BatchRejected if malformed."""
     prefix = len(BATCH_FILE_MAGIC) + _LENGTH.size
     if len(data) < prefix or not data.startswith(BATCH_FILE_MAGIC):
         raise BatchRejected(f"{path}: not a batch file of format {FORMAT_VERSION} (it does not start with "

@@ -16,7 +16,15 @@ from .batches import describe, read_batch_file, write_batch_file
 from .certs import write_dev_pki
 from .cli_support import CliError, Parser, main_for, print_json, region_arg, time_arg
 from .clock import clock, iso
-from .config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, DEFAULT_STORE, SERVING_ONLY_FIELDS, Config, env_name
+from .config import (
+    DEFAULT_AUTHORITY_LISTEN,
+    DEFAULT_LISTEN,
+    DEFAULT_PROCESSES,
+    DEFAULT_STORE,
+    SERVING_ONLY_FIELDS,
+    Config,
+    env_name,
+)
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
 from .store import LockLost, open_store
 
@@ -39,28 +47,45 @@ def _logging(verbose: bool) -> None:
     )
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    """Runs the service until SIGTERM: public and authority listeners, health, reflection, publishing."""
-    from .server import create_server, serve_until_signalled
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Runs the service until SIGTERM: public and authority listeners, health, reflection, publishing; on every
+    core (--processes, one server process a core by default)."""
+    from . import memory
 
     config = _config(args, serving=True)
+    memory.tune()  # before any thread: flat memory and no page faults per megabyte sent (matcher/memory.py)
     _logging(args.verbose)
     path = config.store.removeprefix("sqlite:").removeprefix("//")
     new_store = config.store.startswith("sqlite:") and bool(path) and not Path(path).exists()
+
+    def announce(public_port: int, authority_port: int, metrics_port: int | None) -> None:
+        if new_store:
+            # The one command that makes a store database; it says so, since a mistyped path would start empty.
+            logging.getLogger(PROG).warning("%s did not exist: created a new, empty store", config.store)
+        ready = {
+            "public": f"{config.listen.rpartition(':')[0]}:{public_port}",
+            "authority": f"{config.authority_listen.rpartition(':')[0]}:{authority_port}",
+            "metrics": metrics_port,
+            "store": config.store.split("@")[-1],
+            "processes": config.processes,
+        }
+        # One line on stdout when ready, so that scripts and tests that bind port 0 learn the ports.
+        print(json.dumps(ready) if args.json else f"serving public={ready['public']} authority={ready['authority']}"
+              f" processes={config.processes}", flush=True)
+
+    if config.processes > 1:
+        from .processes import serve_processes
+
+        try:
+            return serve_processes(config, lambda ports: announce(**ports))
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+    from .server import create_server, serve_until_signalled
+
     running = create_server(config)
-    if new_store:
-        # The one command that makes a store database; it says so, since a mistyped path would start empty.
-        logging.getLogger(PROG).warning("%s did not exist: created a new, empty store", config.store)
-    ready = {
-        "public": f"{config.listen.rpartition(':')[0]}:{running.public_port}",
-        "authority": f"{config.authority_listen.rpartition(':')[0]}:{running.authority_port}",
-        "metrics": running.metrics_port,
-        "store": config.store.split("@")[-1],
-    }
-    # One line on stdout when ready, so that scripts and tests that bind port 0 learn the ports.
-    print(json.dumps(ready) if args.json else f"serving public={ready['public']} authority={ready['authority']}",
-          flush=True)
+    announce(running.public_port, running.authority_port, running.metrics_port)
     serve_until_signalled(running, config.shutdown_grace)
+    return 0
 
 
 def cmd_certs(args: argparse.Namespace) -> None:
@@ -123,6 +148,39 @@ def _write_files(store, folder: Path, sequences: list[int]) -> None:
         [stored] = store.list_batches(after=sequence - 1, limit=1)
         body = store.read_body(sequence, 0, stored.body_size) if stored.body_size else b""
         write_batch_file(folder / f"batch-{sequence}.bin", batch_pb2.SignedBatchHeader.FromString(stored.signed_header), body)
+
+
+def cmd_mirror(args: argparse.Namespace) -> None:
+    """Writes (with --watch: keeps current) a static tree of the published batches for any HTTPS server, CDN or
+    bucket: one immutable file a batch and a signed index.bin (docs/operations.md, "A static mirror")."""
+    import signal
+    import threading
+
+    from .mirror import write_mirror
+
+    config = _config(args, serving=False)
+    _logging(args.verbose)
+    if args.interval < 1:
+        raise CliError(f"--interval {args.interval}: at least 1 second")
+    stop = threading.Event()
+    if args.watch:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    store = open_store(config.store)
+    signing_key = load_signing_key(config.tls_dir / "signing.key")
+    try:
+        while True:
+            run = write_mirror(store, signing_key, Path(args.out), now=clock(config.now)(),
+                               retention_seconds=config.retention_seconds)
+            if args.json:
+                print_json({"out": args.out, **dataclasses.asdict(run)})
+            elif run.written or run.added or run.removed or not args.watch:
+                print(f"{args.out}: {run.files} batch files listed (newest batch {run.newest_sequence}), "
+                      f"{len(run.added)} written, {len(run.removed)} removed", flush=True)
+            if not args.watch or stop.wait(args.interval):
+                break
+    finally:
+        store.close()
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -205,7 +263,14 @@ def build_parser() -> Parser:
     )
     serve.add_argument("--metrics-listen", help="HOST:PORT for Prometheus metrics at /metrics (default: off)")
     serve.add_argument("--code-ttl", type=int, help="seconds a one-time upload code lives (default 3600)")
-    serve.add_argument("--workers", type=int, help="gRPC worker threads (default 32)")
+    serve.add_argument("--processes", type=int,
+                       help=f"server processes sharing the ports, one a core (default {DEFAULT_PROCESSES}, this "
+                            "machine's cores; 1: a single process)")
+    serve.add_argument("--workers", type=int, help="gRPC worker threads per process (default 32)")
+    serve.add_argument("--max-calls", type=int,
+                       help="calls a process holds at once, running or queued; more are refused (default 1024)")
+    serve.add_argument("--cache-mb", type=int,
+                       help="MB of batch headers and bodies each process keeps in memory (default 256)")
     serve.set_defaults(func=cmd_serve)
 
     certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)
@@ -222,6 +287,20 @@ def build_parser() -> Parser:
     server_options(publish)
     publish.add_argument("--out", help="also write each new batch as a file (for `matcher inspect`)")
     publish.set_defaults(func=cmd_publish)
+
+    mirror = commands.add_parser("mirror", help="write a static tree of batch files and a signed index",
+                                 description=cmd_mirror.__doc__)
+    mirror.add_argument("--store", help=f"sqlite:PATH or redis://HOST:PORT/DB (default {DEFAULT_STORE})")
+    mirror.add_argument("--tls-dir", help="the folder with signing.key (default ./tls)")
+    mirror.add_argument("--out", required=True, help="the tree's folder (created if missing)")
+    mirror.add_argument("--watch", action="store_true", help="keep the tree current until SIGTERM")
+    mirror.add_argument("--interval", type=float, default=60.0,
+                        help="with --watch: seconds between looks at the store (default 60)")
+    mirror.add_argument("--retention-days", type=int, help="days batches stay listed (default 14)")
+    mirror.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
+    mirror.add_argument("--json", action="store_true", help="machine-readable output, a line a run")
+    mirror.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    mirror.set_defaults(func=cmd_mirror)
 
     inspect = commands.add_parser("inspect", help="show and verify a batch file", description=cmd_inspect.__doc__)
     inspect.add_argument("file", help="a batch file (from `matcher publish --out` or a phone)")

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .distribution import DEFAULT_CACHE_MB
 from .model import DEFAULT_RETENTION_DAYS
 from .publisher import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, LEASE_SECONDS
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"
 DEFAULT_STORE = "sqlite:matcher.db"
+DEFAULT_PROCESSES = os.cpu_count() or 1
+MAX_PROCESSES = 64
 ENV_PREFIX = "MATCHER_"
 # Settings only `matcher serve` reads (`matcher publish` reads the rest).
 SERVING_ONLY_FIELDS = frozenset({"listen", "authority_listen", "metrics_listen", "code_ttl", "workers",
@@ -51,8 +54,18 @@ class Config:
     anonymity_deadline_seconds: int = field(
         default=DEFAULT_ANONYMITY_DEADLINE_SECONDS, metadata={"env": "ANONYMITY_DEADLINE", "flag": "anonymity-deadline"}
     )
-    # Worker threads for gRPC calls; a download stream holds one while it runs.
+    # Server processes on the same ports (SO_REUSEPORT): grpcio runs a process's Python code on one core, so one
+    # process a core is what serves on every core (matcher/processes.py). 1 runs a single process, no supervisor.
+    processes: int = DEFAULT_PROCESSES
+    # Worker threads for gRPC calls, per process; a download stream holds one while it runs.
     workers: int = 32
+    # Calls a process holds at once, running or queued for a worker thread; past it grpcio refuses new calls with
+    # RESOURCE_EXHAUSTED. Distribution calls are cheap and small, so this is sized for a burst of a thousand phones
+    # syncing at the same moment to wait its turn rather than be refused.
+    max_calls: int = 1024
+    # Megabytes of signed headers and batch bodies each process keeps in memory, serialised (matcher/distribution.py).
+    # A fortnight of hourly batches at 1,000 cases a day is about 55 MB.
+    cache_mb: int = DEFAULT_CACHE_MB
     # Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace: float = 10.0
     # Fixed clock (--now); None means the real clock.
@@ -145,6 +158,12 @@ class Config:
             found.append(f"code lifetime {self.code_ttl}s: must be 60..86400")
         if self.workers < 2:
             found.append("workers: at least 2")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            found.append(f"processes {self.processes}: must be 1..{MAX_PROCESSES}")
+        if self.max_calls < self.workers:
+            found.append(f"max calls {self.max_calls}: at least the {self.workers} worker threads")
+        if self.cache_mb < 0:
+            found.append(f"cache {self.cache_mb} MB: must be 0 or more")
         if self.anonymity_min_cases < 1:
             found.append(f"anonymity minimum of {self.anonymity_min_cases} cases: must be at least 1 (1 holds nothing)")
         if not 0 <= self.anonymity_deadline_seconds < self.retention_seconds:

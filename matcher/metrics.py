@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HELP = {
@@ -48,6 +49,17 @@ class Metrics:
         with self._lock:
             return self._values.get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def snapshot(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every value, for another process to add up (matcher/processes.py)."""
+        with self._lock:
+            return dict(self._values)
+
+    def add(self, values: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
+        """Adds another process's snapshot. Gauges add up too: only the process that publishes sets one."""
+        with self._lock:
+            for key, value in values.items():
+                self._values[key] += value
+
     def render(self) -> str:
         with self._lock:
             items = sorted(self._values.items())
@@ -64,15 +76,18 @@ class Metrics:
 REGISTRY = Metrics()
 
 
-def serve_metrics(host: str, port: int, metrics: Metrics = REGISTRY) -> ThreadingHTTPServer:
-    """Starts the /metrics endpoint in a daemon thread; returns the HTTP server (``server_address`` has the port)."""
+def serve_metrics(
+    host: str, port: int, metrics: Metrics = REGISTRY, source: Callable[[], Metrics] | None = None
+) -> ThreadingHTTPServer:
+    """Starts the /metrics endpoint in a daemon thread; returns the HTTP server (``server_address`` has the port).
+    With ``source``, each scrape renders what it returns (the sum over a service's processes)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             if self.path != "/metrics":
                 self.send_error(404)
                 return
-            body = metrics.render().encode()
+            body = (source() if source is not None else metrics).render().encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))

@@ -21,17 +21,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2
 from exposure.v1 import sharing_pb2, sharing_pb2_grpc
 
 from .authz import Authorities, load_policies
 from .certs import check_certificate, check_private_key
-from .clock import clock
+from .clock import Clock, clock
 from .config import Config
+from .distribution import BatchCache
 from .exposure_config import config_in_force, sign_config
 from .metrics import serve_metrics
 from .publisher import Publisher, PublishLoop
-from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer
+from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer, add_distribution_servicer
 from .signing import SigningKey, load_signing_key
 from .store import Store, StoreError, open_store
 
@@ -46,6 +47,10 @@ SERVICE_NAMES = (
 # with RESOURCE_EXHAUSTED before any of our code runs.
 MAX_REQUEST_BYTES = 64 * 1024
 HEALTH_CHECK_SECONDS = 2.0
+# HTTP/2 flow control: grpc core's defaults (a 64 KiB initial stream window, grown by probing the bandwidth-delay
+# product, and 16 KiB frames) are kept. The window that limits a download is the one the phone announces, and
+# interleaved A/B runs of 1 MiB-chunk downloads with a 16 MiB window, 16 MiB frames, larger TCP reads or all of
+# them measured the same as the defaults to within 3% (docs/operations.md, "Every core serving").
 
 
 @dataclass
@@ -56,6 +61,7 @@ class RunningServer:
     metrics_port: int | None
     store: Store
     health: health.HealthServicer
+    cache: BatchCache
     _stoppers: list[Any]
 
     def stop(self, grace: float) -> None:
@@ -138,12 +144,14 @@ class _HealthMonitor:
             self.check()
 
 
-def create_server(config: Config, *, publish_timer: bool = True) -> RunningServer:
+def create_server(config: Config, *, publish_timer: bool = True, reuse_port: bool = False) -> RunningServer:
     """Builds and starts the server. Ports may be 0 (tests): the bound ports are in the result.
 
     Refuses to start (StoreError, ValueError, OSError) when the store cannot be reached or a file is wrong: an
     operator learns it now, not from a health check. A store lost later turns the health status NOT_SERVING
-    until it answers again."""
+    until it answers again. With ``reuse_port`` the listeners set SO_REUSEPORT, so that the worker processes of
+    matcher/processes.py can share the ports; a single server leaves it off, so that a second server on its port
+    fails to start."""
     signing_key = load_signing_key(config.tls_dir / "signing.key")
     public_credentials = _credentials(config, require_client_auth=False)
     authority_credentials = _credentials(config, require_client_auth=True)
@@ -151,8 +159,11 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
     now = clock(config.now)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", 0)],
-        maximum_concurrent_rpcs=config.workers * 4,
+        options=[
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.so_reuseport", int(reuse_port)),
+        ],
+        maximum_concurrent_rpcs=config.max_calls,
     )
     # The ports first, then the store: a port in use must not leave a new, empty store file behind.
     public_port = _listen(server, config.listen, public_credentials)
@@ -175,9 +186,10 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
         clock=now,
         config=config,
     )
+    cache = BatchCache(store, config.cache_mb << 20)
     authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
     sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
-    distribution_pb2_grpc.add_DistributionServicer_to_server(DistributionServicer(services), server)
+    add_distribution_servicer(DistributionServicer(services, cache), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -198,22 +210,28 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
         stoppers.append(http.shutdown)
 
     if publish_timer:
-        publisher = Publisher(
-            store,
-            signing_key,
-            retention_days=config.retention_days,
-            publish_interval=config.publish_interval,
-            max_keys_per_batch=config.max_keys_per_batch,
-            lease_seconds=config.publish_lease,
-            anonymity_min_cases=config.anonymity_min_cases,
-            anonymity_deadline=config.anonymity_deadline_seconds,
-        )
-        loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
-        loop.start()
+        loop = start_publish_loop(config, store, signing_key, now)
         stoppers.append(lambda: loop.stop(timeout=config.shutdown_grace))
 
     server.start()
-    return RunningServer(server, public_port, authority_port, metrics_port, store, health_servicer, stoppers)
+    return RunningServer(server, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
+
+
+def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, now: Clock) -> PublishLoop:
+    """The publish timer: a batch run and the retention purge every publish interval."""
+    publisher = Publisher(
+        store,
+        signing_key,
+        retention_days=config.retention_days,
+        publish_interval=config.publish_interval,
+        max_keys_per_batch=config.max_keys_per_batch,
+        lease_seconds=config.publish_lease,
+        anonymity_min_cases=config.anonymity_min_cases,
+        anonymity_deadline=config.anonymity_deadline_seconds,
+    )
+    loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
+    loop.start()
+    return loop
 
 
 def serve_until_signalled(running: RunningServer, grace: float) -> None:

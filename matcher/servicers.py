@@ -17,7 +17,6 @@ import grpc
 from exposure.v1 import (
     authority_pb2,
     authority_pb2_grpc,
-    batch_pb2,
     config_pb2,
     distribution_pb2,
     distribution_pb2_grpc,
@@ -30,11 +29,11 @@ from . import codes
 from .authz import Authorities
 from .clock import Clock
 from .config import Config
+from .distribution import MAX_CHUNK_BYTES, BatchCache, preserialised
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    NotFound,
     OutOfRange,
     PermissionDenied,
     Violation,
@@ -60,7 +59,6 @@ from .validation import (
 
 log = logging.getLogger(__name__)
 
-MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
 # The submitter of record for uploads with a code: the code, not the phone, is what is known about them.
 CODE_UPLOADS = "code-upload"
 
@@ -285,37 +283,30 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
 
 
 class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
-    def __init__(self, services: Services) -> None:
+    """ListBatches and DownloadBatch answer with bytes serialised once (matcher/distribution.py): register it
+    with add_distribution_servicer, whose serializers pass those bytes through."""
+
+    def __init__(self, services: Services, cache: BatchCache) -> None:
         self.s = services
+        self.cache = cache
 
     @grpc_method
     def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext):  # noqa: N802
-        page = page_size_of(request.page_size)
-        found = self.s.store.list_batches(after=request.after_sequence, limit=page + 1)
-        return distribution_pb2.ListBatchesResponse(
-            batches=[batch_pb2.SignedBatchHeader.FromString(b.signed_header) for b in found[:page]],
-            more=len(found) > page,
-        )
+        return self.cache.listing(request.after_sequence, page_size_of(request.page_size))
 
     @grpc_method
     def DownloadBatch(  # noqa: N802
         self, request: distribution_pb2.DownloadBatchRequest, context: grpc.ServicerContext
-    ) -> Iterator[distribution_pb2.BatchChunk]:
-        found = self.s.store.list_batches(after=request.sequence - 1, limit=1) if request.sequence else []
-        if not found or found[0].sequence != request.sequence:
-            raise NotFound(f"batch {request.sequence} does not exist or has expired")
-        size = found[0].body_size
+    ) -> Iterator[bytes]:
+        size = self.cache.body_size(request.sequence)
         if request.offset > size:
             raise OutOfRange(f"offset {request.offset} is past the end of batch {request.sequence} ({size} bytes)")
         chunk = min(request.chunk_size or MAX_CHUNK_BYTES, MAX_CHUNK_BYTES)
-        offset = request.offset
-        while offset < size and context.is_active():
-            data = self.s.store.read_body(request.sequence, offset, chunk)
-            if not data:
-                raise NotFound(f"batch {request.sequence} expired during the download")
-            REGISTRY.inc("matcher_bytes_served_total", len(data))
-            yield distribution_pb2.BatchChunk(offset=offset, data=data, body_size=size)
-            offset += len(data)
+        for serialised, data_bytes in self.cache.chunks(request.sequence, size, request.offset, chunk):
+            if not context.is_active():
+                return
+            REGISTRY.inc("matcher_bytes_served_total", data_bytes)
+            yield serialised
 
     @grpc_method
     def GetExposureConfig(  # noqa: N802
@@ -325,3 +316,28 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
         if stored is None:
             raise FailedPrecondition("the server has no exposure configuration yet; try again shortly")
         return config_pb2.SignedExposureConfig.FromString(stored)
+
+
+def add_distribution_servicer(servicer: DistributionServicer, server: grpc.Server) -> None:
+    """distribution_pb2_grpc.add_DistributionServicer_to_server, except that ListBatches and DownloadBatch pass
+    the bytes the servicer returns through unchanged (they are serialised messages already)."""
+    handlers = {
+        "ListBatches": grpc.unary_unary_rpc_method_handler(
+            servicer.ListBatches,
+            request_deserializer=distribution_pb2.ListBatchesRequest.FromString,
+            response_serializer=preserialised(distribution_pb2.ListBatchesResponse.SerializeToString),
+        ),
+        "DownloadBatch": grpc.unary_stream_rpc_method_handler(
+            servicer.DownloadBatch,
+            request_deserializer=distribution_pb2.DownloadBatchRequest.FromString,
+            response_serializer=preserialised(distribution_pb2.BatchChunk.SerializeToString),
+        ),
+        "GetExposureConfig": grpc.unary_unary_rpc_method_handler(
+            servicer.GetExposureConfig,
+            request_deserializer=distribution_pb2.GetExposureConfigRequest.FromString,
+            response_serializer=config_pb2.SignedExposureConfig.SerializeToString,
+        ),
+    }
+    name = distribution_pb2.DESCRIPTOR.services_by_name["Distribution"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)

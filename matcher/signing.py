@@ -1,8 +1,9 @@
-"""ECDSA P-256 signatures over what the service publishes: batch headers and exposure configurations.
+"""ECDSA P-256 signatures over what the service publishes: batch headers, exposure configurations and the static
+mirror's index.
 
 Signature input: ``domain || payload``, where ``payload`` is the exact serialised bytes that travel on the wire
 (a BatchHeader or an ExposureConfig) and ``domain`` is a fixed, NUL-terminated label that keeps a signature
-over one kind of object from being valid for the other. The signature is ECDSA with SHA-256 on P-256, DER
+over one kind of object from being valid for another. The signature is ECDSA with SHA-256 on P-256, DER
 encoded, the algorithm GAEN export files use (OID 1.2.840.10045.4.3.2).
 
 A key's id is the first 8 bytes, in hex, of the SHA-256 of its public key in DER SubjectPublicKeyInfo form, so
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 SIGNATURE_ALGORITHM_OID = "1.2.840.10045.4.3.2"
 DOMAIN_BATCH_HEADER = b"exposure.v1.BatchHeader\x00"
 DOMAIN_EXPOSURE_CONFIG = b"exposure.v1.ExposureConfig\x00"
+DOMAIN_MIRROR_INDEX = b"exposure.v1.MirrorIndex\x00"
 DEFAULT_KEY_VERSION = "v1"
 
 

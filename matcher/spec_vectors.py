@@ -15,6 +15,8 @@ a verifier does not care how the nonce was chosen.
   beyond it, identifiers outside a key's validity and identifiers of unpublished keys.
 - ``signed_batch_files``: a whole batch file (docs/spec.md, "Batch file") and the pinned public key, once intact
   and with one flipped bit in each part, with the verdict a correct verifier reaches.
+- ``signed_mirror_indexes``: the static mirror's signed index (docs/spec.md, "Static mirror") listing that batch
+  file, intact, with a flipped bit in its signed bytes or its signature, and signed under another domain.
 """
 
 from __future__ import annotations
@@ -30,14 +32,16 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from exposure.v1 import mirror_pb2
 
 from . import crypto, fprate
 from .batches import BATCH_FILE_MAGIC, build_batch, match, match_venue_hours, open_batch, section_of, sign_header
-from .exposure_config import default_config
+from .exposure_config import default_config, sign_config
 from .filters import MAX_HASH_RANGE, element_hashes, element_tags, encode_set
 from .intervals import CLOCK_SKEW_SECONDS
 from .model import DiagnosisKey, Infectiousness, ReportType, VenueHour
-from .signing import SigningKey, TrustedKeys, public_pem
+from .mirror import file_name, sign_index
+from .signing import DOMAIN_BATCH_HEADER, SigningKey, TrustedKeys, public_pem
 from .venues import VenueOwner, hour_identifiers
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "docs" / "spec-vectors.json"
@@ -193,14 +197,18 @@ def batches() -> list[dict[str, Any]]:
     return out
 
 
-def signed_batch_files() -> list[dict[str, Any]]:
-    signing_key = vector_signing_key()
-    keys = _batch_keys("b")
-    built = build_batch(keys, sequence=7, published_at=PUBLISHED_AT, region="VN", config=default_config(),
+def _batch_file(signing_key: SigningKey):
+    """Batch b as a signed batch file (§11): the built batch, its signed header and the file's bytes."""
+    built = build_batch(_batch_keys("b"), sequence=7, published_at=PUBLISHED_AT, region="VN", config=default_config(),
                         signing_key=signing_key, error_rate=_BATCHES["b"][0], salt=_bytes("batch b salt"))
     signed = sign_header(built.header, signing_key)
     envelope = signed.SerializeToString(deterministic=True)
-    intact = BATCH_FILE_MAGIC + len(envelope).to_bytes(4, "little") + envelope + built.body
+    return built, signed, BATCH_FILE_MAGIC + len(envelope).to_bytes(4, "little") + envelope + built.body
+
+
+def signed_batch_files() -> list[dict[str, Any]]:
+    signing_key = vector_signing_key()
+    built, signed, intact = _batch_file(signing_key)
     header_at = intact.index(signed.header)
     cases = [
         ("intact", intact, True),
@@ -217,6 +225,45 @@ def signed_batch_files() -> list[dict[str, Any]]:
         {"description": description, "public_key_pem": public, "key_id": signing_key.key_id,
          "batch_file_hex": data.hex(), "valid": valid, **({"header": header} if valid else {})}
         for description, data, valid in cases
+    ]
+
+
+def signed_mirror_indexes() -> list[dict[str, Any]]:
+    """The static mirror's index (§14) listing the intact batch file of ``signed_batch_files``, signed; then with a
+    bit flipped in its signed bytes, in its signature, and signed under the batch header's domain instead."""
+    signing_key = vector_signing_key()
+    _, _, data = _batch_file(signing_key)
+    config = default_config()
+    config.version, config.issued_at = 1, PUBLISHED_AT - 86400
+    index = mirror_pb2.MirrorIndex(
+        newest_sequence=7, written_at=PUBLISHED_AT + 60,
+        files=[mirror_pb2.MirrorFile(sequence=7, name=file_name(7, data), size=len(data),
+                                     sha256=hashlib.sha256(data).digest())],
+        exposure_config=sign_config(config, signing_key),
+    )
+    signed = sign_index(index, signing_key)
+    wrong_domain = mirror_pb2.SignedMirrorIndex()
+    wrong_domain.CopyFrom(signed)
+    wrong_domain.signature = signing_key.sign(DOMAIN_BATCH_HEADER, signed.index)
+    flipped_index, flipped_signature = mirror_pb2.SignedMirrorIndex(), mirror_pb2.SignedMirrorIndex()
+    flipped_index.CopyFrom(signed)
+    flipped_index.index = _flip(signed.index, 5)
+    flipped_signature.CopyFrom(signed)
+    flipped_signature.signature = _flip(signed.signature, 10)
+    cases = [
+        ("intact", signed, True),
+        ("one bit flipped in the signed index bytes", flipped_index, False),
+        ("one bit flipped in the signature", flipped_signature, False),
+        ("signed under the batch header's domain", wrong_domain, False),
+    ]
+    public = public_pem(signing_key.private_key.public_key()).decode()
+    return [
+        {"description": description, "public_key_pem": public, "key_id": signing_key.key_id,
+         "signed_index_hex": envelope.SerializeToString(deterministic=True).hex(), "valid": valid,
+         **({"newest_sequence": 7, "written_at": PUBLISHED_AT + 60,
+             "files": [{"sequence": 7, "name": file_name(7, data), "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()}]} if valid else {})}
+        for description, envelope, valid in cases
     ]
 
 
@@ -285,6 +332,7 @@ def generate() -> dict[str, Any]:
         "coded_sets": coded_sets(),
         "batches": batches(),
         "signed_batch_files": signed_batch_files(),
+        "signed_mirror_indexes": signed_mirror_indexes(),
         "venues": venue_cases(),
         "venue_batch": venue_batch(),
     }

@@ -44,7 +44,8 @@ from .matching import match_new
 from .scoring import score, venue_risks
 from .share import NotAContact, exposure_day, share
 from .store import PhoneStore
-from .sync import sync
+from .mirror import MirrorClient, MirrorError, ssl_context, sync_mirror
+from .sync import SyncReport, sync
 
 PROG = "matcher-phone"
 # A visit whose exit the person did not record lasts this long; longer than a day is not a visit.
@@ -160,14 +161,18 @@ def cmd_observe(args: argparse.Namespace) -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Downloads and verifies new batches and the exposure configuration."""
-    channel, trusted = _channel(args)
-    with channel, _open(args) as store:
-        try:
-            report = sync(channel, store, trusted, chunk_size=args.chunk_size)
-        except grpc.RpcError as exc:
-            raise CliError(f"sync with {args.server} failed: {exc.code().name}: {exc.details()}") from None
-        total = store.get_int("bytes_downloaded")
+    """Downloads and verifies new batches and the exposure configuration, from the service (--server) or from a
+    static mirror of it over HTTPS (--mirror), with the same checks."""
+    if args.mirror:
+        report, total = _sync_from_mirror(args)
+    else:
+        channel, trusted = _channel(args)
+        with channel, _open(args) as store:
+            try:
+                report = sync(channel, store, trusted, chunk_size=args.chunk_size)
+            except grpc.RpcError as exc:
+                raise CliError(f"sync with {args.server} failed: {exc.code().name}: {exc.details()}") from None
+            total = store.get_int("bytes_downloaded")
     if args.json:
         print_json({"new_batches": report.new_batches, "refused": [r for _, r in report.refused],
                     "bytes_downloaded": report.bytes_downloaded, "bytes_downloaded_total": total,
@@ -179,6 +184,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if report.interrupted:
             print(f"interrupted: {report.interrupted}")
     return 1 if report.refused or report.interrupted else 0
+
+
+def _sync_from_mirror(args: argparse.Namespace) -> tuple[SyncReport, int]:
+    tls = Path(args.tls_dir)
+    ca = tls / "ca.pem"
+    trusted = TrustedKeys([load_verifying_key(tls / "signing.pub.pem")])
+    client = MirrorClient(args.mirror, ssl_context(str(ca) if ca.is_file() else None))
+    with _open(args) as store:
+        try:
+            report = sync_mirror(client, store, trusted)
+        except MirrorError as exc:
+            raise CliError(f"sync with the mirror {args.mirror} failed: {exc}") from None
+        finally:
+            client.close()
+        return report, store.get_int("bytes_downloaded")
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -275,7 +295,14 @@ def build_parser() -> Parser:
     rpis.add_argument("--period", type=int, default=MAX_ROLLING_PERIOD, help="rolling period (default 144)")
     observe = command("observe", cmd_observe, "record sightings (JSON lines)")
     observe.add_argument("file", nargs="?", help="JSON lines file (default: standard input)")
-    server_options(sync_cmd := command("sync", cmd_sync, "download and verify new batches"))
+    sync_cmd = command("sync", cmd_sync, "download and verify new batches")
+    source = sync_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--server", help="the service's public address, HOST:PORT")
+    source.add_argument("--mirror", metavar="URL",
+                        help="a static mirror's https:// URL (`matcher mirror`): sends only GETs of public files")
+    sync_cmd.add_argument("--tls-dir", required=True,
+                          help="folder with signing.pub.pem to pin and ca.pem to trust (a mirror without ca.pem "
+                               "there is trusted through the system's CAs)")
     sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")
     command("check", cmd_check, "match and score on the phone")
     checkin = command("checkin", cmd_checkin, "record a venue visit from its QR code")

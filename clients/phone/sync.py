@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from exposure.v1 import batch_pb2, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import batch_pb2, config_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.batches import BatchRejected, open_body, open_header
 from matcher.exposure_config import open_config
 from matcher.signing import SignatureError, TrustedKeys
@@ -62,6 +62,13 @@ def sync(channel: grpc.Channel, store: PhoneStore, trusted: TrustedKeys, *, chun
 def _sync_config(stub, store: PhoneStore, trusted: TrustedKeys, report: SyncReport) -> None:
     signed = stub.GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=CALL_TIMEOUT)
     report.bytes_downloaded += signed.ByteSize()
+    keep_config(signed, store, trusted, report)
+
+
+def keep_config(
+    signed: config_pb2.SignedExposureConfig, store: PhoneStore, trusted: TrustedKeys, report: SyncReport
+) -> None:
+    """Keeps a signed exposure configuration once it verifies, unless the phone holds a newer version."""
     try:
         config = open_config(signed, trusted)
     except (SignatureError, ValueError) as exc:

@@ -187,6 +187,12 @@ class Store(Protocol):
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
         """Batches with sequence > ``after``, in increasing order, at most ``limit``."""
 
+    def batch_span(self, *, after: int) -> tuple[int, int, int]:
+        """``(count, first, last)`` of the retained batches with sequence > ``after`` ((0, 0, 0) for none): a read
+        small enough for every Distribution call to make, so that what is listed and served follows the store
+        exactly while the bytes come from memory (matcher/distribution.py). ``count == last - first + 1`` means
+        they are every sequence from first to last."""
+
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes of a batch body from ``offset``; raises matcher.errors.NotFound for an unknown
         or expired batch. Reading at or past the end returns b""."""

@@ -629,6 +629,19 @@ class RedisStore:
             for sequence, header, published_at, size in zip(*[iter(flat)] * 4, strict=True)
         ]
 
+    def batch_span(self, *, after: int) -> tuple[int, int, int]:
+        # The index alone, as _LIST reads it; a record gone on its TTL before purge removed it from the index is
+        # still counted here (real clocks make the two agree; purge runs after every publishing run).
+        with self._errors():
+            pipe = self._redis.pipeline(transaction=True)  # one MULTI: the three answers agree
+            pipe.zcount(BATCHES_KEY, f"({after}", "+inf")
+            pipe.zrangebyscore(BATCHES_KEY, f"({after}", "+inf", start=0, num=1)
+            pipe.zrange(BATCHES_KEY, -1, -1)
+            count, first, last = pipe.execute()
+        if not count:
+            return 0, 0, 0
+        return int(count), int(first[0]), int(last[0])
+
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         key, start = body_key(sequence), max(offset, 0)
         with self._errors():

@@ -433,6 +433,18 @@ def test_list_batches_pages_through_the_batches_in_sequence_order(store: Store) 
     assert pages == [[1, 2], [3, 4], [5]]
 
 
+def test_batch_span_counts_exactly_the_batches_list_batches_returns(store: Store) -> None:
+    for n in range(1, 6):
+        submit(store, submission(f"s{n}", [key(n)]))
+        publish_once(store, "a")
+
+    for after in (-1, 0, 2, 4, 5, 2**64 - 1):
+        listed = [b.sequence for b in store.list_batches(after=after, limit=100)] if after < 2**63 else []
+        assert store.batch_span(after=after) == ((len(listed), listed[0], listed[-1]) if listed else (0, 0, 0))
+    store.purge(now=NOW + RETENTION, retention_seconds=RETENTION)
+    assert store.batch_span(after=0) == (0, 0, 0)
+
+
 def test_read_body_returns_the_asked_range_and_nothing_past_the_end(store: Store) -> None:
     body = bytes(range(256)) * 40
     fence = store.acquire_publish_lock("a", LEASE)

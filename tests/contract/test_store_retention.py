@@ -68,6 +68,7 @@ def test_purge_removes_exactly_the_records_past_retention(store: Store) -> None:
     assert counts == PurgeCounts(keys=3, batches=2, codes=2, submissions=2)
     assert pending_key_data(store, now=PURGE_AT) == {k.key_data: 1 for k in KEPT_KEYS if k.key_data not in PUBLISHED}
     assert [b.sequence for b in store.list_batches(after=0, limit=10)] == [3, 4]
+    assert store.batch_span(after=0) == (2, 3, 4)
     for gone in (1, 2):
         with pytest.raises(NotFound):
             store.read_body(gone, 0, 10)

@@ -8,6 +8,7 @@ failed is not acknowledged: the server may or may not have stored it.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -157,6 +158,17 @@ def wait_for_health(channel: grpc.Channel, wanted: int, timeout: float = 30.0, s
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def service_pids(pid: int) -> list[int]:
+    """A `matcher serve` process and the server processes it forked (matcher/processes.py)."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children += [int(child) for child in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except FileNotFoundError:
+            pass  # a thread that ended while listing
+    return [pid, *children]
 
 
 def threads_of(pid: int) -> int:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from google.protobuf.message import DecodeError
 
-from exposure.v1 import batch_pb2
+from exposure.v1 import batch_pb2, mirror_pb2
 from matcher import crypto, spec_vectors
 
 PATH = Path(__file__).resolve().parents[2] / "docs" / "spec-vectors.json"
@@ -176,6 +176,30 @@ def test_each_signed_batch_file_verifies_or_fails_as_stated(case):
         assert (header.first_interval, header.last_interval) == (expected["first_interval"], expected["last_interval"])
         assert header.format_version == expected["format_version"]
         assert [section.hash_range for section in header.sections] == expected["hash_ranges"]
+
+
+@pytest.mark.parametrize("case", VECTORS["signed_mirror_indexes"], ids=lambda case: case["description"])
+def test_each_signed_mirror_index_verifies_or_fails_as_stated_and_lists_the_batch_file(case):
+    envelope = mirror_pb2.SignedMirrorIndex.FromString(bytes.fromhex(case["signed_index_hex"]))
+    public = serialization.load_pem_public_key(case["public_key_pem"].encode())
+    assert envelope.key_id == case["key_id"]
+    try:
+        public.verify(envelope.signature, b"exposure.v1.MirrorIndex\x00" + envelope.index, ec.ECDSA(hashes.SHA256()))
+        valid = True
+    except InvalidSignature:
+        valid = False
+    assert valid == case["valid"]
+    if valid:
+        index = mirror_pb2.MirrorIndex.FromString(envelope.index)
+        assert (index.newest_sequence, index.written_at) == (case["newest_sequence"], case["written_at"])
+        [listed] = case["files"]
+        [intact] = [c for c in VECTORS["signed_batch_files"] if c["valid"]]
+        data = bytes.fromhex(intact["batch_file_hex"])
+        assert (listed["size"], listed["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+        assert listed["name"] == f"batches/{listed['sequence']}-{listed['sha256'][:16]}.bin"
+        assert [(f.sequence, f.name, f.size, f.sha256.hex()) for f in index.files] == [
+            (listed["sequence"], listed["name"], listed["size"], listed["sha256"])
+        ]
 
 
 def test_the_worked_examples_in_the_spec_are_the_vectors():
