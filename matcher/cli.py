@@ -166,7 +166,7 @@ def cmd_mirror(args: argparse.Namespace) -> None:
     if args.watch:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    store = open_store(config.store)
+    store = open_store(config.store, create=False)  # a mistyped store must not yield an empty mirror
     signing_key = load_signing_key(config.tls_dir / "signing.key")
     try:
         while True:

@@ -146,14 +146,13 @@ def _stop_workers(workers: list[Worker], grace: float) -> None:
 
 
 def _ensure_config(config: Config) -> None:
-    """What every worker would do at start, done once before they exist: a signed exposure configuration."""
+    """What every worker would do at start, done once before they exist: a signed exposure configuration. A store
+    that cannot be reached refuses the start (StoreError), as a single server does."""
     from .server import ensure_signed_config
 
     store = open_store(config.store)
     try:
         ensure_signed_config(store, load_signing_key(config.tls_dir / "signing.key"), clock(config.now)())
-    except StoreError as exc:
-        log.warning("store not reachable at start (%s); the workers serve NOT_SERVING until it is", exc)
     finally:
         store.close()
 
@@ -173,6 +172,9 @@ def serve_processes(config: Config, announce: Callable[[dict[str, Any]], None]) 
             authority_listen=f"{_address(config.authority_listen)[0]}:{authority_port}",
             metrics_listen="",
         )
+        from .server import check_files
+
+        check_files(config)  # a wrong file refuses the start before the store is opened (and perhaps created)
         _ensure_config(config)
 
         context = multiprocessing.get_context("fork")

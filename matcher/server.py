@@ -97,14 +97,26 @@ def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentia
     return port
 
 
-def _credentials(config: Config, *, require_client_auth: bool) -> grpc.ServerCredentials:
-    """TLS credentials from the folder; a file that is not what it should be is ValueError naming it (grpcio would
-    only fail to bind, which reads as a port in use)."""
+def _tls_files(config: Config) -> tuple[bytes, bytes, bytes]:
+    """The server's key, certificate and authority CA from the folder; a file that is not what it should be is
+    ValueError naming it (grpcio would only fail to bind, which reads as a port in use)."""
     tls = config.tls_dir
     key, cert, ca = (tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes(), (tls / "ca.pem").read_bytes()
     check_private_key(key, tls / "server.key")
     check_certificate(cert, tls / "server.pem")
     check_certificate(ca, tls / "ca.pem")
+    return key, cert, ca
+
+
+def check_files(config: Config) -> None:
+    """Reads every file a server needs and refuses a wrong one (ValueError, OSError naming it), creating no grpc
+    object: what matcher/processes.py checks before it opens the store and forks its workers."""
+    _tls_files(config)
+    load_signing_key(config.tls_dir / "signing.key")
+
+
+def _credentials(config: Config, *, require_client_auth: bool) -> grpc.ServerCredentials:
+    key, cert, ca = _tls_files(config)
     pair = [(key, cert)]
     if require_client_auth:
         return grpc.ssl_server_credentials(pair, root_certificates=ca, require_client_auth=True)
