@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .model import PUBLISHABLE_REPORT_TYPES, ReportType
+from . import codes
 from .private_files import private_folder, write_private
 from .signing import generate_signing_key, write_signing_key
 from .validation import check_region
@@ -198,6 +199,9 @@ def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") 
         if not (out / f"{name}.pem").exists():
             write_pair(out, name, *issue(ca_cert, ca_key, name, client=True))
             written += [f"{name}.pem", f"{name}.key"]
+    if not (out / codes.SECRET_FILE).exists():
+        write_private(out / codes.SECRET_FILE, codes.new_secret_file_content())
+        written.append(codes.SECRET_FILE)
     if not (out / "signing.key").exists():
         write_signing_key(generate_signing_key(), out / "signing.key", out / "signing.pub.pem")
         written += ["signing.key", "signing.pub.pem"]

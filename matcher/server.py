@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc
 from exposure.v1 import sharing_pb2, sharing_pb2_grpc
 
+from . import codes
 from .authz import Authorities, load_policies
 from .certs import check_certificate, check_private_key
 from .clock import clock
@@ -145,6 +146,7 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
     operator learns it now, not from a health check. A store lost later turns the health status NOT_SERVING
     until it answers again."""
     signing_key = load_signing_key(config.tls_dir / "signing.key")
+    code_secret = codes.load_secret(config.tls_dir / codes.SECRET_FILE)
     public_credentials = _credentials(config, require_client_auth=False)
     authority_credentials = _credentials(config, require_client_auth=True)
     authorities = Authorities(load_policies(config.authorities_path))
@@ -172,6 +174,7 @@ def create_server(config: Config, *, publish_timer: bool = True) -> RunningServe
         store=store,
         authorities=authorities,
         signing_key=signing_key,
+        code_secret=code_secret,
         clock=now,
         config=config,
     )
