@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .model import PUBLISHABLE_REPORT_TYPES, ReportType
+from . import codes
+from .private_files import private_folder, write_private
 from .signing import generate_signing_key, write_signing_key
 from .validation import check_region
 
@@ -119,10 +120,8 @@ def write_pair(folder: Path, stem: str, cert: x509.Certificate, key: ec.Elliptic
 
 
 def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
 
 
 def check_certificate(pem: bytes, path: Path) -> x509.Certificate:
@@ -185,7 +184,7 @@ def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") 
             raise ValueError(f"authority name {name!r}: use lower-case letters, digits and '-' (at most 63)")
         if name in ("ca", "server", "signing"):
             raise ValueError(f"authority name {name!r} is reserved for the PKI's own files")
-    out.mkdir(parents=True, exist_ok=True)
+    private_folder(out)  # it holds private keys
     written: list[str] = []
     if (out / "ca.pem").exists() and (out / "ca.key").exists():
         ca_cert, ca_key = _load_ca(out)
@@ -200,6 +199,9 @@ def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") 
         if not (out / f"{name}.pem").exists():
             write_pair(out, name, *issue(ca_cert, ca_key, name, client=True))
             written += [f"{name}.pem", f"{name}.key"]
+    if not (out / codes.SECRET_FILE).exists():
+        write_private(out / codes.SECRET_FILE, codes.new_secret_file_content())
+        written.append(codes.SECRET_FILE)
     if not (out / "signing.key").exists():
         write_signing_key(generate_signing_key(), out / "signing.key", out / "signing.pub.pem")
         written += ["signing.key", "signing.pub.pem"]

@@ -347,7 +347,8 @@ class PublishLoop:
             self.publisher.publish(now)
         except LockLost:
             log.warning("publish abandoned: the lock lease expired before the commit; the keys stay pending")
-        counts = self.store.purge(now=now, retention_seconds=self.retention_seconds)
+        finally:  # retention does not wait for publishing to work again: expired data goes whatever happened
+            counts = self.store.purge(now=now, retention_seconds=self.retention_seconds)
         for kind in ("keys", "batches", "codes", "submissions"):
             if getattr(counts, kind):
                 REGISTRY.inc("matcher_records_purged_total", getattr(counts, kind), kind=kind)

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2
 from exposure.v1 import sharing_pb2, sharing_pb2_grpc
 
+from . import codes
 from .authz import Authorities, load_policies
 from .certs import check_certificate, check_private_key
 from .clock import Clock, clock
@@ -113,6 +114,7 @@ def check_files(config: Config) -> None:
     object: what matcher/processes.py checks before it opens the store and forks its workers."""
     _tls_files(config)
     load_signing_key(config.tls_dir / "signing.key")
+    codes.load_secret(config.tls_dir / codes.SECRET_FILE)
 
 
 def _credentials(config: Config, *, require_client_auth: bool) -> grpc.ServerCredentials:
@@ -165,6 +167,7 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     matcher/processes.py can share the ports; a single server leaves it off, so that a second server on its port
     fails to start."""
     signing_key = load_signing_key(config.tls_dir / "signing.key")
+    code_secret = codes.load_secret(config.tls_dir / codes.SECRET_FILE)
     public_credentials = _credentials(config, require_client_auth=False)
     authority_credentials = _credentials(config, require_client_auth=True)
     authorities = Authorities(load_policies(config.authorities_path))
@@ -195,6 +198,7 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
         store=store,
         authorities=authorities,
         signing_key=signing_key,
+        code_secret=code_secret,
         clock=now,
         config=config,
     )

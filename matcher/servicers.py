@@ -70,6 +70,7 @@ class Services:
     store: Store
     authorities: Authorities
     signing_key: SigningKey
+    code_secret: bytes  # what upload codes are stored under (codes.code_hash)
     clock: Clock
     config: Config
 
@@ -151,7 +152,7 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         )
         for _ in range(5):  # a collision of 59-bit codes is astronomically rare; retrying costs nothing
             code = codes.new_code()
-            if self.s.store.put_code(codes.code_hash(code), record, now=now):
+            if self.s.store.put_code(codes.code_hash(code, self.s.code_secret), record, now=now):
                 break
         else:
             raise FailedPrecondition("could not allocate a unique code; try again")
@@ -233,7 +234,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):  # noqa: N802
         code = code_of_upload(request)
         now = self.s.clock()
-        code_hash = codes.code_hash(code)
+        code_hash = codes.code_hash(code, self.s.code_secret)
         # Uploads are identified by their code, so that a phone retrying after a lost answer gets the first answer
         # again instead of "code already used". Their content digest leaves out the region: the code fixes it.
         identity = dict(authority=CODE_UPLOADS, submission_id="code:" + code_hash.hex()[:32])

@@ -14,13 +14,14 @@ one or more public keys and pick the one whose id the signed object names.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from .private_files import write_private
 
 SIGNATURE_ALGORITHM_OID = "1.2.840.10045.4.3.2"
 DOMAIN_BATCH_HEADER = b"exposure.v1.BatchHeader\x00"
@@ -101,9 +102,7 @@ def write_signing_key(key: SigningKey, private_path: Path, public_path: Path) ->
     private_pem = key.private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(private_pem)
+    write_private(private_path, private_pem)
     public_path.write_bytes(public_pem(key.private_key.public_key()))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import segno
 
 from exposure.v1 import authority_pb2
 from matcher.model import MAX_VENUE_WARNING_HOURS
+from matcher.private_files import private_folder, write_private
 from matcher.venues import HOUR_SECONDS, VenueError, VenueOwner
 
 PAYLOAD_FILE, PNG_FILE, SVG_FILE, TRACE_FILE = "payload.txt", "qr.png", "qr.svg", "trace.json"
@@ -34,15 +34,12 @@ def create(name: str, folder: Path) -> Created:
     """Writes a new venue's files into ``folder`` (created if missing); VenueError if it already holds a trace file
     (a venue's key is never replaced by accident: its QR codes are printed and hung)."""
     owner = VenueOwner.create(name)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     trace = folder / TRACE_FILE
     try:
-        descriptor = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(trace, (json.dumps(owner.trace(), indent=2, ensure_ascii=False) + "\n").encode())
     except FileExistsError:
         raise VenueError(f"{trace} exists: a venue's trace file is never overwritten (choose another folder)") from None
-    with os.fdopen(descriptor, "w") as out:
-        json.dump(owner.trace(), out, indent=2, ensure_ascii=False)
-        out.write("\n")
     payload = owner.venue.payload()
     (folder / PAYLOAD_FILE).write_text(payload + "\n")
     # Error correction M (15%): a printed code at a door gets scuffed; the payload stays a small code.

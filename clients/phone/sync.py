@@ -24,6 +24,9 @@ from .store import PhoneStore
 
 CALL_TIMEOUT = 60.0  # seconds per call: a phone on a slow network must not hang forever
 PAGE_SIZE = 100
+# Pages a sync asks for at most: 10,000 headers, weeks of hourly batches in many regions. A broken or hostile server
+# answering "more" for ever cannot keep a phone's radio on; an honest long history is continued by the next sync.
+MAX_PAGES_PER_SYNC = 100
 
 
 @dataclass
@@ -44,19 +47,26 @@ def sync(channel: grpc.Channel, store: PhoneStore, trusted: TrustedKeys, *, chun
     report = SyncReport()
     _sync_config(stub, store, trusted, report)
     after = store.cursor()
-    while True:
+    for _ in range(MAX_PAGES_PER_SYNC):
         listing = stub.ListBatches(
             distribution_pb2.ListBatchesRequest(after_sequence=after, page_size=PAGE_SIZE), timeout=CALL_TIMEOUT
         )
         report.bytes_downloaded += listing.ByteSize()
+        page_after = after
         for signed in listing.batches:
             sequence = _fetch_one(stub, store, trusted, signed, after, report, chunk_size)
             if sequence is None:
                 return report  # cut download: stop here, resume next time
             after = max(after, sequence)
         if not listing.more or not listing.batches:
-            store.add_int("bytes_downloaded", report.bytes_downloaded)
-            return report
+            break
+        if after == page_after:  # "more" again, and nothing newer: asking again would get the same page forever
+            report.interrupted = f"the server says more batches follow batch {after} but listed none newer: stopped"
+            break
+    else:
+        report.interrupted = f"stopped after {MAX_PAGES_PER_SYNC} pages of batches: the next sync continues"
+    store.add_int("bytes_downloaded", report.bytes_downloaded)
+    return report
 
 
 def _sync_config(stub, store: PhoneStore, trusted: TrustedKeys, report: SyncReport) -> None:

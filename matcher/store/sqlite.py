@@ -35,6 +35,8 @@ BUSY_TIMEOUT_MS = 30_000
 # filling its cache a little more with every call it serves, made a server's memory climb for many minutes before
 # it levelled off. 512 KiB a connection holds the tables' interior pages; the leaves come from the OS page cache.
 CACHE_KIB = 512
+# The WAL is cut back to this size after a checkpoint, so that it does not keep old page images (and their bytes).
+JOURNAL_SIZE_LIMIT_BYTES = 4 << 20
 MAX_INTEGER = 2**63 - 1  # SQLite's largest integer; requests carry uint64 sequence numbers
 
 _SCHEMA = """
@@ -183,6 +185,9 @@ class SqliteStore:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA synchronous = FULL")
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            # Deleted rows are overwritten with zeros, not left in free pages: retention is a promise about the disk.
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
         return db
 
     def _forget(self, db: sqlite3.Connection) -> None:
@@ -482,12 +487,17 @@ class SqliteStore:
         cutoff = now - retention_seconds
         with self._write() as db:
             db.execute("DELETE FROM pending WHERE ends_at <= ?", (cutoff,))
-            return PurgeCounts(
+            counts = PurgeCounts(
                 keys=db.execute("DELETE FROM fingerprints WHERE ends_at <= ?", (cutoff,)).rowcount,
                 batches=db.execute("DELETE FROM batches WHERE published_at <= ?", (cutoff,)).rowcount,
                 codes=db.execute("DELETE FROM codes WHERE expires_at <= ?", (now,)).rowcount,
                 submissions=db.execute("DELETE FROM submissions WHERE stored_at <= ?", (cutoff,)).rowcount,
             )
+        # The WAL still holds the pages as they were before the deletes: copy the zeroed pages into the file and
+        # truncate the log. A reader in the middle of a snapshot can hold it back; the next purge tries again.
+        with self._errors():
+            self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return counts
 
 
 def _explained(error: sqlite3.Error) -> str:

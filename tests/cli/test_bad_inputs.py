@@ -60,6 +60,9 @@ def world(root: Path) -> dict[str, str]:
     (bad_tls / "server.pem").write_text("garbage\n")
     (bad_tls / "signing.pub.pem").write_text("garbage\n")
     (bad_tls / "ca.pem").write_bytes(b"\x00\xff" * 40)
+    no_secret = root / "no-secret-tls"
+    shutil.copytree(root / "tls", no_secret)
+    (no_secret / "codes.key").unlink()
     names = {p.name: str(p) for p in root.iterdir()}
     names["unreadable"] = str(root / "text.txt" / "inside")  # a path through a file: ENOTDIR for any user
     names["missing"] = str(root / "missing.file")
@@ -76,6 +79,7 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
         Case("matcher", (*serve, "--tls-dir", f["missing"]), "no such folder"),
         Case("matcher", (*serve, "--tls-dir", f["text.txt"]), "no such folder"),
         Case("matcher", (*serve, "--tls-dir", bad_tls, "--store", f"sqlite:{f['folder']}/s.db"), "server.pem: not a certificate"),
+        Case("matcher", (*serve, "--tls-dir", f["no-secret-tls"], "--store", f"sqlite:{f['folder']}/s.db"), "codes.key is missing"),
         Case("matcher", (*serve, "--tls-dir", tls, "--store", f"sqlite:{f['folder']}"), "is a folder"),
         Case("matcher", (*serve, "--tls-dir", tls, "--store", f"sqlite:{f['binary.bin']}"), "binary.bin"),
         Case("matcher", (*serve, "--tls-dir", tls, "--store", "redis://127.0.0.1:1/0"), "127.0.0.1:1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from matcher.store import StoreError, open_store
 from matcher.store.sqlite import SCHEMA_VERSION, SqliteStore
-from tests.contract.builders import key, pending_key_data, submission, submit
+from tests.contract.builders import RETENTION, TODAY, key, pending_key_data, submission, submit
 
 
 def test_a_new_file_is_in_wal_mode_with_the_schema_version_recorded(tmp_path: Path) -> None:
@@ -72,3 +73,20 @@ def test_a_forked_child_using_its_parents_store_object_opens_its_own_connection(
 
     assert child.exitcode == 0
     assert pending_key_data(store) == {key(1).key_data: 1, key(2).key_data: 1}
+
+
+def test_a_purged_key_leaves_no_bytes_in_the_database_file_or_its_write_ahead_log(tmp_path: Path) -> None:
+    # Retention is a promise about the disk, not only about queries: deleted rows' bytes stay in freed pages and in
+    # the WAL's page images unless SQLite is told to overwrite them and the WAL is truncated.
+    secret = b"\x8e\x13KEY-TO-PURGE\x99\x07"
+    store = SqliteStore(tmp_path / "store.db")
+    submit(store, submission("s1", [dataclasses.replace(key(1), key_data=secret), key(2, days_ago=0)]))
+    files = [tmp_path / "store.db", tmp_path / "store.db-wal"]
+    assert any(secret in path.read_bytes() for path in files if path.exists())
+
+    ends = (TODAY - 144 + 144) * 600  # key 1 (yesterday's) ended at midnight; key 2 (today's) is still kept
+    store.purge(now=ends + RETENTION, retention_seconds=RETENTION)
+
+    assert [p.key.key_data for p in store.pending_keys(now=ends + RETENTION, limit=10)] == [key(2).key_data]
+    assert not [path.name for path in files if path.exists() and secret in path.read_bytes()]
+    store.close()

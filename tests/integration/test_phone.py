@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -299,6 +299,24 @@ class Replay(Tamper):
 
 
 @dataclass
+class EndlessPages(Tamper):
+    """The first page again, saying more follow, to every listing whatever the phone asks after (stops lying after
+    ``limit`` calls, so that a phone without the guard fails this test instead of hanging it)."""
+
+    limit: int = 500
+    calls: int = 0
+    first: list = field(default_factory=list)
+
+    def listing(self, request, listing):
+        self.calls += 1
+        self.first = self.first or list(listing.batches)
+        del listing.batches[:]
+        listing.batches.extend(self.first)
+        listing.more = self.calls < self.limit
+        return listing
+
+
+@dataclass
 class OlderBody(Tamper):
     """An older batch's body served for batch 2."""
 
@@ -457,6 +475,14 @@ def test_an_older_batch_replayed_where_a_newer_one_should_be_is_refused_and_the_
     assert kept == [1] and contact.cursor() == 1
     honest, kept = sync_through(two_batches, Tamper(), contact)
     assert honest.new_batches == [2] and kept == [1, 2]
+
+
+def test_a_server_that_always_says_more_cannot_keep_a_phone_syncing(two_batches, tmp_path):
+    contact = PhoneStore(tmp_path / "contact.db")
+    endless = EndlessPages()
+    report, kept = sync_through(two_batches, endless, contact)
+    assert kept == [1, 2] and endless.calls == 2  # the second page listed nothing newer: the phone stopped
+    assert report.interrupted == "the server says more batches follow batch 2 but listed none newer: stopped"
 
 
 def test_an_older_batch_body_served_for_a_newer_batch_is_refused(two_batches):

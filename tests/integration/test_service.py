@@ -6,8 +6,10 @@ cut download), verifies and matches; a patient uploads with a one-time code; the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sqlite3
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
-from matcher import crypto
+from matcher import codes, crypto
 from matcher.batches import match, open_body, open_header
 from matcher.errors import violations_of
 from matcher.exposure_config import default_config, open_config
@@ -308,6 +310,21 @@ def test_an_upload_with_no_valid_key_leaves_the_code_usable(server):
 def test_a_malformed_code_is_invalid_argument_and_an_unknown_one_permission_denied(server):
     assert code_of(lambda: upload(server, "short", diagnosis_key(1))) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(lambda: upload(server, "2345-6789-ABCD", diagnosis_key(1))) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_code_is_stored_under_the_servers_secret_so_a_copy_of_the_database_cannot_search_for_it(pki, tmp_path):
+    from tests.integration.harness import start_server
+
+    database = tmp_path / "service.db"
+    server = start_server(pki, f"sqlite:{database}", "--now", str(NOW), log=tmp_path / "serve.log")
+    try:
+        code = codes.normalise(issue_code(server).code)
+    finally:
+        server.stop()
+    [stored] = [row[0] for row in sqlite3.connect(database).execute("SELECT code_hash FROM codes")]
+    unkeyed = hashlib.sha256(b"exposure.v1.code\x00" + code.encode()).digest()  # what anyone could compute
+    assert stored != unkeyed
+    assert stored == codes.code_hash(code, codes.load_secret(pki / codes.SECRET_FILE))
 
 
 def test_an_expired_code_is_refused(pki, store_url, tmp_path):

@@ -16,7 +16,7 @@ from matcher.exposure_config import default_config, sign_config
 from matcher.fprate import error_rate_for
 from matcher.metrics import REGISTRY
 from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, Infectiousness, ReportType, Submission
-from matcher.publisher import Held, Publisher, hold_small_sections, publishable_since
+from matcher.publisher import Held, Publisher, PublishLoop, hold_small_sections, publishable_since
 from matcher.signing import TrustedKeys, generate_signing_key
 from matcher.store import PendingKey, Store
 from matcher.store.sqlite import SqliteStore
@@ -319,3 +319,16 @@ def test_a_changed_configuration_regroups_the_cases_before_the_hold_counts_them(
     [batch] = publisher(store).publish(NOW).batches
 
     assert (batch.keys, batch.sections) == (2 * K, 2)
+
+
+def test_the_publish_loop_purges_expired_data_even_when_publishing_fails(store):
+    class FailingPublisher:  # publishing broken (a signing key gone, a bug): retention must not wait for a fix
+        def publish(self, now: int) -> None:
+            raise RuntimeError("publishing is broken")
+
+    submit_case(store, 1, [key(1)])
+    expired = NOW + 2 * RETENTION
+    loop = PublishLoop(FailingPublisher(), store, lambda: expired, interval=3600, retention_seconds=RETENTION)
+    with pytest.raises(RuntimeError, match="publishing is broken"):
+        loop.run_once()
+    assert store.pending_keys(now=expired, limit=10) == []
