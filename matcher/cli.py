@@ -271,6 +271,8 @@ def build_parser() -> Parser:
                        help="calls a process holds at once, running or queued; more are refused (default 1024)")
     serve.add_argument("--cache-mb", type=int,
                        help="MB of batch headers and bodies each process keeps in memory (default 256)")
+    serve.add_argument("--download-seconds", type=float,
+                       help="longest a download stream may take; a phone resumes a cut one (default 120)")
     serve.set_defaults(func=cmd_serve)
 
     certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)

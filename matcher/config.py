@@ -24,7 +24,7 @@ MAX_PROCESSES = 64
 ENV_PREFIX = "MATCHER_"
 # Settings only `matcher serve` reads (`matcher publish` reads the rest).
 SERVING_ONLY_FIELDS = frozenset({"listen", "authority_listen", "metrics_listen", "code_ttl", "workers",
-                                 "shutdown_grace", "authorities_file"})
+                                 "shutdown_grace", "authorities_file", "download_seconds"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ class Config:
     # Megabytes of signed headers and batch bodies each process keeps in memory, serialised (matcher/distribution.py).
     # A fortnight of hourly batches at 1,000 cases a day is about 55 MB.
     cache_mb: int = DEFAULT_CACHE_MB
+    # Seconds one download stream may take, whatever the reader's pace: a phone that reads slowly or not at all
+    # cannot hold a worker thread for longer. A cut download resumes from its offset, so nothing is lost; 120 s is a
+    # whole day of batches over a slow 3G link.
+    download_seconds: float = 120.0
     # Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace: float = 10.0
     # Fixed clock (--now); None means the real clock.
@@ -162,6 +166,8 @@ class Config:
             found.append(f"processes {self.processes}: must be 1..{MAX_PROCESSES}")
         if self.max_calls < self.workers:
             found.append(f"max calls {self.max_calls}: at least the {self.workers} worker threads")
+        if not 1 <= self.download_seconds <= 3600:
+            found.append(f"download seconds {self.download_seconds:g}: must be 1..3600")
         if self.cache_mb < 0:
             found.append(f"cache {self.cache_mb} MB: must be 0 or more")
         if self.anonymity_min_cases < 1:

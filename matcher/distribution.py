@@ -28,6 +28,9 @@ from .errors import NotFound
 from .store import Store
 
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
+# A smaller chunk asked for is raised to this: a chunk is a message and a store read, and 1-byte chunks made a
+# 20 KB download take 10 s of a worker. 64 KiB is HTTP/2's initial window: a chunk a round trip at worst.
+MIN_CHUNK_BYTES = 64 << 10
 DEFAULT_CACHE_MB = 256
 
 

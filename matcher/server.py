@@ -47,6 +47,9 @@ SERVICE_NAMES = (
 # Requests are small (30 keys is about 1.5 KB); anything near this is hostile or broken and is refused by grpcio
 # with RESOURCE_EXHAUSTED before any of our code runs.
 MAX_REQUEST_BYTES = 64 * 1024
+# The authority port's own threads: a few authorities' submission systems, never phones.
+AUTHORITY_WORKERS = 8
+MAX_STREAMS_PER_CONNECTION = 16
 HEALTH_CHECK_SECONDS = 2.0
 # HTTP/2 flow control: grpc core's defaults (a 64 KiB initial stream window, grown by probing the bandwidth-delay
 # product, and 16 KiB frames) are kept. The window that limits a download is the one the phone announces, and
@@ -56,7 +59,7 @@ HEALTH_CHECK_SECONDS = 2.0
 
 @dataclass
 class RunningServer:
-    server: grpc.Server
+    servers: tuple[grpc.Server, ...]  # the public port's and the authority port's, each with its own threads
     public_port: int
     authority_port: int
     metrics_port: int | None
@@ -70,7 +73,9 @@ class RunningServer:
         for stopper in self._stoppers:
             stopper()
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        stopped = [server.stop(grace) for server in self.servers]
+        for event in stopped:
+            event.wait()
         self.store.close()
 
 
@@ -172,27 +177,26 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     authority_credentials = _credentials(config, require_client_auth=True)
     authorities = Authorities(load_policies(config.authorities_path))
     now = clock(config.now)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-        options=[
-            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-            ("grpc.so_reuseport", int(reuse_port)),
-        ],
-        maximum_concurrent_rpcs=config.max_calls,
-    )
+    # Two servers, each with its own thread pool: nothing phones do on the public port (thousands of slow or stalled
+    # downloads) can take the threads that authorities' submissions need on theirs.
+    public = _grpc_server("rpc", config.workers, config.max_calls, reuse_port)
+    authority = _grpc_server("authority-rpc", AUTHORITY_WORKERS, AUTHORITY_WORKERS * 4, reuse_port)
+    servers = (public, authority)
     # The ports first, then the store: a port in use must not leave a new, empty store file behind.
-    public_port = _listen(server, config.listen, public_credentials)
-    authority_port = _listen(server, config.authority_listen, authority_credentials)
     try:
+        public_port = _listen(public, config.listen, public_credentials)
+        authority_port = _listen(authority, config.authority_listen, authority_credentials)
         store = open_store(config.store)
     except BaseException:
-        server.stop(None)
+        for server in servers:
+            server.stop(None)
         raise
     try:
         ensure_signed_config(store, signing_key, now())
     except BaseException:
         store.close()
-        server.stop(None)
+        for server in servers:
+            server.stop(None)
         raise
     services = Services(
         store=store,
@@ -203,14 +207,17 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
         config=config,
     )
     cache = BatchCache(store, config.cache_mb << 20)
-    authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
-    sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
-    add_distribution_servicer(DistributionServicer(services, cache), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    # Both ports offer every service (the authority client reads the configuration; an authority method on the
+    # public port is refused for want of a client certificate): the ports differ in who may connect, and the pools.
+    for server in servers:
+        authority_pb2_grpc.add_AuthorityServicer_to_server(AuthorityServicer(services), server)
+        sharing_pb2_grpc.add_SharingServicer_to_server(SharingServicer(services), server)
+        add_distribution_servicer(DistributionServicer(services, cache), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     stoppers: list[Any] = []
     monitor = _HealthMonitor(store, health_servicer)
@@ -229,8 +236,22 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
         loop = start_publish_loop(config, store, signing_key, now)
         stoppers.append(lambda: loop.stop(timeout=config.shutdown_grace))
 
-    server.start()
-    return RunningServer(server, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
+    for server in servers:
+        server.start()
+    return RunningServer(servers, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
+
+
+def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=threads),
+        options=[
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.so_reuseport", int(reuse_port)),
+            # A connection's concurrent calls are capped, so that one client cannot open streams by the hundred.
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+        ],
+        maximum_concurrent_rpcs=max_calls,
+    )
 
 
 def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, now: Clock) -> PublishLoop:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from . import codes
 from .authz import Authorities
 from .clock import Clock
 from .config import Config
-from .distribution import MAX_CHUNK_BYTES, BatchCache, preserialised
+from .distribution import MAX_CHUNK_BYTES, MIN_CHUNK_BYTES, BatchCache, preserialised
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -302,12 +303,19 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
         size = self.cache.body_size(request.sequence)
         if request.offset > size:
             raise OutOfRange(f"offset {request.offset} is past the end of batch {request.sequence} ({size} bytes)")
-        chunk = min(request.chunk_size or MAX_CHUNK_BYTES, MAX_CHUNK_BYTES)
-        for serialised, data_bytes in self.cache.chunks(request.sequence, size, request.offset, chunk):
-            if not context.is_active():
-                return
-            REGISTRY.inc("matcher_bytes_served_total", data_bytes)
-            yield serialised
+        chunk = min(max(request.chunk_size or MAX_CHUNK_BYTES, MIN_CHUNK_BYTES), MAX_CHUNK_BYTES)
+        # A reader that stops reading blocks this worker in a send; cancelling the call is what frees it.
+        limit = threading.Timer(self.s.config.download_seconds, context.cancel)
+        limit.daemon = True
+        limit.start()
+        try:
+            for serialised, data_bytes in self.cache.chunks(request.sequence, size, request.offset, chunk):
+                if not context.is_active():
+                    return
+                REGISTRY.inc("matcher_bytes_served_total", data_bytes)
+                yield serialised
+        finally:
+            limit.cancel()
 
     @grpc_method
     def GetExposureConfig(  # noqa: N802

@@ -253,7 +253,8 @@ def cases_with_venue(files: Path) -> list[Case]:
     (files / "venue").mkdir(exist_ok=True)
     (files / "venue" / "payload.txt").write_text("x\n")
     names = {name: str(files / name) for name in ("tls", "bad-tls", "phone.db", "text.txt", "binary.bin", "list.json",
-                                                  "keys.json", "folder", "sightings.jsonl", "unreadable", "missing", "venue")}
+                                                  "keys.json", "folder", "sightings.jsonl", "unreadable", "missing", "venue",
+                                                  "no-secret-tls")}
     return cases(names)
 
 

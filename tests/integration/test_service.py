@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
 from matcher import codes, crypto
 from matcher.batches import match, open_body, open_header
+from matcher.distribution import MIN_CHUNK_BYTES
 from matcher.errors import violations_of
 from matcher.exposure_config import default_config, open_config
 from matcher.fprate import error_rate_for
@@ -140,25 +141,40 @@ def test_a_phone_downloads_verifies_and_matches_a_published_batch(server):
     assert (match(header, sections, rpis, heard_at).section >= 0).tolist() == [True, True, False, False]
 
 
-def test_a_cut_download_resumes_from_its_offset_to_identical_bytes(server):
-    submit(server.authority_stub(), *[diagnosis_key(n) for n in range(1, 21)])
+def published_body_of(server, keys: int) -> tuple[dict, bytes]:
+    """A batch of ``keys`` keys (30 a submission) and its body."""
+    stub = server.authority_stub()
+    for first in range(0, keys, 30):
+        submit(stub, *[diagnosis_key(0, key_data=n.to_bytes(16, "big")) for n in range(first, min(first + 30, keys))],
+               submission_id=f"s-{first}")
     [published] = publish(server)
-    stub = server.distribution_stub()
-    whole = download(stub, published["sequence"])
-    assert len(whole) == published["body_bytes"] > 4 * 1024
+    return published, download(server.distribution_stub(), published["sequence"])
 
+
+def test_a_cut_download_resumes_from_its_offset_to_identical_bytes(server):
+    published, whole = published_body_of(server, 300)
+    assert len(whole) == published["body_bytes"] > 2 * MIN_CHUNK_BYTES
+
+    stub = server.distribution_stub()
     stream = stub.DownloadBatch(
-        distribution_pb2.DownloadBatchRequest(sequence=published["sequence"], chunk_size=1024), timeout=30
+        distribution_pb2.DownloadBatchRequest(sequence=published["sequence"], chunk_size=MIN_CHUNK_BYTES), timeout=30
     )
     received = b""
     for chunk in stream:
         assert chunk.offset == len(received) and chunk.body_size == len(whole)
         received += chunk.data
-        if len(received) >= 3 * 1024:
-            stream.cancel()  # the connection breaks here
-            break
-    rest = download(stub, published["sequence"], offset=len(received), chunk_size=1024)
-    assert received + rest == whole
+        stream.cancel()  # the connection breaks after the first chunk
+        break
+    rest = download(stub, published["sequence"], offset=len(received), chunk_size=MIN_CHUNK_BYTES)
+    assert 0 < len(received) < len(whole) and received + rest == whole
+
+
+def test_a_chunk_size_below_the_floor_is_raised_to_it(server):
+    # One message and one store read a byte made a 20 KB download take a worker 10 s: chunks have a floor.
+    published, whole = published_body_of(server, 300)
+    request = distribution_pb2.DownloadBatchRequest(sequence=published["sequence"], chunk_size=1)
+    sizes = [len(c.data) for c in server.distribution_stub().DownloadBatch(request, timeout=30)]
+    assert sizes[:-1] == [MIN_CHUNK_BYTES] * (len(sizes) - 1) and sum(sizes) == len(whole)
 
 
 def test_downloads_are_chunked_at_one_mebibyte_at_most(server):

@@ -55,7 +55,7 @@ def test_matcher_certs_makes_its_folder_owner_only_and_every_key_in_it(tmp_path)
         os.umask(previous)
     assert mode(out) == 0o700
     assert {path.name: mode(path) for path in out.glob("*.key")} == {
-        name: 0o600 for name in ("ca.key", "server.key", "ha-north.key", "signing.key")}
+        name: 0o600 for name in ("ca.key", "server.key", "ha-north.key", "signing.key", "codes.key")}
 
 
 def test_a_venue_trace_file_is_owner_only_in_an_owner_only_folder(tmp_path):
