@@ -28,6 +28,9 @@ from .errors import NotFound
 from .store import Store
 
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
+# A ListBatches answer holds at most this many bytes of headers, whatever their count: a header with many sections
+# is larger, and a page of a thousand of them must not pass a phone's 4 MiB receive limit.
+MAX_PAGE_BYTES = 1 << 20
 # A smaller chunk asked for is raised to this: a chunk is a message and a store read, and 1-byte chunks made a
 # 20 KB download take 10 s of a worker. 64 KiB is HTTP/2's initial window: a chunk a round trip at worst.
 MIN_CHUNK_BYTES = 64 << 10
@@ -57,7 +60,12 @@ def header_element(signed_header: bytes) -> bytes:
 
 
 def listing_bytes(elements: Sequence[bytes], more: bool) -> bytes:
-    """A serialised ListBatchesResponse of these header elements."""
+    """A serialised ListBatchesResponse of these header elements, cut to MAX_PAGE_BYTES (the rest: "more")."""
+    total = 0
+    for kept, element in enumerate(elements):
+        total += len(element)
+        if total > MAX_PAGE_BYTES and kept:
+            return b"".join(elements[:kept]) + _MORE_TRUE
     return b"".join(elements) + (_MORE_TRUE if more else b"")
 
 
