@@ -49,7 +49,10 @@ SERVICE_NAMES = (
 MAX_REQUEST_BYTES = 64 * 1024
 # The authority port's own threads: a few authorities' submission systems, never phones.
 AUTHORITY_WORKERS = 8
-MAX_STREAMS_PER_CONNECTION = 16
+# Concurrent calls one public connection may carry (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): far above what a phone
+# uses (one sync at a time), a bound on what one connection can hold open. The authority port has none: its peers
+# are a few authenticated systems that may well multiplex many submissions on one channel.
+MAX_STREAMS_PER_CONNECTION = 100
 HEALTH_CHECK_SECONDS = 2.0
 # HTTP/2 flow control: grpc core's defaults (a 64 KiB initial stream window, grown by probing the bandwidth-delay
 # product, and 16 KiB frames) are kept. The window that limits a download is the one the phone announces, and
@@ -179,8 +182,8 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     now = clock(config.now)
     # Two servers, each with its own thread pool: nothing phones do on the public port (thousands of slow or stalled
     # downloads) can take the threads that authorities' submissions need on theirs.
-    public = _grpc_server("rpc", config.workers, config.max_calls, reuse_port)
-    authority = _grpc_server("authority-rpc", AUTHORITY_WORKERS, AUTHORITY_WORKERS * 4, reuse_port)
+    public = _grpc_server("rpc", config.workers, config.max_calls, reuse_port, MAX_STREAMS_PER_CONNECTION)
+    authority = _grpc_server("authority-rpc", AUTHORITY_WORKERS, AUTHORITY_WORKERS * 4, reuse_port, None)
     servers = (public, authority)
     # The ports first, then the store: a port in use must not leave a new, empty store file behind.
     try:
@@ -241,15 +244,16 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     return RunningServer(servers, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
 
 
-def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
+def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool, streams: int | None) -> grpc.Server:
+    options: list[tuple[str, int]] = [
+        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+        ("grpc.so_reuseport", int(reuse_port)),
+    ]
+    if streams is not None:
+        options.append(("grpc.max_concurrent_streams", streams))
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=threads),
-        options=[
-            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-            ("grpc.so_reuseport", int(reuse_port)),
-            # A connection's concurrent calls are capped, so that one client cannot open streams by the hundred.
-            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
-        ],
+        options=options,
         maximum_concurrent_rpcs=max_calls,
     )
 

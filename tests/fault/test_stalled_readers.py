@@ -12,7 +12,7 @@ from tests.integration.harness import start_server
 from tests.integration.test_service import diagnosis_key, publish
 
 STALLED_STREAMS = 50
-CHANNELS = 5  # a connection carries at most 16 calls at once; the stalled phones use several, as a botnet would
+CHANNELS = 5  # the stalled phones use several connections, as a botnet would
 BATCH_KEYS = 2_400  # a body of about 1.2 MB: many windows' worth, so that a stream that is never read blocks
 
 
