@@ -99,22 +99,13 @@ def cmd_certs(args: argparse.Namespace) -> None:
 
 def cmd_publish(args: argparse.Namespace) -> None:
     """Cuts and signs batches from the pending keys that are due now, once (serve also does it on a timer)."""
-    from .publisher import Publisher
+    from .server import publisher_for
 
     config = _config(args, serving=False)
     _logging(args.verbose)
     store = open_store(config.store, create=False)
     try:
-        publisher = Publisher(
-            store,
-            load_signing_key(config.tls_dir / "signing.key"),
-            retention_days=config.retention_days,
-            publish_interval=config.publish_interval,
-            max_keys_per_batch=config.max_keys_per_batch,
-            lease_seconds=config.publish_lease,
-            anonymity_min_cases=config.anonymity_min_cases,
-            anonymity_deadline=config.anonymity_deadline_seconds,
-        )
+        publisher = publisher_for(config, store, load_signing_key(config.tls_dir / "signing.key"))
         try:
             run = publisher.publish(clock(config.now)())
         except LockLost as exc:

@@ -49,10 +49,6 @@ SERVICE_NAMES = (
 MAX_REQUEST_BYTES = 64 * 1024
 # The authority port's own threads: a few authorities' submission systems, never phones.
 AUTHORITY_WORKERS = 8
-# Concurrent calls one public connection may carry (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): far above what a phone
-# uses (one sync at a time), a bound on what one connection can hold open. The authority port has none: its peers
-# are a few authenticated systems that may well multiplex many submissions on one channel.
-MAX_STREAMS_PER_CONNECTION = 100
 HEALTH_CHECK_SECONDS = 2.0
 # HTTP/2 flow control: grpc core's defaults (a 64 KiB initial stream window, grown by probing the bandwidth-delay
 # product, and 16 KiB frames) are kept. The window that limits a download is the one the phone announces, and
@@ -182,8 +178,8 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     now = clock(config.now)
     # Two servers, each with its own thread pool: nothing phones do on the public port (thousands of slow or stalled
     # downloads) can take the threads that authorities' submissions need on theirs.
-    public = _grpc_server("rpc", config.workers, config.max_calls, reuse_port, MAX_STREAMS_PER_CONNECTION)
-    authority = _grpc_server("authority-rpc", AUTHORITY_WORKERS, AUTHORITY_WORKERS * 4, reuse_port, None)
+    public = _grpc_server("rpc", config.workers, config.max_calls, reuse_port)
+    authority = _grpc_server("authority-rpc", AUTHORITY_WORKERS, config.max_calls, reuse_port)
     servers = (public, authority)
     # The ports first, then the store: a port in use must not leave a new, empty store file behind.
     try:
@@ -244,23 +240,20 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     return RunningServer(servers, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
 
 
-def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool, streams: int | None) -> grpc.Server:
-    options: list[tuple[str, int]] = [
-        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-        ("grpc.so_reuseport", int(reuse_port)),
-    ]
-    if streams is not None:
-        options.append(("grpc.max_concurrent_streams", streams))
+def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
+    # No cap on concurrent streams per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): grpcio clients do not
+    # queue past it, they fail the extra calls UNAVAILABLE (REFUSED_STREAM). What a connection can hold is bounded
+    # by the call limit, the download time limit and the chunk floor instead.
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=threads),
-        options=options,
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES), ("grpc.so_reuseport", int(reuse_port))],
         maximum_concurrent_rpcs=max_calls,
     )
 
 
-def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, now: Clock) -> PublishLoop:
-    """The publish timer: a batch run and the retention purge every publish interval."""
-    publisher = Publisher(
+def publisher_for(config: Config, store: Store, signing_key: SigningKey) -> Publisher:
+    """The publisher the settings describe: one wiring for `matcher serve`'s timer and `matcher publish`."""
+    return Publisher(
         store,
         signing_key,
         retention_days=config.retention_days,
@@ -270,6 +263,11 @@ def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, no
         anonymity_min_cases=config.anonymity_min_cases,
         anonymity_deadline=config.anonymity_deadline_seconds,
     )
+
+
+def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, now: Clock) -> PublishLoop:
+    """The publish timer: a batch run and the retention purge every publish interval."""
+    publisher = publisher_for(config, store, signing_key)
     loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
     loop.start()
     return loop
