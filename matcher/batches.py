@@ -260,18 +260,8 @@ def build_batch(
         rate = section_error_rate(error_rate, elements_of(section_keys), run_elements or elements)
         hash_range = hash_range_for(elements_of(section_keys), rate)
         encoded = encode_set(key_hashes(section_keys, salt, hash_range))
-        header.sections.append(
-            batch_pb2.Section(
-                report_types=section.report_types,
-                infectiousness=section.infectiousness,
-                offset=offset,
-                length=len(encoded.data),
-                count=encoded.count,
-                rice_parameter=encoded.rice_parameter,
-                quotient_bytes=encoded.quotient_bytes,
-                hash_range=hash_range,
-            )
-        )
+        header.sections.append(_section(encoded, offset, hash_range, report_types=section.report_types,
+                                        infectiousness=section.infectiousness))
         parts.append(encoded.data)
         offset += len(encoded.data)
     venue_elements = _venue_elements(venue_hours)
@@ -281,23 +271,20 @@ def build_batch(
             raise ValueError("venue hours need a venue error rate (fprate.venue_error_rate)")
         hash_range = hash_range_for(len(hours), venue_error_rate)
         encoded = encode_set(element_hashes(element_tags(identifiers, hours, salt), hash_range))
-        header.sections.append(
-            batch_pb2.Section(
-                kind=batch_pb2.SECTION_KIND_VENUE,
-                offset=offset,
-                length=len(encoded.data),
-                count=encoded.count,
-                rice_parameter=encoded.rice_parameter,
-                quotient_bytes=encoded.quotient_bytes,
-                hash_range=hash_range,
-            )
-        )
+        header.sections.append(_section(encoded, offset, hash_range, kind=batch_pb2.SECTION_KIND_VENUE))
         parts.append(encoded.data)
         offset += len(encoded.data)
     body = b"".join(parts)
     header.body_size = len(body)
     header.body_sha256 = hashlib.sha256(body).digest()
     return BuiltBatch(header=header, body=body, keys_published=len(published), elements=elements)
+
+
+def _section(encoded, offset: int, hash_range: int, **what) -> batch_pb2.Section:
+    """The header's entry for one coded set at ``offset`` of the body; ``what`` says whose elements it holds."""
+    return batch_pb2.Section(offset=offset, length=len(encoded.data), count=encoded.count,
+                             rice_parameter=encoded.rice_parameter, quotient_bytes=encoded.quotient_bytes,
+                             hash_range=hash_range, **what)
 
 
 def _venue_elements(venue_hours: Sequence[VenueHour]) -> tuple[np.ndarray, np.ndarray] | None:
