@@ -89,14 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     if curves:
         draw(curves, HERE / FIGURE)
     (HERE / "results.json").write_text(
-        json.dumps({"machine": machine, "seconds": round(total), "figure": FIGURE if curves else None,
-                    "sections": [s.as_json() for s in sections]}, indent=2) + "\n"
+        json.dumps(
+            {
+                "machine": machine,
+                "seconds": round(total),
+                "figure": FIGURE if curves else None,
+                "sections": [s.as_json() for s in sections],
+            },
+            indent=2,
+        )
+        + "\n"
     )
     lines = [
-        "# Benchmark results", "",
+        "# Benchmark results",
+        "",
         f"Machine: {machine}. Ratios compare rows measured in the same run; the run took {total:.0f} s "
         f"with a load average of {load_before:.1f} at its start and {os.getloadavg()[0]:.1f} at its end (other work "
-        "shares the machine) (docs/benchmarks.md says what each row measures).", "",
+        "shares the machine) (docs/benchmarks.md says what each row measures).",
+        "",
     ]
     if curves:
         lines += [f"![Scaling curves]({FIGURE})", ""]

@@ -47,8 +47,9 @@ def one_volume(cases_per_day: float, rng: np.random.Generator) -> dict[str, floa
             next_case += 1
         if not pending:
             continue
-        cut = hold_small_sections(pending, config, now=now, min_cases=DEFAULT_ANONYMITY_MIN_CASES,
-                                  deadline=DEFAULT_ANONYMITY_DEADLINE_SECONDS)
+        cut = hold_small_sections(
+            pending, config, now=now, min_cases=DEFAULT_ANONYMITY_MIN_CASES, deadline=DEFAULT_ANONYMITY_DEADLINE_SECONDS
+        )
         if cut.released:
             for item in cut.released:
                 published_at[int(item.id)] = now
@@ -84,16 +85,20 @@ def table() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in (one_volume(volume, rng) for volume in VOLUMES):
-        lines.append(f"| {row['cases/day']:g} | {row['held a run or more']:.0%} | {row['mean extra delay h']:.1f} h "
-                     f"| {row['p95 extra delay h']:.1f} h | {row['below K']:.0%} of {row['batches']} "
-                     f"| {row['median cases a batch']:g} "
-                     f"| {row['below K without the hold']:.0%}, {row['median without the hold']:g} |")
+        lines.append(
+            f"| {row['cases/day']:g} | {row['held a run or more']:.0%} | {row['mean extra delay h']:.1f} h "
+            f"| {row['p95 extra delay h']:.1f} h | {row['below K']:.0%} of {row['batches']} "
+            f"| {row['median cases a batch']:g} "
+            f"| {row['below K without the hold']:.0%}, {row['median without the hold']:g} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    print(f"K = {DEFAULT_ANONYMITY_MIN_CASES}, deadline {DEFAULT_ANONYMITY_DEADLINE_SECONDS // HOUR} h, hourly runs, "
-          f"{DAYS} days a volume, seed {SEED}\n")
+    print(
+        f"K = {DEFAULT_ANONYMITY_MIN_CASES}, deadline {DEFAULT_ANONYMITY_DEADLINE_SECONDS // HOUR} h, hourly runs, "
+        f"{DAYS} days a volume, seed {SEED}\n"
+    )
     print(table())
 
 

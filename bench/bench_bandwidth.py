@@ -63,7 +63,9 @@ def case_keys(case: int, days: int) -> list[DiagnosisKey]:
     return [
         DiagnosisKey(
             hashlib.sha256(f"case-{days}d-{case}-{day}".encode()).digest()[:16],
-            FIRST_INTERVAL - INTERVALS_PER_DAY * (days + 1 - day), INTERVALS_PER_DAY, ReportType.CONFIRMED_TEST,
+            FIRST_INTERVAL - INTERVALS_PER_DAY * (days + 1 - day),
+            INTERVALS_PER_DAY,
+            ReportType.CONFIRMED_TEST,
             day - DAYS_BEFORE_ONSET,
         )
         for day in range(days)
@@ -73,11 +75,14 @@ def case_keys(case: int, days: int) -> list[DiagnosisKey]:
 def gaen_export_bytes(keys: list[DiagnosisKey], hour: int, folder: Path, signing_key: SigningKey) -> tuple[int, int]:
     """Sizes of the signed export.zip a GAEN key server would publish for this hour's keys, and of its export.bin
     and export.sig unzipped."""
-    source = [SourceKey(f"keys[{i}]", k.key_data, k.rolling_start, k.rolling_period, k.report_type,
-                        k.days_since_onset) for i, k in enumerate(keys)]
+    source = [
+        SourceKey(f"keys[{i}]", k.key_data, k.rolling_start, k.rolling_period, k.report_type, k.days_since_onset)
+        for i, k in enumerate(keys)
+    ]
     start = DAY + hour * 3600
-    export_bin, export_sig = build_export(source, signing_key, region="VN", start_timestamp=start,
-                                          end_timestamp=start + 3600)
+    export_bin, export_sig = build_export(
+        source, signing_key, region="VN", start_timestamp=start, end_timestamp=start + 3600
+    )
     path = folder / f"export-{hour}.zip"
     write_export_zip(path, export_bin, export_sig)
     return path.stat().st_size, len(export_bin) + len(export_sig)
@@ -121,8 +126,9 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
     signing_key = generate_signing_key()
     store = SqliteStore(folder / "store.db")
     # The service's default anonymity hold: with 41 cases or more an hour, every hour's section has its 5 cases.
-    publisher = Publisher(store, signing_key, retention_days=RETENTION_DAYS, publish_interval=PUBLISH_INTERVAL,
-                          max_keys_per_batch=200_000)
+    publisher = Publisher(
+        store, signing_key, retention_days=RETENTION_DAYS, publish_interval=PUBLISH_INTERVAL, max_keys_per_batch=200_000
+    )
     day = Day(cases, days)
     published = []
     try:
@@ -132,9 +138,14 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
             keys = [key for case in hour_cases for key in case_keys(case, days)]
             day.hours.append(keys)
             for case in hour_cases:  # one submission a case, as the hold counts them
-                store.submit(Submission("ha", f"case-{case}", "VN", tuple(case_keys(case, days)),
-                                        hashlib.sha256(b"%d" % case).digest()),
-                             response=b"", now=at, retention_seconds=RETENTION_DAYS * 86400)
+                store.submit(
+                    Submission(
+                        "ha", f"case-{case}", "VN", tuple(case_keys(case, days)), hashlib.sha256(b"%d" % case).digest()
+                    ),
+                    response=b"",
+                    now=at,
+                    retention_seconds=RETENTION_DAYS * 86400,
+                )
             cut = publisher.publish(at).batches
             if len(cut) != 1 or cut[0].keys_published != len(keys):
                 raise AssertionError(f"hour {hour}: expected one batch of its {len(keys)} keys, got {cut}")
@@ -144,8 +155,14 @@ def one_day(cases: int, days: int, folder: Path) -> Day:
         stored = store.list_batches(after=0, limit=1000)
         # What a phone downloads, verified as a phone verifies it (signature, digest, every section's coding).
         trusted = TrustedKeys([signing_key.verifying_key()])
-        opened = [open_batch(batch_pb2.SignedBatchHeader.FromString(b.signed_header),
-                             store.read_body(b.sequence, 0, b.body_size), trusted)[0] for b in stored]
+        opened = [
+            open_batch(
+                batch_pb2.SignedBatchHeader.FromString(b.signed_header),
+                store.read_body(b.sequence, 0, b.body_size),
+                trusted,
+            )[0]
+            for b in stored
+        ]
     finally:
         store.close()
     if len(stored) != HOURS:
@@ -215,38 +232,69 @@ def lever_rows(day: Day) -> tuple[list[dict], str]:
     def per_class(size) -> int:
         """Bits of one structure per format 1 class, each at its share of the hour's budget (``share(keys, hour)``:
         n_c / N of the hour's elements, fprate.section_error_rate's division)."""
-        return sum(size(keys, elements_of(keys) / elements_of([k for ks in hour.values() for k in ks]))
-                   for hour in classes for keys in hour.values())
+        return sum(
+            size(keys, elements_of(keys) / elements_of([k for ks in hour.values() for k in ks]))
+            for hour in classes
+            for keys in hour.values()
+        )
 
     format_1 = {len(hour): format_1_error_rate(len(hour)) for hour in classes}
-    steps.append(("format 1", "a Bloom filter per class, eps_1(C) each (pybloom-live's sizing)",
-                  f"{format_1[counts[-1]]:.3g}",
-                  sum(bloom_bits(elements_of(keys), format_1[len(hour)]) for hour in classes for keys in hour.values())))
-    steps.append(("+ coherent alarm rule (t = 3)", "a Bloom filter per class, eps_t3 x sqrt(n_c / N) each (pybloom-live)",
-                  f"{eps_three:.3g} x sqrt(n_c / N)",
-                  per_class(lambda keys, share: bloom_bits(elements_of(keys), eps_three * math.sqrt(share)))))
-    steps.append(("+ tests near boundaries only (t = 1.4)", "a Bloom filter per class, eps x sqrt(n_c / N) each (pybloom-live)",
-                  f"{eps:.3g} x sqrt(n_c / N)",
-                  per_class(lambda keys, share: bloom_bits(elements_of(keys), eps * math.sqrt(share)))))
-    steps.append(("+ Golomb-Rice instead of Bloom", "a coded set per class, eps x sqrt(n_c / N) each "
-                  "(matcher.filters, real hashes)", f"{eps:.3g} x sqrt(n_c / N)",
-                  per_class(lambda keys, share: rice_bits(keys, eps * math.sqrt(share)))))
-    steps.append(("+ classes merged where the score does not differ (format 2)",
-                  "the publisher's batches: one section for this mix", f"{day.error_rate:.3g}", day.body_bytes * 8))
+    steps.append(
+        (
+            "format 1",
+            "a Bloom filter per class, eps_1(C) each (pybloom-live's sizing)",
+            f"{format_1[counts[-1]]:.3g}",
+            sum(bloom_bits(elements_of(keys), format_1[len(hour)]) for hour in classes for keys in hour.values()),
+        )
+    )
+    steps.append(
+        (
+            "+ coherent alarm rule (t = 3)",
+            "a Bloom filter per class, eps_t3 x sqrt(n_c / N) each (pybloom-live)",
+            f"{eps_three:.3g} x sqrt(n_c / N)",
+            per_class(lambda keys, share: bloom_bits(elements_of(keys), eps_three * math.sqrt(share))),
+        )
+    )
+    steps.append(
+        (
+            "+ tests near boundaries only (t = 1.4)",
+            "a Bloom filter per class, eps x sqrt(n_c / N) each (pybloom-live)",
+            f"{eps:.3g} x sqrt(n_c / N)",
+            per_class(lambda keys, share: bloom_bits(elements_of(keys), eps * math.sqrt(share))),
+        )
+    )
+    steps.append(
+        (
+            "+ Golomb-Rice instead of Bloom",
+            "a coded set per class, eps x sqrt(n_c / N) each (matcher.filters, real hashes)",
+            f"{eps:.3g} x sqrt(n_c / N)",
+            per_class(lambda keys, share: rice_bits(keys, eps * math.sqrt(share))),
+        )
+    )
+    steps.append(
+        (
+            "+ classes merged where the score does not differ (format 2)",
+            "the publisher's batches: one section for this mix",
+            f"{day.error_rate:.3g}",
+            day.body_bytes * 8,
+        )
+    )
 
     rows, previous = [], None
     for lever, structure, rate, bits in steps:
         per_element = bits / day.elements
         per_case = per_element * ELEMENTS_8_DAY / 8
-        rows.append({
-            "lever": lever,
-            "structures": structure,
-            "eps": rate,
-            "bits/element": round(per_element, 2),
-            "saves bits/element": round(previous[0] - per_element, 2) if previous else None,
-            "bytes per 8-day case": round(per_case),
-            "saves bytes per 8-day case": round(previous[1] - per_case) if previous else None,
-        })
+        rows.append(
+            {
+                "lever": lever,
+                "structures": structure,
+                "eps": rate,
+                "bits/element": round(per_element, 2),
+                "saves bits/element": round(previous[0] - per_element, 2) if previous else None,
+                "bytes per 8-day case": round(per_case),
+                "saves bytes per 8-day case": round(previous[1] - per_case) if previous else None,
+            }
+        )
         previous = (per_element, per_case)
     note = (
         f"Levers, each measured from the previous row, on the 8-day day at {day.cases:,} cases a day "
@@ -285,21 +333,26 @@ def _row(day: Day, what: str, per_day: float, ours: float) -> dict:
 
 def rows_of(day: Day) -> list[dict]:
     dp3t = fprate.DP3T_BYTES_PER_CASE * day.cases * day.days / 5
-    dp3t_label = (f"DP-3T unlinkable design, {fprate.DP3T_BYTES_PER_CASE:,} bytes a 5-day case (baseline)"
-                  if day.days == 5 else
-                  f"DP-3T unlinkable design, {fprate.DP3T_BYTES_PER_CASE:,} bytes a 5-day case scaled to "
-                  f"{day.days} days (baseline)")
+    dp3t_label = (
+        f"DP-3T unlinkable design, {fprate.DP3T_BYTES_PER_CASE:,} bytes a 5-day case (baseline)"
+        if day.days == 5
+        else f"DP-3T unlinkable design, {fprate.DP3T_BYTES_PER_CASE:,} bytes a 5-day case scaled to "
+        f"{day.days} days (baseline)"
+    )
     ours = {
         **_row(day, "exposure matcher: signed headers + bodies", day.total_bytes, day.total_bytes),
         "bits/element": round(day.bits_per_element, 2),
         "log2(1/eps)": round(day.log2_inv_eps, 2),
     }
-    return [ours] + [_row(day, what, per_day, day.total_bytes) for what, per_day in (
-        ("GAEN export.zip per hourly batch, same keys (baseline)", day.gaen_zip),
-        ("GAEN export.bin + export.sig unzipped, same keys (baseline)", day.gaen_raw),
-        (f"GAEN, {fprate.GAEN_BYTES_PER_KEY} bytes a key (baseline)", fprate.GAEN_BYTES_PER_KEY * day.keys),
-        (dp3t_label, dp3t),
-    )]
+    return [ours] + [
+        _row(day, what, per_day, day.total_bytes)
+        for what, per_day in (
+            ("GAEN export.zip per hourly batch, same keys (baseline)", day.gaen_zip),
+            ("GAEN export.bin + export.sig unzipped, same keys (baseline)", day.gaen_raw),
+            (f"GAEN, {fprate.GAEN_BYTES_PER_KEY} bytes a key (baseline)", fprate.GAEN_BYTES_PER_KEY * day.keys),
+            (dp3t_label, dp3t),
+        )
+    ]
 
 
 def run(quick: bool) -> list[Section]:
@@ -352,15 +405,35 @@ def run(quick: bool) -> list[Section]:
         "days (480 identifiers in a Cuckoo filter), scaled by days next to 8-day cases. Unlinkability costs the "
         "ratio to GAEN: a GAEN phone can link a case's identifiers to one another, ours cannot."
     )
-    sections = [Section(title="Bandwidth: bytes per case and per phone per day", rows=rows, notes=notes,
-                        summary=summary, formats={"bits/element": ".2f", "log2(1/eps)": ".2f"},
-                        curves=[] if quick else [Curve(title="Bandwidth per phone per day",
-                                                       x_label="confirmed cases a day",
-                                                       y_label="MB per phone per day", series=series,
-                                                       log_x=True, log_y=True)])]
+    sections = [
+        Section(
+            title="Bandwidth: bytes per case and per phone per day",
+            rows=rows,
+            notes=notes,
+            summary=summary,
+            formats={"bits/element": ".2f", "log2(1/eps)": ".2f"},
+            curves=[]
+            if quick
+            else [
+                Curve(
+                    title="Bandwidth per phone per day",
+                    x_label="confirmed cases a day",
+                    y_label="MB per phone per day",
+                    series=series,
+                    log_x=True,
+                    log_y=True,
+                )
+            ],
+        )
+    ]
     if not quick:
         lever_table, lever_note = lever_rows(days[LEVER_CASES, 8])
-        sections.append(Section(title="Bandwidth: what each lever saves, from format 1 to format 2",
-                                rows=lever_table, notes=lever_note,
-                                formats={"bits/element": ".2f", "saves bits/element": ".2f"}))
+        sections.append(
+            Section(
+                title="Bandwidth: what each lever saves, from format 1 to format 2",
+                rows=lever_table,
+                notes=lever_note,
+                formats={"bits/element": ".2f", "saves bits/element": ".2f"},
+            )
+        )
     return sections

@@ -144,8 +144,12 @@ def cut_history(store_url: str, tls_dir: Path, batches: int) -> None:
     real hourly batch; their bodies are small)."""
     store = open_store(store_url)
     publisher = Publisher(
-        store, load_signing_key(tls_dir / "signing.key"), retention_days=14, publish_interval=3600,
-        max_keys_per_batch=1000, anonymity_min_cases=1,  # an hour of history is one submission: one "case"
+        store,
+        load_signing_key(tls_dir / "signing.key"),
+        retention_days=14,
+        publish_interval=3600,
+        max_keys_per_batch=1000,
+        anonymity_min_cases=1,  # an hour of history is one submission: one "case"
     )
     try:
         for hour in range(batches, 0, -1):
@@ -241,22 +245,31 @@ def _latency_row(what: str, load: Load, baseline: Load | None) -> dict:
 
 def measure(clients: Clients, server: Server, port: int, ca: str, sequence: int, files: dict[str, bytes]) -> dict:
     """Every download and listing of the service next to nginx's, the two taking turns."""
+
     def phones(n: int, **kwargs: object) -> list[dict]:
         return [dict(ca_file=ca, **kwargs)] * n
 
     downloads = {
-        n: clients.alternate({
-            "ours": (BatchDownloader, phones(n, address=server.public, sequence=sequence,
-                                             sha256=_sha(files, BODY_FILE))),
-            "nginx": (FileDownloader, phones(n, port=port, name=BODY_FILE, sha256=_sha(files, BODY_FILE))),
-        }, DOWNLOAD_SECONDS)
+        n: clients.alternate(
+            {
+                "ours": (
+                    BatchDownloader,
+                    phones(n, address=server.public, sequence=sequence, sha256=_sha(files, BODY_FILE)),
+                ),
+                "nginx": (FileDownloader, phones(n, port=port, name=BODY_FILE, sha256=_sha(files, BODY_FILE))),
+            },
+            DOWNLOAD_SECONDS,
+        )
         for n in PHONES
     }
     lists = {
-        name: clients.alternate({
-            "ours": (Lister, phones(1, address=server.public, after=after, sha256=_sha(files, name))),
-            "nginx": (FileDownloader, phones(1, port=port, name=name, sha256=_sha(files, name))),
-        }, LIST_SECONDS)
+        name: clients.alternate(
+            {
+                "ours": (Lister, phones(1, address=server.public, after=after, sha256=_sha(files, name))),
+                "nginx": (FileDownloader, phones(1, port=port, name=name, sha256=_sha(files, name))),
+            },
+            LIST_SECONDS,
+        )
         for name, after in ((FULL_LIST_FILE, 0), (NEW_LIST_FILE, sequence - 1))
     }
     return {"downloads": downloads, "lists": lists}
@@ -274,18 +287,36 @@ def run_quick() -> Section:
             files = published_files(server, tls, sequence)
             with nginx_serving(tls, files) as port:
                 sha = _sha(files, BODY_FILE)
-                loads = clients.alternate({
-                    "ours": (BatchDownloader, [dict(address=server.public, ca_file=str(tls / "ca.pem"),
-                                                    sequence=sequence, sha256=sha)]),
-                    "nginx": (FileDownloader, [dict(port=port, ca_file=str(tls / "ca.pem"), name=BODY_FILE,
-                                                    sha256=sha)]),
-                }, QUICK_SECONDS)
+                loads = clients.alternate(
+                    {
+                        "ours": (
+                            BatchDownloader,
+                            [
+                                {
+                                    "address": server.public,
+                                    "ca_file": str(tls / "ca.pem"),
+                                    "sequence": sequence,
+                                    "sha256": sha,
+                                }
+                            ],
+                        ),
+                        "nginx": (
+                            FileDownloader,
+                            [{"port": port, "ca_file": str(tls / "ca.pem"), "name": BODY_FILE, "sha256": sha}],
+                        ),
+                    },
+                    QUICK_SECONDS,
+                )
     ours, nginx = loads["ours"].units_per_second, loads["nginx"].units_per_second
-    return Section(title="Distribution (quick)", rows=[], summary={
-        "download_vs_nginx": round(ours / nginx, 2),
-        "download_mb_per_s": round(ours / 1e6, 1),
-        "download_nginx_mb_per_s": round(nginx / 1e6, 1),
-    })
+    return Section(
+        title="Distribution (quick)",
+        rows=[],
+        summary={
+            "download_vs_nginx": round(ours / nginx, 2),
+            "download_mb_per_s": round(ours / 1e6, 1),
+            "download_nginx_mb_per_s": round(nginx / 1e6, 1),
+        },
+    )
 
 
 def fleet(server: Server, tls: Path, url: str, after: int) -> FleetResult:
@@ -294,8 +325,9 @@ def fleet(server: Server, tls: Path, url: str, after: int) -> FleetResult:
     hourly = publish(url, tls, now=NOW + 3600)["sequence"]
     if hourly != after + 1:
         raise AssertionError(f"the hourly batch is {hourly}, expected {after + 1}")
-    return hourly_sync(server.public, str(tls / "ca.pem"), phones=FLEET_PHONES, after=after, sequence=hourly,
-                       rounds=FLEET_ROUNDS)
+    return hourly_sync(
+        server.public, str(tls / "ca.pem"), phones=FLEET_PHONES, after=after, sequence=hourly, rounds=FLEET_ROUNDS
+    )
 
 
 def run(quick: bool) -> Section | list[Section]:
@@ -323,8 +355,10 @@ def run(quick: bool) -> Section | list[Section]:
     for kind in STORES:
         for n, loads in measured[kind]["downloads"].items():
             ours = _download_row(f"DownloadBatch, {kind}", loads["ours"], body, loads["nginx"])
-            download_rows += [ours, _download_row("nginx, the same body as a static file (baseline)", loads["nginx"],
-                                                  body, None)]
+            download_rows += [
+                ours,
+                _download_row("nginx, the same body as a static file (baseline)", loads["nginx"], body, None),
+            ]
             summary[f"download_{kind}_{n}_phones_mb_per_s"] = ours["MB/s"]
             summary[f"download_{kind}_{n}_phones_vs_nginx"] = ours["vs nginx"]
             for side, label in (("ours", f"DownloadBatch, {kind}"), ("nginx", f"nginx, next to {kind}")):
@@ -343,8 +377,13 @@ def run(quick: bool) -> Section | list[Section]:
     def met(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
-    curve = Curve(title="Download throughput (same machine, same run)", x_label="concurrent phones",
-                  y_label="MB/s, all phones together", log_x=True, series=series)
+    curve = Curve(
+        title="Download throughput (same machine, same run)",
+        x_label="concurrent phones",
+        y_label="MB/s, all phones together",
+        log_x=True,
+        series=series,
+    )
     setup = (
         f"`matcher serve` (its default: {os.cpu_count()} server processes on the same ports, grpcio sync servers of "
         "32 worker threads, batches served from memory), nginx (`worker_processes auto`, "
@@ -380,8 +419,12 @@ def run(quick: bool) -> Section | list[Section]:
         "slowest round s": round(max(phones.round_seconds), 2),
         "body bytes": phones.body_bytes,
     }
-    summary.update(fleet_phones=FLEET_PHONES, fleet_p50_ms=fleet_row["p50 ms"], fleet_p99_ms=fleet_row["p99 ms"],
-                   fleet_errors=dict(phones.errors))
+    summary.update(
+        fleet_phones=FLEET_PHONES,
+        fleet_p50_ms=fleet_row["p50 ms"],
+        fleet_p99_ms=fleet_row["p99 ms"],
+        fleet_errors=dict(phones.errors),
+    )
     fleet_notes = (
         f"Bar: no error, RESOURCE_EXHAUSTED above all, for well-behaved phones ({fleet_row['errors']} errors: "
         f"{met(not fleet_row['errors'])}). {FLEET_PHONES:,} phones, each with its own TLS connection (grpc.aio channels in 4 client processes, a "
@@ -394,8 +437,13 @@ def run(quick: bool) -> Section | list[Section]:
         f"the {os.cpu_count()} cores."
     )
     return [
-        Section(title="Distribution: DownloadBatch next to nginx", rows=download_rows, notes=download_notes,
-                summary=summary, curves=[curve]),
+        Section(
+            title="Distribution: DownloadBatch next to nginx",
+            rows=download_rows,
+            notes=download_notes,
+            summary=summary,
+            curves=[curve],
+        ),
         Section(title="Distribution: ListBatches latency", rows=list_rows, notes=list_notes),
         Section(title="Distribution: 1,000 phones at once", rows=[fleet_row], notes=fleet_notes),
     ]

@@ -53,20 +53,37 @@ CHECK_RATE_BAR = 1_000_000  # observation tests a second of the phone's daily ch
 PHONE_KEYS_PER_BATCH = 1_000 * 8 // 24
 
 
-def make_keys(count: int, seed: int = 0, report_types: tuple[ReportType, ...] = (ReportType.CONFIRMED_TEST,),
-              onsets: tuple[int | None, ...] = (None,)) -> list[DiagnosisKey]:
+def make_keys(
+    count: int,
+    seed: int = 0,
+    report_types: tuple[ReportType, ...] = (ReportType.CONFIRMED_TEST,),
+    onsets: tuple[int | None, ...] = (None,),
+) -> list[DiagnosisKey]:
     """Full-day keys spread over 14 days, cycling through the given report types and days since onset."""
     prefix = seed.to_bytes(4, "little")
     return [
-        DiagnosisKey(hashlib.sha256(prefix + n.to_bytes(8, "little")).digest()[:16], DAY + 144 * (n % 14), 144,
-                     report_types[n % len(report_types)], onsets[n % len(onsets)])
+        DiagnosisKey(
+            hashlib.sha256(prefix + n.to_bytes(8, "little")).digest()[:16],
+            DAY + 144 * (n % 14),
+            144,
+            report_types[n % len(report_types)],
+            onsets[n % len(onsets)],
+        )
         for n in range(count)
     ]
 
 
 def build(keys: list[DiagnosisKey], sequence: int = 1, salt: bytes | None = None) -> batches.BuiltBatch:
-    return batches.build_batch(keys, sequence=sequence, published_at=PUBLISHED_AT, region="VN", config=CONFIG,
-                               signing_key=SIGNING_KEY, error_rate=ERROR_RATE, salt=salt)
+    return batches.build_batch(
+        keys,
+        sequence=sequence,
+        published_at=PUBLISHED_AT,
+        region="VN",
+        config=CONFIG,
+        signing_key=SIGNING_KEY,
+        error_rate=ERROR_RATE,
+        salt=salt,
+    )
 
 
 def pybloom_add_rate(keys: list[DiagnosisKey], elements: int, subset: int, repeat: int = 2) -> float:
@@ -130,8 +147,14 @@ def builder_rows(sizes: list[int], subset: int, budget_seconds: float) -> tuple[
             # 10^5 keys measured 2.2x on two cores); the keys and the baselines come on top
             projected = rows[-1]["seconds"] * count / rows[-1]["elements"] * 144 * 2.0
             if time.perf_counter() - began + projected > budget_seconds:
-                return rows, largest, (f"{count:,} keys left out: about {projected:.0f} s would exceed the "
-                                       f"{budget_seconds:.0f} s left for these rows in the run's time budget. ")
+                return (
+                    rows,
+                    largest,
+                    (
+                        f"{count:,} keys left out: about {projected:.0f} s would exceed the "
+                        f"{budget_seconds:.0f} s left for these rows in the run's time budget. "
+                    ),
+                )
         keys = make_keys(count)
         built: list[batches.BuiltBatch] = []
         seconds = best_of(lambda: built.append(build(keys)), repeat=3 if count <= 10_000 else 1, budget_seconds=20)
@@ -140,12 +163,17 @@ def builder_rows(sizes: list[int], subset: int, budget_seconds: float) -> tuple[
         add_rate = pybloom_add_rate(keys, batch.elements, subset)
         aes_rate = per_interval_rpi_rate(keys[: -(-subset // 144)])
         row = _row(f"build_batch, {count:,} keys", batch.elements, seconds, "pybloom-live add loop", add_rate)
-        rows.append(row | {"per-interval AES elements/s": aes_rate,
-                           "speedup vs per-interval AES": round(batch.elements / seconds / aes_rate, 1),
-                           "bits/element": round(coded_bits_per_element(batch.header), 3),
-                           "log2(1/eps)": round(LOG2_INV_EPS, 3),
-                           "Rice expected": round(RICE_BITS, 3),
-                           "Bloom bound": round(BLOOM_BOUND, 3)})
+        rows.append(
+            row
+            | {
+                "per-interval AES elements/s": aes_rate,
+                "speedup vs per-interval AES": round(batch.elements / seconds / aes_rate, 1),
+                "bits/element": round(coded_bits_per_element(batch.header), 3),
+                "log2(1/eps)": round(LOG2_INV_EPS, 3),
+                "Rice expected": round(RICE_BITS, 3),
+                "Bloom bound": round(BLOOM_BOUND, 3),
+            }
+        )
         largest = batch
     assert largest is not None
     return rows, largest, ""
@@ -160,9 +188,12 @@ def phone_check(observations_per_day: int, days: int, batches_per_day: int, keys
     observed_at = intervals * 600 + rng.integers(0, 600, n)  # anywhere in the interval: 1.4 tests on average
     signed, bodies, planted = [], [], 0
     for hour in range(batches_per_day):
-        keys = make_keys(keys_per_batch, seed=hour + 1,
-                         report_types=(ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS,
-                                       ReportType.SELF_REPORT), onsets=(None, 0))
+        keys = make_keys(
+            keys_per_batch,
+            seed=hour + 1,
+            report_types=(ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT),
+            onsets=(None, 0),
+        )
         built = build(keys, sequence=hour + 1)
         signed.append(batches.sign_header(built.header, SIGNING_KEY))
         bodies.append(built.body)
@@ -182,8 +213,13 @@ def phone_check(observations_per_day: int, days: int, batches_per_day: int, keys
     found = int(matched[:planted].sum())
     if found != planted:
         raise AssertionError(f"the phone found {found} of {planted} planted matches")
-    row = _row(f"phone check: {n:,} observations x {batches_per_day} batches of {keys_per_batch} keys",
-               n * batches_per_day, seconds, "", None)
+    row = _row(
+        f"phone check: {n:,} observations x {batches_per_day} batches of {keys_per_batch} keys",
+        n * batches_per_day,
+        seconds,
+        "",
+        None,
+    )
     return row | {"false matches": int(matched[planted:].sum())}
 
 
@@ -200,8 +236,13 @@ def run(quick: bool) -> Section:
 
     derivation_keys = make_keys(200 if quick else 1_000, seed=99)
     per_key_seconds = best_of(lambda: batches.key_elements(derivation_keys), repeat=3)
-    derivation = _row("RPIs, one AES call per key", len(derivation_keys) * 144, per_key_seconds,
-                      "one AES call per interval", per_interval_rpi_rate(derivation_keys))
+    derivation = _row(
+        "RPIs, one AES call per key",
+        len(derivation_keys) * 144,
+        per_key_seconds,
+        "one AES call per interval",
+        per_interval_rpi_rate(derivation_keys),
+    )
     phone = phone_check(5_000, 14, 24, keys_per_batch=PHONE_KEYS_PER_BATCH)
 
     bits_per_element = coded_bits_per_element(largest.header)
@@ -222,28 +263,45 @@ def run(quick: bool) -> Section:
         f"{CHECK_RATE_BAR:,} observation tests a second ({phone['elements/s']:,.0f}: "
         f"{'met' if phone['elements/s'] >= CHECK_RATE_BAR else 'MISSED'}). "
     )
-    notes = skipped + bars + (
-        f"Error rate {ERROR_RATE:.4g}, log2(1/eps) = {LOG2_INV_EPS:.2f} bits (the default sizing: one batch an "
-        "hour, docs/spec.md section 8). build_batch goes from DiagnosisKeys to header and body (one section); "
-        "pybloom-live's add loop is timed on a subset of the same elements (their tags, handed to it for free) in a "
-        "BloomFilter sized for the whole batch at the same error rate; per-interval AES is RPI derivation alone "
-        "with one cipher call per interval, on a subset of the batch's keys (no set at all: an upper bound for any "
-        f"builder that derives that way). The coded set holds {bits_per_element:.3f} bits per element, padding "
-        f"included: {bits_per_element - LOG2_INV_EPS:.2f} above log2(1/eps), against the Rice expectation "
-        f"{RICE_BITS:.3f} (fprate.rice_bits_per_element) and the Bloom bound 1.44 x log2(1/eps) = {BLOOM_BOUND:.3f} "
-        f"({1 - bits_per_element / BLOOM_BOUND:.0%} smaller). The phone check verifies each batch's signature, "
-        "digest and coding, then tests 14 days of 5,000 observations a day heard at random times (the elements "
-        "column counts observation x batch tests), 3 of them per batch really from a published key (all found); "
-        f"{phone['false matches']} other observations matched. The batches hold {PHONE_KEYS_PER_BATCH} keys each "
-        "(1,000 cases a day of 8 daily keys, cut hourly) in two sections."
+    notes = (
+        skipped
+        + bars
+        + (
+            f"Error rate {ERROR_RATE:.4g}, log2(1/eps) = {LOG2_INV_EPS:.2f} bits (the default sizing: one batch an "
+            "hour, docs/spec.md section 8). build_batch goes from DiagnosisKeys to header and body (one section); "
+            "pybloom-live's add loop is timed on a subset of the same elements (their tags, handed to it for free) in a "
+            "BloomFilter sized for the whole batch at the same error rate; per-interval AES is RPI derivation alone "
+            "with one cipher call per interval, on a subset of the batch's keys (no set at all: an upper bound for any "
+            f"builder that derives that way). The coded set holds {bits_per_element:.3f} bits per element, padding "
+            f"included: {bits_per_element - LOG2_INV_EPS:.2f} above log2(1/eps), against the Rice expectation "
+            f"{RICE_BITS:.3f} (fprate.rice_bits_per_element) and the Bloom bound 1.44 x log2(1/eps) = {BLOOM_BOUND:.3f} "
+            f"({1 - bits_per_element / BLOOM_BOUND:.0%} smaller). The phone check verifies each batch's signature, "
+            "digest and coding, then tests 14 days of 5,000 observations a day heard at random times (the elements "
+            "column counts observation x batch tests), 3 of them per batch really from a published key (all found); "
+            f"{phone['false matches']} other observations matched. The batches hold {PHONE_KEYS_PER_BATCH} keys each "
+            "(1,000 cases a day of 8 daily keys, cut hourly) in two sections."
+        )
     )
     curve = Curve(
-        title="Batch build (keys -> published batch)", x_label="elements in the batch (keys x 144)",
-        y_label="elements/s", log_x=True, log_y=True,
-        series={name: [(row["elements"], row[column]) for row in rows] for name, column in (
-            ("build_batch", "elements/s"), ("pybloom-live add loop", "baseline elements/s"),
-            ("per-interval AES (derivation only)", "per-interval AES elements/s"))},
+        title="Batch build (keys -> published batch)",
+        x_label="elements in the batch (keys x 144)",
+        y_label="elements/s",
+        log_x=True,
+        log_y=True,
+        series={
+            name: [(row["elements"], row[column]) for row in rows]
+            for name, column in (
+                ("build_batch", "elements/s"),
+                ("pybloom-live add loop", "baseline elements/s"),
+                ("per-interval AES (derivation only)", "per-interval AES elements/s"),
+            )
+        },
     )
-    return Section(title="Filters: batch builder, baselines and phone check", rows=rows + [derivation, phone],
-                   notes=notes, summary=summary, curves=[curve],
-                   formats={column: ".3f" for column in ("bits/element", "log2(1/eps)", "Rice expected", "Bloom bound")})
+    return Section(
+        title="Filters: batch builder, baselines and phone check",
+        rows=[*rows, derivation, phone],
+        notes=notes,
+        summary=summary,
+        curves=[curve],
+        formats=dict.fromkeys(("bits/element", "log2(1/eps)", "Rice expected", "Bloom bound"), ".3f"),
+    )

@@ -83,7 +83,7 @@ class HealthChecker:
 
 
 def _side_by_side(clients: Clients, address: str, tls_dir: Path, n: int) -> dict[str, Load]:
-    kwargs = [dict(address=address, tls_dir=str(tls_dir), prefix=f"client-{i}") for i in range(n)]
+    kwargs = [{"address": address, "tls_dir": str(tls_dir), "prefix": f"client-{i}"} for i in range(n)]
     return clients.alternate({"health": (HealthChecker, kwargs), "submit": (Submitter, kwargs)}, SECONDS)
 
 

@@ -133,10 +133,22 @@ def run(quick: bool) -> Section:
     rows, summary = [], {}
     for short, m in measured:
         assert m.baseline is not None
-        rows.append({"writer": m.writer, "keys/s": round(m.keys_per_second),
-                     "bytes/key": round(m.bytes_per_key or 0), "vs baseline": None})
-        rows.append({"writer": f"{m.baseline.writer} (baseline)", "keys/s": round(m.baseline.keys_per_second),
-                     "bytes/key": None, "vs baseline": round(m.keys_per_second / m.baseline.keys_per_second, 2)})
+        rows.append(
+            {
+                "writer": m.writer,
+                "keys/s": round(m.keys_per_second),
+                "bytes/key": round(m.bytes_per_key or 0),
+                "vs baseline": None,
+            }
+        )
+        rows.append(
+            {
+                "writer": f"{m.baseline.writer} (baseline)",
+                "keys/s": round(m.baseline.keys_per_second),
+                "bytes/key": None,
+                "vs baseline": round(m.keys_per_second / m.baseline.keys_per_second, 2),
+            }
+        )
         summary[f"store_{short}_keys_per_s"] = round(m.keys_per_second)
         summary[f"store_{short}_bytes_per_key"] = round(m.bytes_per_key or 0)
     return Section(

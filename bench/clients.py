@@ -82,7 +82,7 @@ def _client(inbox: multiprocessing.Queue, outbox: multiprocessing.Queue) -> None
             if close is not None:
                 close()
             outbox.put(("done", (calls, units, last - start, latencies)))
-        except BaseException:  # noqa: BLE001 - reported to the parent, which raises it there
+        except BaseException:
             outbox.put(("error", traceback.format_exc()))
 
 

@@ -22,9 +22,14 @@ class Curve:
     log_y: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"title": self.title, "x_label": self.x_label, "y_label": self.y_label, "log_x": self.log_x,
-                "log_y": self.log_y,
-                "series": {name: [list(point) for point in points] for name, points in self.series.items()}}
+        return {
+            "title": self.title,
+            "x_label": self.x_label,
+            "y_label": self.y_label,
+            "log_x": self.log_x,
+            "log_y": self.log_y,
+            "series": {name: [list(point) for point in points] for name, points in self.series.items()},
+        }
 
 
 @dataclass
@@ -42,9 +47,15 @@ class Section:
     formats: dict[str, str] = field(default_factory=dict)  # column -> format spec in results.md (e.g. ".2f")
 
     def as_json(self) -> dict[str, Any]:
-        return {"title": self.title, "rows": self.rows, "notes": self.notes, "summary": self.summary,
-                "figures": self.figures, "curves": [c.as_json() for c in self.curves],
-                "seconds": None if self.seconds is None else round(self.seconds, 1)}
+        return {
+            "title": self.title,
+            "rows": self.rows,
+            "notes": self.notes,
+            "summary": self.summary,
+            "figures": self.figures,
+            "curves": [c.as_json() for c in self.curves],
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
+        }
 
     def as_markdown(self) -> list[str]:
         lines = [f"## {self.title}", ""]

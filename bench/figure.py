@@ -8,9 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a build machine
 
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import matplotlib.pyplot as plt
 
-from bench.common import Curve  # noqa: E402
+from bench.common import Curve
 
 MAX_LABELLED_XS = 6
 

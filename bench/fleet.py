@@ -39,15 +39,17 @@ class FleetResult:
         return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
 
 
-async def _phones(address: str, ca_file: str, n: int, after: int, sequence: int, start: float, rounds: int,
-                  gap: float) -> tuple[list[float], dict[str, int], list[tuple[float, float]], int]:
+async def _phones(
+    address: str, ca_file: str, n: int, after: int, sequence: int, start: float, rounds: int, gap: float
+) -> tuple[list[float], dict[str, int], list[tuple[float, float]], int]:
     import grpc
 
     from exposure.v1 import distribution_pb2, distribution_pb2_grpc
 
     credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
-    channels = [grpc.aio.secure_channel(address, credentials, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(n)]
+    channels = [
+        grpc.aio.secure_channel(address, credentials, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)
+    ]
     try:
         await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in channels)), CONNECT_SECONDS)
         stubs = [distribution_pb2_grpc.DistributionStub(c) for c in channels]
@@ -59,13 +61,15 @@ async def _phones(address: str, ca_file: str, n: int, after: int, sequence: int,
         async def sync(stub) -> None:
             began = time.monotonic()
             try:
-                listing = await stub.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=after),
-                                                 timeout=CALL_TIMEOUT)
+                listing = await stub.ListBatches(
+                    distribution_pb2.ListBatchesRequest(after_sequence=after), timeout=CALL_TIMEOUT
+                )
                 if len(listing.batches) != 1:
                     raise AssertionError(f"expected the one new header, got {len(listing.batches)}")
                 size = 0
-                async for chunk in stub.DownloadBatch(distribution_pb2.DownloadBatchRequest(sequence=sequence),
-                                                      timeout=CALL_TIMEOUT):
+                async for chunk in stub.DownloadBatch(
+                    distribution_pb2.DownloadBatchRequest(sequence=sequence), timeout=CALL_TIMEOUT
+                ):
                     size += len(chunk.data)
                 body[0] = size
                 latencies.append(time.monotonic() - began)
@@ -86,8 +90,17 @@ def _run_phones(*args) -> tuple[list[float], dict[str, int], list[tuple[float, f
     return asyncio.run(_phones(*args))
 
 
-def hourly_sync(address: str, ca_file: str, *, phones: int, after: int, sequence: int, rounds: int = 3,
-                gap: float = 5.0, processes: int = 4) -> FleetResult:
+def hourly_sync(
+    address: str,
+    ca_file: str,
+    *,
+    phones: int,
+    after: int,
+    sequence: int,
+    rounds: int = 3,
+    gap: float = 5.0,
+    processes: int = 4,
+) -> FleetResult:
     """``phones`` phones in ``processes`` processes, each syncing (after ``after``, downloading batch ``sequence``)
     at the start of every one of ``rounds`` rounds, ``gap`` seconds apart (a process whose phones are still busy
     starts its next round when they are done). Connections are made before the first round and are not timed."""
@@ -97,8 +110,9 @@ def hourly_sync(address: str, ca_file: str, *, phones: int, after: int, sequence
     with futures.ProcessPoolExecutor(processes, mp_context=spawn) as pool:
         # Start a little after the slowest process could have connected all of its phones.
         start = time.monotonic() + 10.0 + phones * 0.01
-        running = [pool.submit(_run_phones, address, ca_file, n, after, sequence, start, rounds, gap)
-                   for n in share if n]
+        running = [
+            pool.submit(_run_phones, address, ca_file, n, after, sequence, start, rounds, gap) for n in share if n
+        ]
         spans = []
         for done in running:
             latencies, errors, process_spans, body = done.result()

@@ -74,24 +74,24 @@ def _nginx_config(folder: Path, tls_dir: Path, port: int) -> str:
     return f"""
 daemon off;
 worker_processes auto;
-pid {folder / 'nginx.pid'};
-error_log {folder / 'error.log'} warn;
+pid {folder / "nginx.pid"};
+error_log {folder / "error.log"} warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
     default_type application/octet-stream;
     keepalive_requests 1000000;
-    client_body_temp_path {temp / 'body'};
-    proxy_temp_path {temp / 'proxy'};
-    fastcgi_temp_path {temp / 'fastcgi'};
-    uwsgi_temp_path {temp / 'uwsgi'};
-    scgi_temp_path {temp / 'scgi'};
+    client_body_temp_path {temp / "body"};
+    proxy_temp_path {temp / "proxy"};
+    fastcgi_temp_path {temp / "fastcgi"};
+    uwsgi_temp_path {temp / "uwsgi"};
+    scgi_temp_path {temp / "scgi"};
     server {{
         listen 127.0.0.1:{port} ssl;
-        ssl_certificate {tls_dir / 'server.pem'};
-        ssl_certificate_key {tls_dir / 'server.key'};
+        ssl_certificate {tls_dir / "server.pem"};
+        ssl_certificate_key {tls_dir / "server.key"};
         ssl_protocols TLSv1.2 TLSv1.3;
-        root {folder / 'www'};
+        root {folder / "www"};
     }}
 }}
 """
@@ -126,7 +126,8 @@ def _run_nginx(binary: str, folder: Path, tls_dir: Path) -> Iterator[int]:
         (folder / "nginx.conf").write_text(_nginx_config(folder, tls_dir, port))
         process = subprocess.Popen(
             [binary, "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(folder / "nginx.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + NGINX_START_SECONDS

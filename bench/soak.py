@@ -216,8 +216,10 @@ class MemorySampler:
             "second_half_slope_mb_per_min": round(slope, 3),
             "second_half_slope_error_mb_per_min": round(error, 3),
             # The mean of each whole minute from the phase's start: the shape a slope cannot show.
-            "by_minute_mb": [round(float(mb[(t >= t[0] + 60 * m) & (t < t[0] + 60 * (m + 1))].mean()), 1)
-                             for m in range(int((t[-1] - t[0]) // 60))],
+            "by_minute_mb": [
+                round(float(mb[(t >= t[0] + 60 * m) & (t < t[0] + 60 * (m + 1))].mean()), 1)
+                for m in range(int((t[-1] - t[0]) // 60))
+            ],
         }
 
 
@@ -261,8 +263,24 @@ def prepare(folder: Path, store: str):
 
 
 def publish(store: str, tls: Path) -> None:
-    subprocess.run([sys.executable, "-m", "matcher.cli", "publish", "--store", store, "--tls-dir", str(tls),
-                    "--now", str(NOW), "--json"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "matcher.cli",
+            "publish",
+            "--store",
+            store,
+            "--tls-dir",
+            str(tls),
+            "--now",
+            str(NOW),
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 # --- the phases -------------------------------------------------------------------------------------------
@@ -284,8 +302,12 @@ def ladder(pool, kind: str, rates, seconds: float, address: str, tls: Path) -> l
     for rate in rates:
         step = gathered(kind, rate, seconds, offered(pool, kind, rate, seconds, address, tls, f"{kind}-{rate}"))
         steps.append(step)
-        print(f"  {kind} {rate}/s: p50 {step.percentile(50):.0f} ms, p99 {step.percentile(99):.0f} ms, "
-              f"{step.achieved:.0f}/s answered, errors {dict(step.errors)}", file=sys.stderr, flush=True)
+        print(
+            f"  {kind} {rate}/s: p50 {step.percentile(50):.0f} ms, p99 {step.percentile(99):.0f} ms, "
+            f"{step.achieved:.0f}/s answered, errors {dict(step.errors)}",
+            file=sys.stderr,
+            flush=True,
+        )
         if not step.held:
             break
     return steps
@@ -299,8 +321,10 @@ def run(args: argparse.Namespace) -> dict:
     began = time.monotonic()
     load_before = os.getloadavg()
     spawn = multiprocessing.get_context("spawn")  # grpcio does not survive fork
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, \
-            futures.ProcessPoolExecutor(2 * WORKERS, mp_context=spawn) as pool:  # the soak runs both loads
+    with (
+        tempfile.TemporaryDirectory(prefix="soak-") as tmp,
+        futures.ProcessPoolExecutor(2 * WORKERS, mp_context=spawn) as pool,
+    ):  # the soak runs both loads
         store = f"sqlite:{Path(tmp) / 'soak.db'}" if args.store == "sqlite" else args.store
         server, tls, body_bytes = prepare(Path(tmp), store)
         try:
@@ -312,8 +336,10 @@ def run(args: argparse.Namespace) -> dict:
                 submit_rate, download_rate = highest_held(submits), highest_held(downloads)
                 memory.phase = "soak"
                 print(f"  soak for {args.soak_seconds:.0f} s", file=sys.stderr, flush=True)
-                soak_submit, soak_download = args.rates or (max(1.0, SOAK_SHARE * submit_rate),
-                                                            max(1.0, SOAK_SHARE * download_rate))
+                soak_submit, soak_download = args.rates or (
+                    max(1.0, SOAK_SHARE * submit_rate),
+                    max(1.0, SOAK_SHARE * download_rate),
+                )
                 running = offered(pool, "submit", soak_submit, args.soak_seconds, server.authority, tls, "soak-s")
                 running_d = offered(pool, "download", soak_download, args.soak_seconds, server.public, tls, "soak-d")
                 publishes = 0
@@ -339,19 +365,30 @@ def run(args: argparse.Namespace) -> dict:
         "downloads_per_s_at_p99_under_200ms": download_rate,
         "submission_ladder": [_row(s) for s in submits],
         "distribution_ladder": [_row(s) for s in downloads],
-        "soak": {"seconds": args.soak_seconds, "submit": _row(soak_s), "download": _row(soak_d),
-                 "publishes": publishes, "memory": memory.trend("soak")},
-        "memory_by_phase": {phase: memory.trend(phase) for phase in
-                            ("submission ladder", "distribution ladder", "soak")},
+        "soak": {
+            "seconds": args.soak_seconds,
+            "submit": _row(soak_s),
+            "download": _row(soak_d),
+            "publishes": publishes,
+            "memory": memory.trend("soak"),
+        },
+        "memory_by_phase": {
+            phase: memory.trend(phase) for phase in ("submission ladder", "distribution ladder", "soak")
+        },
         "server_alive_at_end": alive,
         "seconds": round(time.monotonic() - began),
     }
 
 
 def _row(step: Step) -> dict:
-    return {"offered_per_s": step.offered, "answered_per_s": round(step.achieved, 1),
-            "p50_ms": round(step.percentile(50), 1), "p99_ms": round(step.percentile(99), 1),
-            "errors": dict(step.errors), "held": step.held}
+    return {
+        "offered_per_s": step.offered,
+        "answered_per_s": round(step.achieved, 1),
+        "p50_ms": round(step.percentile(50), 1),
+        "p99_ms": round(step.percentile(99), 1),
+        "errors": dict(step.errors),
+        "held": step.held,
+    }
 
 
 def markdown(result: dict) -> str:
@@ -380,23 +417,43 @@ def markdown(result: dict) -> str:
         "",
     ]
     for title, key in (("Submission ladder", "submission_ladder"), ("Distribution ladder", "distribution_ladder")):
-        lines += [f"## {title}", "", "| offered/s | answered/s | p50 ms | p99 ms | errors | held |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {title}",
+            "",
+            "| offered/s | answered/s | p50 ms | p99 ms | errors | held |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in result[key]:
-            lines.append(f"| {row['offered_per_s']:.0f} | {row['answered_per_s']} | {row['p50_ms']} | {row['p99_ms']} "
-                         f"| {row['errors'] or ''} | {'yes' if row['held'] else 'no'} |")
+            lines.append(
+                f"| {row['offered_per_s']:.0f} | {row['answered_per_s']} | {row['p50_ms']} | {row['p99_ms']} "
+                f"| {row['errors'] or ''} | {'yes' if row['held'] else 'no'} |"
+            )
         lines.append("")
-    lines += ["## Soak", "", "| load | offered/s | answered/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    lines += [
+        "## Soak",
+        "",
+        "| load | offered/s | answered/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in ("submit", "download"):
         row = soak[name]
-        lines.append(f"| {name} | {row['offered_per_s']:.1f} | {row['answered_per_s']} | {row['p50_ms']} | "
-                     f"{row['p99_ms']} | {row['errors'] or ''} |")
-    lines += ["", "## Service memory (PSS of all its processes) by phase", "",
-              "| phase | samples | first MB | last MB | max MB | slope MB/min | second half MB/min |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {row['offered_per_s']:.1f} | {row['answered_per_s']} | {row['p50_ms']} | "
+            f"{row['p99_ms']} | {row['errors'] or ''} |"
+        )
+    lines += [
+        "",
+        "## Service memory (PSS of all its processes) by phase",
+        "",
+        "| phase | samples | first MB | last MB | max MB | slope MB/min | second half MB/min |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for phase, trend in result["memory_by_phase"].items():
-        lines.append(f"| {phase} | {trend['samples']} | {trend['first_mb']} | {trend['last_mb']} | {trend['max_mb']} | "
-                     f"{trend['slope_mb_per_min']} | {trend['second_half_slope_mb_per_min']} |")
-    return "\n".join(lines + ["", GROWTH_BEFORE])
+        lines.append(
+            f"| {phase} | {trend['samples']} | {trend['first_mb']} | {trend['last_mb']} | {trend['max_mb']} | "
+            f"{trend['slope_mb_per_min']} | {trend['second_half_slope_mb_per_min']} |"
+        )
+    return "\n".join([*lines, "", GROWTH_BEFORE])
 
 
 # What made the memory grow before this soak was flat (kept with every run's results: it is their reference).
@@ -426,13 +483,23 @@ them was not measured.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--step-seconds", type=float, default=8.0, help="seconds per ladder step (default 8)")
-    parser.add_argument("--soak-seconds", type=float, default=1200.0,
-                        help="seconds of the soak (default 1200: 20 minutes, whose second half decides the verdict)")
-    parser.add_argument("--rates", type=float, nargs=2, metavar=("SUBMIT", "DOWNLOAD"),
-                        help="the soak's offered rates a second, instead of 60%% of the ladders' (to compare runs)")
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=1200.0,
+        help="seconds of the soak (default 1200: 20 minutes, whose second half decides the verdict)",
+    )
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs=2,
+        metavar=("SUBMIT", "DOWNLOAD"),
+        help="the soak's offered rates a second, instead of 60%% of the ladders' (to compare runs)",
+    )
     parser.add_argument("--store", default="sqlite", help="sqlite (a file in a temp folder) or a redis:// URL")
     parser.add_argument("--out", default=str(HERE / "soak-results.md"), help="where to write the results")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

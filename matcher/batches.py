@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from exposure.v1 import batch_pb2, config_pb2
 from google.protobuf.message import DecodeError
+
+from exposure.v1 import batch_pb2, config_pb2
 
 from . import crypto
 from .exposure_config import infectiousness_of, infectiousness_weight, report_type_weight
@@ -39,9 +40,9 @@ from .filters import (
 )
 from .fprate import section_error_rate
 from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS
-from .venues import HOUR_SECONDS
 from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType, VenueHour, level_of
 from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
+from .venues import HOUR_SECONDS
 
 FORMAT_VERSION = 2
 PUBLISHED_INFECTIOUSNESS = (Infectiousness.STANDARD, Infectiousness.HIGH)
@@ -260,8 +261,11 @@ def build_batch(
         rate = section_error_rate(error_rate, elements_of(section_keys), run_elements or elements)
         hash_range = hash_range_for(elements_of(section_keys), rate)
         encoded = encode_set(key_hashes(section_keys, salt, hash_range))
-        header.sections.append(_section(encoded, offset, hash_range, report_types=section.report_types,
-                                        infectiousness=section.infectiousness))
+        header.sections.append(
+            _section(
+                encoded, offset, hash_range, report_types=section.report_types, infectiousness=section.infectiousness
+            )
+        )
         parts.append(encoded.data)
         offset += len(encoded.data)
     venue_elements = _venue_elements(venue_hours)
@@ -282,9 +286,15 @@ def build_batch(
 
 def _section(encoded, offset: int, hash_range: int, **what) -> batch_pb2.Section:
     """The header's entry for one coded set at ``offset`` of the body; ``what`` says whose elements it holds."""
-    return batch_pb2.Section(offset=offset, length=len(encoded.data), count=encoded.count,
-                             rice_parameter=encoded.rice_parameter, quotient_bytes=encoded.quotient_bytes,
-                             hash_range=hash_range, **what)
+    return batch_pb2.Section(
+        offset=offset,
+        length=len(encoded.data),
+        count=encoded.count,
+        rice_parameter=encoded.rice_parameter,
+        quotient_bytes=encoded.quotient_bytes,
+        hash_range=hash_range,
+        **what,
+    )
 
 
 def _venue_elements(venue_hours: Sequence[VenueHour]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -384,8 +394,13 @@ def _body_problem(header: batch_pb2.BatchHeader, body: bytes, out: list[LoadedSe
             problem = f"it starts at byte {info.offset}, not at {offset} where the previous one ended"
         if problem is None:
             try:
-                values = decode_set(body[info.offset : info.offset + info.length], info.count, info.rice_parameter,
-                                    info.quotient_bytes, info.hash_range)
+                values = decode_set(
+                    body[info.offset : info.offset + info.length],
+                    info.count,
+                    info.rice_parameter,
+                    info.quotient_bytes,
+                    info.hash_range,
+                )
             except ValueError as exc:
                 problem = str(exc)
         if problem:
@@ -412,7 +427,11 @@ def _venue_section_problem(info: batch_pb2.Section, last: bool) -> str | None:
 
 def _section_problem(info: batch_pb2.Section, covered: set[tuple[int, int]]) -> str | None:
     report_types, levels = list(info.report_types), list(info.infectiousness)
-    if not report_types or not set(report_types) <= set(PUBLISHABLE_REPORT_TYPES) or len(set(report_types)) < len(report_types):
+    if (
+        not report_types
+        or not set(report_types) <= set(PUBLISHABLE_REPORT_TYPES)
+        or len(set(report_types)) < len(report_types)
+    ):
         return f"report types {report_types} are not distinct published report types"
     if not levels or not set(levels) <= set(PUBLISHED_INFECTIOUSNESS) or len(set(levels)) < len(levels):
         return f"infectiousness levels {levels} are not distinct published levels"
@@ -476,7 +495,9 @@ def match(
     section holds. ``header`` and ``sections`` must come from open_header and open_body.
     """
     if len(sections) != len(header.sections):
-        raise ValueError(f"the header lists {len(header.sections)} sections, {len(sections)} were given (use open_body)")
+        raise ValueError(
+            f"the header lists {len(header.sections)} sections, {len(sections)} were given (use open_body)"
+        )
     rpis = np.asarray(rpis, dtype=np.uint8).reshape(-1, 16)
     observed_at = np.asarray(observed_at, dtype=np.int64)
     if observed_at.shape != (len(rpis),):
@@ -560,8 +581,10 @@ def parse_batch_file(data: bytes, path: str = "batch file") -> tuple[batch_pb2.S
     """The signed header and the body in a batch file's bytes (nothing verified yet); BatchRejected if malformed."""
     prefix = len(BATCH_FILE_MAGIC) + _LENGTH.size
     if len(data) < prefix or not data.startswith(BATCH_FILE_MAGIC):
-        raise BatchRejected(f"{path}: not a batch file of format {FORMAT_VERSION} (it does not start with "
-                            f"{BATCH_FILE_MAGIC.decode()!r})")
+        raise BatchRejected(
+            f"{path}: not a batch file of format {FORMAT_VERSION} (it does not start with "
+            f"{BATCH_FILE_MAGIC.decode()!r})"
+        )
     (length,) = _LENGTH.unpack_from(data, len(BATCH_FILE_MAGIC))
     if prefix + length > len(data):
         raise BatchRejected(f"{path}: truncated: the signed header needs {length} bytes, {len(data) - prefix} remain")
@@ -603,7 +626,9 @@ def describe(signed: batch_pb2.SignedBatchHeader, body: bytes, trusted: TrustedK
         "log2_inv_eps": round(math.log2(1 / rate), 3) if rate else None,
         "body_size": header.body_size,
         "body_sha256": header.body_sha256.hex(),
-        "bits_per_element": round((len(signed.SerializeToString()) + header.body_size) * 8 / count, 3) if count else None,
+        "bits_per_element": round((len(signed.SerializeToString()) + header.body_size) * 8 / count, 3)
+        if count
+        else None,
         "signing_key_id": header.signing_key_id,
         "signing_key_version": header.signing_key_version,
         "sections": [_describe_section(info) for info in header.sections],

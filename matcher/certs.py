@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .model import PUBLISHABLE_REPORT_TYPES, ReportType
 from . import codes
+from .model import PUBLISHABLE_REPORT_TYPES, ReportType
 from .private_files import private_folder, write_private
 from .signing import generate_signing_key, write_signing_key
 from .validation import check_region
@@ -47,7 +47,7 @@ def new_ca(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = new_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    start = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -59,8 +59,14 @@ def new_ca(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
@@ -82,7 +88,7 @@ def issue(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A leaf certificate: a client one (an authority) or a server one for localhost, 127.0.0.1 and ::1."""
     key = new_key()
-    start = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -96,9 +102,7 @@ def issue(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
             critical=False,
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     if not client:
         builder = builder.add_extension(
@@ -120,8 +124,10 @@ def write_pair(folder: Path, stem: str, cert: x509.Certificate, key: ec.Elliptic
 
 
 def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    write_private(
+        path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
 
 
 def check_certificate(pem: bytes, path: Path) -> x509.Certificate:
@@ -155,7 +161,7 @@ def _read_policies(path: Path) -> dict:
     except (ValueError, UnicodeDecodeError):
         raise ValueError(f"{path}: not an authorities file (JSON)") from None
     if not isinstance(policies, dict) or not isinstance(policies.get("authorities"), dict):
-        raise ValueError(f"{path}: not an authorities file (an object with \"authorities\")")
+        raise ValueError(f'{path}: not an authorities file (an object with "authorities")')
     return policies
 
 

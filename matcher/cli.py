@@ -70,8 +70,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "processes": config.processes,
         }
         # One line on stdout when ready, so that scripts and tests that bind port 0 learn the ports.
-        print(json.dumps(ready) if args.json else f"serving public={ready['public']} authority={ready['authority']}"
-              f" processes={config.processes}", flush=True)
+        print(
+            json.dumps(ready)
+            if args.json
+            else f"serving public={ready['public']} authority={ready['authority']} processes={config.processes}",
+            flush=True,
+        )
 
     if config.processes > 1:
         from .processes import serve_processes
@@ -110,25 +114,31 @@ def cmd_publish(args: argparse.Namespace) -> None:
             run = publisher.publish(clock(config.now)())
         except LockLost as exc:
             # Paused or slowed past its lease, another publisher may have taken over: fencing refused the commit.
-            raise CliError(f"{exc}; batches committed before stay published, the other keys stay pending "
-                           "for the next run") from None
+            raise CliError(
+                f"{exc}; batches committed before stay published, the other keys stay pending for the next run"
+            ) from None
         if args.out:
             _write_files(store, Path(args.out), [p.sequence for p in run.batches])
     finally:
         store.close()
     if args.json:
-        print_json({"batches": [dataclasses.asdict(p) for p in run.batches],
-                    "held": [dataclasses.asdict(h) for h in run.held]})
+        print_json(
+            {"batches": [dataclasses.asdict(p) for p in run.batches], "held": [dataclasses.asdict(h) for h in run.held]}
+        )
         return
     if not run.batches and not run.held:
         print("nothing to publish")
     for p in run.batches:
-        print(f"batch {p.sequence} ({p.region}): {p.keys} keys, {p.elements} elements, "
-              f"{p.sections} sections, {p.body_bytes} bytes")
+        print(
+            f"batch {p.sequence} ({p.region}): {p.keys} keys, {p.elements} elements, "
+            f"{p.sections} sections, {p.body_bytes} bytes"
+        )
     for h in run.held:
-        print(f"held ({h.region}): {h.keys} keys in {h.sections} sections of fewer than "
-              f"{config.anonymity_min_cases} cases, until they have {config.anonymity_min_cases} "
-              f"or {iso(h.until)} at the latest")
+        print(
+            f"held ({h.region}): {h.keys} keys in {h.sections} sections of fewer than "
+            f"{config.anonymity_min_cases} cases, until they have {config.anonymity_min_cases} "
+            f"or {iso(h.until)} at the latest"
+        )
 
 
 def _write_files(store, folder: Path, sequences: list[int]) -> None:
@@ -138,7 +148,9 @@ def _write_files(store, folder: Path, sequences: list[int]) -> None:
     for sequence in sequences:
         [stored] = store.list_batches(after=sequence - 1, limit=1)
         body = store.read_body(sequence, 0, stored.body_size) if stored.body_size else b""
-        write_batch_file(folder / f"batch-{sequence}.bin", batch_pb2.SignedBatchHeader.FromString(stored.signed_header), body)
+        write_batch_file(
+            folder / f"batch-{sequence}.bin", batch_pb2.SignedBatchHeader.FromString(stored.signed_header), body
+        )
 
 
 def cmd_mirror(args: argparse.Namespace) -> None:
@@ -161,13 +173,17 @@ def cmd_mirror(args: argparse.Namespace) -> None:
     signing_key = load_signing_key(config.tls_dir / "signing.key")
     try:
         while True:
-            run = write_mirror(store, signing_key, Path(args.out), now=clock(config.now)(),
-                               retention_seconds=config.retention_seconds)
+            run = write_mirror(
+                store, signing_key, Path(args.out), now=clock(config.now)(), retention_seconds=config.retention_seconds
+            )
             if args.json:
                 print_json({"out": args.out, **dataclasses.asdict(run)})
             elif run.written or run.added or run.removed or not args.watch:
-                print(f"{args.out}: {run.files} batch files listed (newest batch {run.newest_sequence}), "
-                      f"{len(run.added)} written, {len(run.removed)} removed", flush=True)
+                print(
+                    f"{args.out}: {run.files} batch files listed (newest batch {run.newest_sequence}), "
+                    f"{len(run.added)} written, {len(run.removed)} removed",
+                    flush=True,
+                )
             if not args.watch or stop.wait(args.interval):
                 break
     finally:
@@ -193,18 +209,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def _print_inspection(name: str, report: dict) -> None:
     header = report.get("header")
     if header:
-        print(f"{name}: batch {header['sequence']} ({header['region']}, format {header['format_version']}), "
-              f"published {header['published_at_utc']}, intervals {header['first_interval']}..{header['last_interval']}, "
-              f"{header['body_size']} bytes")
+        print(
+            f"{name}: batch {header['sequence']} ({header['region']}, format {header['format_version']}), "
+            f"published {header['published_at_utc']}, intervals {header['first_interval']}..{header['last_interval']}, "
+            f"{header['body_size']} bytes"
+        )
         if header["sections"]:
-            print(f"  false-positive budget eps = {header['error_rate']:.3g} (log2(1/eps) = {header['log2_inv_eps']}), "
-                  f"{header['bits_per_element']} bits an element with the signed header")
+            print(
+                f"  false-positive budget eps = {header['error_rate']:.3g} (log2(1/eps) = {header['log2_inv_eps']}), "
+                f"{header['bits_per_element']} bits an element with the signed header"
+            )
         for s in header["sections"]:
-            what = ("venue warnings" if s["kind"] == "venue"
-                    else f"{' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}")
-            print(f"  {what}: {s['count']:,} elements "
-                  f"in a hash range of {s['hash_range']:,} (eps {s['error_rate']:.3g}), Rice parameter "
-                  f"{s['rice_parameter']}, {s['length']:,} bytes ({s['bits_per_element']} bits an element)")
+            what = (
+                "venue warnings"
+                if s["kind"] == "venue"
+                else f"{' + '.join(s['report_types'])} / {' + '.join(s['infectiousness'])}"
+            )
+            print(
+                f"  {what}: {s['count']:,} elements "
+                f"in a hash range of {s['hash_range']:,} (eps {s['error_rate']:.3g}), Rice parameter "
+                f"{s['rice_parameter']}, {s['length']:,} bytes ({s['bits_per_element']} bits an element)"
+            )
     print(f"signature: {'ok' if report['signature_ok'] else report['signature_error']} (key {report['key_id']})")
     print(f"body: {'ok' if report['body_ok'] else report['body_error']}")
     print("verdict: " + ("valid" if report["ok"] else "REFUSED: do not use this batch"))
@@ -212,8 +237,7 @@ def _print_inspection(name: str, report: dict) -> None:
 
 def environment_help(*, serving: bool) -> str:
     """The MATCHER_* variables a command reads, from the Config fields themselves (one list, never a copy)."""
-    names = [env_name(f.name) for f in dataclasses.fields(Config)
-             if serving or f.name not in SERVING_ONLY_FIELDS]
+    names = [env_name(f.name) for f in dataclasses.fields(Config) if serving or f.name not in SERVING_ONLY_FIELDS]
     lines = ["environment: each setting can also come from a variable (the command line wins):"]
     line = " "
     for name in names:
@@ -229,24 +253,45 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def server_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", help=f"sqlite:PATH, redis://HOST:PORT/DB, or a Redis Cluster as "
-                       f"'redis://NODE:PORT/0?cluster=true' (any node as seed; replicas give failover, not write "
-                       f"scaling: the service's data is one hash slot) (default {DEFAULT_STORE})")
+        p.add_argument(
+            "--store",
+            help=f"sqlite:PATH, redis://HOST:PORT/DB, or a Redis Cluster as "
+            f"'redis://NODE:PORT/0?cluster=true' (any node as seed; replicas give failover, not write "
+            f"scaling: the service's data is one hash slot) (default {DEFAULT_STORE})",
+        )
         p.add_argument("--tls-dir", help="the folder `matcher certs` writes (default ./tls)")
         p.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
         p.add_argument("--retention-days", type=int, help="days keys and batches are kept (default 14)")
         p.add_argument("--publish-interval", type=int, help="seconds between batches (default 3600)")
-        p.add_argument("--publish-lease", type=float, metavar="SECONDS",
-                       help="seconds a publisher holds the publish lock; a crashed one blocks others this long (default 300)")
-        p.add_argument("--anonymity-min-cases", type=int, metavar="K",
-                       help="publish a section of a batch once its keys belong to K cases (default 5; 1 holds nothing)")
-        p.add_argument("--anonymity-deadline", type=int, metavar="SECONDS", dest="anonymity_deadline_seconds",
-                       help="or once its oldest key has waited this long, however few its cases (default 86400)")
+        p.add_argument(
+            "--publish-lease",
+            type=float,
+            metavar="SECONDS",
+            help="seconds a publisher holds the publish lock; a crashed one blocks others this long (default 300)",
+        )
+        p.add_argument(
+            "--anonymity-min-cases",
+            type=int,
+            metavar="K",
+            help="publish a section of a batch once its keys belong to K cases (default 5; 1 holds nothing)",
+        )
+        p.add_argument(
+            "--anonymity-deadline",
+            type=int,
+            metavar="SECONDS",
+            dest="anonymity_deadline_seconds",
+            help="or once its oldest key has waited this long, however few its cases (default 86400)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    serve = commands.add_parser("serve", help="run the service", description=cmd_serve.__doc__,
-                                epilog=environment_help(serving=True), formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve = commands.add_parser(
+        "serve",
+        help="run the service",
+        description=cmd_serve.__doc__,
+        epilog=environment_help(serving=True),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     server_options(serve)
     serve.add_argument("--listen", help=f"public listener for phones, server TLS (default {DEFAULT_LISTEN})")
     serve.add_argument(
@@ -254,41 +299,61 @@ def build_parser() -> Parser:
     )
     serve.add_argument("--metrics-listen", help="HOST:PORT for Prometheus metrics at /metrics (default: off)")
     serve.add_argument("--code-ttl", type=int, help="seconds a one-time upload code lives (default 3600)")
-    serve.add_argument("--processes", type=int,
-                       help=f"server processes sharing the ports, one a core (default {DEFAULT_PROCESSES}, this "
-                            "machine's cores; 1: a single process)")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        help=f"server processes sharing the ports, one a core (default {DEFAULT_PROCESSES}, this "
+        "machine's cores; 1: a single process)",
+    )
     serve.add_argument("--workers", type=int, help="gRPC worker threads per process (default 32)")
-    serve.add_argument("--max-calls", type=int,
-                       help="calls a process holds at once, running or queued; more are refused (default 1024)")
-    serve.add_argument("--cache-mb", type=int,
-                       help="MB of batch headers and bodies each process keeps in memory (default 256)")
-    serve.add_argument("--download-seconds", type=float,
-                       help="longest a download stream may take; a phone resumes a cut one (default 120)")
+    serve.add_argument(
+        "--max-calls",
+        type=int,
+        help="calls a process holds at once, running or queued; more are refused (default 1024)",
+    )
+    serve.add_argument(
+        "--cache-mb", type=int, help="MB of batch headers and bodies each process keeps in memory (default 256)"
+    )
+    serve.add_argument(
+        "--download-seconds",
+        type=float,
+        help="longest a download stream may take; a phone resumes a cut one (default 120)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)
     certs.add_argument("--out", required=True, help="folder to write (created if missing)")
     certs.add_argument("--authority", action="append", default=[], metavar="NAME", help="an authority (repeatable)")
-    certs.add_argument("--region", type=region_arg, default="VN",
-                       help="ISO 3166-1 alpha-2 region new authorities may submit for (default VN)")
+    certs.add_argument(
+        "--region",
+        type=region_arg,
+        default="VN",
+        help="ISO 3166-1 alpha-2 region new authorities may submit for (default VN)",
+    )
     certs.add_argument("--json", action="store_true", help="machine-readable output")
     certs.set_defaults(func=cmd_certs)
 
-    publish = commands.add_parser("publish", help="cut and sign batches now", description=cmd_publish.__doc__,
-                                  epilog=environment_help(serving=False),
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    publish = commands.add_parser(
+        "publish",
+        help="cut and sign batches now",
+        description=cmd_publish.__doc__,
+        epilog=environment_help(serving=False),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     server_options(publish)
     publish.add_argument("--out", help="also write each new batch as a file (for `matcher inspect`)")
     publish.set_defaults(func=cmd_publish)
 
-    mirror = commands.add_parser("mirror", help="write a static tree of batch files and a signed index",
-                                 description=cmd_mirror.__doc__)
+    mirror = commands.add_parser(
+        "mirror", help="write a static tree of batch files and a signed index", description=cmd_mirror.__doc__
+    )
     mirror.add_argument("--store", help=f"sqlite:PATH or redis://HOST:PORT/DB (default {DEFAULT_STORE})")
     mirror.add_argument("--tls-dir", help="the folder with signing.key (default ./tls)")
     mirror.add_argument("--out", required=True, help="the tree's folder (created if missing)")
     mirror.add_argument("--watch", action="store_true", help="keep the tree current until SIGTERM")
-    mirror.add_argument("--interval", type=float, default=60.0,
-                        help="with --watch: seconds between looks at the store (default 60)")
+    mirror.add_argument(
+        "--interval", type=float, default=60.0, help="with --watch: seconds between looks at the store (default 60)"
+    )
     mirror.add_argument("--retention-days", type=int, help="days batches stay listed (default 14)")
     mirror.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
     mirror.add_argument("--json", action="store_true", help="machine-readable output, a line a run")

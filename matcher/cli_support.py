@@ -55,7 +55,7 @@ class Parser(argparse.ArgumentParser):
 
 def _json_flag(parser: argparse.ArgumentParser) -> bool:
     """Whether ``parser``'s ``--json`` asks for machine output (in matcher-ha push it names an input file)."""
-    action = parser._option_string_actions.get("--json")  # noqa: SLF001 (argparse has no public lookup)
+    action = parser._option_string_actions.get("--json")
     return action is not None and action.nargs == 0
 
 
@@ -67,8 +67,8 @@ def _wants_json(parser: argparse.ArgumentParser, argv: Sequence[str]) -> bool:
     if "--json" not in argv:
         return False
     chosen = [parser]
-    for action in parser._actions:  # noqa: SLF001
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             chosen += [sub for name, sub in action.choices.items() if name in argv]
     return any(_json_flag(p) for p in chosen)
 

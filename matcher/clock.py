@@ -21,8 +21,9 @@ MAX_TIME = 4_102_444_800  # 2100-01-01T00:00:00Z
 def check_time(value: int, what: str = "") -> int:
     """``value`` if it is a time between 1970 and 2100 in unix seconds; ValueError naming ``what`` otherwise."""
     if not MIN_TIME <= value < MAX_TIME:
-        raise ValueError(f"{what or value} is out of range: a time is unix seconds from {MIN_TIME} (1970) "
-                         f"to {MAX_TIME} (2100)")
+        raise ValueError(
+            f"{what or value} is out of range: a time is unix seconds from {MIN_TIME} (1970) to {MAX_TIME} (2100)"
+        )
     return value
 
 
@@ -48,7 +49,7 @@ def parse_time(text: str) -> int:
 def _parse_iso(text: str) -> int:
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp())
 
 
@@ -61,4 +62,4 @@ def clock(fixed: int | None = None) -> Clock:
 
 def iso(unix_seconds: int) -> str:
     """Unix seconds as an ISO 8601 UTC time, for output."""
-    return dt.datetime.fromtimestamp(unix_seconds, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(unix_seconds, dt.UTC).isoformat().replace("+00:00", "Z")

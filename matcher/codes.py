@@ -50,8 +50,10 @@ def load_secret(path: Path) -> bytes:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise ValueError(f"{path} is missing: the secret upload codes are stored under "
-                         "(`matcher certs --out DIR` adds one to an existing folder)") from None
+        raise ValueError(
+            f"{path} is missing: the secret upload codes are stored under "
+            "(`matcher certs --out DIR` adds one to an existing folder)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read the code secret ({exc})") from None
     try:

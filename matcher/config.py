@@ -23,8 +23,18 @@ DEFAULT_PROCESSES = os.cpu_count() or 1
 MAX_PROCESSES = 64
 ENV_PREFIX = "MATCHER_"
 # Settings only `matcher serve` reads (`matcher publish` reads the rest).
-SERVING_ONLY_FIELDS = frozenset({"listen", "authority_listen", "metrics_listen", "code_ttl", "workers",
-                                 "shutdown_grace", "authorities_file", "download_seconds"})
+SERVING_ONLY_FIELDS = frozenset(
+    {
+        "listen",
+        "authority_listen",
+        "metrics_listen",
+        "code_ttl",
+        "workers",
+        "shutdown_grace",
+        "authorities_file",
+        "download_seconds",
+    }
+)
 
 
 @dataclass(frozen=True)

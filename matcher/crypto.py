@@ -56,7 +56,11 @@ def aes_ecb(key: bytes, blocks: np.ndarray | bytes, out: np.ndarray | None = Non
     a fresh bytes object. ``out`` (uint8, at least ``16n + 15`` bytes: pyca/cryptography wants 15 bytes of room)
     is reused when given, which spares a fresh, page-faulting allocation per call in loops.
     """
-    data = np.frombuffer(blocks, dtype=np.uint8) if isinstance(blocks, bytes) else np.ascontiguousarray(blocks, dtype=np.uint8)
+    data = (
+        np.frombuffer(blocks, dtype=np.uint8)
+        if isinstance(blocks, bytes)
+        else np.ascontiguousarray(blocks, dtype=np.uint8)
+    )
     if out is None or out.size < data.size + 15:
         out = np.empty(data.size + 15, dtype=np.uint8)
     if data.size:

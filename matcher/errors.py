@@ -183,7 +183,7 @@ def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
             began = time.perf_counter()
             try:
                 yield from method(self, request, context)
-            except Exception as exc:  # noqa: BLE001 - this is the one place that maps them all
+            except Exception as exc:
                 finish(context, began, exc)
             else:
                 finish(context, began, None)
@@ -195,7 +195,7 @@ def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
         began = time.perf_counter()
         try:
             response = method(self, request, context)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             finish(context, began, exc)
         finish(context, began, None)
         return response

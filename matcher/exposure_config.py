@@ -47,9 +47,9 @@ def default_config() -> config_pb2.ExposureConfig:
     STANDARD. A contact of a case (F2 exposure: RECURSIVE keys) alerts after 30 weighted minutes, not 15: the
     contact may not be infected at all, so the warning asks for more.
     """
-    days = {d: Infectiousness.NONE for d in range(MIN_DAYS_SINCE_ONSET, -2)}
-    days.update({d: Infectiousness.HIGH for d in range(-2, 4)})
-    days.update({d: Infectiousness.STANDARD for d in range(4, MAX_DAYS_SINCE_ONSET + 1)})
+    days = dict.fromkeys(range(MIN_DAYS_SINCE_ONSET, -2), Infectiousness.NONE)
+    days.update(dict.fromkeys(range(-2, 4), Infectiousness.HIGH))
+    days.update(dict.fromkeys(range(4, MAX_DAYS_SINCE_ONSET + 1), Infectiousness.STANDARD))
     return config_pb2.ExposureConfig(
         attenuation_thresholds_db=[55, 63, 73],
         attenuation_weights=[1.0, 1.0, 0.5, 0.0],
@@ -108,14 +108,10 @@ def check_config(config: config_pb2.ExposureConfig, field: str = "config") -> li
             Violation(f"{field}.minimum_venue_overlap_minutes", f"must be 1..{MAX_VENUE_OVERLAP_MINUTES} minutes")
         )
     if not 1 <= config.sighting_credit_cap_seconds <= MAX_SIGHTING_CREDIT_SECONDS:
-        problems.append(
-            Violation(f"{field}.sighting_credit_cap_seconds", f"must be 1..{MAX_SIGHTING_CREDIT_SECONDS}")
-        )
+        problems.append(Violation(f"{field}.sighting_credit_cap_seconds", f"must be 1..{MAX_SIGHTING_CREDIT_SECONDS}"))
     if not MIN_TX_POWER_DBM <= config.tx_power_dbm_when_unknown <= MAX_TX_POWER_DBM:
         problems.append(
-            Violation(
-                f"{field}.tx_power_dbm_when_unknown", f"must be {MIN_TX_POWER_DBM}..{MAX_TX_POWER_DBM} dBm"
-            )
+            Violation(f"{field}.tx_power_dbm_when_unknown", f"must be {MIN_TX_POWER_DBM}..{MAX_TX_POWER_DBM} dBm")
         )
     return problems
 
@@ -196,7 +192,9 @@ def open_config(signed: config_pb2.SignedExposureConfig, trusted: TrustedKeys) -
     config = config_pb2.ExposureConfig.FromString(signed.config)
     problems = check_config(config)
     if problems:
-        raise ValueError(f"the signed exposure configuration is not usable: {problems[0].field} {problems[0].description}")
+        raise ValueError(
+            f"the signed exposure configuration is not usable: {problems[0].field} {problems[0].description}"
+        )
     return config
 
 

@@ -219,7 +219,7 @@ def _remainders(stream: np.ndarray, count: int, rice_parameter: int) -> np.ndarr
     if not rice_parameter:
         return np.zeros(count, dtype=np.uint64)
     total_bits = count * rice_parameter
-    padding = np.unpackbits(stream[-1:], bitorder="little")[total_bits - 8 * (len(stream) - 1):]
+    padding = np.unpackbits(stream[-1:], bitorder="little")[total_bits - 8 * (len(stream) - 1) :]
     if padding.any():
         raise ValueError("the remainder stream's padding bits are not 0")
     padded = np.concatenate([stream, np.zeros(8, dtype=np.uint8)])

@@ -37,5 +37,11 @@ def tune(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD, trim_thresh
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(option, value) == 1 for option, value in (
-        (M_ARENA_MAX, arenas), (M_MMAP_THRESHOLD, mmap_threshold), (M_TRIM_THRESHOLD, trim_threshold)))
+    return all(
+        mallopt(option, value) == 1
+        for option, value in (
+            (M_ARENA_MAX, arenas),
+            (M_MMAP_THRESHOLD, mmap_threshold),
+            (M_TRIM_THRESHOLD, trim_threshold),
+        )
+    )

@@ -83,7 +83,7 @@ def serve_metrics(
     With ``source``, each scrape renders what it returns (the sum over a service's processes)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             if self.path != "/metrics":
                 self.send_error(404)
                 return

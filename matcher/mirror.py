@@ -20,8 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from exposure.v1 import batch_pb2, config_pb2, mirror_pb2
 from google.protobuf.message import DecodeError
+
+from exposure.v1 import batch_pb2, config_pb2, mirror_pb2
 
 from .batches import BatchRejected, batch_file_bytes, open_body, open_header, parse_batch_file
 from .signing import DOMAIN_MIRROR_INDEX, SignatureError, SigningKey, TrustedKeys
@@ -104,8 +105,12 @@ def write_mirror(store: Store, signing_key: SigningKey, folder: Path, *, now: in
             if entry is None or not (folder / entry.name).is_file():
                 body = store.read_body(stored.sequence, 0, stored.body_size) if stored.body_size else b""
                 data = batch_file_bytes(batch_pb2.SignedBatchHeader.FromString(stored.signed_header), body)
-                entry = mirror_pb2.MirrorFile(sequence=stored.sequence, name=file_name(stored.sequence, data),
-                                              size=len(data), sha256=hashlib.sha256(data).digest())
+                entry = mirror_pb2.MirrorFile(
+                    sequence=stored.sequence,
+                    name=file_name(stored.sequence, data),
+                    size=len(data),
+                    sha256=hashlib.sha256(data).digest(),
+                )
                 _write_atomically(folder / entry.name, data)
                 added.append(stored.sequence)
             files.append(entry)
@@ -133,8 +138,13 @@ def write_mirror(store: Store, signing_key: SigningKey, folder: Path, *, now: in
             path.unlink()
             removed.append(name)
     if added or removed or not unchanged:
-        log.info("mirror: %d batch files listed, %d written, %d removed, newest batch %d",
-                 len(files), len(added), len(removed), newest)
+        log.info(
+            "mirror: %d batch files listed, %d written, %d removed, newest batch %d",
+            len(files),
+            len(added),
+            len(removed),
+            newest,
+        )
     return MirrorRun(written=not unchanged, files=len(files), added=added, removed=removed, newest_sequence=newest)
 
 
@@ -157,8 +167,10 @@ def open_index(data: bytes, trusted: TrustedKeys, *, held_written_at: int, held_
     except DecodeError:
         raise MirrorRejected("mirror index refused: its signed bytes are not a MirrorIndex") from None
     if (index.signing_key_id, index.signing_key_version) != (signed.key_id, signed.key_version):
-        raise MirrorRejected(f"mirror index refused: signed as key {index.signing_key_id}/{index.signing_key_version} "
-                             f"but presented as {signed.key_id}/{signed.key_version}")
+        raise MirrorRejected(
+            f"mirror index refused: signed as key {index.signing_key_id}/{index.signing_key_version} "
+            f"but presented as {signed.key_id}/{signed.key_version}"
+        )
     if index.written_at < held_written_at or index.newest_sequence < held_newest:
         raise MirrorRejected(
             f"mirror index refused: written at {index.written_at} with newest batch {index.newest_sequence}, older "

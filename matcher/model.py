@@ -53,7 +53,9 @@ DEFAULT_PAGE_SIZE = 100  # batch headers per ListBatches answer unless asked oth
 MAX_PAGE_SIZE = 1000  # about 250 KB of headers: far below gRPC's 4 MiB message limit
 # The report types of cases (F0): a match with one of their keys is an F1 exposure. A match with a RECURSIVE key,
 # one a case's contact shared, is an F2 exposure; the contacts of F2 are never warned (warnings stop at F2).
-CASE_REPORT_TYPES = frozenset({ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT})
+CASE_REPORT_TYPES = frozenset(
+    {ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, ReportType.SELF_REPORT}
+)
 PUBLISHABLE_REPORT_TYPES = CASE_REPORT_TYPES | {ReportType.RECURSIVE}
 # A contact (F1) shares the days from its exposure on, at most this many: enough to cover the days it may have been
 # infectious before it was told (docs/privacy.md), and a bound on what contacts add to every batch.
@@ -157,4 +159,3 @@ class Submission:
 def retention_cutoff_interval(now: int, retention_days: int) -> int:
     """Keys that ended at or before this interval are outside the retention window and can match nothing."""
     return now // INTERVAL_SECONDS - retention_days * INTERVALS_PER_DAY
-

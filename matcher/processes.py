@@ -34,7 +34,7 @@ from .clock import clock
 from .config import Config
 from .metrics import REGISTRY, Metrics, serve_metrics
 from .signing import load_signing_key
-from .store import StoreError, open_store
+from .store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ def reserve(address: str) -> tuple[socket.socket, int]:
     `matcher serve`, say): the probe binds without it first."""
     host, port = _address(address)
     try:
-        family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                           flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, where = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         with socket.socket(family, kind, proto) as probe:
             probe.bind(where)
             port = probe.getsockname()[1]
@@ -94,7 +95,7 @@ def _worker(config: Config, conn: multiprocessing.connection.Connection, parent:
         signal.signal(sig, lambda *_: stop.set())
     try:
         running = create_server(config, publish_timer=False, reuse_port=True)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it and stops
+    except Exception as exc:
         conn.send(("error", str(exc)))
         return 1
     conn.send(("ready", os.getpid()))
@@ -204,7 +205,10 @@ def serve_processes(config: Config, announce: Callable[[dict[str, Any]], None]) 
 
 
 def _supervise(
-    config: Config, workers: list[Worker], public_port: int, authority_port: int,
+    config: Config,
+    workers: list[Worker],
+    public_port: int,
+    authority_port: int,
     announce: Callable[[dict[str, Any]], None],
 ) -> int:
     from .server import start_publish_loop
@@ -218,8 +222,13 @@ def _supervise(
     if config.metrics_listen:
         host, port = _address(config.metrics_listen)
         http = serve_metrics(host, port, source=lambda: _collect(workers))
-    announce({"public_port": public_port, "authority_port": authority_port,
-              "metrics_port": http.server_address[1] if http else None})
+    announce(
+        {
+            "public_port": public_port,
+            "authority_port": authority_port,
+            "metrics_port": http.server_address[1] if http else None,
+        }
+    )
     log.info("serving with %d processes: %s", len(workers), " ".join(str(w.process.pid) for w in workers))
     status = 0
     sentinels = [worker.process.sentinel for worker in workers]

@@ -227,7 +227,9 @@ class Publisher:
             }
             # The period's share of the false-alarm budget, divided among every section the run cuts in proportion
             # to its elements (docs/spec.md, "False positives"); held keys take no share.
-            error_rate = error_rate_for(retention_days=self.retention_days, publish_interval_seconds=self.publish_interval)
+            error_rate = error_rate_for(
+                retention_days=self.retention_days, publish_interval_seconds=self.publish_interval
+            )
             run_elements = sum(
                 elements_of(keys)
                 for cut in cuts.values()
@@ -246,8 +248,12 @@ class Publisher:
             if len(pending) < limit:
                 break
         summary = [
-            Held(region, sum(len(s.keys) for s in sections), len({s.section for s in sections}),
-                 max(s.until for s in sections))
+            Held(
+                region,
+                sum(len(s.keys) for s in sections),
+                len({s.section for s in sections}),
+                max(s.until for s in sections),
+            )
             for region, sections in sorted(held.items())
             if sections
         ]
@@ -255,7 +261,11 @@ class Publisher:
         for h in summary:
             log.info(
                 "keys held: region=%s keys=%d sections=%d (fewer than %d cases) until %s at the latest",
-                h.region, h.keys, h.sections, self.anonymity_min_cases, iso(h.until),
+                h.region,
+                h.keys,
+                h.sections,
+                self.anonymity_min_cases,
+                iso(h.until),
             )
         return PublishRun(published, summary)
 
@@ -314,8 +324,14 @@ class Publisher:
         REGISTRY.inc("matcher_batch_bytes_published_total", len(built.body))
         log.info(
             "batch %d published: region=%s keys=%d published_keys=%d elements=%d sections=%d bytes=%d in %.2fs",
-            sequence, region, result.keys, result.keys_published, result.elements, result.sections,
-            result.body_bytes, result.build_seconds,
+            sequence,
+            region,
+            result.keys,
+            result.keys_published,
+            result.elements,
+            result.sections,
+            result.body_bytes,
+            result.build_seconds,
         )
         return result
 
@@ -357,5 +373,5 @@ class PublishLoop:
         while not self._stop.wait(self.interval):
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 - a failed run is logged and retried next interval
+            except Exception:
                 log.exception("publish run failed; retrying in %ss", self.interval)

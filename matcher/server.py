@@ -21,8 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2
-from exposure.v1 import sharing_pb2, sharing_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, sharing_pb2, sharing_pb2_grpc
 
 from . import codes
 from .authz import Authorities, load_policies

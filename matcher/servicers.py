@@ -95,7 +95,7 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         self.s = services
 
     @grpc_method
-    def SubmitKeys(self, request: authority_pb2.SubmitKeysRequest, context: grpc.ServicerContext):  # noqa: N802
+    def SubmitKeys(self, request: authority_pb2.SubmitKeysRequest, context: grpc.ServicerContext):
         policy = self.s.authorities.of(context)
         policy.require_region(request.region)
         policy.require_report_types(key.report_type for key in request.keys)
@@ -115,7 +115,10 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
             embargoed=_embargoed(submission.keys, now),
         )
         result = self.s.store.submit(
-            submission, response=response.SerializeToString(), now=now, retention_seconds=self.s.config.retention_seconds
+            submission,
+            response=response.SerializeToString(),
+            now=now,
+            retention_seconds=self.s.config.retention_seconds,
         )
         if result.replayed is not None:
             replay = authority_pb2.SubmitKeysResponse.FromString(result.replayed)
@@ -126,12 +129,17 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         _count_keys(result.stored, len(submission.keys), rejected_keys)
         log.info(
             "submission stored: authority=%s region=%s keys=%d new=%d rejected=%d embargoed=%d",
-            policy.name, submission.region, len(submission.keys), result.stored, rejected_keys, response.embargoed,
+            policy.name,
+            submission.region,
+            len(submission.keys),
+            result.stored,
+            rejected_keys,
+            response.embargoed,
         )
         return response
 
     @grpc_method
-    def IssueCode(self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext):  # noqa: N802
+    def IssueCode(self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext):
         policy = self.s.authorities.of(context)
         region = policy.require_region(request.region)
         policy.require_report_types([request.report_type])
@@ -162,9 +170,7 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         return authority_pb2.IssueCodeResponse(code=codes.display(code), expires_at=record.expires_at)
 
     @grpc_method
-    def SetExposureConfig(  # noqa: N802
-        self, request: authority_pb2.SetExposureConfigRequest, context: grpc.ServicerContext
-    ):
+    def SetExposureConfig(self, request: authority_pb2.SetExposureConfigRequest, context: grpc.ServicerContext):
         policy = self.s.authorities.of(context)
         if not policy.may_set_config:
             raise PermissionDenied(f"authority {policy.name!r} may not change the exposure configuration")
@@ -184,9 +190,7 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         return authority_pb2.SetExposureConfigResponse(signed=signed)
 
     @grpc_method
-    def SubmitVenueWarning(  # noqa: N802
-        self, request: authority_pb2.SubmitVenueWarningRequest, context: grpc.ServicerContext
-    ):
+    def SubmitVenueWarning(self, request: authority_pb2.SubmitVenueWarningRequest, context: grpc.ServicerContext):
         policy = self.s.authorities.of(context)
         policy.require_region(request.region)
         self.s.authorities.take(policy)
@@ -200,7 +204,10 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         )
         response = authority_pb2.SubmitVenueWarningResponse(hours=len(submission.venue_hours))
         result = self.s.store.submit(
-            submission, response=response.SerializeToString(), now=now, retention_seconds=self.s.config.retention_seconds
+            submission,
+            response=response.SerializeToString(),
+            now=now,
+            retention_seconds=self.s.config.retention_seconds,
         )
         if result.replayed is not None:
             replay = authority_pb2.SubmitVenueWarningResponse.FromString(result.replayed)
@@ -208,8 +215,13 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
             return replay
         REGISTRY.inc("matcher_venue_hours_warned_total", result.stored)
         # Audited like a submission, and like one without what it is about: no venue, no hours.
-        log.info("venue warning stored: authority=%s region=%s hours=%d new=%d", policy.name, submission.region,
-                 len(submission.venue_hours), result.stored)
+        log.info(
+            "venue warning stored: authority=%s region=%s hours=%d new=%d",
+            policy.name,
+            submission.region,
+            len(submission.venue_hours),
+            result.stored,
+        )
         return response
 
 
@@ -222,7 +234,10 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         first time; otherwise refuse. A read only: a made-up code costs the store no write."""
         try:
             replayed = self.s.store.replay_of(
-                identity["authority"], identity["submission_id"], digest, now=now,
+                identity["authority"],
+                identity["submission_id"],
+                digest,
+                now=now,
                 retention_seconds=self.s.config.retention_seconds,
             )
         except AlreadyExists:
@@ -232,13 +247,13 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         return sharing_pb2.SubmitWithCodeResponse.FromString(replayed)
 
     @grpc_method
-    def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):  # noqa: N802
+    def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
         code = code_of_upload(request)
         now = self.s.clock()
         code_hash = codes.code_hash(code, self.s.code_secret)
         # Uploads are identified by their code, so that a phone retrying after a lost answer gets the first answer
         # again instead of "code already used". Their content digest leaves out the region: the code fixes it.
-        identity = dict(authority=CODE_UPLOADS, submission_id="code:" + code_hash.hex()[:32])
+        identity = {"authority": CODE_UPLOADS, "submission_id": "code:" + code_hash.hex()[:32]}
         digest = submission_digest("", request.keys)
         record = self.s.store.get_code(code_hash, now=now)
         if record is None:
@@ -279,7 +294,10 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         _count_keys(result.stored, len(submission.keys), rejected_keys)
         log.info(
             "upload with code stored: authority=%s keys=%d new=%d rejected=%d",
-            record.authority, len(submission.keys), result.stored, rejected_keys,
+            record.authority,
+            len(submission.keys),
+            result.stored,
+            rejected_keys,
         )
         return response
 
@@ -293,11 +311,11 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
         self.cache = cache
 
     @grpc_method
-    def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext):  # noqa: N802
+    def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext):
         return self.cache.listing(request.after_sequence, page_size_of(request.page_size))
 
     @grpc_method
-    def DownloadBatch(  # noqa: N802
+    def DownloadBatch(
         self, request: distribution_pb2.DownloadBatchRequest, context: grpc.ServicerContext
     ) -> Iterator[bytes]:
         size = self.cache.body_size(request.sequence)
@@ -318,9 +336,7 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
             limit.cancel()
 
     @grpc_method
-    def GetExposureConfig(  # noqa: N802
-        self, request: distribution_pb2.GetExposureConfigRequest, context: grpc.ServicerContext
-    ):
+    def GetExposureConfig(self, request: distribution_pb2.GetExposureConfigRequest, context: grpc.ServicerContext):
         stored = self.s.store.get_exposure_config()
         if stored is None:
             raise FailedPrecondition("the server has no exposure configuration yet; try again shortly")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from exposure.v1 import mirror_pb2
 
 from . import crypto, fprate
@@ -39,8 +40,8 @@ from .batches import BATCH_FILE_MAGIC, build_batch, match, match_venue_hours, op
 from .exposure_config import default_config, sign_config
 from .filters import MAX_HASH_RANGE, element_hashes, element_tags, encode_set
 from .intervals import CLOCK_SKEW_SECONDS
-from .model import DiagnosisKey, Infectiousness, ReportType, VenueHour
 from .mirror import file_name, sign_index
+from .model import DiagnosisKey, Infectiousness, ReportType, VenueHour
 from .signing import DOMAIN_BATCH_HEADER, SigningKey, TrustedKeys, public_pem
 from .venues import VenueOwner, hour_identifiers
 
@@ -52,10 +53,15 @@ DEFAULT_ERROR_RATE = fprate.error_rate_for()
 # (interval, hash range): the default sizing for a 5-day case, and edges of the arithmetic (a range of 1, a power
 # of two, a prime, the largest range, the first and last 32-bit interval numbers).
 _CASE_RANGE = 720 * math.ceil(1 / DEFAULT_ERROR_RATE)
-_TAG_CASES = [(DAY + n * 7, hash_range) for n, hash_range in enumerate(
-    [_CASE_RANGE, 1152 * 10**8, 10**6, 2**32, 999_983] * 3)] + [
-    (DAY, 1), (DAY + 143, 2), (DAY + 1000, MAX_HASH_RANGE), (DAY + 12345, MAX_HASH_RANGE - 1),
-    (0, 2**40 + 15), (0xFFFFFFFF, 65537),
+_TAG_CASES = [
+    (DAY + n * 7, hash_range) for n, hash_range in enumerate([_CASE_RANGE, 1152 * 10**8, 10**6, 2**32, 999_983] * 3)
+] + [
+    (DAY, 1),
+    (DAY + 143, 2),
+    (DAY + 1000, MAX_HASH_RANGE),
+    (DAY + 12345, MAX_HASH_RANGE - 1),
+    (0, 2**40 + 15),
+    (0xFFFFFFFF, 65537),
 ]
 # Coded sets: (label, values, Rice parameter or None for the encoder's best).
 _CODED_SETS: list[tuple[str, list[int], int | None]] = [
@@ -92,10 +98,17 @@ def tag_cases() -> list[dict[str, Any]]:
         tek, salt = _bytes(f"tek {n}"), _bytes(f"salt {n % 4}")
         rpi = crypto.rpi_at(tek, interval)
         tag = element_tags(np.frombuffer(rpi, np.uint8).reshape(1, 16), np.array([interval]), salt)
-        cases.append({
-            "tek": tek.hex(), "interval": interval, "rpi": rpi.hex(), "salt": salt.hex(),
-            "tag": tag[0].tobytes().hex(), "hash_range": hash_range, "hash": int(element_hashes(tag, hash_range)[0]),
-        })
+        cases.append(
+            {
+                "tek": tek.hex(),
+                "interval": interval,
+                "rpi": rpi.hex(),
+                "salt": salt.hex(),
+                "tag": tag[0].tobytes().hex(),
+                "hash_range": hash_range,
+                "hash": int(element_hashes(tag, hash_range)[0]),
+            }
+        )
     return cases
 
 
@@ -106,19 +119,32 @@ def coded_sets() -> list[dict[str, Any]]:
             hash_range = 10 * math.ceil(1 / DEFAULT_ERROR_RATE)
             values = sorted(int.from_bytes(_bytes(f"uniform {n}", 8), "little") % hash_range for n in range(10))
         encoded = encode_set(np.array(values, dtype=np.uint64), parameter)
-        out.append({
-            "description": label, "hashes": values, "rice_parameter": encoded.rice_parameter,
-            "quotient_bytes": encoded.quotient_bytes, "encoded_hex": encoded.data.hex(),
-        })
+        out.append(
+            {
+                "description": label,
+                "hashes": values,
+                "rice_parameter": encoded.rice_parameter,
+                "quotient_bytes": encoded.quotient_bytes,
+                "encoded_hex": encoded.data.hex(),
+            }
+        )
     return out
 
 
 # Batch name -> (error rate, keys as (rolling_start, rolling_period, report type, days since onset)).
 _BATCHES: dict[str, tuple[float, list[tuple[int, int, ReportType, int | None]]]] = {
-    "a": (0.001, [(DAY - 144, 144, ReportType.CONFIRMED_TEST, None), (DAY, 144, ReportType.CONFIRMED_TEST, 0),
-                  (DAY + 3, 144, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, None)]),
-    "b": (DEFAULT_ERROR_RATE, [(DAY + 100, 37, ReportType.CONFIRMED_TEST, 2),
-                               (DAY + 72, 144, ReportType.SELF_REPORT, -1)]),
+    "a": (
+        0.001,
+        [
+            (DAY - 144, 144, ReportType.CONFIRMED_TEST, None),
+            (DAY, 144, ReportType.CONFIRMED_TEST, 0),
+            (DAY + 3, 144, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS, None),
+        ],
+    ),
+    "b": (
+        DEFAULT_ERROR_RATE,
+        [(DAY + 100, 37, ReportType.CONFIRMED_TEST, 2), (DAY + 72, 144, ReportType.SELF_REPORT, -1)],
+    ),
 }
 
 
@@ -165,42 +191,78 @@ def batches() -> list[dict[str, Any]]:
     for name, (error_rate, _) in _BATCHES.items():
         keys = _batch_keys(name)
         salt = _bytes(f"batch {name} salt")
-        built = build_batch(keys, sequence=1, published_at=PUBLISHED_AT, region="VN", config=config,
-                            signing_key=signing_key, error_rate=error_rate, salt=salt)
+        built = build_batch(
+            keys,
+            sequence=1,
+            published_at=PUBLISHED_AT,
+            region="VN",
+            config=config,
+            signing_key=signing_key,
+            error_rate=error_rate,
+            salt=salt,
+        )
         header, sections = open_batch(sign_header(built.header, signing_key), built.body, trusted)
         classes = [section.section_class for section in sections]
         probes = _probes(name, keys)
-        expected = [(-1, None) if key is None else (classes.index(section_of(key, config)), interval)
-                    for _, _, key, interval in probes]
+        expected = [
+            (-1, None) if key is None else (classes.index(section_of(key, config)), interval)
+            for _, _, key, interval in probes
+        ]
         rpis = np.frombuffer(b"".join(rpi for rpi, *_ in probes), np.uint8).reshape(-1, 16)
         found = match(header, sections, rpis, np.array([time for _, time, *_ in probes]))
         got = [(int(s), int(i) if s >= 0 else None) for s, i in zip(found.section, found.interval)]
         if got != expected:
             raise AssertionError(f"batch {name}: a probe meant to be absent is a false positive; change a label")
-        out.append({
-            "salt": salt.hex(),
-            "error_rate": error_rate,
-            "keys": [{"tek": k.key_data.hex(), "rolling_start": k.rolling_start, "rolling_period": k.rolling_period,
-                      "report_type": ReportType(k.report_type).name, "days_since_onset": k.days_since_onset}
-                     for k in keys],
-            "sections": [{"report_types": [ReportType(r).name for r in info.report_types],
-                          "infectiousness": [Infectiousness(i).name for i in info.infectiousness],
-                          "offset": info.offset, "length": info.length, "count": info.count,
-                          "hash_range": info.hash_range, "rice_parameter": info.rice_parameter,
-                          "quotient_bytes": info.quotient_bytes}
-                         for info in header.sections],
-            "body_sha256": header.body_sha256.hex(),
-            "body_hex": built.body.hex(),
-            "probes": [{"rpi": rpi.hex(), "observed_at": time, "section": section, "interval": interval}
-                       for (rpi, time, *_), (section, interval) in zip(probes, expected)],
-        })
+        out.append(
+            {
+                "salt": salt.hex(),
+                "error_rate": error_rate,
+                "keys": [
+                    {
+                        "tek": k.key_data.hex(),
+                        "rolling_start": k.rolling_start,
+                        "rolling_period": k.rolling_period,
+                        "report_type": ReportType(k.report_type).name,
+                        "days_since_onset": k.days_since_onset,
+                    }
+                    for k in keys
+                ],
+                "sections": [
+                    {
+                        "report_types": [ReportType(r).name for r in info.report_types],
+                        "infectiousness": [Infectiousness(i).name for i in info.infectiousness],
+                        "offset": info.offset,
+                        "length": info.length,
+                        "count": info.count,
+                        "hash_range": info.hash_range,
+                        "rice_parameter": info.rice_parameter,
+                        "quotient_bytes": info.quotient_bytes,
+                    }
+                    for info in header.sections
+                ],
+                "body_sha256": header.body_sha256.hex(),
+                "body_hex": built.body.hex(),
+                "probes": [
+                    {"rpi": rpi.hex(), "observed_at": time, "section": section, "interval": interval}
+                    for (rpi, time, *_), (section, interval) in zip(probes, expected)
+                ],
+            }
+        )
     return out
 
 
 def _batch_file(signing_key: SigningKey):
     """Batch b as a signed batch file (§11): the built batch, its signed header and the file's bytes."""
-    built = build_batch(_batch_keys("b"), sequence=7, published_at=PUBLISHED_AT, region="VN", config=default_config(),
-                        signing_key=signing_key, error_rate=_BATCHES["b"][0], salt=_bytes("batch b salt"))
+    built = build_batch(
+        _batch_keys("b"),
+        sequence=7,
+        published_at=PUBLISHED_AT,
+        region="VN",
+        config=default_config(),
+        signing_key=signing_key,
+        error_rate=_BATCHES["b"][0],
+        salt=_bytes("batch b salt"),
+    )
     signed = sign_header(built.header, signing_key)
     envelope = signed.SerializeToString(deterministic=True)
     return built, signed, BATCH_FILE_MAGIC + len(envelope).to_bytes(4, "little") + envelope + built.body
@@ -217,13 +279,25 @@ def signed_batch_files() -> list[dict[str, Any]]:
         ("one bit flipped in the body", _flip(intact, len(intact) - 5), False),
     ]
     public = public_pem(signing_key.private_key.public_key()).decode()
-    header = {"sequence": 7, "published_at": PUBLISHED_AT, "first_interval": built.header.first_interval,
-              "last_interval": built.header.last_interval, "region": "VN", "salt": built.header.salt.hex(),
-              "format_version": built.header.format_version,
-              "hash_ranges": [info.hash_range for info in built.header.sections]}
+    header = {
+        "sequence": 7,
+        "published_at": PUBLISHED_AT,
+        "first_interval": built.header.first_interval,
+        "last_interval": built.header.last_interval,
+        "region": "VN",
+        "salt": built.header.salt.hex(),
+        "format_version": built.header.format_version,
+        "hash_ranges": [info.hash_range for info in built.header.sections],
+    }
     return [
-        {"description": description, "public_key_pem": public, "key_id": signing_key.key_id,
-         "batch_file_hex": data.hex(), "valid": valid, **({"header": header} if valid else {})}
+        {
+            "description": description,
+            "public_key_pem": public,
+            "key_id": signing_key.key_id,
+            "batch_file_hex": data.hex(),
+            "valid": valid,
+            **({"header": header} if valid else {}),
+        }
         for description, data, valid in cases
     ]
 
@@ -236,9 +310,13 @@ def signed_mirror_indexes() -> list[dict[str, Any]]:
     config = default_config()
     config.version, config.issued_at = 1, PUBLISHED_AT - 86400
     index = mirror_pb2.MirrorIndex(
-        newest_sequence=7, written_at=PUBLISHED_AT + 60,
-        files=[mirror_pb2.MirrorFile(sequence=7, name=file_name(7, data), size=len(data),
-                                     sha256=hashlib.sha256(data).digest())],
+        newest_sequence=7,
+        written_at=PUBLISHED_AT + 60,
+        files=[
+            mirror_pb2.MirrorFile(
+                sequence=7, name=file_name(7, data), size=len(data), sha256=hashlib.sha256(data).digest()
+            )
+        ],
         exposure_config=sign_config(config, signing_key),
     )
     signed = sign_index(index, signing_key)
@@ -258,11 +336,29 @@ def signed_mirror_indexes() -> list[dict[str, Any]]:
     ]
     public = public_pem(signing_key.private_key.public_key()).decode()
     return [
-        {"description": description, "public_key_pem": public, "key_id": signing_key.key_id,
-         "signed_index_hex": envelope.SerializeToString(deterministic=True).hex(), "valid": valid,
-         **({"newest_sequence": 7, "written_at": PUBLISHED_AT + 60,
-             "files": [{"sequence": 7, "name": file_name(7, data), "size": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest()}]} if valid else {})}
+        {
+            "description": description,
+            "public_key_pem": public,
+            "key_id": signing_key.key_id,
+            "signed_index_hex": envelope.SerializeToString(deterministic=True).hex(),
+            "valid": valid,
+            **(
+                {
+                    "newest_sequence": 7,
+                    "written_at": PUBLISHED_AT + 60,
+                    "files": [
+                        {
+                            "sequence": 7,
+                            "name": file_name(7, data),
+                            "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                        }
+                    ],
+                }
+                if valid
+                else {}
+            ),
+        }
         for description, envelope, valid in cases
     ]
 
@@ -282,38 +378,68 @@ def venue_cases() -> list[dict[str, Any]]:
     for label, owner in zip("ab", owners):
         hours = [0, VENUE_HOUR, VENUE_HOUR + 1, 0xFFFFFFFF]
         identifiers = hour_identifiers(owner.venue.venue_id, np.array(hours))
-        cases.append({
-            "private_key_seed": _bytes(f"venue {label}", 32).hex(), "name": owner.venue.name,
-            "public_key": owner.venue.public_key.hex(), "payload": owner.venue.payload(),
-            "venue_id": owner.venue.venue_id.hex(),
-            "hours": [{"hour": h, "identifier": i.tobytes().hex()} for h, i in zip(hours, identifiers)],
-            "warning": {"first_hour": VENUE_HOUR, "last_hour": VENUE_HOUR + 1,
-                        "signature": owner.sign_warning(VENUE_HOUR, VENUE_HOUR + 1).hex()},
-        })
+        cases.append(
+            {
+                "private_key_seed": _bytes(f"venue {label}", 32).hex(),
+                "name": owner.venue.name,
+                "public_key": owner.venue.public_key.hex(),
+                "payload": owner.venue.payload(),
+                "venue_id": owner.venue.venue_id.hex(),
+                "hours": [{"hour": h, "identifier": i.tobytes().hex()} for h, i in zip(hours, identifiers)],
+                "warning": {
+                    "first_hour": VENUE_HOUR,
+                    "last_hour": VENUE_HOUR + 1,
+                    "signature": owner.sign_warning(VENUE_HOUR, VENUE_HOUR + 1).hex(),
+                },
+            }
+        )
     return cases
 
 
 def venue_batch() -> dict[str, Any]:
     owner, other = _vector_owner("a", "Phở Hà Nội, 12 Lý Quốc Sư"), _vector_owner("b", "Library")
-    warned = [VenueHour(i.tobytes(), h) for h, i in zip(
-        (VENUE_HOUR, VENUE_HOUR + 1), hour_identifiers(owner.venue.venue_id, np.array([VENUE_HOUR, VENUE_HOUR + 1])))]
+    warned = [
+        VenueHour(i.tobytes(), h)
+        for h, i in zip(
+            (VENUE_HOUR, VENUE_HOUR + 1), hour_identifiers(owner.venue.venue_id, np.array([VENUE_HOUR, VENUE_HOUR + 1]))
+        )
+    ]
     signing_key = vector_signing_key()
     salt = _bytes("venue batch salt")
-    built = build_batch([], sequence=1, published_at=PUBLISHED_AT, region="VN", config=default_config(),
-                        signing_key=signing_key, error_rate=DEFAULT_ERROR_RATE, salt=salt, venue_hours=warned,
-                        venue_error_rate=fprate.venue_error_rate())
-    header, sections = open_batch(sign_header(built.header, signing_key), built.body,
-                                  TrustedKeys([signing_key.verifying_key()]))
+    built = build_batch(
+        [],
+        sequence=1,
+        published_at=PUBLISHED_AT,
+        region="VN",
+        config=default_config(),
+        signing_key=signing_key,
+        error_rate=DEFAULT_ERROR_RATE,
+        salt=salt,
+        venue_hours=warned,
+        venue_error_rate=fprate.venue_error_rate(),
+    )
+    header, sections = open_batch(
+        sign_header(built.header, signing_key), built.body, TrustedKeys([signing_key.verifying_key()])
+    )
     probes = [(owner, hour, hour in (VENUE_HOUR, VENUE_HOUR + 1)) for hour in range(VENUE_HOUR - 1, VENUE_HOUR + 3)]
     probes += [(other, VENUE_HOUR, False)]
-    found = match_venue_hours(header, sections, np.concatenate(
-        [hour_identifiers(o.venue.venue_id, np.array([h])) for o, h, _ in probes]), np.array([h for _, h, _ in probes]))
+    found = match_venue_hours(
+        header,
+        sections,
+        np.concatenate([hour_identifiers(o.venue.venue_id, np.array([h])) for o, h, _ in probes]),
+        np.array([h for _, h, _ in probes]),
+    )
     if found.tolist() != [truth for *_, truth in probes]:
         raise AssertionError("venue batch: a probe meant to be absent is a false positive; change a label")
     [info] = header.sections
     return {
-        "salt": salt.hex(), "hash_range": info.hash_range, "count": info.count, "rice_parameter": info.rice_parameter,
-        "quotient_bytes": info.quotient_bytes, "body_hex": built.body.hex(), "published_at": PUBLISHED_AT,
+        "salt": salt.hex(),
+        "hash_range": info.hash_range,
+        "count": info.count,
+        "rice_parameter": info.rice_parameter,
+        "quotient_bytes": info.quotient_bytes,
+        "body_hex": built.body.hex(),
+        "published_at": PUBLISHED_AT,
         "probes": [{"venue_id": o.venue.venue_id.hex(), "hour": h, "expected": truth} for o, h, truth in probes],
     }
 
@@ -327,7 +453,7 @@ def _flip(data: bytes, index: int) -> bytes:
 def generate() -> dict[str, Any]:
     return {
         "description": "Test vectors for docs/spec.md (publication format 2); generated by "
-                       "`python -m matcher.spec_vectors`.",
+        "`python -m matcher.spec_vectors`.",
         "tag_cases": tag_cases(),
         "coded_sets": coded_sets(),
         "batches": batches(),

@@ -17,19 +17,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from exposure.v1 import authority_pb2, keys_pb2, sharing_pb2
 
 from . import codes, venues
 from .errors import InvalidArgument, Violation
 from .intervals import day_of, interval_number
 from .model import (
+    CONTACT_SHARE_DAYS,
     DEFAULT_PAGE_SIZE,
     KEY_LENGTH,
-    MAX_PAGE_SIZE,
     MAX_DAYS_SINCE_ONSET,
     MAX_KEYS_PER_SUBMISSION,
+    MAX_PAGE_SIZE,
     MAX_ROLLING_PERIOD,
     MAX_TX_POWER_DBM,
+    MAX_VENUE_WARNING_HOURS,
     MIN_DAYS_SINCE_ONSET,
     MIN_ROLLING_PERIOD,
     MIN_TX_POWER_DBM,
@@ -37,8 +40,6 @@ from .model import (
     REGION_LENGTH,
     SUBMISSION_ID_ALPHABET,
     SUBMISSION_ID_MAX_LENGTH,
-    CONTACT_SHARE_DAYS,
-    MAX_VENUE_WARNING_HOURS,
     DiagnosisKey,
     ExposureLevel,
     ReportType,
@@ -202,7 +203,9 @@ def _check_contact_intervals(bitmap: bytes, period: int, field: str) -> list[Vio
         return []
     size = -(-period // 8)
     if len(bitmap) != size:
-        return [Violation(field, f"must be {size} bytes (one bit per interval of the key's {period}), got {len(bitmap)}")]
+        return [
+            Violation(field, f"must be {size} bytes (one bit per interval of the key's {period}), got {len(bitmap)}")
+        ]
     if int.from_bytes(bitmap, "little") >> period:
         return [Violation(field, f"has bits set past the key's {period} intervals")]
     return []
@@ -228,7 +231,9 @@ def _duplicates(keys: Sequence[keys_pb2.DiagnosisKey], field: str) -> dict[int, 
         if len(indices) > 1:
             listed = ", ".join(f"{field}[{i}]" for i in indices)
             for index in indices:
-                found[index] = Violation(f"{field}[{index}].key_data", f"the same key appears more than once ({listed})")
+                found[index] = Violation(
+                    f"{field}[{index}].key_data", f"the same key appears more than once ({listed})"
+                )
     return found
 
 
@@ -373,7 +378,9 @@ def code_request_from(
         exposure, contact_problems = _contact_of(request, today=day_of(interval_number(now)))
         problems.extend(contact_problems)
     elif request.exposure_date or request.exposure_level:
-        problems.append(Violation("exposure_date", "and exposure_level are for RECURSIVE codes (a case's contact) only"))
+        problems.append(
+            Violation("exposure_date", "and exposure_level are for RECURSIVE codes (a case's contact) only")
+        )
     today = day_of(interval_number(now))
     # Keys older than the retention window are refused anyway; an onset up to 14 days before the oldest of them
     # still gives them a meaningful days-since-onset.
@@ -394,9 +401,9 @@ def _contact_of(request: authority_pb2.IssueCodeRequest, *, today: dt.date) -> t
     """The exposure day of a RECURSIVE code's contact, and what is wrong with the request as a contact's."""
     problems: list[Violation] = []
     if request.exposure_level == ExposureLevel.F2:
-        problems.append(Violation(
-            "exposure_level", "a contact of a contact (F2) is not asked to share: warnings stop at F2"
-        ))
+        problems.append(
+            Violation("exposure_level", "a contact of a contact (F2) is not asked to share: warnings stop at F2")
+        )
     elif request.exposure_level != ExposureLevel.F1:
         problems.append(Violation("exposure_level", "is required for a RECURSIVE code: F1, the contact of a case"))
     if request.symptom_onset_date:
@@ -419,14 +426,20 @@ def code_of_upload(request: sharing_pb2.SubmitWithCodeRequest) -> str:
     code = codes.normalise(request.code)
     problems = check_key_count(len(request.keys))
     if code is None:
-        problems.insert(0, Violation("code", f"must be {codes.LENGTH} letters and digits, as the health authority gave it"))
+        problems.insert(
+            0, Violation("code", f"must be {codes.LENGTH} letters and digits, as the health authority gave it")
+        )
     if problems:
         raise InvalidArgument("the upload is malformed", problems)
     return code
 
 
 def venue_warning_from_request(
-    request: authority_pb2.SubmitVenueWarningRequest, *, authority: str, default_region: str, now: int,
+    request: authority_pb2.SubmitVenueWarningRequest,
+    *,
+    authority: str,
+    default_region: str,
+    now: int,
     retention_days: int,
 ) -> Submission:
     """Validates an Authority.SubmitVenueWarning request into the submission of its hours' identifiers: the venue's
@@ -435,16 +448,22 @@ def venue_warning_from_request(
     problems = check_submission_id(request.submission_id) + check_region(request.region)
     public_key, first, last = bytes(request.venue_public_key), request.first_hour, request.last_hour
     if len(public_key) != venues.PUBLIC_KEY_BYTES:
-        problems.append(Violation("venue_public_key", f"must be {venues.PUBLIC_KEY_BYTES} bytes, got {len(public_key)}"))
+        problems.append(
+            Violation("venue_public_key", f"must be {venues.PUBLIC_KEY_BYTES} bytes, got {len(public_key)}")
+        )
     current = now // venues.HOUR_SECONDS
     if first > last:
         problems.append(Violation("last_hour", f"is before first_hour ({last} < {first})"))
     elif last - first + 1 > MAX_VENUE_WARNING_HOURS:
-        problems.append(Violation("last_hour", f"the warning spans {last - first + 1} hours; at most {MAX_VENUE_WARNING_HOURS}"))
+        problems.append(
+            Violation("last_hour", f"the warning spans {last - first + 1} hours; at most {MAX_VENUE_WARNING_HOURS}")
+        )
     if last > current:
         problems.append(Violation("last_hour", f"hour {last} is in the future (now is hour {current})"))
     if (first + 1) * venues.HOUR_SECONDS <= now - retention_days * 86400:
-        problems.append(Violation("first_hour", f"ended more than {retention_days} days ago: no phone still holds a visit"))
+        problems.append(
+            Violation("first_hour", f"ended more than {retention_days} days ago: no phone still holds a visit")
+        )
     if not problems and not venues.verify_warning(public_key, first, last, bytes(request.owner_signature)):
         problems.append(Violation("owner_signature", "is not the venue owner's signature over these hours"))
     if problems:

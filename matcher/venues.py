@@ -96,8 +96,10 @@ class VenueOwner:
     @classmethod
     def from_trace(cls, trace: dict) -> VenueOwner:
         if not isinstance(trace, dict):
-            raise VenueError('not a venue trace file (expected the object with "payload" and "private_key" that '
-                             "`matcher-ha venue create` writes)")
+            raise VenueError(
+                'not a venue trace file (expected the object with "payload" and "private_key" that '
+                "`matcher-ha venue create` writes)"
+            )
         try:
             private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(trace["private_key"]))
             venue = parse_payload(trace["payload"])

@@ -13,7 +13,6 @@ rejected (they are listed with their reasons).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc, keys_pb2
 from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import Progress
 
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, distribution_pb2_grpc, keys_pb2
 from matcher.cli_support import (
     CliError,
     Parser,
@@ -162,8 +161,10 @@ def server_config(args: argparse.Namespace, channel: grpc.Channel) -> config_pb2
             policy_of(args),
         )
     except grpc.RpcError as error:
-        raise CliError(f"{args.server}: the keys were sent, but the exposure configuration could not be read to say "
-                       f"how many will be published: {describe_rpc_error(error)}") from None
+        raise CliError(
+            f"{args.server}: the keys were sent, but the exposure configuration could not be read to say "
+            f"how many will be published: {describe_rpc_error(error)}"
+        ) from None
     return config_in_force(signed.SerializeToString())
 
 
@@ -376,8 +377,14 @@ def cmd_venue_warn(args: argparse.Namespace) -> None:
         raise CliError(str(exc)) from None
     response = call_authority(args, lambda stub, timeout: stub.SubmitVenueWarning(request, timeout=timeout))
     if args.output == "json":
-        print_json({"hours": response.hours, "first_hour": request.first_hour, "last_hour": request.last_hour,
-                    "replayed": response.replayed})
+        print_json(
+            {
+                "hours": response.hours,
+                "first_hour": request.first_hour,
+                "last_hour": request.last_hour,
+                "replayed": response.replayed,
+            }
+        )
     else:
         again = " (already warned: the first answer again)" if response.replayed else ""
         sys.stdout.write(f"warned {response.hours} hours, from {iso(request.first_hour * 3600)}{again}\n")
@@ -471,7 +478,10 @@ def add_key_input(parser: argparse.ArgumentParser, *, with_defaults: bool) -> No
     sources.add_argument("--json", type=Path, metavar="FILE", help="a JSON key file (see docs/health-authority.md)")
     sources.add_argument("--csv", type=Path, metavar="FILE", help="a CSV key file with a header row")
     sources.add_argument(
-        "--export", type=Path, metavar="FILE", help="a GAEN export: a .zip with export.bin and export.sig, or export.bin"
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="a GAEN export: a .zip with export.bin and export.sig, or export.bin",
     )
     parser.add_argument(
         "--verify-key", type=Path, metavar="PEM",
@@ -523,14 +533,19 @@ def build_parser() -> Parser:
     )  # fmt: skip
     issue.add_argument("--onset", type=date_arg, metavar="YYYY-MM-DD", help="symptom onset (UTC); omit if unknown")
     issue.add_argument(
-        "--exposure-date", type=date_arg, metavar="YYYY-MM-DD",
+        "--exposure-date",
+        type=date_arg,
+        metavar="YYYY-MM-DD",
         help="RECURSIVE codes: the day the contact was exposed (their phone's alert says it, or contact tracing)",
     )
     issue.add_argument(
-        "--exposure-level", choices=("F1", "F2"),
+        "--exposure-level",
+        choices=("F1", "F2"),
         help="RECURSIVE codes: what the person was warned as; only F1 (near a case) shares, F2 is refused",
     )
-    issue.add_argument("--region", type=optional_region_arg, default="", help="region of the keys (default: the authority's)")
+    issue.add_argument(
+        "--region", type=optional_region_arg, default="", help="region of the keys (default: the authority's)"
+    )
     issue.add_argument(
         "--ttl", type=bounded_int(0, MAX_TTL_SECONDS), default=0, metavar="SECONDS",
         help=f"lifetime of the code (default: the server's, {DEFAULT_TTL_SECONDS})",
@@ -554,14 +569,23 @@ def build_parser() -> Parser:
     add_output(create, json_shorthand=True)
     create.set_defaults(func=cmd_venue_create)
 
-    warn = commands.add_parser("venue-warn", help="warn a venue's visitors of a time window",
-                               description=cmd_venue_warn.__doc__)
+    warn = commands.add_parser(
+        "venue-warn", help="warn a venue's visitors of a time window", description=cmd_venue_warn.__doc__
+    )
     add_connection(warn, required=True)
     warn.add_argument("--trace", required=True, type=Path, help="the venue owner's trace.json")
-    warn.add_argument("--from", dest="start", required=True, type=time_arg, metavar="T",
-                      help="start of the window: unix seconds or ISO 8601")
+    warn.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        type=time_arg,
+        metavar="T",
+        help="start of the window: unix seconds or ISO 8601",
+    )
     warn.add_argument("--until", required=True, type=time_arg, metavar="T", help="end of the window")
-    warn.add_argument("--region", type=optional_region_arg, default="", help="region of the warning (default: the authority's)")
+    warn.add_argument(
+        "--region", type=optional_region_arg, default="", help="region of the warning (default: the authority's)"
+    )
     add_output(warn, json_shorthand=True)
     warn.set_defaults(func=cmd_venue_warn)
 
@@ -569,7 +593,9 @@ def build_parser() -> Parser:
     add_key_input(export, with_defaults=False)
     export.add_argument("--out", required=True, type=Path, help="the .zip to write")
     export.add_argument("--signing-key", required=True, type=Path, metavar="PEM", help="ECDSA P-256 private key")
-    export.add_argument("--region", type=optional_region_arg, default="", help="the export's region (ISO 3166-1 alpha-2)")
+    export.add_argument(
+        "--region", type=optional_region_arg, default="", help="the export's region (ISO 3166-1 alpha-2)"
+    )
     export.add_argument("--key-id", help="verification_key_id to write (default: derived from the public key)")
     export.add_argument("--key-version", default="v1", help="verification_key_version to write (default v1)")
     add_output(export, json_shorthand=False)

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from exposure.gaen import export_pb2
 from google.protobuf.message import DecodeError
 
+from exposure.gaen import export_pb2
 from matcher.model import ReportType
 from matcher.signing import SIGNATURE_ALGORITHM_OID, SignatureError, SigningKey, VerifyingKey
 
@@ -72,7 +72,9 @@ def read_export(path: Path) -> GaenExport:
             export_sig = _member(archive, EXPORT_SIG, path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise KeyFileError(f"{path}: a damaged zip: {exc}") from None
-    return GaenExport(f"{path}:{EXPORT_BIN}", export_bin, export_sig, parse_export_bin(export_bin, f"{path}:{EXPORT_BIN}"))
+    return GaenExport(
+        f"{path}:{EXPORT_BIN}", export_bin, export_sig, parse_export_bin(export_bin, f"{path}:{EXPORT_BIN}")
+    )
 
 
 def parse_export_bin(data: bytes, name: str = EXPORT_BIN) -> export_pb2.TemporaryExposureKeyExport:
@@ -84,7 +86,9 @@ def parse_export_bin(data: bytes, name: str = EXPORT_BIN) -> export_pb2.Temporar
     try:
         contents.ParseFromString(data[len(EXPORT_HEADER) :])
     except DecodeError:
-        raise KeyFileError(f"{name}: the export after the header is not a valid protobuf (truncated or damaged)") from None
+        raise KeyFileError(
+            f"{name}: the export after the header is not a valid protobuf (truncated or damaged)"
+        ) from None
     return contents
 
 

@@ -120,7 +120,7 @@ def _key_list(document: object, path: Path) -> tuple[str, list[object]]:
                 if not isinstance(entries, list):
                     raise KeyFileError(f"{path}: {container}: expected a list of keys, got {_json_type(entries)}")
                 return container, entries
-    raise KeyFileError(f"{path}: expected a list of keys or an object with \"keys\" or \"temporaryExposureKeys\"")
+    raise KeyFileError(f'{path}: expected a list of keys or an object with "keys" or "temporaryExposureKeys"')
 
 
 def _canonical_fields(items: Iterable[tuple[str, object]], path: Path, origin: str) -> dict[str, object]:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from exposure.v1 import config_pb2, keys_pb2
-
 from matcher.batches import section_of
 from matcher.errors import Violation
 from matcher.exposure_config import infectiousness_of
@@ -88,13 +87,20 @@ def not_published(
     found = []
     for source, proto in keys:
         days = proto.days_since_onset_of_symptoms if proto.HasField("days_since_onset_of_symptoms") else None
-        key = DiagnosisKey(proto.key_data, proto.rolling_start_interval_number, proto.rolling_period,
-                           ReportType(proto.report_type), days)
+        key = DiagnosisKey(
+            proto.key_data,
+            proto.rolling_start_interval_number,
+            proto.rolling_period,
+            ReportType(proto.report_type),
+            days,
+        )
         if section_of(key, config) is not None:
             continue
         if infectiousness_of(config, days).name == "NONE":
             when = "unknown days since onset" if days is None else f"{days} days since onset"
-            found.append((source, f"{when}: the exposure configuration gives no infectiousness, so it is not published"))
+            found.append(
+                (source, f"{when}: the exposure configuration gives no infectiousness, so it is not published")
+            )
         else:
             found.append((source, f"report type {ReportType(proto.report_type).name} is not published"))
     return found

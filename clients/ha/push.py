@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
-from exposure.v1 import authority_pb2, authority_pb2_grpc, keys_pb2
 
+from exposure.v1 import authority_pb2, authority_pb2_grpc, keys_pb2
 from matcher.errors import Violation, violations_of
 
 from .channel import describe_rpc_error
 from .local_check import key_index_of, reasons_by_index
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retries
 from .submissions import PlannedSubmission, plan_submissions
+
 
 @dataclass(frozen=True, slots=True)
 class PushSummary:

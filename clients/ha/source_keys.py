@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exposure.v1 import keys_pb2
-
 from matcher.model import CASE_REPORT_TYPES, MAX_ROLLING_PERIOD, PUBLISHABLE_REPORT_TYPES, ReportType
 
 UINT32_MAX = 2**32 - 1

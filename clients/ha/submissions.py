@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exposure.v1 import authority_pb2, keys_pb2
-
 from matcher.model import MAX_KEYS_PER_SUBMISSION
 from matcher.validation import submission_digest
 

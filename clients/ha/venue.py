@@ -72,7 +72,9 @@ def hours_of(start: int, end: int) -> tuple[int, int]:
     return first, last
 
 
-def warning_request(owner: VenueOwner, start: int, end: int, region: str = "") -> authority_pb2.SubmitVenueWarningRequest:
+def warning_request(
+    owner: VenueOwner, start: int, end: int, region: str = ""
+) -> authority_pb2.SubmitVenueWarningRequest:
     """The signed warning of the hours ``[start, end)`` touches, with a submission id made from its content so
     that sending it again is answered from the first time."""
     first, last = hours_of(start, end)

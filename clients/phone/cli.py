@@ -41,10 +41,10 @@ from matcher.venues import VenueError, parse_payload
 
 from .keys import DEFAULT_TX_POWER_DBM, broadcast_at, key_for_day, set_tx_power
 from .matching import match_new
+from .mirror import MirrorClient, MirrorError, ssl_context, sync_mirror
 from .scoring import score, venue_risks
 from .share import NotAContact, exposure_day, share
 from .store import PhoneStore
-from .mirror import MirrorClient, MirrorError, ssl_context, sync_mirror
 from .sync import SyncReport, sync
 
 PROG = "matcher-phone"
@@ -174,9 +174,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 raise CliError(f"sync with {args.server} failed: {exc.code().name}: {exc.details()}") from None
             total = store.get_int("bytes_downloaded")
     if args.json:
-        print_json({"new_batches": report.new_batches, "refused": [r for _, r in report.refused],
-                    "bytes_downloaded": report.bytes_downloaded, "bytes_downloaded_total": total,
-                    "config_version": report.config_version, "interrupted": report.interrupted})
+        print_json(
+            {
+                "new_batches": report.new_batches,
+                "refused": [r for _, r in report.refused],
+                "bytes_downloaded": report.bytes_downloaded,
+                "bytes_downloaded_total": total,
+                "config_version": report.config_version,
+                "interrupted": report.interrupted,
+            }
+        )
     else:
         print(f"{len(report.new_batches)} new batches, {report.bytes_downloaded} bytes downloaded")
         for _, reason in report.refused:
@@ -214,8 +221,10 @@ def cmd_check(args: argparse.Namespace) -> None:
         print("no exposure found")
     for d in days:
         counted = "" if d.counted_intervals == d.matched_intervals else f" ({d.counted_intervals} counted)"
-        print(f"{d.day}: {TIER_WORDS[d.level]}: {d.matched_intervals} matched intervals{counted}, {d.minutes:g} min, "
-              f"score {d.score:g}" + (" -> ALERT" if d.alert else ""))
+        print(
+            f"{d.day}: {TIER_WORDS[d.level]}: {d.matched_intervals} matched intervals{counted}, {d.minutes:g} min, "
+            f"score {d.score:g}" + (" -> ALERT" if d.alert else "")
+        )
     for v in visits:
         print(f"{v.day}: at {v.venue} during warned hours for {v.minutes:g} min" + (" -> ALERT" if v.alert else ""))
 
@@ -256,8 +265,13 @@ def cmd_share(args: argparse.Namespace) -> None:
             except grpc.RpcError as exc:
                 raise CliError(f"share failed: {exc.code().name}: {exc.details()}") from None
     if args.json:
-        print_json({"accepted": response.accepted, "embargoed": response.embargoed,
-                    "rejected": [{"index": r.index, "field": r.field, "reason": r.reason} for r in response.rejected]})
+        print_json(
+            {
+                "accepted": response.accepted,
+                "embargoed": response.embargoed,
+                "rejected": [{"index": r.index, "field": r.field, "reason": r.reason} for r in response.rejected],
+            }
+        )
     else:
         print(f"shared {response.accepted} keys ({response.embargoed} held back until they expire)")
 
@@ -265,7 +279,9 @@ def cmd_share(args: argparse.Namespace) -> None:
 def code_arg(text: str) -> str:
     """argparse type for an upload code: the service's own rule for what a code looks like (matcher.codes)."""
     if normalise(text) is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an upload code (the health authority's code, 12 letters and digits such as 7KQ4-M2XP-3HRT)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an upload code (the health authority's code, 12 letters and digits such as 7KQ4-M2XP-3HRT)"
+        )
     return text
 
 
@@ -275,7 +291,7 @@ def build_parser() -> Parser:
     parser.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, func, help: str) -> argparse.ArgumentParser:  # noqa: A002
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=func.__doc__)
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         sub.set_defaults(func=func)
@@ -286,8 +302,12 @@ def build_parser() -> Parser:
         sub.add_argument("--tls-dir", required=True, help="folder with ca.pem to trust and signing.pub.pem to pin")
 
     init = command("init", cmd_init, "create the database and today's key")
-    init.add_argument("--tx-power", type=int, default=DEFAULT_TX_POWER_DBM,
-                      help=f"this phone's calibrated TX power in dBm (default {DEFAULT_TX_POWER_DBM})")
+    init.add_argument(
+        "--tx-power",
+        type=int,
+        default=DEFAULT_TX_POWER_DBM,
+        help=f"this phone's calibrated TX power in dBm (default {DEFAULT_TX_POWER_DBM})",
+    )
     command("broadcast", cmd_broadcast, "print what the phone advertises now")
     rpis = command("rpis", cmd_rpis, "print the RPIs of a daily key")
     rpis.add_argument("--tek", required=True, type=hex_arg(crypto.KEY_BYTES), help="the key, 32 hex digits")
@@ -298,34 +318,47 @@ def build_parser() -> Parser:
     sync_cmd = command("sync", cmd_sync, "download and verify new batches")
     source = sync_cmd.add_mutually_exclusive_group(required=True)
     source.add_argument("--server", help="the service's public address, HOST:PORT")
-    source.add_argument("--mirror", metavar="URL",
-                        help="a static mirror's https:// URL (`matcher mirror`): sends only GETs of public files")
-    sync_cmd.add_argument("--tls-dir", required=True,
-                          help="folder with signing.pub.pem to pin and ca.pem to trust (a mirror without ca.pem "
-                               "there is trusted through the system's CAs)")
+    source.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="a static mirror's https:// URL (`matcher mirror`): sends only GETs of public files",
+    )
+    sync_cmd.add_argument(
+        "--tls-dir",
+        required=True,
+        help="folder with signing.pub.pem to pin and ca.pem to trust (a mirror without ca.pem "
+        "there is trusted through the system's CAs)",
+    )
     sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")
     command("check", cmd_check, "match and score on the phone")
     checkin = command("checkin", cmd_checkin, "record a venue visit from its QR code")
     checkin.add_argument("payload", help="the text of the venue's QR code")
     checkin.add_argument("--at", type=time_arg, help="entry: unix seconds or ISO 8601 (default: now)")
-    checkin.add_argument("--until", type=time_arg,
-                         help=f"exit: unix seconds or ISO 8601 (default: {TYPICAL_STAY_SECONDS // 60} minutes after entry)")
+    checkin.add_argument(
+        "--until",
+        type=time_arg,
+        help=f"exit: unix seconds or ISO 8601 (default: {TYPICAL_STAY_SECONDS // 60} minutes after entry)",
+    )
     server_options(share_cmd := command("share", cmd_share, "upload own keys with a one-time code"))
     share_cmd.add_argument("--code", required=True, type=code_arg, help="the one-time code from the health authority")
     share_cmd.add_argument(
-        "--as-contact", action="store_true",
+        "--as-contact",
+        action="store_true",
         help="share as a case's contact (F1, with a RECURSIVE code): only the keys from the day of the exposure on, "
-             "that day taken from this phone's latest F1 alert",
+        "that day taken from this phone's latest F1 alert",
     )
     share_cmd.add_argument(
-        "--since", type=date_arg, metavar="YYYY-MM-DD",
+        "--since",
+        type=date_arg,
+        metavar="YYYY-MM-DD",
         help="as a case's contact, the day of the exposure (when contact tracing, not this phone, found it)",
     )
     share_cmd.add_argument(
-        "--contact-intervals", action="store_true",
+        "--contact-intervals",
+        action="store_true",
         help="also say in which intervals this phone heard other phones: where the health authority has chosen "
-             "contact-interval pruning only those are published (fewer bytes for everyone), and the service learns "
-             "when you were near other phones",
+        "contact-interval pruning only those are published (fewer bytes for everyone), and the service learns "
+        "when you were near other phones",
     )
     return parser
 

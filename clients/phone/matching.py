@@ -57,7 +57,9 @@ def match_new(store: PhoneStore, config: config_pb2.ExposureConfig) -> int:
     # The time span in which any of these batches tests an observation (an empty span when none has sections).
     during = (
         min((interval_start(h.first_interval) - CLOCK_SKEW_SECONDS for h in headers), default=0),
-        max((min(interval_start(h.last_interval + 1) + CLOCK_SKEW_SECONDS, h.published_at) for h in headers), default=0),
+        max(
+            (min(interval_start(h.last_interval + 1) + CLOCK_SKEW_SECONDS, h.published_at) for h in headers), default=0
+        ),
     )
     untested = store.sightings(after_id=min(kept.checked_through for kept, _ in todo), during=during)
     untested = untested.select(countable(untested, config))
@@ -70,7 +72,9 @@ def match_new(store: PhoneStore, config: config_pb2.ExposureConfig) -> int:
             # Rows compared as 24-byte values: much faster than np.unique(axis=0).
             keys = np.concatenate([sightings.rpis, sightings.times.astype("<i8").view(np.uint8).reshape(-1, 8)], 1)
             _, first, inverse = np.unique(keys.view("V24").ravel(), return_index=True, return_inverse=True)
-            found_unique = match(header, open_body(header, body=kept.body), sightings.rpis[first], sightings.times[first])
+            found_unique = match(
+                header, open_body(header, body=kept.body), sightings.rpis[first], sightings.times[first]
+            )
             section = found_unique.section[inverse.reshape(-1)]
             interval = found_unique.interval[inverse.reshape(-1)]
             hit = section >= 0

@@ -80,8 +80,9 @@ class MirrorClient:
 
     def _connect(self) -> http.client.HTTPSConnection:
         if self._connection is None:
-            self._connection = http.client.HTTPSConnection(self.host, self.port, context=self.context,
-                                                           timeout=self.timeout)
+            self._connection = http.client.HTTPSConnection(
+                self.host, self.port, context=self.context, timeout=self.timeout
+            )
         return self._connection
 
     def close(self) -> None:
@@ -107,8 +108,12 @@ def sync_mirror(client: MirrorClient, store: PhoneStore, trusted: TrustedKeys) -
         raise MirrorError(f"the mirror answered HTTP {status} for its index")
     report.bytes_downloaded += len(data)
     try:
-        index = open_index(data, trusted, held_written_at=store.get_int("mirror_written_at"),
-                           held_newest=store.get_int("mirror_newest"))
+        index = open_index(
+            data,
+            trusted,
+            held_written_at=store.get_int("mirror_written_at"),
+            held_newest=store.get_int("mirror_newest"),
+        )
     except MirrorRejected as exc:
         report.refused.append((0, str(exc)))
         return report
@@ -163,4 +168,3 @@ def _download(client: MirrorClient, store: PhoneStore, entry, report: SyncReport
     if status == 416:
         return held  # nothing past what was held: the file is no longer than that
     raise MirrorError(f"the mirror answered HTTP {status} for batch {entry.sequence}")
-

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from exposure.v1 import batch_pb2, config_pb2
+from matcher.batches import LoadedSection, match_venue_hours
 from matcher.exposure_config import (
     COHERENCE_INTERVALS,
     MAX_MINUTES_PER_OBSERVATION,
@@ -35,11 +36,10 @@ from matcher.exposure_config import (
     infectiousness_weight,
     report_type_weight,
 )
-from matcher.batches import LoadedSection, match_venue_hours
 from matcher.filters import decode_set
 from matcher.intervals import days_of
-from matcher.venues import HOUR_SECONDS, hour_identifiers
 from matcher.model import ExposureLevel, Infectiousness, ReportType, level_of
+from matcher.venues import HOUR_SECONDS, hour_identifiers
 
 from .matching import header_of
 from .store import PhoneStore
@@ -105,9 +105,8 @@ def coherent(group: np.ndarray, interval: np.ndarray) -> np.ndarray:
     last = len(ordered) - 1
     below = ordered[np.maximum(np.searchsorted(ordered, key, side="left") - 1, 0)]
     above = ordered[np.minimum(np.searchsorted(ordered, key, side="right"), last)]
-    return (
-        ((key - below >= 1) & (key - below < COHERENCE_INTERVALS) & (below >> 32 == key >> 32))
-        | ((above - key >= 1) & (above - key < COHERENCE_INTERVALS) & (above >> 32 == key >> 32))
+    return ((key - below >= 1) & (key - below < COHERENCE_INTERVALS) & (below >> 32 == key >> 32)) | (
+        (above - key >= 1) & (above - key < COHERENCE_INTERVALS) & (above >> 32 == key >> 32)
     )
 
 
@@ -126,8 +125,12 @@ def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]
             matched[sighting_id] = (sequence, section, interval)
     sightings = store.sightings_by_id(matched)
     found = np.array([matched[i] for i in sightings.ids.tolist()], dtype=np.int64).reshape(-1, 3)
-    sections = {(sequence, index): info for sequence, header in headers.items() for index, info in enumerate(header.sections)}
-    class_weight = np.array([section_weight(sections[sequence, section], config) for sequence, section, _ in found.tolist()])
+    sections = {
+        (sequence, index): info for sequence, header in headers.items() for index, info in enumerate(header.sections)
+    }
+    class_weight = np.array(
+        [section_weight(sections[sequence, section], config) for sequence, section, _ in found.tolist()]
+    )
 
     credit = sighting_credit(sightings.times, store.scan_times(), config.sighting_credit_cap_seconds)
     attenuation = config.tx_power_dbm_when_unknown - sightings.rssi.astype(np.float64)
@@ -173,15 +176,17 @@ def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]
         if chosen is None:
             chosen = ExposureLevel.F1 if tiers[ExposureLevel.F1]["windows"][day] else ExposureLevel.F2
         sums = tiers[chosen]
-        results.append(DayRisk(
-            day=(EPOCH + dt.timedelta(days=int(window_day.min() + day))).isoformat(),
-            level=chosen.name,
-            matched_intervals=int(sums["intervals"][day]),
-            counted_intervals=int(sums["counted"][day]),
-            minutes=round(float(sums["minutes"][day]), 2),
-            score=round(float(sums["score"][day]), 2),
-            alert=alerts[chosen],
-        ))
+        results.append(
+            DayRisk(
+                day=(EPOCH + dt.timedelta(days=int(window_day.min() + day))).isoformat(),
+                level=chosen.name,
+                matched_intervals=int(sums["intervals"][day]),
+                counted_intervals=int(sums["counted"][day]),
+                minutes=round(float(sums["minutes"][day]), 2),
+                score=round(float(sums["score"][day]), 2),
+                alert=alerts[chosen],
+            )
+        )
     return results
 
 

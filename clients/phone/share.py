@@ -66,7 +66,9 @@ def share_request(
     the keys of that day and the CONTACT_SHARE_DAYS - 1 days after it: the contact's earlier days are never sent."""
     keys = [
         keys_pb2.DiagnosisKey(
-            key_data=tek, rolling_start_interval_number=start, rolling_period=period,
+            key_data=tek,
+            rolling_start_interval_number=start,
+            rolling_period=period,
             contact_intervals=contact_bitmap(store, start, period) if contact_intervals else b"",
         )
         for start, tek, period in keys_to_share(store, now)
@@ -76,7 +78,11 @@ def share_request(
 
 
 def share(
-    channel: grpc.Channel, store: PhoneStore, code: str, now: int, contact_intervals: bool = False,
+    channel: grpc.Channel,
+    store: PhoneStore,
+    code: str,
+    now: int,
+    contact_intervals: bool = False,
     since: dt.date | None = None,
 ) -> sharing_pb2.SubmitWithCodeResponse:
     request = share_request(store, code, now, contact_intervals, since)

@@ -103,8 +103,9 @@ class Sightings:
         return len(self.ids)
 
     def select(self, mask: np.ndarray) -> Sightings:
-        return Sightings(self.ids[mask], self.rpis[mask], self.intervals[mask], self.times[mask], self.rssi[mask],
-                         self.aems[mask])
+        return Sightings(
+            self.ids[mask], self.rpis[mask], self.intervals[mask], self.times[mask], self.rssi[mask], self.aems[mask]
+        )
 
 
 class PhoneStore:
@@ -169,7 +170,9 @@ class PhoneStore:
         return self.own_key(rolling_start)
 
     def own_keys(self) -> list[tuple[int, bytes, int]]:
-        return self.db.execute("SELECT rolling_start, tek, rolling_period FROM own_keys ORDER BY rolling_start").fetchall()
+        return self.db.execute(
+            "SELECT rolling_start, tek, rolling_period FROM own_keys ORDER BY rolling_start"
+        ).fetchall()
 
     # --- sightings ----------------------------------------------------------------------------------------------
 
@@ -248,14 +251,18 @@ class PhoneStore:
                 (sequence, signed_header, published_at, body),
             )
             self.db.execute("DELETE FROM downloads WHERE sequence = ?", (sequence,))
-            self.db.execute("INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),)
+            )
 
     def refuse_batch(self, sequence: int) -> None:
         """Moves the cursor past a batch that failed verification, so it is never used (nor fetched again)."""
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM downloads WHERE sequence = ?", (sequence,))
-            self.db.execute("INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO state (name, value) VALUES ('cursor', ?)", (str(sequence).encode(),)
+            )
 
     def batches(self) -> list[KeptBatch]:
         """Every kept batch, oldest first."""

@@ -137,38 +137,75 @@ def run_simulation(args: argparse.Namespace) -> int:
             output = Console(width=100)  # a file or a pipe: wide enough for the tables, the same every time
         text_report(report, output)
         if report_dir is not None:
-            print(f"report: {report_dir / 'report.json'} and {', '.join(str(p) for p in sorted(report_dir.glob('*.png')))}")
+            print(
+                f"report: {report_dir / 'report.json'} and {', '.join(str(p) for p in sorted(report_dir.glob('*.png')))}"
+            )
     problems = report["integrity"]
     return 1 if problems["phones_refusing_a_batch"] or problems["downloads_interrupted"] else 0
 
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=bounded_int(10, MAX_PEOPLE), required=True,
-                        help=f"population size, 10..{MAX_PEOPLE:,}; every person has a phone")
-    parser.add_argument("--days", type=bounded_int(1, MAX_DAYS), required=True,
-                        help=f"simulated days, 1..{MAX_DAYS}")
-    parser.add_argument("--store", help="the service's store: sqlite:PATH or redis://HOST:PORT/DB, empty "
-                        "(default: a fresh SQLite file in a temporary folder)")
+    parser.add_argument(
+        "--people",
+        type=bounded_int(10, MAX_PEOPLE),
+        required=True,
+        help=f"population size, 10..{MAX_PEOPLE:,}; every person has a phone",
+    )
+    parser.add_argument("--days", type=bounded_int(1, MAX_DAYS), required=True, help=f"simulated days, 1..{MAX_DAYS}")
+    parser.add_argument(
+        "--store",
+        help="the service's store: sqlite:PATH or redis://HOST:PORT/DB, empty "
+        "(default: a fresh SQLite file in a temporary folder)",
+    )
     parser.add_argument("--report", metavar="DIR", help="write report.json and PNG plots into DIR (created if missing)")
-    parser.add_argument("--start", "--now", dest="start", type=time_arg, default=time_arg(DEFAULT_START),
-                        help=f"the first simulated day, a date or time (UTC; default {DEFAULT_START})")
-    parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=1,
-                        help="random seed of the world (people, encounters, infections); default 1")
-    parser.add_argument("--infected", type=_share, metavar="SHARE",
-                        help=f"share of people whose symptoms start during the run (default {Params().infected_share})")
-    parser.add_argument("--contact-share", type=_share, metavar="SHARE",
-                        help="share of the people designated F1 after a new F1 alert who upload as a case's contact "
-                             f"(RECURSIVE), so that their contacts are warned at F2; 0 turns F2 off "
-                             f"(default {Params().contact_share})")
-    parser.add_argument("--checkin-share", type=_share, metavar="SHARE",
-                        help="share of people who scan a venue's QR code at every visit (shops, restaurants, offices); "
-                             f"0 turns venue warnings off (default {Params().checkin_share})")
-    parser.add_argument("--workers", type=bounded_int(0, 32), default=DEFAULT_WORKERS,
-                        help=f"phone worker processes (default {DEFAULT_WORKERS}; 0 runs the phones in this process)")
-    parser.add_argument("--contact-intervals", action="store_true",
-                        help="contact-interval pruning: sharing phones say in which intervals they heard others, and "
-                             "the authority publishes only those (off by default, as in the service)")
+    parser.add_argument(
+        "--start",
+        "--now",
+        dest="start",
+        type=time_arg,
+        default=time_arg(DEFAULT_START),
+        help=f"the first simulated day, a date or time (UTC; default {DEFAULT_START})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=bounded_int(0, 2**63 - 1),
+        default=1,
+        help="random seed of the world (people, encounters, infections); default 1",
+    )
+    parser.add_argument(
+        "--infected",
+        type=_share,
+        metavar="SHARE",
+        help=f"share of people whose symptoms start during the run (default {Params().infected_share})",
+    )
+    parser.add_argument(
+        "--contact-share",
+        type=_share,
+        metavar="SHARE",
+        help="share of the people designated F1 after a new F1 alert who upload as a case's contact "
+        f"(RECURSIVE), so that their contacts are warned at F2; 0 turns F2 off "
+        f"(default {Params().contact_share})",
+    )
+    parser.add_argument(
+        "--checkin-share",
+        type=_share,
+        metavar="SHARE",
+        help="share of people who scan a venue's QR code at every visit (shops, restaurants, offices); "
+        f"0 turns venue warnings off (default {Params().checkin_share})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=bounded_int(0, 32),
+        default=DEFAULT_WORKERS,
+        help=f"phone worker processes (default {DEFAULT_WORKERS}; 0 runs the phones in this process)",
+    )
+    parser.add_argument(
+        "--contact-intervals",
+        action="store_true",
+        help="contact-interval pruning: sharing phones say in which intervals they heard others, and "
+        "the authority publishes only those (off by default, as in the service)",
+    )
     parser.add_argument("--json", action="store_true", help="print report.json's object instead of the text report")
     parser.add_argument("--quiet", action="store_true", help="no progress on standard error")
     parser.set_defaults(func=run_simulation)

@@ -93,8 +93,13 @@ def _at_work(pop: Population, present: np.ndarray, day_start: int, p: Params, rn
     pairs = pop.neighbour_pairs[present[pop.neighbour_pairs].all(axis=1)]
     n = len(pairs)
     desks = _segment(
-        pairs, day_start, WORK, (8.5, 14.0), rng.uniform(45, 150, n),
-        _lognormal(rng, p.desk_distance_median, 0.35, n, 0.8, 6.0), rng,
+        pairs,
+        day_start,
+        WORK,
+        (8.5, 14.0),
+        rng.uniform(45, 150, n),
+        _lognormal(rng, p.desk_distance_median, 0.35, n, 0.8, 6.0),
+        rng,
     )
     # Meetings: each member present asks a random member of the same group (possibly a desk neighbour).
     members = np.flatnonzero((pop.group >= 0) & present)
@@ -110,8 +115,13 @@ def _at_work(pop: Population, present: np.ndarray, day_start: int, p: Params, rn
     pairs = np.column_stack([mine[keep], partner[keep]])
     n = len(pairs)
     meetings = _segment(
-        pairs, day_start, WORK, (9.0, 16.5), _lognormal(rng, p.meeting_minutes_median, 0.7, n, 5, 120),
-        _lognormal(rng, p.meeting_distance_median, 0.4, n, 0.5, 5.0), rng,
+        pairs,
+        day_start,
+        WORK,
+        (9.0, 16.5),
+        _lognormal(rng, p.meeting_minutes_median, 0.7, n, 5, 120),
+        _lognormal(rng, p.meeting_distance_median, 0.4, n, 0.5, 5.0),
+        rng,
     )
     return [desks, meetings]
 
@@ -128,8 +138,13 @@ def _by_chance(present: np.ndarray, day_start: int, p: Params, rng) -> Encounter
     pairs = np.column_stack([mine[keep], partner[keep]])
     n = len(pairs)
     return _segment(
-        pairs, day_start, CHANCE, (7.0, 21.5), _lognormal(rng, p.chance_minutes_median, 0.9, n, 1, 90),
-        _lognormal(rng, p.chance_distance_median, 0.6, n, 0.3, 15.0), rng,
+        pairs,
+        day_start,
+        CHANCE,
+        (7.0, 21.5),
+        _lognormal(rng, p.chance_minutes_median, 0.9, n, 1, 90),
+        _lognormal(rng, p.chance_distance_median, 0.6, n, 0.3, 15.0),
+        rng,
     )
 
 

@@ -83,7 +83,11 @@ class Epidemic:
         return np.clip(drawn, 3, 10).astype(np.int64)
 
     def _infect(
-        self, people: np.ndarray, day: np.ndarray, by: np.ndarray, rng: np.random.Generator,
+        self,
+        people: np.ndarray,
+        day: np.ndarray,
+        by: np.ndarray,
+        rng: np.random.Generator,
         onset: np.ndarray | None = None,
     ) -> None:
         """Infects ``people`` on ``day`` (by ``by``, -1 from outside); their onset follows after an incubation

@@ -37,6 +37,8 @@ from clients.phone.sync import sync
 from matcher.exposure_config import config_in_force
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.venues import Venue, parse_payload
+import contextlib
+import itertools
 
 PROGRESS_EVERY = 50  # phones between progress reports
 DEFAULT_WORKERS = 4  # processes: while some phones wait for the server, others match
@@ -97,7 +99,12 @@ class Shard:
         return np.stack([rpis for _, rpis, _ in days]), np.stack([aems for _, _, aems in days])
 
     def record(
-        self, phone: np.ndarray, rpis: np.ndarray, intervals: np.ndarray, times: np.ndarray, rssi: np.ndarray,
+        self,
+        phone: np.ndarray,
+        rpis: np.ndarray,
+        intervals: np.ndarray,
+        times: np.ndarray,
+        rssi: np.ndarray,
         aems: np.ndarray,
     ) -> int:
         """Stores sightings; ``phone`` (shard indices) is sorted, and each phone's rows are in time order."""
@@ -120,8 +127,10 @@ class Shard:
         store = self.phones[phone]
         day = dt.date.fromisoformat(since) if since else None
         response = share(self.channel(address), store, code, now, contact_intervals, since=day)
-        sent = [(key.rolling_start_interval_number, key.key_data, key.rolling_period)
-                for key in share_request(store, code, now, since=day).keys]
+        sent = [
+            (key.rolling_start_interval_number, key.key_data, key.rolling_period)
+            for key in share_request(store, code, now, since=day).keys
+        ]
         return response.accepted, response.embargoed, len(response.rejected), sent
 
     def exposure_day(self, phone: int) -> tuple[str | None, str]:
@@ -220,7 +229,7 @@ def _serve(connection: Connection, first: int, tx_powers: list[int], tls_dir: st
     or ("error", one line) when a call fails. Stops on None."""
     try:
         shard = Shard(first, tx_powers, tls_dir)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+    except Exception as exc:
         connection.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     while (message := connection.recv()) is not None:
@@ -231,9 +240,11 @@ def _serve(connection: Connection, first: int, tx_powers: list[int], tls_dir: st
             else:
                 result = getattr(shard, method)(*args)
             connection.send(("ok", result))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             last = traceback.extract_tb(exc.__traceback__)[-1]
-            connection.send(("error", f"{method}: {type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})"))
+            connection.send(
+                ("error", f"{method}: {type(exc).__name__}: {exc} ({Path(last.filename).name}:{last.lineno})")
+            )
     shard.close()
 
 
@@ -273,10 +284,8 @@ class ShardProcess:
 
     def close(self) -> None:
         if self._process.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.send(None)
-            except OSError:
-                pass
             self._process.join(10)
         if self._process.is_alive():
             self._process.kill()
@@ -307,7 +316,9 @@ def gather(shards: list[AnyShard], progress: Callable[[int], None] | None = None
     return [results[index] for index in range(len(shards))]
 
 
-def call_all(shards: list[AnyShard], method: str, *args: Any, progress: Callable[[int], None] | None = None) -> list[Any]:
+def call_all(
+    shards: list[AnyShard], method: str, *args: Any, progress: Callable[[int], None] | None = None
+) -> list[Any]:
     for shard in shards:
         shard.submit(method, *args)
     return gather(shards, progress)
@@ -320,7 +331,7 @@ def start_shards(tx_powers: np.ndarray, tls_dir: Path, workers: int) -> list[Any
     kind = ShardProcess if workers >= 1 else LocalShard
     shards: list[AnyShard] = []
     try:
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for lo, hi in itertools.pairwise(bounds):
             shards.append(kind(int(lo), tx_powers[lo:hi].tolist(), str(tls_dir)))
         call_all(shards, "ready")  # the phones are built, or the first failure is raised here
     except BaseException:

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Container
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,9 @@ def recall_by_duration(outcome: Outcome) -> list[dict[str, Any]]:
 
 
 def _by_duration(
-    exposures: Exposures, alerted: Container[tuple[int, int]], excluded: set[tuple[int, int]],
+    exposures: Exposures,
+    alerted: Container[tuple[int, int]],
+    excluded: set[tuple[int, int]],
     only_contact_keys: Container[tuple[int, int]] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Per bucket of a person's worst-day close minutes (leaving out the ``excluded`` days): people, found (their
@@ -115,14 +117,20 @@ def _by_duration(
             worst[person] = row
     rows = []
     for low, high in DURATION_BUCKETS:
-        people = [
-            person for person, row in worst.items() if low <= exposures.close_minutes[row] < high
-        ]
+        people = [person for person, row in worst.items() if low <= exposures.close_minutes[row] < high]
         days = [(person, int(exposures.day[worst[person]])) for person in people]
         found = sum(1 for key in days if key in alerted)
-        rows.append({"minutes": bucket_label(low, high), "low": low, "high": None if math.isinf(high) else high,
-                     "people": len(people), "found": found, "recall": ratio(found, len(people)),
-                     "only_contact_keys": sum(1 for key in days if key in only_contact_keys)})
+        rows.append(
+            {
+                "minutes": bucket_label(low, high),
+                "low": low,
+                "high": None if math.isinf(high) else high,
+                "people": len(people),
+                "found": found,
+                "recall": ratio(found, len(people)),
+                "only_contact_keys": sum(1 for key in days if key in only_contact_keys),
+            }
+        )
     return rows
 
 
@@ -130,8 +138,9 @@ def overall_recall(outcome: Outcome) -> dict[str, Any]:
     """Recall of truly exposed people (worst day >= the threshold) and of truly exposed person-days."""
     threshold = outcome.settings.params.exposure_minutes
     exposures = outcome.exposures
-    exposed_days = [(int(p), int(d)) for p, d, m in zip(exposures.person, exposures.day, exposures.close_minutes)
-                    if m >= threshold]
+    exposed_days = [
+        (int(p), int(d)) for p, d, m in zip(exposures.person, exposures.day, exposures.close_minutes) if m >= threshold
+    ]
     found_days = sum(1 for key in exposed_days if key in outcome.alerts)
     people = {p for p, _ in exposed_days}
     found_people = {p for p, d in exposed_days if (p, d) in outcome.alerts}
@@ -217,11 +226,17 @@ def f2_recall(outcome: Outcome) -> dict[str, Any]:
     true_f2 = truly_f2_exposed(outcome)
     exposures = outcome.f2_exposures
     index = exposures.lookup()
-    first = {key: min(m for m in (outcome.alerts.get(key), outcome.f2_alerts.get(key)) if m is not None)
-             for key in true_f2 if key in outcome.alerts or key in outcome.f2_alerts}
+    first = {
+        key: min(m for m in (outcome.alerts.get(key), outcome.f2_alerts.get(key)) if m is not None)
+        for key in true_f2
+        if key in outcome.alerts or key in outcome.f2_alerts
+    }
     worst: dict[int, tuple[int, int]] = {}
     for person, day in sorted(true_f2):
-        if person not in worst or exposures.close_minutes[index[(person, day)]] > exposures.close_minutes[index[worst[person]]]:
+        if (
+            person not in worst
+            or exposures.close_minutes[index[(person, day)]] > exposures.close_minutes[index[worst[person]]]
+        ):
             worst[person] = (person, day)
     at_f2 = f2_alert_days(outcome)
     delays = [morning - day for (_, day), morning in first.items()]
@@ -252,7 +267,8 @@ def contacts_summary(outcome: Outcome) -> dict[str, Any]:
     days = outcome.days
     shares = outcome.contact_shares
     without_f1 = [
-        person for person, (morning, _, _) in shares.items()
+        person
+        for person, (morning, _, _) in shares.items()
         if not any(p == person and first <= morning for (p, _), first in outcome.alerts.items())
     ]
     keys_sent = [len(sent) for _, _, sent in shares.values()]
@@ -338,8 +354,11 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
         "bytes_per_phone_day_without_f2": (downloaded - s.people * contact_bytes) / (s.people * mornings),
         # --- details ---
         "run": {
-            "start": s.start.isoformat(), "seed": s.seed, "store": "redis" if (s.store or "").startswith(("redis", "unix"))
-            else "sqlite", "workers": s.workers, "publish_interval_seconds": s.params.publish_interval_seconds,
+            "start": s.start.isoformat(),
+            "seed": s.seed,
+            "store": "redis" if (s.store or "").startswith(("redis", "unix")) else "sqlite",
+            "workers": s.workers,
+            "publish_interval_seconds": s.params.publish_interval_seconds,
             "mornings_after_the_run": sum(1 for d in outcome.days if d.after_the_run),
             "contact_intervals": s.params.contact_intervals,
             "contact_share": s.params.contact_share,
@@ -418,17 +437,25 @@ def build_report(outcome: Outcome) -> dict[str, Any]:
             "case_bytes_for_sharing_budget": round(sum(b.case_bytes_for_sharing_budget for b in batches), 1),
             "gaen_export_bytes_cases": gaen_case_bytes,
             "gaen_bytes_per_phone_day_without_f2": gaen_case_bytes / mornings,
-            "by_morning": [{"morning": d.day + 1, "batch_bytes": d.batch.body_bytes if d.batch else 0,
-                            "contact_bytes": d.batch.contact_bytes if d.batch else 0,
-                            "gaen_bytes": d.batch.gaen_export_bytes if d.batch else 0,
-                            "downloaded_per_phone": d.bytes_downloaded / s.people} for d in outcome.days],
+            "by_morning": [
+                {
+                    "morning": d.day + 1,
+                    "batch_bytes": d.batch.body_bytes if d.batch else 0,
+                    "contact_bytes": d.batch.contact_bytes if d.batch else 0,
+                    "gaen_bytes": d.batch.gaen_export_bytes if d.batch else 0,
+                    "downloaded_per_phone": d.bytes_downloaded / s.people,
+                }
+                for d in outcome.days
+            ],
         },
         "time": {
             "publish_build_seconds": _summary([b.build_seconds for b in batches]),
             "publish_command_seconds": _summary([b.publish_command_seconds for b in batches]),
             "phone_sync_ms": _summary(outcome.sync_seconds.ravel() * 1000),
             "phone_check_ms": _summary(outcome.check_seconds.ravel() * 1000),
-            "run_phase_seconds": {k: round(v, 2) for k, v in sorted(outcome.phase_seconds.items(), key=lambda x: -x[1])},
+            "run_phase_seconds": {
+                k: round(v, 2) for k, v in sorted(outcome.phase_seconds.items(), key=lambda x: -x[1])
+            },
             "run_seconds": round(sum(outcome.phase_seconds.values()), 1),
         },
         "integrity": {

@@ -54,14 +54,14 @@ from matcher.signing import load_signing_key
 from matcher.venues import HOUR_SECONDS, parse_payload
 
 from .encounters import day_encounters
-from .epidemic import NEVER, PUSHED_BY_AUTHORITY, SHARED_WITH_CODE, Epidemic
+from .epidemic import PUSHED_BY_AUTHORITY, SHARED_WITH_CODE, Epidemic
 from .params import Params
 from .phones import DEFAULT_WORKERS, AnyShard, Checked, call_all, gather, start_shards
 from .population import Population, build_population
 from .radio import scan
 from .service import AUTHORITY, REGION, Running, Server, Service, check_store_is_empty
 from .truth import Exposures, RoomExposures, Truth, exposure_starts, f2_minutes, minutes_of
-from .venues import Venues, build_venues, check_in_habit, day_visits, shared_air
+from .venues import build_venues, check_in_habit, day_visits, shared_air
 
 # Mornings after the last day that publish what the service still held. One suffices with the default deadline
 # (24 hours, one batch a day); a longer one (MATCHER_ANONYMITY_DEADLINE) may need more.
@@ -292,7 +292,9 @@ class Simulation:
         try:
             with self.phases("setup: venues (QR codes, trace files)"):
                 made = self.service.make_venues([self.venues.name(v) for v in range(len(self.venues))])
-                self.venue_of_id = {parse_payload(payload).venue_id: (v, trace) for v, (payload, trace) in enumerate(made)}
+                self.venue_of_id = {
+                    parse_payload(payload).venue_id: (v, trace) for v, (payload, trace) in enumerate(made)
+                }
                 call_all(shards, "scan_venues", [payload for payload, _ in made])
             for day in range(self.s.days):
                 self.one_day(shards, day)
@@ -300,8 +302,9 @@ class Simulation:
             day = self.s.days
             while self.awaiting:
                 if day >= self.s.days + MAX_EXTRA_MORNINGS:
-                    raise SimulationError(f"the service still holds {len(self.awaiting)} keys {MAX_EXTRA_MORNINGS} "
-                                          "mornings after the run")
+                    raise SimulationError(
+                        f"the service still holds {len(self.awaiting)} keys {MAX_EXTRA_MORNINGS} mornings after the run"
+                    )
                 self.extra_morning(shards, day)
                 day += 1
         finally:
@@ -320,8 +323,9 @@ class Simulation:
             # the service keeps the first upload of a key, so those days were published as F2 keys only.
             contacts = self.truth.contacts()
             as_case = reported[contacts[:, 1]] & ~self.contact_days[contacts[:, 1], contacts[:, 2]]
-            only_contact_keys = exposures.exposed(self.p.exposure_minutes) - minutes_of(
-                contacts[as_case]).exposed(self.p.exposure_minutes)
+            only_contact_keys = exposures.exposed(self.p.exposure_minutes) - minutes_of(contacts[as_case]).exposed(
+                self.p.exposure_minutes
+            )
         return Outcome(
             settings=self.s,
             population=self.population,
@@ -376,13 +380,21 @@ class Simulation:
             order = np.argsort(checked.person, kind="stable")
             checked = checked.select(order)
             stats.visits, stats.checkins = len(visits), len(checked)
-            self.checkins.append(np.column_stack([checked.person, checked.venue, checked.entry, checked.exit,
-                                                  np.full(len(checked), day)]))
+            self.checkins.append(
+                np.column_stack(
+                    [checked.person, checked.venue, checked.entry, checked.exit, np.full(len(checked), day)]
+                )
+            )
         with self.phases("phones: check-ins"):
             for shard in shards:
                 lo, hi = np.searchsorted(checked.person, [shard.first, shard.first + shard.size])
-                shard.submit("check_in", checked.person[lo:hi] - shard.first, checked.venue[lo:hi],
-                             checked.entry[lo:hi], checked.exit[lo:hi])
+                shard.submit(
+                    "check_in",
+                    checked.person[lo:hi] - shard.first,
+                    checked.venue[lo:hi],
+                    checked.entry[lo:hi],
+                    checked.exit[lo:hi],
+                )
             if sum(gather(shards)) != len(checked):
                 raise SimulationError(f"the phones did not record the {len(checked)} check-ins of day {day + 1}")
         with self.phases("world: sightings"):
@@ -395,8 +407,13 @@ class Simulation:
                 part = slice(lo, hi)
                 heard = sightings.subject[part]
                 shard.submit(
-                    "record", sightings.observer[part] - shard.first, rpis[heard, slot[part]],
-                    sightings.time[part] // 600, sightings.time[part], sightings.rssi[part], aems[heard, slot[part]],
+                    "record",
+                    sightings.observer[part] - shard.first,
+                    rpis[heard, slot[part]],
+                    sightings.time[part] // 600,
+                    sightings.time[part],
+                    sightings.rssi[part],
+                    aems[heard, slot[part]],
                 )
             recorded = sum(gather(shards))
         if recorded != len(sightings):
@@ -473,8 +490,11 @@ class Simulation:
             else:
                 protos = [
                     keys_pb2.DiagnosisKey(
-                        key_data=tek, rolling_start_interval_number=start, rolling_period=period,
-                        report_type=ReportType.CONFIRMED_TEST, days_since_onset_of_symptoms=days,
+                        key_data=tek,
+                        rolling_start_interval_number=start,
+                        rolling_period=period,
+                        report_type=ReportType.CONFIRMED_TEST,
+                        days_since_onset_of_symptoms=days,
                     )
                     for (start, tek, period), days in zip(keys, since)
                 ]
@@ -511,8 +531,9 @@ class Simulation:
             venue, trace = self.venue_of_id[venue_id]
             stats.venue_hours_warned += running.warn_venue(trace, entry, exit_)
             stats.venue_warnings += 1
-            self.warned_hours.update((venue, hour) for hour in range(entry // HOUR_SECONDS,
-                                                                      (exit_ - 1) // HOUR_SECONDS + 1))
+            self.warned_hours.update(
+                (venue, hour) for hour in range(entry // HOUR_SECONDS, (exit_ - 1) // HOUR_SECONDS + 1)
+            )
 
     def share_as_contacts(
         self, shards: list[AnyShard], running: Running, new_f1: list[int], day: int, now: int, stats: DayStats
@@ -533,8 +554,10 @@ class Simulation:
             shard.submit("exposure_day", local)
             exposure, refusal = shard.result()
             if exposure is None:
-                raise SimulationError(f"person {person}'s phone, designated F1 after an F1 alert, refused to share as "
-                                      f"a contact: {refusal}")
+                raise SimulationError(
+                    f"person {person}'s phone, designated F1 after an F1 alert, refused to share as "
+                    f"a contact: {refusal}"
+                )
             code = running.issue_contact_code(exposure)
             shard.submit("share", local, code, now, running.public, self.p.contact_intervals, exposure)
             accepted, _, rejected, keys = shard.result()
@@ -554,8 +577,10 @@ class Simulation:
             # infectiousness for a missing onset (STANDARD), every one of them. (A contact is never a case yet:
             # none of these keys was uploaded before.)
             self.uploaded.update((tek, start) for start, tek, _ in keys)
-            published += [(person, SourceKey(f"contact {person}", tek, start, period, ReportType.RECURSIVE))
-                          for start, tek, period in keys]
+            published += [
+                (person, SourceKey(f"contact {person}", tek, start, period, ReportType.RECURSIVE))
+                for start, tek, period in keys
+            ]
         return published
 
     def note_batches(self, run: dict, wall: float, day: int, now: int, stats: DayStats) -> None:
@@ -582,8 +607,11 @@ class Simulation:
         going = [(person, key) for person, key in self.awaiting if tiers[key.report_type == ReportType.RECURSIVE]]
         staying = [(person, key) for person, key in self.awaiting if not tiers[key.report_type == ReportType.RECURSIVE]]
         published = sum(b["keys_published"] for b in batches)
-        unexpected = published > len(going) or stats.keys_held > len(staying) if self.p.contact_intervals else (
-            published != len(going) or stats.keys_held != len(staying))
+        unexpected = (
+            published > len(going) or stats.keys_held > len(staying)
+            if self.p.contact_intervals
+            else (published != len(going) or stats.keys_held != len(staying))
+        )
         if unexpected:
             raise SimulationError(
                 f"on morning {day + 1}, matcher publish published {published} keys and held {stats.keys_held}; "

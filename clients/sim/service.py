@@ -22,10 +22,9 @@ from pathlib import Path
 
 import grpc
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
-
 from clients.ha import venue
 from clients.ha.channel import authority_channel
+from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
 from matcher.batches import read_batch_file
 from matcher.model import ReportType
 from matcher.store import StoreError, open_store
@@ -120,7 +119,8 @@ class Running:
         """A RECURSIVE code for a case's contact (F1) exposed on ``exposure_date``: their keys from that day on."""
         stub = authority_pb2_grpc.AuthorityStub(self.channel)
         request = authority_pb2.IssueCodeRequest(
-            report_type=ReportType.RECURSIVE, exposure_date=exposure_date,
+            report_type=ReportType.RECURSIVE,
+            exposure_date=exposure_date,
             exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
         )
         return stub.IssueCode(request, timeout=30).code
@@ -163,16 +163,32 @@ class Service:
 
     def _options(self, now: int) -> list[str]:
         return [
-            "--store", self.store, "--tls-dir", str(self.tls_dir), "--now", str(now),
-            "--publish-interval", str(self.publish_interval), "--json",
+            "--store",
+            self.store,
+            "--tls-dir",
+            str(self.tls_dir),
+            "--now",
+            str(now),
+            "--publish-interval",
+            str(self.publish_interval),
+            "--json",
         ]
 
     def start(self, now: int, label: str) -> Server:
         """Starts `matcher serve` with its clock at ``now`` on free loopback ports; :meth:`Server.ready` waits for
         it. Starting early lets the server boot while the simulation does other work."""
         log = self.logs / f"serve-{label}.log"
-        args = [sys.executable, "-m", "matcher.cli", "serve", *self._options(now),
-                "--listen", "127.0.0.1:0", "--authority-listen", "127.0.0.1:0"]
+        args = [
+            sys.executable,
+            "-m",
+            "matcher.cli",
+            "serve",
+            *self._options(now),
+            "--listen",
+            "127.0.0.1:0",
+            "--authority-listen",
+            "127.0.0.1:0",
+        ]
         with open(log, "w") as log_file:  # a file, never a pipe: a chatty server must never block
             process = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=log_file, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -79,13 +79,20 @@ def union_seconds(spans: list[tuple[int, int]]) -> int:
     return int(union_seconds_by_group(np.zeros(len(spans), dtype=np.int64), start, end).sum())
 
 
-def _rows(encounters: Encounters, mask: np.ndarray, contact: np.ndarray, other: np.ndarray, day: int,
-          close_range_m: float) -> np.ndarray:
+def _rows(
+    encounters: Encounters, mask: np.ndarray, contact: np.ndarray, other: np.ndarray, day: int, close_range_m: float
+) -> np.ndarray:
     """Rows (contact, other, day, start, end, close) of the encounters in ``mask``."""
-    return np.column_stack([
-        contact[mask], other[mask], np.full(int(mask.sum()), day), encounters.start[mask], encounters.end[mask],
-        encounters.distance[mask] <= close_range_m,
-    ]).astype(np.int64)
+    return np.column_stack(
+        [
+            contact[mask],
+            other[mask],
+            np.full(int(mask.sum()), day),
+            encounters.start[mask],
+            encounters.end[mask],
+            encounters.distance[mask] <= close_range_m,
+        ]
+    ).astype(np.int64)
 
 
 def _stack(parts: list[np.ndarray]) -> np.ndarray:
@@ -143,10 +150,17 @@ class Truth:
     def record_rooms(self, air: SharedAir, infectious: np.ndarray, day: int) -> None:
         """Keeps the day's shared air with a person infectious that day."""
         mask = infectious[air.source] > 0
-        self._rooms.append(np.column_stack([
-            air.visitor[mask], air.source[mask], np.full(int(mask.sum()), day), air.seconds[mask],
-            air.visitor_checked_in[mask] & air.source_checked_in[mask],
-        ]).astype(np.int64))
+        self._rooms.append(
+            np.column_stack(
+                [
+                    air.visitor[mask],
+                    air.source[mask],
+                    np.full(int(mask.sum()), day),
+                    air.seconds[mask],
+                    air.visitor_checked_in[mask] & air.source_checked_in[mask],
+                ]
+            ).astype(np.int64)
+        )
 
     def room_exposures(self, reported: np.ndarray) -> RoomExposures:
         """Per person-day: minutes in a room with infectious cases whose keys were uploaded."""
@@ -196,9 +210,7 @@ def exposure_starts(contacts: np.ndarray, cases: np.ndarray, exposed: set[tuple[
     return starts
 
 
-def f2_minutes(
-    near: np.ndarray, shared: np.ndarray, starts: dict[int, int] | None = None
-) -> Exposures:
+def f2_minutes(near: np.ndarray, shared: np.ndarray, starts: dict[int, int] | None = None) -> Exposures:
     """Per person-day: minutes of ``near`` (rows of Truth.near_contacts) with sources who shared that day's key as
     a case's contact (``shared``: (people, days) bool). With ``starts`` (exposure_starts), only sources truly
     F1-exposed, and only their minutes from the start of their exposure on: the truth of F2. Without, every

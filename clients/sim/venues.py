@@ -57,9 +57,9 @@ def build_venues(pop: Population, params: Params) -> Venues:
     is_workplace[pop.group[(pop.role == WORKER) & (pop.group >= 0)]] = True
     office_of_group = np.full(groups, -1, dtype=np.int64)
     office_of_group[is_workplace] = shops + restaurants + np.arange(int(is_workplace.sum()))
-    kind = np.concatenate([
-        np.full(shops, SHOP), np.full(restaurants, RESTAURANT), np.full(int(is_workplace.sum()), OFFICE)
-    ]).astype(np.int8)
+    kind = np.concatenate(
+        [np.full(shops, SHOP), np.full(restaurants, RESTAURANT), np.full(int(is_workplace.sum()), OFFICE)]
+    ).astype(np.int8)
     return Venues(kind=kind, office_of_group=office_of_group)
 
 
@@ -69,8 +69,14 @@ def check_in_habit(people: int, params: Params, rng: np.random.Generator) -> np.
 
 
 def _chance_visits(
-    venues: Venues, kind: int, present: np.ndarray, rate: float, minutes_median: float, opening: tuple[float, float],
-    day_start: int, rng: np.random.Generator,
+    venues: Venues,
+    kind: int,
+    present: np.ndarray,
+    rate: float,
+    minutes_median: float,
+    opening: tuple[float, float],
+    day_start: int,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     choices = np.flatnonzero(venues.kind == kind)
     people = np.flatnonzero(present)
@@ -82,22 +88,46 @@ def _chance_visits(
 
 
 def day_visits(
-    pop: Population, venues: Venues, day_start: int, weekday: int, present: np.ndarray, habit: np.ndarray,
-    params: Params, rng: np.random.Generator,
+    pop: Population,
+    venues: Venues,
+    day_start: int,
+    weekday: int,
+    present: np.ndarray,
+    habit: np.ndarray,
+    params: Params,
+    rng: np.random.Generator,
 ) -> Visits:
     """The visits of the UTC day starting at ``day_start``; ``present`` marks who is not in isolation and
     ``habit`` who checks in (:func:`check_in_habit`)."""
     parts = [
-        _chance_visits(venues, SHOP, present, params.shop_visits_per_person, params.shop_minutes_median,
-                       (8.0, 20.0), day_start, rng),
-        _chance_visits(venues, RESTAURANT, present, params.restaurant_visits_per_person,
-                       params.restaurant_minutes_median, (11.5, 21.0), day_start, rng),
+        _chance_visits(
+            venues,
+            SHOP,
+            present,
+            params.shop_visits_per_person,
+            params.shop_minutes_median,
+            (8.0, 20.0),
+            day_start,
+            rng,
+        ),
+        _chance_visits(
+            venues,
+            RESTAURANT,
+            present,
+            params.restaurant_visits_per_person,
+            params.restaurant_minutes_median,
+            (11.5, 21.0),
+            day_start,
+            rng,
+        ),
     ]
     if weekday < 5:
         workers = np.flatnonzero(present & (pop.role == WORKER) & (pop.group >= 0))
         entry = day_start + (rng.uniform(7.5, 9.5, len(workers)) * HOUR).astype(np.int64)
         hours = np.clip(rng.lognormal(np.log(params.office_hours_median), 0.15, len(workers)), 4, 11)
-        parts.append((workers, venues.office_of_group[pop.group[workers]], entry, entry + (hours * HOUR).astype(np.int64)))
+        parts.append(
+            (workers, venues.office_of_group[pop.group[workers]], entry, entry + (hours * HOUR).astype(np.int64))
+        )
     person, venue, entry, exit_ = (np.concatenate(column).astype(np.int64) for column in zip(*parts))
     exit_ = np.minimum(exit_, day_start + LAST_SECOND)
     visits = Visits(person, venue, entry, exit_, habit[person])

@@ -6,8 +6,8 @@ from .base import (
     PendingKey,
     PurgeCounts,
     Store,
-    StoreError,
     StoredBatch,
+    StoreError,
     SubmitResult,
     open_store,
 )

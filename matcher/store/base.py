@@ -145,7 +145,9 @@ class Store(Protocol):
     def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
         """The code's record, or None if unknown, used or expired at ``now``. Does not consume it."""
 
-    def replay_of(self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int) -> bytes | None:
+    def replay_of(
+        self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int
+    ) -> bytes | None:
         """Read only: the stored response of (authority, submission_id) if that submission was stored with this
         ``digest`` within retention; None if it was not stored; AlreadyExists if it was, with another digest.
         What ``submit`` checks first, without taking a write lock: a refused upload must cost no write."""

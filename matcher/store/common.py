@@ -15,8 +15,9 @@ from ..model import DiagnosisKey, ReportType, VenueHour
 PendingItem = DiagnosisKey | VenueHour
 
 
-def item_of(key_data: bytes, start: int, period: int, report_type: int, days: int | None,
-            contacts: bytes | None) -> PendingItem:
+def item_of(
+    key_data: bytes, start: int, period: int, report_type: int, days: int | None, contacts: bytes | None
+) -> PendingItem:
     """A pending item from the columns both stores keep."""
     if period == 0:
         return VenueHour(key_data, start)
@@ -27,8 +28,14 @@ def columns_of(item: PendingItem) -> tuple[bytes, int, int, int, int | None, byt
     """The columns of a pending item: key data, start, period, report type, days since onset, contact intervals."""
     if isinstance(item, VenueHour):
         return item.identifier, item.hour, 0, 0, None, None
-    return item.key_data, item.rolling_start, item.rolling_period, int(item.report_type), item.days_since_onset, (
-        item.contact_intervals)
+    return (
+        item.key_data,
+        item.rolling_start,
+        item.rolling_period,
+        int(item.report_type),
+        item.days_since_onset,
+        (item.contact_intervals),
+    )
 
 
 def key_ends_at(key: PendingItem) -> int:

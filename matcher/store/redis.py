@@ -44,7 +44,7 @@ from redis.retry import Retry
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
+from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
 from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
@@ -184,7 +184,9 @@ return 1
 # KEYS: submission record, submissions index, code record, codes index, seen, pending, key data
 # ARGV: digest, response, now, cutoff, record ttl, record name, use code (0/1), code member, keys ttl,
 #       then per key: fingerprint, ends_at, publish_after, packed key
-_SUBMIT = _EXTEND + """
+_SUBMIT = (
+    _EXTEND
+    + """
 local earlier = redis.call('HMGET', KEYS[1], 'd', 'r', 't')
 if earlier[1] and tonumber(earlier[3]) > tonumber(ARGV[4]) then
   if earlier[1] == ARGV[1] then return {'replayed', earlier[2]} end
@@ -217,11 +219,14 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
 extend(KEYS[2], ARGV[5])
 return {'stored', stored, duplicates}
 """
+)
 
 # KEYS: code record, codes index. ARGV: now, ttl, code member, authority, region, report type, onset, expires_at,
 # exposure date
 # A live code with the same hash is "taken", unless it is this very record (the same put, sent again).
-_PUT_CODE = _EXTEND + """
+_PUT_CODE = (
+    _EXTEND
+    + """
 local held = redis.call('HMGET', KEYS[1], 'a', 'r', 't', 'o', 'x', 'e')
 if held[5] and tonumber(held[5]) > tonumber(ARGV[1]) then
   local same = held[1] == ARGV[4] and held[2] == ARGV[5] and held[3] == ARGV[6] and held[4] == ARGV[7]
@@ -235,6 +240,7 @@ redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
 extend(KEYS[2], ARGV[2])
 return 1
 """
+)
 
 # KEYS: lock, fence counter. ARGV: owner, lease in milliseconds. Returns the new fence, or nil while another
 # owner holds the lock.
@@ -285,7 +291,9 @@ return found
 
 # KEYS: lock, sequence, batches, batch times, batch record, body, pending, key data
 # ARGV: owner, fence, sequence, published_at, header, body, ttl, then the fingerprints of the batch's keys
-_COMMIT = _EXTEND + """
+_COMMIT = (
+    _EXTEND
+    + """
 if redis.call('HGET', KEYS[5], 'f') == ARGV[2] then return 'ok' end  -- a resent commit that already happened
 local lock = redis.call('HMGET', KEYS[1], 'o', 'f')
 if lock[1] ~= ARGV[1] or lock[2] ~= ARGV[2] then return 'lock' end
@@ -305,6 +313,7 @@ for i = 8, #ARGV, 1000 do
 end
 return 'ok'
 """
+)
 
 # KEYS: seen, pending, key data, batches, batch times, codes, submissions
 # ARGV: cutoff, now, chunk size, key prefix. Deletes up to a chunk of each kind of expired record; the caller
@@ -365,11 +374,11 @@ class RedisStore:
         self._cluster = cluster
         # Lost connections are retried a few times: every command here is safe to send twice (a submission
         # replays, a commit that already happened answers ok, the lock and purge are idempotent).
-        options = dict(
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=5.0,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-        )
+        options = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": 5.0,
+            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        }
         self._where = _describe(url)
         if cluster:
             self._redis = self._cluster_client(url, options)
@@ -390,13 +399,16 @@ class RedisStore:
 
     def _cluster_client(self, url: str, options: dict[str, Any]) -> redis.cluster.RedisCluster:
         if urllib.parse.urlsplit(url).path.strip("/") not in ("", "0"):
-            raise StoreError(f"redis store {self._where}: a Redis Cluster has database 0 only: "
-                             "name it redis://HOST:PORT/0?cluster=true")
+            raise StoreError(
+                f"redis store {self._where}: a Redis Cluster has database 0 only: "
+                "name it redis://HOST:PORT/0?cluster=true"
+            )
         try:
             return redis.cluster.RedisCluster.from_url(url, **options)
         except (redis.RedisError, RedisClusterException) as error:
-            raise StoreError(f"redis store {self._where}?cluster=true: no Redis Cluster answers there "
-                             f"({_one_line(error)})") from error
+            raise StoreError(
+                f"redis store {self._where}?cluster=true: no Redis Cluster answers there ({_one_line(error)})"
+            ) from error
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -529,10 +541,13 @@ class RedisStore:
             )
         return written == 1
 
-    def replay_of(self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int) -> bytes | None:
+    def replay_of(
+        self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int
+    ) -> bytes | None:
         with self._errors():
-            stored, response, stored_at = self._redis.hmget(submission_key(submission_name(authority, submission_id)),
-                                                            "d", "r", "t")
+            stored, response, stored_at = self._redis.hmget(
+                submission_key(submission_name(authority, submission_id)), "d", "r", "t"
+            )
         if stored is None or int(stored_at) <= now - retention_seconds:
             return None
         if stored != digest:
@@ -557,7 +572,9 @@ class RedisStore:
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
         with self._errors():
-            fence = self._write(self._acquire, keys=[LOCK_KEY, FENCE_KEY], args=[owner, max(1, int(lease_seconds * 1000))])
+            fence = self._write(
+                self._acquire, keys=[LOCK_KEY, FENCE_KEY], args=[owner, max(1, int(lease_seconds * 1000))]
+            )
         return None if fence is None else int(fence)
 
     def release_publish_lock(self, owner: str) -> None:
@@ -657,8 +674,11 @@ class RedisStore:
 
     def put_exposure_config(self, signed_config: bytes, *, replacing: bytes | None) -> bool:
         with self._errors():
-            return bool(self._write(self._replace, keys=[CONFIG_KEY],
-                                    args=[signed_config, int(replacing is not None), replacing or b""]))
+            return bool(
+                self._write(
+                    self._replace, keys=[CONFIG_KEY], args=[signed_config, int(replacing is not None), replacing or b""]
+                )
+            )
 
     def get_exposure_config(self) -> bytes | None:
         with self._errors():
@@ -670,7 +690,9 @@ class RedisStore:
         totals = [0, 0, 0, 0]
         with self._errors():
             while True:
-                counts = self._write(self._purge, keys=_PURGE_KEYS, args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX])
+                counts = self._write(
+                    self._purge, keys=_PURGE_KEYS, args=[now - retention_seconds, now, PURGE_CHUNK, PREFIX]
+                )
                 totals = [total + int(count) for total, count in zip(totals, counts, strict=True)]
                 if max(int(count) for count in counts) < PURGE_CHUNK:
                     break

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoreError, StoredBatch, SubmitResult
+from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
 from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
 
 # 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
@@ -325,26 +325,44 @@ class SqliteStore:
                 " OR (codes.authority, codes.region, codes.report_type, codes.symptom_onset, codes.expires_at,"
                 " codes.exposure_date) = (excluded.authority, excluded.region, excluded.report_type,"
                 " excluded.symptom_onset, excluded.expires_at, excluded.exposure_date)",
-                (code_hash, record.authority, record.region, record.report_type, record.symptom_onset,
-                 record.expires_at, record.exposure_date, now),
+                (
+                    code_hash,
+                    record.authority,
+                    record.region,
+                    record.report_type,
+                    record.symptom_onset,
+                    record.expires_at,
+                    record.exposure_date,
+                    now,
+                ),
             ).rowcount
             return written == 1
 
     def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
         with self._errors():
-            row = self._connection().execute(
-                "SELECT authority, region, report_type, symptom_onset, expires_at, exposure_date FROM codes"
-                " WHERE code_hash = ? AND expires_at > ?",
-                (code_hash, now),
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT authority, region, report_type, symptom_onset, expires_at, exposure_date FROM codes"
+                    " WHERE code_hash = ? AND expires_at > ?",
+                    (code_hash, now),
+                )
+                .fetchone()
+            )
         return None if row is None else CodeRecord(*row)
 
-    def replay_of(self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int) -> bytes | None:
+    def replay_of(
+        self, authority: str, submission_id: str, digest: bytes, *, now: int, retention_seconds: int
+    ) -> bytes | None:
         with self._errors():
-            earlier = self._connection().execute(
-                "SELECT digest, response FROM submissions WHERE authority = ? AND submission_id = ? AND stored_at > ?",
-                (authority, submission_id, now - retention_seconds),
-            ).fetchone()
+            earlier = (
+                self._connection()
+                .execute(
+                    "SELECT digest, response FROM submissions WHERE authority = ? AND submission_id = ? AND stored_at > ?",
+                    (authority, submission_id, now - retention_seconds),
+                )
+                .fetchone()
+            )
         if earlier is None:
             return None
         if earlier[0] != digest:
@@ -376,11 +394,15 @@ class SqliteStore:
 
     def pending_keys(self, *, now: int, limit: int) -> list[PendingKey]:
         with self._errors():
-            rows = self._connection().execute(
-                "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, contact_intervals,"
-                " region, case_id, received_at FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
-                (now, limit),
-            ).fetchall()
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT id, key_data, rolling_start, rolling_period, report_type, days_since_onset, contact_intervals,"
+                    " region, case_id, received_at FROM pending WHERE publish_after <= ? ORDER BY publish_after, id LIMIT ?",
+                    (now, limit),
+                )
+                .fetchall()
+            )
         return [
             PendingKey(str(id_), item_of(key_data, start, period, report_type, days, contacts), region, case, received)
             for id_, key_data, start, period, report_type, days, contacts, region, case, received in rows
@@ -431,11 +453,15 @@ class SqliteStore:
         if after >= MAX_INTEGER:
             return []  # sequences are SQLite integers: nothing follows the largest (and a bigger one cannot bind)
         with self._errors():
-            rows = self._connection().execute(
-                "SELECT sequence, published_at, signed_header, body_size FROM batches"
-                " WHERE sequence > ? ORDER BY sequence LIMIT ?",
-                (after, limit),
-            ).fetchall()
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT sequence, published_at, signed_header, body_size FROM batches"
+                    " WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                    (after, limit),
+                )
+                .fetchall()
+            )
         return [StoredBatch(*row) for row in rows]
 
     def batch_span(self, *, after: int) -> tuple[int, int, int]:
@@ -444,9 +470,11 @@ class SqliteStore:
         with self._errors():
             # One statement (one snapshot) over the rowid b-tree that decodes no row: tens of microseconds for a
             # fortnight of batches.
-            count, first, last = self._connection().execute(
-                "SELECT count(*), min(sequence), max(sequence) FROM batches WHERE sequence > ?", (after,)
-            ).fetchone()
+            count, first, last = (
+                self._connection()
+                .execute("SELECT count(*), min(sequence), max(sequence) FROM batches WHERE sequence > ?", (after,))
+                .fetchone()
+            )
         return (count, first, last) if count else (0, 0, 0)
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:

@@ -47,15 +47,19 @@ def case_keys(case: int, rng: random.Random) -> tuple[str, list[DiagnosisKey]]:
     region = rng.choice(["VN", "TH"])
     report_type = rng.choice([ReportType.CONFIRMED_TEST, ReportType.SELF_REPORT])
     keys = [
-        DiagnosisKey(hashlib.sha256(b"case %d day %d" % (case, day)).digest()[:16], TODAY - 144 * day, 144,
-                     report_type, 0)
+        DiagnosisKey(
+            hashlib.sha256(b"case %d day %d" % (case, day)).digest()[:16], TODAY - 144 * day, 144, report_type, 0
+        )
         for day in range(1, rng.randint(1, 3) + 1)
     ]
     return region, keys
 
 
 def submit_cases(
-    url: str, cases: list[int], plan: dict[int, tuple[str, list[DiagnosisKey]]], start: threading.Barrier,
+    url: str,
+    cases: list[int],
+    plan: dict[int, tuple[str, list[DiagnosisKey]]],
+    start: threading.Barrier,
     errors: list[BaseException],
 ) -> None:
     store = open_store(url)
@@ -64,9 +68,13 @@ def submit_cases(
         for case in cases:
             region, keys = plan[case]
             digest = hashlib.sha256(b"".join(k.fingerprint() for k in keys)).digest()
-            store.submit(Submission("ha", f"case-{case}", region, tuple(keys), digest), response=b"", now=NOW,
-                         retention_seconds=RETENTION)
-    except BaseException as error:  # noqa: BLE001 - reported by the test, not lost in a thread
+            store.submit(
+                Submission("ha", f"case-{case}", region, tuple(keys), digest),
+                response=b"",
+                now=NOW,
+                retention_seconds=RETENTION,
+            )
+    except BaseException as error:
         errors.append(error)
         start.abort()  # the others stop waiting for this one
     finally:
@@ -78,8 +86,16 @@ def publish_until(
 ) -> None:
     """Publishes over and over until the submitters are done, and once more after that."""
     store = open_store(url)
-    publisher = Publisher(store, SIGNING_KEY, retention_days=14, publish_interval=3600, max_keys_per_batch=READ,
-                          owner=owner, anonymity_min_cases=K, anonymity_deadline=DEADLINE)
+    publisher = Publisher(
+        store,
+        SIGNING_KEY,
+        retention_days=14,
+        publish_interval=3600,
+        max_keys_per_batch=READ,
+        owner=owner,
+        anonymity_min_cases=K,
+        anonymity_deadline=DEADLINE,
+    )
     try:
         start.wait()
         while True:
@@ -87,7 +103,7 @@ def publish_until(
             publisher.publish(NOW)
             if finished:
                 break
-    except BaseException as error:  # noqa: BLE001 - reported by the test, not lost in a thread
+    except BaseException as error:
         errors.append(error)
         start.abort()  # the others stop waiting for this one
     finally:
@@ -117,11 +133,12 @@ def test_racing_publishers_cut_no_section_of_fewer_than_k_cases_before_the_deadl
     # "database is locked" while switching it to WAL, which is not what this test is about.
     open_store(store_url).close()
     done, errors, start = threading.Event(), [], threading.Barrier(PUBLISHERS + SUBMITTERS)
-    publishers = [threading.Thread(target=publish_until, args=(store_url, f"publisher-{n}", start, done, errors))
-                  for n in range(PUBLISHERS)]
+    publishers = [
+        threading.Thread(target=publish_until, args=(store_url, f"publisher-{n}", start, done, errors))
+        for n in range(PUBLISHERS)
+    ]
     submitters = [
-        threading.Thread(target=submit_cases,
-                         args=(store_url, list(range(n, CASES, SUBMITTERS)), plan, start, errors))
+        threading.Thread(target=submit_cases, args=(store_url, list(range(n, CASES, SUBMITTERS)), plan, start, errors))
         for n in range(SUBMITTERS)
     ]
     for thread in publishers + submitters:
@@ -135,8 +152,15 @@ def test_racing_publishers_cut_no_section_of_fewer_than_k_cases_before_the_deadl
 
     store = open_store(store_url)
     try:
-        last = Publisher(store, SIGNING_KEY, retention_days=14, publish_interval=3600, max_keys_per_batch=READ,
-                         anonymity_min_cases=K, anonymity_deadline=DEADLINE)
+        last = Publisher(
+            store,
+            SIGNING_KEY,
+            retention_days=14,
+            publish_interval=3600,
+            max_keys_per_batch=READ,
+            anonymity_min_cases=K,
+            anonymity_deadline=DEADLINE,
+        )
         cut_before = store.last_sequence()  # every batch so far was cut at NOW, before any deadline
         at_deadline = last.publish(NOW + DEADLINE)
 

@@ -42,7 +42,9 @@ def replicas(authorities_pki: Path, tmp_path: Path) -> Iterator[tuple[RedisServe
         started: list[Server] = []
         try:
             for n in range(REPLICAS):
-                started.append(start_server(authorities_pki, redis.url, "--now", str(NOW), log=tmp_path / f"replica-{n}.log"))
+                started.append(
+                    start_server(authorities_pki, redis.url, "--now", str(NOW), log=tmp_path / f"replica-{n}.log")
+                )
             yield redis, started
         finally:
             for replica in started:
@@ -70,15 +72,23 @@ def test_three_replicas_and_racing_publishers_publish_every_key_50_authorities_h
 ):
     redis, servers = replicas
     ledger, stop_submitting, stop_publishing = Ledger(), threading.Event(), threading.Event()
-    submitters = started(*(
-        Worker(submit_until, [server.authority_stub(name) for server in servers], name, ledger, stop_submitting,
-               retry=True)
-        for name in AUTHORITIES
-    ))
+    submitters = started(
+        *(
+            Worker(
+                submit_until,
+                [server.authority_stub(name) for server in servers],
+                name,
+                ledger,
+                stop_submitting,
+                retry=True,
+            )
+            for name in AUTHORITIES
+        )
+    )
     runs: list[list[dict]] = []
-    publishers = started(*(
-        Worker(publish_until, redis.url, authorities_pki, stop_publishing, runs) for _ in range(PUBLISHERS)
-    ))
+    publishers = started(
+        *(Worker(publish_until, redis.url, authorities_pki, stop_publishing, runs) for _ in range(PUBLISHERS))
+    )
     # Submit for SUBMIT_SECONDS, and on a busy machine (where each publisher process takes seconds to start) until
     # the racing publishers have cut batches in two runs at least, which is the race this test is about.
     began = time.monotonic()
@@ -104,6 +114,8 @@ def test_three_replicas_and_racing_publishers_publish_every_key_50_authorities_h
     assert sum(batch["keys"] for batch in batches) == len(acknowledged)
     assert sorted(batch["sequence"] for batch in batches) == list(range(1, len(found.batches) + 1))
     assert sum(1 for run in runs if run) >= 2, "the racing publishers should have cut batches during the run"
-    print(f"{len(ledger.acknowledged)} submissions ({len(acknowledged)} keys) acknowledged by {REPLICAS} replicas; "
-          f"{len(runs)} racing publish runs, {sum(1 for run in runs if run)} of which cut batches; "
-          f"{len(found.batches)} batches")
+    print(
+        f"{len(ledger.acknowledged)} submissions ({len(acknowledged)} keys) acknowledged by {REPLICAS} replicas; "
+        f"{len(runs)} racing publish runs, {sum(1 for run in runs if run)} of which cut batches; "
+        f"{len(found.batches)} batches"
+    )

@@ -34,7 +34,7 @@ def writer_submissions(writer: int) -> list:
     subs = []
     for i in range(SUBMISSIONS_PER_WRITER):
         own = [key(10_000 * (writer + 1) + 4 * i + j) for j in range(4)]
-        subs.append(submission(f"w{writer}-{i}", own + [key(i % SHARED_KEYS)]))
+        subs.append(submission(f"w{writer}-{i}", [*own, key(i % SHARED_KEYS)]))
     subs.append(submission("everyone", [key(999)]))
     return subs
 
@@ -60,7 +60,7 @@ def assert_every_key_stored_once(store: Store, results: list[tuple[str, bool, in
     everyone = [r for r in results if r[0] == "everyone"]
     assert sorted(replayed for _, replayed, _, _ in everyone) == [False] + [True] * (WRITERS - 1)
     assert sum(stored for _, _, stored, _ in results) == len(expected_keys())
-    assert pending_key_data(store) == {data: 1 for data in expected_keys()}
+    assert pending_key_data(store) == dict.fromkeys(expected_keys(), 1)
 
 
 def test_writer_threads_at_once_store_every_key_exactly_once(store: Store, store_url: str) -> None:

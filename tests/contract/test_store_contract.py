@@ -53,12 +53,12 @@ def code_record(expires_at: int = NOW + 3600) -> CodeRecord:
 
 
 def test_a_submission_stores_its_keys_as_pending_with_their_fields_and_region(store: Store) -> None:
-    every_field_set = key(2, report_type=ReportType.SELF_REPORT, days_since_onset=-3,
-                          contact_intervals=bytes([0b1011]) + bytes(17))
+    every_field_set = key(
+        2, report_type=ReportType.SELF_REPORT, days_since_onset=-3, contact_intervals=bytes([0b1011]) + bytes(17)
+    )
     optional = [f.name for f in fields(DiagnosisKey) if f.default is not MISSING]
     assert all(getattr(every_field_set, name) != getattr(key(0), name) for name in optional), "a field is not tested"
-    keys = [key(1), every_field_set,
-            key(3, days_ago=2, period=100, days_since_onset=14, contact_intervals=bytes(13))]
+    keys = [key(1), every_field_set, key(3, days_ago=2, period=100, days_since_onset=14, contact_intervals=bytes(13))]
 
     result = submit(store, submission("s1", keys, region="DE"))
 
@@ -115,7 +115,7 @@ def test_a_replayed_submission_is_answered_as_the_first_time_and_stores_nothing_
 
 def test_replay_of_reads_what_submit_would_answer_without_writing(store: Store) -> None:
     first = submission("s1", [key(1)])
-    lookup = dict(now=NOW, retention_seconds=RETENTION)
+    lookup = {"now": NOW, "retention_seconds": RETENTION}
     assert store.replay_of(AUTHORITY, "s1", first.digest, **lookup) is None
     submit(store, first)
 
@@ -330,7 +330,9 @@ HOUR = NOW // 3600 - 5
 def test_a_venue_warning_stores_its_hours_as_pending_items_published_at_once(store: Store) -> None:
     assert submit(store, venue_warning("v1", HOUR, HOUR + 1)) == SubmitResult(replayed=None, stored=2, duplicates=0)
     pending = store.pending_keys(now=0, limit=10)  # a warned hour need not wait for any embargo
-    assert sorted((p.key for p in pending), key=lambda hour: hour.hour) == list(venue_warning("v", HOUR, HOUR + 1).venue_hours)
+    assert sorted((p.key for p in pending), key=lambda hour: hour.hour) == list(
+        venue_warning("v", HOUR, HOUR + 1).venue_hours
+    )
     assert {p.region for p in pending} == {"VN"}
 
 

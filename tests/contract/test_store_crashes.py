@@ -88,7 +88,7 @@ def test_a_publisher_killed_while_committing_in_a_loop_leaves_only_complete_batc
     assert_each_key_pending_or_in_exactly_one_batch(store, keys)
     assert store.last_sequence() == len(store.list_batches(after=0, limit=10_000)) >= 1
     drain_after_the_dead_lease(store)
-    assert published_key_data(store) == {data: 1 for data in keys}
+    assert published_key_data(store) == dict.fromkeys(keys, 1)
 
 
 # --- SQLite: killed inside the commit transaction --------------------------------------------------------------
@@ -130,9 +130,9 @@ def test_a_sqlite_publisher_killed_inside_its_commit_transaction_leaves_nothing(
 
     assert store.last_sequence() == 0
     assert store.list_batches(after=0, limit=10) == []
-    assert pending_key_data(store) == {data: 1 for data in keys}
+    assert pending_key_data(store) == dict.fromkeys(keys, 1)
     drain_after_the_dead_lease(store)
-    assert published_key_data(store) == {data: 1 for data in keys}
+    assert published_key_data(store) == dict.fromkeys(keys, 1)
 
 
 def test_a_sqlite_publisher_killed_right_after_its_commit_leaves_the_complete_batch(tmp_path) -> None:
@@ -143,5 +143,5 @@ def test_a_sqlite_publisher_killed_right_after_its_commit_leaves_the_complete_ba
     kill_sqlite_publisher(path, hang_inside=False)
 
     assert store.last_sequence() == 1
-    assert published_key_data(store) == {data: 1 for data in keys}
+    assert published_key_data(store) == dict.fromkeys(keys, 1)
     assert pending_key_data(store) == Counter()

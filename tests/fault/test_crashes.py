@@ -89,14 +89,23 @@ def test_a_server_killed_during_submissions_keeps_every_acknowledged_key_and_pub
 def fill(store: Store, count: int = PENDING_KEYS) -> list[KeyLike]:
     """Pending keys written straight into the store, as acknowledged submissions leave them."""
     keys = [
-        DiagnosisKey(hashlib.sha256(b"pending/%d" % n).digest()[:16], TODAY - 144 * (1 + n % 10), 144,
-                     ReportType.CONFIRMED_TEST, 0)
+        DiagnosisKey(
+            hashlib.sha256(b"pending/%d" % n).digest()[:16],
+            TODAY - 144 * (1 + n % 10),
+            144,
+            ReportType.CONFIRMED_TEST,
+            0,
+        )
         for n in range(count)
     ]
     for first in range(0, count, 1000):
         part = tuple(keys[first : first + 1000])
-        store.submit(Submission("ha-north", f"fill-{first}", "VN", part, hashlib.sha256(b"%d" % first).digest()),
-                     response=b"", now=NOW, retention_seconds=14 * 86400)
+        store.submit(
+            Submission("ha-north", f"fill-{first}", "VN", part, hashlib.sha256(b"%d" % first).digest()),
+            response=b"",
+            now=NOW,
+            retention_seconds=14 * 86400,
+        )
     return [(key.key_data, key.rolling_start, key.rolling_period) for key in keys]
 
 
@@ -189,8 +198,14 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_key_and_the_service_re
         try:
             ledger, stop = Ledger(), threading.Event()
             codes: list[grpc.StatusCode] = []
-            workers = start_submitters([server.authority_stub()], ledger, stop, 4, retry=True,
-                                       on_error=lambda error: codes.append(error.code()))
+            workers = start_submitters(
+                [server.authority_stub()],
+                ledger,
+                stop,
+                4,
+                retry=True,
+                on_error=lambda error: codes.append(error.code()),
+            )
             wait_until(lambda: len(ledger.acknowledged) >= 30, "30 acknowledged submissions")
             redis.kill()
             wait_for_health(server.public_channel(), NOT_SERVING)

@@ -61,10 +61,12 @@ def channel_closed_under_a_stream(server: Server, channel: grpc.Channel, rng: ra
 
 def call_cancelled_before_the_answer(server: Server, channel: grpc.Channel, rng: random.Random) -> None:
     stub = distribution_pb2_grpc.DistributionStub(channel)
-    call = rng.choice([
-        lambda: stub.ListBatches.future(distribution_pb2.ListBatchesRequest(), timeout=30),
-        lambda: stub.GetExposureConfig.future(distribution_pb2.GetExposureConfigRequest(), timeout=30),
-    ])()
+    call = rng.choice(
+        [
+            lambda: stub.ListBatches.future(distribution_pb2.ListBatchesRequest(), timeout=30),
+            lambda: stub.GetExposureConfig.future(distribution_pb2.GetExposureConfigRequest(), timeout=30),
+        ]
+    )()
     call.cancel()
 
 
@@ -82,8 +84,13 @@ def handshake_cut_short(server: Server, channel: grpc.Channel, rng: random.Rando
         raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + rng.randbytes(rng.randint(0, 64)))
 
 
-ABANDONMENTS = [cancelled_stream, channel_closed_under_a_stream, call_cancelled_before_the_answer,
-                call_past_its_deadline, handshake_cut_short]
+ABANDONMENTS = [
+    cancelled_stream,
+    channel_closed_under_a_stream,
+    call_cancelled_before_the_answer,
+    call_past_its_deadline,
+    handshake_cut_short,
+]
 
 
 def storm(server: Server, seed: int) -> None:
@@ -116,8 +123,9 @@ def test_clients_abandoning_calls_and_streams_leave_the_server_healthy_without_l
 ):
     store_url = f"sqlite:{tmp_path / 'matcher.db'}"
     fill(open_store(store_url), 3000)
-    server = start_server(fault_pki, store_url, "--now", str(NOW), "--workers", str(WORKERS),
-                          log=tmp_path / "serve.log")
+    server = start_server(
+        fault_pki, store_url, "--now", str(NOW), "--workers", str(WORKERS), log=tmp_path / "serve.log"
+    )
     try:
         [batch] = publish(server)
         phones = server.distribution_stub()

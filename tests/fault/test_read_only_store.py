@@ -48,7 +48,9 @@ def read_only(path: Path) -> Iterator[None]:
     chattr = shutil.which("chattr")
     assert chattr, "running as root, the read-only tests need chattr: sudo apt-get install e2fsprogs"
     made = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True)
-    assert made.returncode == 0, f"chattr +i {path} failed ({made.stderr.strip()}): run the tests on ext4 or as non-root"
+    assert made.returncode == 0, (
+        f"chattr +i {path} failed ({made.stderr.strip()}): run the tests on ext4 or as non-root"
+    )
     try:
         yield
     finally:
@@ -118,11 +120,15 @@ def test_a_database_in_a_read_only_folder_stops_serve_and_publish_in_one_line(fa
     }
     with read_only(folder):
         for command, extra in commands.items():
-            result = matcher(command, "--store", store_url, "--tls-dir", str(fault_pki), *extra, check=False, timeout=60)
+            result = matcher(
+                command, "--store", store_url, "--tls-dir", str(fault_pki), *extra, check=False, timeout=60
+            )
             assert result.returncode == 1, (command, result.stderr)
             [line] = result.stderr.splitlines()
             if command == "publish" and not existing:  # only serve makes a store: publish does not try
-                assert line == f"matcher: error: {store_url}: no such database (`matcher serve` creates it; " \
-                               "--store names another)", line
+                assert (
+                    line == f"matcher: error: {store_url}: no such database (`matcher serve` creates it; "
+                    "--store names another)"
+                ), line
                 continue
             assert line.startswith("matcher: error: sqlite store") and "-wal and -shm" in line, line

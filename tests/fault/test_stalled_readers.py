@@ -22,8 +22,19 @@ def key(n: int):
 
 def test_fifty_downloads_that_never_read_leave_the_authority_port_serving(fault_pki, tmp_path):
     # Two worker threads and at most 8 calls held on the public port: 50 stalled streams fill both many times over.
-    server = start_server(fault_pki, f"sqlite:{tmp_path / 'service.db'}", "--now", str(NOW), "--workers", "2",
-                          "--max-calls", "8", "--processes", "1", log=tmp_path / "serve.log")
+    server = start_server(
+        fault_pki,
+        f"sqlite:{tmp_path / 'service.db'}",
+        "--now",
+        str(NOW),
+        "--workers",
+        "2",
+        "--max-calls",
+        "8",
+        "--processes",
+        "1",
+        log=tmp_path / "serve.log",
+    )
     try:
         authority = server.authority_stub()
         for first in range(0, BATCH_KEYS, MAX_KEYS_PER_SUBMISSION):
@@ -33,16 +44,20 @@ def test_fifty_downloads_that_never_read_leave_the_authority_port_serving(fault_
 
         channels = [server.public_channel() for _ in range(CHANNELS)]
         request = distribution_pb2.DownloadBatchRequest(sequence=batch["sequence"], chunk_size=1)
-        stalled = [distribution_pb2_grpc.DistributionStub(channels[n % CHANNELS]).DownloadBatch(request, timeout=600)
-                   for n in range(STALLED_STREAMS)]  # started, and never read
+        stalled = [
+            distribution_pb2_grpc.DistributionStub(channels[n % CHANNELS]).DownloadBatch(request, timeout=600)
+            for n in range(STALLED_STREAMS)
+        ]  # started, and never read
 
         # An authority's calls get through within their normal deadline, however long the phones stall.
         for n in range(3):
-            code = authority.IssueCode(authority_pb2.IssueCodeRequest(report_type=ReportType.CONFIRMED_TEST),
-                                       timeout=10)
+            code = authority.IssueCode(
+                authority_pb2.IssueCodeRequest(report_type=ReportType.CONFIRMED_TEST), timeout=10
+            )
             assert code.code
-            answer = authority.SubmitKeys(authority_pb2.SubmitKeysRequest(
-                submission_id=f"after-{n}", keys=[key(BATCH_KEYS + n)]), timeout=10)
+            answer = authority.SubmitKeys(
+                authority_pb2.SubmitKeysRequest(submission_id=f"after-{n}", keys=[key(BATCH_KEYS + n)]), timeout=10
+            )
             assert answer.accepted == 1
         for stream in stalled:
             stream.cancel()
@@ -50,4 +65,3 @@ def test_fifty_downloads_that_never_read_leave_the_authority_port_serving(fault_
         assert {stream.code() for stream in stalled} <= {grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED}
     finally:
         server.stop()
-

@@ -16,8 +16,11 @@ WIDE, NARROW = "ha-wide", "ha-narrow"
 
 
 def _policies(policies: dict) -> None:
-    policies[WIDE].update(regions=["VN", "TH"], report_types=["CONFIRMED_TEST", "CONFIRMED_CLINICAL_DIAGNOSIS",
-                                                              "SELF_REPORT"], may_set_config=True)
+    policies[WIDE].update(
+        regions=["VN", "TH"],
+        report_types=["CONFIRMED_TEST", "CONFIRMED_CLINICAL_DIAGNOSIS", "SELF_REPORT"],
+        may_set_config=True,
+    )
     policies[NARROW].update(regions=["TH"], report_types=["CONFIRMED_TEST"], may_set_config=False)
 
 
@@ -29,7 +32,14 @@ def fuzz_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def fuzz_server(fuzz_pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("fuzz-server")
-    server = start_server(fuzz_pki, f"sqlite:{folder / 'matcher.db'}", "--now", str(NOW),
-                          "--metrics-listen", "127.0.0.1:0", log=folder / "serve.log")
+    server = start_server(
+        fuzz_pki,
+        f"sqlite:{folder / 'matcher.db'}",
+        "--now",
+        str(NOW),
+        "--metrics-listen",
+        "127.0.0.1:0",
+        log=folder / "serve.log",
+    )
     yield server
     server.stop()

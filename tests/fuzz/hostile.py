@@ -40,10 +40,16 @@ REQUEST_TYPES: dict[str, type[Message]] = {
     "GetExposureConfig": distribution_pb2.GetExposureConfigRequest,
     "SubmitVenueWarning": authority_pb2.SubmitVenueWarningRequest,
 }
-SERVICES = {"SubmitKeys": "Authority", "IssueCode": "Authority", "SetExposureConfig": "Authority",
-            "SubmitVenueWarning": "Authority",
-            "SubmitWithCode": "Sharing", "ListBatches": "Distribution", "DownloadBatch": "Distribution",
-            "GetExposureConfig": "Distribution"}
+SERVICES = {
+    "SubmitKeys": "Authority",
+    "IssueCode": "Authority",
+    "SetExposureConfig": "Authority",
+    "SubmitVenueWarning": "Authority",
+    "SubmitWithCode": "Sharing",
+    "ListBatches": "Distribution",
+    "DownloadBatch": "Distribution",
+    "GetExposureConfig": "Distribution",
+}
 AUTHORITY_RPCS = frozenset(rpc for rpc, service in SERVICES.items() if service == "Authority")
 
 # What a request that decodes and is within the size limits may get, by RPC, from a caller allowed to use it.
@@ -106,15 +112,19 @@ class Hostile:
     def __repr__(self) -> str:  # what hypothesis prints for a failing example: short and exact
         body = self.raw if self.raw is not None else self.message.SerializeToString()
         shown = body[:96].hex() + ("..." if len(body) > 96 else "")
-        return (f"Hostile({self.rpc} as {self.channel}, {self.how}, {len(body)} bytes {shown}, "
-                f"metadata {self.metadata_bytes()} bytes, code_slot={self.code_slot})")
+        return (
+            f"Hostile({self.rpc} as {self.channel}, {self.how}, {len(body)} bytes {shown}, "
+            f"metadata {self.metadata_bytes()} bytes, code_slot={self.code_slot})"
+        )
 
 
 def expected_codes(hostile: Hostile, payload: bytes) -> frozenset[grpc.StatusCode]:
     """grpcio checks the metadata first, then the size, then decodes; then the service answers."""
     if hostile.metadata_bytes() > METADATA_HARD_LIMIT or len(payload) > MAX_REQUEST_BYTES:
         return frozenset({C.RESOURCE_EXHAUSTED})
-    found = frozenset({UNDECODABLE}) if not decodes(hostile.rpc, payload) else allowed_codes(hostile.rpc, hostile.channel)
+    found = (
+        frozenset({UNDECODABLE}) if not decodes(hostile.rpc, payload) else allowed_codes(hostile.rpc, hostile.channel)
+    )
     if hostile.metadata_bytes() > METADATA_SOFT_LIMIT - 1024:  # near or past the soft limit: grpcio may refuse
         found |= {C.RESOURCE_EXHAUSTED}
     return found
@@ -156,7 +166,10 @@ key_data = st.one_of(
 
 def diagnosis_key(data, start, period, report_type, days, tx_power, contacts=b"") -> keys_pb2.DiagnosisKey:
     key = keys_pb2.DiagnosisKey(
-        key_data=data, rolling_start_interval_number=start, rolling_period=period, report_type=report_type,
+        key_data=data,
+        rolling_start_interval_number=start,
+        rolling_period=period,
+        report_type=report_type,
         contact_intervals=contacts,
     )
     if days is not None:
@@ -207,14 +220,19 @@ key_lists = st.one_of(
     st.lists(a_key, min_size=1, max_size=4).map(lambda keys: keys + keys[-1:]),  # a key twice
 )
 regions = st.sampled_from(["allowed"] * 3 + ["wrong", "any"]).flatmap(
-    lambda kind: {"allowed": st.sampled_from(["", "VN", "TH"]), "wrong": st.sampled_from(["US", "vn", "V", "VNM"]),
-                  "any": text}[kind]
+    lambda kind: {
+        "allowed": st.sampled_from(["", "VN", "TH"]),
+        "wrong": st.sampled_from(["US", "vn", "V", "VNM"]),
+        "any": text,
+    }[kind]
 )
 ID_ALPHABET = "".join(sorted(SUBMISSION_ID_ALPHABET))
 submission_ids = st.sampled_from(["pattern"] * 3 + ["again", "any"]).flatmap(
-    lambda kind: {"pattern": st.text(ID_ALPHABET, min_size=1, max_size=130),
-                  "again": st.sampled_from(["again-1", "again-2", "again-3"]),  # replays and conflicts
-                  "any": text}[kind]
+    lambda kind: {
+        "pattern": st.text(ID_ALPHABET, min_size=1, max_size=130),
+        "again": st.sampled_from(["again-1", "again-2", "again-3"]),  # replays and conflicts
+        "any": text,
+    }[kind]
 )
 dates = st.one_of(
     st.just(""),
@@ -237,9 +255,14 @@ def config(thresholds, weights, scalars, days, missing, minimum, cap, tx_power, 
     if days is not None:
         made.infectiousness_for_days_since_onset.clear()
         made.infectiousness_for_days_since_onset.update(days)
-    for name, value in [("infectiousness_when_days_since_onset_missing", missing),
-                        ("minimum_weighted_minutes_per_day", minimum), ("sighting_credit_cap_seconds", cap),
-                        ("tx_power_dbm_when_unknown", tx_power), ("version", version), ("issued_at", issued)]:
+    for name, value in [
+        ("infectiousness_when_days_since_onset_missing", missing),
+        ("minimum_weighted_minutes_per_day", minimum),
+        ("sighting_credit_cap_seconds", cap),
+        ("tx_power_dbm_when_unknown", tx_power),
+        ("version", version),
+        ("issued_at", issued),
+    ]:
         if value is not None:
             setattr(made, name, value)
     return made
@@ -249,9 +272,18 @@ configs = st.builds(
     config,
     st.none() | st.lists(u32, max_size=5),
     st.none() | st.lists(doubles, max_size=6),
-    st.dictionaries(st.sampled_from(["weight_confirmed_test", "weight_confirmed_clinical_diagnosis",
-                                     "weight_self_report", "weight_infectiousness_standard",
-                                     "weight_infectiousness_high"]), doubles),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "weight_confirmed_test",
+                "weight_confirmed_clinical_diagnosis",
+                "weight_self_report",
+                "weight_infectiousness_standard",
+                "weight_infectiousness_high",
+            ]
+        ),
+        doubles,
+    ),
     st.none() | st.dictionaries(st.integers(-20, 20) | s32, st.integers(-1, 4) | s32, max_size=40),
     st.none() | st.integers(-1, 4) | s32,
     st.none() | doubles,
@@ -262,7 +294,8 @@ configs = st.builds(
 )
 valid_configs = st.builds(
     lambda minimum, cap: config(None, None, {}, None, None, minimum, cap, None, None, None),
-    st.floats(1, 60), st.integers(1, 600),
+    st.floats(1, 60),
+    st.integers(1, 600),
 )
 well_formed_codes = st.lists(st.sampled_from(codes.ALPHABET), min_size=codes.LENGTH, max_size=codes.LENGTH).map(
     lambda chars: codes.display("".join(chars))
@@ -274,11 +307,18 @@ NOW_HOUR = NOW // 3600
 
 def venue_warning(submission_id: str, first: int, last: int, region: str, signed: str) -> Message:
     """A warning of the fuzzed venue; ``signed``: by its owner ("owner"), by nobody ("garbage"), or for other hours."""
-    signature = {"owner": FUZZ_VENUE.sign_warning(first, last), "garbage": bytes(64),
-                 "other hours": FUZZ_VENUE.sign_warning(first, (last + 1) % 2**32)}[signed]
+    signature = {
+        "owner": FUZZ_VENUE.sign_warning(first, last),
+        "garbage": bytes(64),
+        "other hours": FUZZ_VENUE.sign_warning(first, (last + 1) % 2**32),
+    }[signed]
     return authority_pb2.SubmitVenueWarningRequest(
-        submission_id=submission_id, venue_public_key=FUZZ_VENUE.venue.public_key, first_hour=first,
-        last_hour=last, owner_signature=signature, region=region,
+        submission_id=submission_id,
+        venue_public_key=FUZZ_VENUE.venue.public_key,
+        first_hour=first,
+        last_hour=last,
+        owner_signature=signature,
+        region=region,
     )
 
 
@@ -286,12 +326,17 @@ hostile_hours = st.one_of(st.integers(NOW_HOUR - 400, NOW_HOUR + 3), u32)
 MESSAGES: dict[str, st.SearchStrategy[Message]] = {
     "SubmitKeys": st.builds(
         lambda i, k, r: authority_pb2.SubmitKeysRequest(submission_id=i, keys=k, region=r),
-        submission_ids, key_lists, regions,
+        submission_ids,
+        key_lists,
+        regions,
     ),
     "IssueCode": st.builds(
-        lambda t, d, r, ttl: authority_pb2.IssueCodeRequest(report_type=t, symptom_onset_date=d, region=r,
-                                                            ttl_seconds=ttl),
-        report_types, dates, st.one_of(st.sampled_from(["", "VN", "TH"]), regions),
+        lambda t, d, r, ttl: authority_pb2.IssueCodeRequest(
+            report_type=t, symptom_onset_date=d, region=r, ttl_seconds=ttl
+        ),
+        report_types,
+        dates,
+        st.one_of(st.sampled_from(["", "VN", "TH"]), regions),
         st.one_of(st.just(0), st.integers(0, 90_000), u32),
     ),
     "SetExposureConfig": st.one_of(
@@ -304,7 +349,8 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
     ),
     "ListBatches": st.builds(
         lambda a, p: distribution_pb2.ListBatchesRequest(after_sequence=a, page_size=p),
-        st.one_of(st.integers(0, 3), u64), st.one_of(st.integers(0, 1100), u32),
+        st.one_of(st.integers(0, 3), u64),
+        st.one_of(st.integers(0, 1100), u32),
     ),
     "DownloadBatch": st.builds(
         lambda s, o, c: distribution_pb2.DownloadBatchRequest(sequence=s, offset=o, chunk_size=c),
@@ -316,20 +362,39 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
     "SubmitVenueWarning": st.one_of(
         st.builds(  # mostly valid: owner-signed hours of the last two weeks
             lambda i, first, span, r: venue_warning(i, first, first + span, r, "owner"),
-            submission_ids, st.integers(NOW_HOUR - 300, NOW_HOUR - 30), st.integers(0, 30), regions,
+            submission_ids,
+            st.integers(NOW_HOUR - 300, NOW_HOUR - 30),
+            st.integers(0, 30),
+            regions,
         ),
         st.builds(
-            venue_warning, submission_ids, hostile_hours, hostile_hours, regions,
+            venue_warning,
+            submission_ids,
+            hostile_hours,
+            hostile_hours,
+            regions,
             st.sampled_from(["owner", "garbage", "other hours"]),
         ),
-        st.builds(lambda k, s: authority_pb2.SubmitVenueWarningRequest(submission_id="v", venue_public_key=k,
-                                                                       owner_signature=s),
-                  st.binary(max_size=40), st.binary(max_size=80)),
+        st.builds(
+            lambda k, s: authority_pb2.SubmitVenueWarningRequest(
+                submission_id="v", venue_public_key=k, owner_signature=s
+            ),
+            st.binary(max_size=40),
+            st.binary(max_size=80),
+        ),
     ),
 }
 # A string field of each request type, for invalid UTF-8 (proto3 strings must be UTF-8: grpcio cannot decode it).
-STRING_FIELD_TAGS = {"SubmitKeys": b"\x0a", "IssueCode": b"\x12", "SubmitWithCode": b"\x0a", "SetExposureConfig": None,
-                     "ListBatches": None, "DownloadBatch": None, "GetExposureConfig": None, "SubmitVenueWarning": b"\x0a"}
+STRING_FIELD_TAGS = {
+    "SubmitKeys": b"\x0a",
+    "IssueCode": b"\x12",
+    "SubmitWithCode": b"\x0a",
+    "SetExposureConfig": None,
+    "ListBatches": None,
+    "DownloadBatch": None,
+    "GetExposureConfig": None,
+    "SubmitVenueWarning": b"\x0a",
+}
 INVALID_UTF8 = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"ok\xc0\xaf"]
 
 
@@ -349,10 +414,14 @@ def unknown_field(size: int) -> bytes:
 
 METADATA = {
     "none": st.just(()),
-    "ordinary": st.lists(st.tuples(st.sampled_from(["x-trace", "x-client", "x-a"]),
-                                   st.text("abcdefgh0123456789-", max_size=200)), max_size=4).map(tuple),
+    "ordinary": st.lists(
+        st.tuples(st.sampled_from(["x-trace", "x-client", "x-a"]), st.text("abcdefgh0123456789-", max_size=200)),
+        max_size=4,
+    ).map(tuple),
     "past the hard limit": st.integers(METADATA_HARD_LIMIT + 100, 60_000).map(lambda n: (("x-huge", "h" * n),)),
-    "past the soft limit": st.integers(METADATA_SOFT_LIMIT, METADATA_HARD_LIMIT - 500).map(lambda n: (("x-big", "b" * n),)),
+    "past the soft limit": st.integers(METADATA_SOFT_LIMIT, METADATA_HARD_LIMIT - 500).map(
+        lambda n: (("x-big", "b" * n),)
+    ),
 }
 HOW = ["fields"] * 12 + ["raw bytes"] * 2 + ["cut"] * 2 + ["bit flip"] * 2 + ["invalid UTF-8"] * 2 + ["large", "empty"]
 

@@ -108,7 +108,9 @@ class Campaign:
         for done in self.in_flight:
             done.result()
         self.pool.shutdown()
-        assert not self.failures, f"{len(self.failures)} answers were not documented ones:\n" + "\n".join(self.failures[:10])
+        assert not self.failures, f"{len(self.failures)} answers were not documented ones:\n" + "\n".join(
+            self.failures[:10]
+        )
 
     def remember(self, request: Hostile, payload: bytes, outcome: Outcome) -> None:
         if request.rpc == "IssueCode":
@@ -159,8 +161,12 @@ def metric_lines(server: Server) -> list[str]:
 
 
 def as_proto(key: DiagnosisKey) -> keys_pb2.DiagnosisKey:
-    proto = keys_pb2.DiagnosisKey(key_data=key.key_data, rolling_start_interval_number=key.rolling_start,
-                                  rolling_period=key.rolling_period, report_type=key.report_type)
+    proto = keys_pb2.DiagnosisKey(
+        key_data=key.key_data,
+        rolling_start_interval_number=key.rolling_start,
+        rolling_period=key.rolling_period,
+        report_type=key.report_type,
+    )
     if key.days_since_onset is not None:
         proto.days_since_onset_of_symptoms = key.days_since_onset
     if key.contact_intervals is not None:
@@ -182,8 +188,9 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
     campaign = Campaign(fuzz_server)
 
     def attack(requests: int, oversized: bool) -> None:
-        @settings(max_examples=-(-requests // BATCH), deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=-(-requests // BATCH), deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         @given(st.lists(hostile_requests(oversized), min_size=BATCH, max_size=BATCH))
         def examples(batch: list[Hostile]) -> None:
             campaign.submit(batch)
@@ -198,7 +205,14 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
 
     assert campaign.sent >= REQUESTS + OVERSIZED
     assert set(campaign.hows) == {*HOW, "huge"} and {rpc for rpc, _ in campaign.seen} == set(REQUEST_TYPES)
-    for rpc in ("SubmitKeys", "IssueCode", "SetExposureConfig", "SubmitWithCode", "DownloadBatch", "SubmitVenueWarning"):
+    for rpc in (
+        "SubmitKeys",
+        "IssueCode",
+        "SetExposureConfig",
+        "SubmitWithCode",
+        "DownloadBatch",
+        "SubmitVenueWarning",
+    ):
         assert campaign.seen[rpc, "OK"] > 0, f"no {rpc} got through: the fuzzer only tested refusals of it"
     assert fuzz_server.process.poll() is None and health(fuzz_server.public_channel()) == SERVING
     # Everything undecodable was refused by grpcio, never by us: the service counted no INTERNAL and no UNKNOWN.
@@ -220,8 +234,10 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
         assert check_key(as_proto(held.key), "key", now=NOW, retention_days=14) == [], held
     signed = fuzz_server.distribution_stub().GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=10)
     open_config(signed, TrustedKeys([load_verifying_key(fuzz_pki / "signing.pub.pem")]))  # valid and signed
-    print(f"{campaign.sent} requests in {seconds:.1f} s; answers by RPC and code: {dict(sorted(campaign.seen.items()))}; "
-          f"{len(stored)} keys stored")
+    print(
+        f"{campaign.sent} requests in {seconds:.1f} s; answers by RPC and code: {dict(sorted(campaign.seen.items()))}; "
+        f"{len(stored)} keys stored"
+    )
 
 
 def test_the_threat_model_lists_the_codes_the_fuzzer_holds_each_rpc_to():

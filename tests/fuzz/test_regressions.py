@@ -21,13 +21,20 @@ def code_of(call) -> grpc.StatusCode:
 
 def test_a_key_with_a_negative_report_type_is_refused_as_that_key_not_as_an_internal_error(fuzz_server):
     # The report type is an open enum: any int32 arrives, and the idempotency digest once packed it unsigned.
-    negative = keys_pb2.DiagnosisKey(key_data=bytes(16), rolling_start_interval_number=unique_key("n", 1)
-                                     .rolling_start_interval_number, rolling_period=144, report_type=-1)
+    negative = keys_pb2.DiagnosisKey(
+        key_data=bytes(16),
+        rolling_start_interval_number=unique_key("n", 1).rolling_start_interval_number,
+        rolling_period=144,
+        report_type=-1,
+    )
     request = authority_pb2.SubmitKeysRequest(submission_id="negative-report-type", keys=[unique_key("n", 1), negative])
     answer = fuzz_server.authority_stub(WIDE).SubmitKeys(request, timeout=10)
     assert answer.accepted == 1 and [r.field for r in answer.rejected] == ["keys[1].report_type"]
     upload = sharing_pb2.SubmitWithCodeRequest(code="2222-2222-2222", keys=[negative])
-    assert code_of(lambda: fuzz_server.sharing_stub().SubmitWithCode(upload, timeout=10)) == grpc.StatusCode.PERMISSION_DENIED
+    assert (
+        code_of(lambda: fuzz_server.sharing_stub().SubmitWithCode(upload, timeout=10))
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 def test_sequence_numbers_past_the_largest_stored_integer_find_nothing(fuzz_server):
@@ -40,8 +47,14 @@ def test_sequence_numbers_past_the_largest_stored_integer_find_nothing(fuzz_serv
 
 
 def test_thirty_keys_breaking_every_rule_get_invalid_argument_with_their_violations(fuzz_server):
-    broken = keys_pb2.DiagnosisKey(key_data=b"x" * 15, rolling_start_interval_number=2**32 - 1, rolling_period=4000,
-                                   report_type=77, days_since_onset_of_symptoms=-99, tx_power_dbm=99)
+    broken = keys_pb2.DiagnosisKey(
+        key_data=b"x" * 15,
+        rolling_start_interval_number=2**32 - 1,
+        rolling_period=4000,
+        report_type=77,
+        days_since_onset_of_symptoms=-99,
+        tx_power_dbm=99,
+    )
     request = authority_pb2.SubmitKeysRequest(submission_id="all-wrong", keys=[broken] * 30)
     with pytest.raises(grpc.RpcError) as raised:
         fuzz_server.authority_stub(WIDE).SubmitKeys(request, timeout=10)
@@ -54,7 +67,10 @@ def test_thirty_keys_breaking_every_rule_get_invalid_argument_with_their_violati
 @pytest.mark.parametrize(
     "request_, expected",
     [
-        (authority_pb2.IssueCodeRequest(report_type=1, symptom_onset_date="\x00" * 5000), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            authority_pb2.IssueCodeRequest(report_type=1, symptom_onset_date="\x00" * 5000),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (authority_pb2.IssueCodeRequest(report_type=1, region="\U0001f600" * 3000), grpc.StatusCode.PERMISSION_DENIED),
     ],
     ids=["a 5000-character onset date", "a 3000-emoji region"],

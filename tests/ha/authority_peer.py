@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2_grpc, keys_pb2
 
+from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2_grpc, keys_pb2
 from matcher.errors import AlreadyExists, InvalidArgument, PermissionDenied, grpc_method
 from matcher.exposure_config import check_config, default_config
 from matcher.signing import DOMAIN_EXPOSURE_CONFIG, generate_signing_key
 from matcher.validation import code_request_from, submission_from_request
-
 
 # --- the servicer ------------------------------------------------------------------------------------------
 
@@ -53,16 +52,16 @@ class AuthorityPeer(authority_pb2_grpc.AuthorityServicer):
         if self.failures:
             context.abort_with_status(self.failures.pop(0))
 
-    def SubmitKeys(self, request, context):  # noqa: N802 - the proto's name
+    def SubmitKeys(self, request, context):
         self.calls.append(request)
         self._maybe_fail(context)
         return self._submit_keys(request, context)
 
-    def IssueCode(self, request, context):  # noqa: N802
+    def IssueCode(self, request, context):
         self._maybe_fail(context)
         return self._issue_code(request, context)
 
-    def SetExposureConfig(self, request, context):  # noqa: N802
+    def SetExposureConfig(self, request, context):
         self._maybe_fail(context)
         return self._set_exposure_config(request, context)
 
@@ -125,7 +124,7 @@ class ConfigPeer(distribution_pb2_grpc.DistributionServicer):
     def __init__(self, peer: AuthorityPeer) -> None:
         self.peer = peer
 
-    def GetExposureConfig(self, request, context):  # noqa: N802
+    def GetExposureConfig(self, request, context):
         signed = getattr(self.peer, "signed_config", None)
         return signed or config_pb2.SignedExposureConfig(config=default_config().SerializeToString())
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA
 from matcher.certs import write_dev_pki
+from tests.conftest import DATA
 
 INTERNALS_ZIP = DATA / "internals_sample_diagnosis_key_file.zip"
 INTERNALS_PEM = DATA / "internals_310-v1_public.pem"

@@ -115,7 +115,9 @@ def test_the_text_dry_run_says_what_would_be_sent_and_that_the_signature_verifie
     result = ha("push", "--export", INTERNALS_ZIP, "--verify-key", INTERNALS_PEM, "--dry-run", "--now",
                 INTERNALS_TWO_DAYS_LATER)  # fmt: skip
     lines = result.stdout.splitlines()
-    assert lines[0] == "140 keys read, 120 valid, 20 rejected (checked with the server's rules as of 2020-07-03T00:00:00Z)"
+    assert (
+        lines[0] == "140 keys read, 120 valid, 20 rejected (checked with the server's rules as of 2020-07-03T00:00:00Z)"
+    )
     assert lines[1] == f"export.sig verifies with {INTERNALS_PEM} (key id '310', version 'v1')"
     assert lines[2] == "would send 120 keys in 4 submissions of at most 30"
     assert lines[3] == "rejected:" and lines[4].startswith("  keys[0]: rolling_start_interval_number: expired")
@@ -300,7 +302,9 @@ def test_keys_the_server_rejects_are_traced_back_to_their_line(server, peer, tls
 
 def test_an_authority_the_server_refuses_gets_one_line_and_exit_1(server, peer, tls_dir, tmp_path):
     keys = key_file(tmp_path, 3, NOW // 600 - 400)
-    error = assert_one_line_error(ha("push", "--csv", keys, *connection(server, tls_dir, "stranger"), "--now", str(NOW)))
+    error = assert_one_line_error(
+        ha("push", "--csv", keys, *connection(server, tls_dir, "stranger"), "--now", str(NOW))
+    )
     assert error.startswith(f"matcher-ha: error: {server}: submission 1 of 1 (import-")
     assert "PERMISSION_DENIED: this certificate's authority may not submit keys" in error
     assert peer.stored == {}
@@ -334,8 +338,16 @@ def test_issue_code_refuses_a_bad_date_or_ttl_before_calling(tls_dir):
 
 
 def test_issue_code_for_a_cases_contact_sends_the_exposure_day_and_level_f1(server, peer, tls_dir):
-    result = ha("issue-code", *connection(server, tls_dir), "--report-type", "RECURSIVE",
-                "--exposure-date", "2020-05-20", "--exposure-level", "F1")
+    result = ha(
+        "issue-code",
+        *connection(server, tls_dir),
+        "--report-type",
+        "RECURSIVE",
+        "--exposure-date",
+        "2020-05-20",
+        "--exposure-level",
+        "F1",
+    )
     assert (result.returncode, result.stdout) == (0, "K7P2QX9M\n"), result.stderr
     [sent] = peer.codes[-1:]
     assert (sent.report_type, sent.exposure_date, sent.exposure_level) == (4, "2020-05-20", 1)
@@ -345,8 +357,10 @@ def test_issue_code_for_a_cases_contact_sends_the_exposure_day_and_level_f1(serv
     ("arguments", "reason"),
     [
         (["--report-type", "RECURSIVE"], "needs --exposure-date"),
-        (["--report-type", "RECURSIVE", "--exposure-date", "2020-05-20", "--exposure-level", "F2"],
-         "warnings stop at F2"),
+        (
+            ["--report-type", "RECURSIVE", "--exposure-date", "2020-05-20", "--exposure-level", "F2"],
+            "warnings stop at F2",
+        ),
         (["--exposure-date", "2020-05-20"], "are for --report-type RECURSIVE"),
     ],
 )
@@ -401,7 +415,9 @@ def test_the_sample_times_are_what_the_tests_say():
     assert parse_time(ENS_ONE_TOO_OLD) // 600 - 14 * 144 == 2649866 + 114
 
 
-def test_a_long_import_draws_a_progress_bar_on_a_terminal_without_touching_the_json_on_stdout(server, tls_dir, tmp_path):
+def test_a_long_import_draws_a_progress_bar_on_a_terminal_without_touching_the_json_on_stdout(
+    server, tls_dir, tmp_path
+):
     keys = key_file(tmp_path, 130, NOW // 600 - 400)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(

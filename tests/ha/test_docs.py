@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import json
-
-from exposure.v1 import config_pb2
 from google.protobuf import json_format
 
 from clients.ha.retry import DEFAULT_POLICY
+from exposure.v1 import config_pb2
 from matcher.exposure_config import default_config
 from matcher.model import MAX_KEYS_PER_SUBMISSION
 from tests.integration.harness import make_pki, start_server
@@ -26,7 +25,11 @@ def test_every_console_example_prints_what_the_guide_shows():
     assert examples, "the guide lost its example"
     for command, expected in examples:
         result = subprocess.run(
-            [sys.executable, "-m", "clients.ha.cli", *command.split()], capture_output=True, text=True, cwd=ROOT, timeout=60
+            [sys.executable, "-m", "clients.ha.cli", *command.split()],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == expected, command

@@ -6,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from exposure.gaen import export_pb2
 
 from clients.ha.gaen_export import (
     EXPORT_HEADER,
@@ -18,6 +17,7 @@ from clients.ha.gaen_export import (
     write_export_zip,
 )
 from clients.ha.source_keys import KeyFileError, SourceKey
+from exposure.gaen import export_pb2
 from matcher.model import ReportType
 from matcher.signing import SignatureError, generate_signing_key, load_verifying_key
 from tests.ha.conftest import ENS_PEM, ENS_ZIP, INTERNALS_PEM, INTERNALS_ZIP

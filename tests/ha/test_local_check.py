@@ -86,7 +86,11 @@ def test_all_problems_of_a_key_are_one_reason_with_fields_relative_to_the_key():
 
 
 def test_a_key_given_twice_is_refused_in_every_copy():
-    keys = [SourceKey("line 2", KEY, 2650000), SourceKey("line 3", bytes(16), 2650000), SourceKey("line 9", KEY, 2650144)]
+    keys = [
+        SourceKey("line 2", KEY, 2650000),
+        SourceKey("line 3", bytes(16), 2650000),
+        SourceKey("line 9", KEY, 2650144),
+    ]
     verdict = check(keys)
     assert [key.origin for key, _ in verdict.valid] == ["line 3"]
     assert [r.key.origin for r in verdict.rejected] == ["line 2", "line 9"]

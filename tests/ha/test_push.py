@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from exposure.v1 import keys_pb2
 
 from clients.ha.channel import authority_channel
 from clients.ha.push import PushError, push_keys
 from clients.ha.retry import RetryPolicy
 from clients.ha.submissions import plan_submissions
+from exposure.v1 import keys_pb2
 from matcher.certs import write_dev_pki
 from matcher.errors import ResourceExhausted, Unavailable, to_status
 from tests.ha.authority_peer import AuthorityPeer, serve
@@ -123,7 +123,9 @@ def test_a_failure_that_outlasts_the_attempts_stops_the_import_and_a_rerun_compl
 def test_a_permanent_failure_stops_at_once_with_its_field_violations(peer, target, tls_dir):
     with pytest.raises(PushError) as stopped:
         push(target, tls_dir, keys(3), region="XX1")
-    assert "INVALID_ARGUMENT: the submission is malformed (region: 'XX1' is not an ISO 3166-1 alpha-2" in str(stopped.value)
+    assert "INVALID_ARGUMENT: the submission is malformed (region: 'XX1' is not an ISO 3166-1 alpha-2" in str(
+        stopped.value
+    )
     assert len(peer.calls) == 1 and peer.stored == {}
 
 

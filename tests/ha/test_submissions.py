@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from exposure.v1 import keys_pb2
 
 from clients.ha.submissions import plan_submissions, submission_id_for
+from exposure.v1 import keys_pb2
 from matcher.model import MAX_KEYS_PER_SUBMISSION
 from matcher.validation import check_submission_id
 

@@ -51,7 +51,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def server(pki: Path, store_url: str, tmp_path: Path) -> Iterator[Server]:
-    running = start_server(pki, store_url, "--now", str(NOW), "--metrics-listen", "127.0.0.1:0",
-                           log=tmp_path / "serve.log")
+    running = start_server(
+        pki, store_url, "--now", str(NOW), "--metrics-listen", "127.0.0.1:0", log=tmp_path / "serve.log"
+    )
     yield running
     running.stop()

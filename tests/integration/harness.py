@@ -103,9 +103,21 @@ def start_server(tls_dir: Path, store: str, *extra: str, log: Path | None = None
     nothing back (PUBLISH_EVERY_CASE) unless ``extra`` says otherwise: the last value of an option wins."""
     log = log or tls_dir.parent / f"serve-{time.monotonic_ns()}.log"
     args = [
-        sys.executable, "-m", "matcher.cli", "serve", "--json",
-        "--store", store, "--tls-dir", str(tls_dir),
-        "--listen", "127.0.0.1:0", "--authority-listen", "127.0.0.1:0", *PUBLISH_EVERY_CASE, *extra,
+        sys.executable,
+        "-m",
+        "matcher.cli",
+        "serve",
+        "--json",
+        "--store",
+        store,
+        "--tls-dir",
+        str(tls_dir),
+        "--listen",
+        "127.0.0.1:0",
+        "--authority-listen",
+        "127.0.0.1:0",
+        *PUBLISH_EVERY_CASE,
+        *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as log_file:

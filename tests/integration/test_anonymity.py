@@ -25,8 +25,17 @@ DAY = 86_400
 def publish_with_defaults(server, now: int, *extra: str, json_output: bool = True):
     """`matcher publish` as an operator runs it: no anonymity option, so K = 5 and a deadline of 24 hours."""
     store = server.process.args[server.process.args.index("--store") + 1]
-    result = matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now),
-                     *(["--json"] if json_output else []), *extra)
+    result = matcher(
+        "publish",
+        "--store",
+        store,
+        "--tls-dir",
+        str(server.tls_dir),
+        "--now",
+        str(now),
+        *(["--json"] if json_output else []),
+        *extra,
+    )
     return json.loads(result.stdout) if json_output else result.stdout
 
 
@@ -41,8 +50,10 @@ def test_matcher_publish_holds_a_lone_case_and_publishes_it_once_its_deadline_ha
     said = publish_with_defaults(server, NOW + DAY - 1, json_output=False)
 
     assert first == {"batches": [], "held": [{"region": "VN", "keys": 2, "sections": 1, "until": NOW + DAY}]}
-    assert said == ("held (VN): 2 keys in 1 sections of fewer than 5 cases, until they have 5 or "
-                    "2026-11-21T12:00:00Z at the latest\n")
+    assert said == (
+        "held (VN): 2 keys in 1 sections of fewer than 5 cases, until they have 5 or "
+        "2026-11-21T12:00:00Z at the latest\n"
+    )
     assert listed(server) == []  # phones see nothing yet, not even an empty batch
 
     at_deadline = publish_with_defaults(server, NOW + DAY)
@@ -79,16 +90,36 @@ def test_bad_anonymity_settings_are_one_line_errors_and_change_nothing(server):
     base = ["publish", "--store", store_url, "--tls-dir", str(server.tls_dir), "--now", str(NOW + DAY)]
 
     refusals = [
-        (matcher(*base, "--anonymity-min-cases", "0", check=False), 1, "anonymity minimum of 0 cases: must be at least 1"),
+        (
+            matcher(*base, "--anonymity-min-cases", "0", check=False),
+            1,
+            "anonymity minimum of 0 cases: must be at least 1",
+        ),
         (matcher(*base, "--anonymity-deadline", "-1", check=False), 1, "anonymity deadline -1s: must be 0..1209599"),
         (matcher(*base, "--anonymity-deadline", "1d", check=False), 2, "argument --anonymity-deadline: invalid int"),
-        (matcher("serve", "--store", store_url, "--tls-dir", str(server.tls_dir), "--anonymity-min-cases", "-3",
-                 "--listen", "127.0.0.1:0", "--authority-listen", "127.0.0.1:0", check=False), 1,
-         "anonymity minimum of -3 cases"),
+        (
+            matcher(
+                "serve",
+                "--store",
+                store_url,
+                "--tls-dir",
+                str(server.tls_dir),
+                "--anonymity-min-cases",
+                "-3",
+                "--listen",
+                "127.0.0.1:0",
+                "--authority-listen",
+                "127.0.0.1:0",
+                check=False,
+            ),
+            1,
+            "anonymity minimum of -3 cases",
+        ),
     ]
     environ = {**os.environ, "MATCHER_ANONYMITY_MIN_CASES": "five"}
-    from_env = subprocess.run([sys.executable, "-m", "matcher.cli", *base], capture_output=True, text=True,
-                              env=environ, timeout=60)
+    from_env = subprocess.run(
+        [sys.executable, "-m", "matcher.cli", *base], capture_output=True, text=True, env=environ, timeout=60
+    )
     refusals.append((from_env, 1, "MATCHER_ANONYMITY_MIN_CASES='five' is not a whole number"))
 
     for result, status, message in refusals:

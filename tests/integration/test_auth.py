@@ -40,7 +40,7 @@ def strangers(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     other_cert, other_key = new_ca("some other CA")
     write_pair(folder, "other-ca", *issue(other_cert, other_key, "ha-north", client=True))
     ca_cert, ca_key = _ca_of(pki)
-    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     write_pair(folder, "expired", *issue(ca_cert, ca_key, "ha-north", client=True, not_before=long_ago, days=1))
     write_pair(folder, "ha-unknown", *issue(ca_cert, ca_key, "ha-unknown", client=True))
     return folder
@@ -113,6 +113,7 @@ def use_another_authoritys_code(server):
 def use_a_made_up_code(server):
     upload(server, "2345-6789-ABCD", diagnosis_key(4))
 
+
 CASES = [
     # (who, what, expected)
     ("an authority method on the public port", on_public_port, SUBMIT, {}, grpc.StatusCode.UNAUTHENTICATED),
@@ -121,30 +122,76 @@ CASES = [
     ("a plain-text connection to the public port", plain_text_public, SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
     ("a certificate from another CA", as_authority("other-ca", "strangers"), SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
     ("an expired certificate", as_authority("expired", "strangers"), SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
-    ("a revoked authority (valid certificate, not in the authorities file)", as_authority("ha-revoked"), SUBMIT, {},
-     grpc.StatusCode.PERMISSION_DENIED),
-    ("an authority submitting for a region it may not", as_authority("ha-south"), SUBMIT, {"region": "VN"},
-     grpc.StatusCode.PERMISSION_DENIED),
-    ("an authority submitting a report type it may not", as_authority("ha-south"), SUBMIT,
-     {"region": "TH", "report_type": ReportType.SELF_REPORT}, grpc.StatusCode.PERMISSION_DENIED),
-    ("an authority changing the configuration when it may not", as_authority("ha-south"),
-     lambda stub: stub.SetExposureConfig(authority_pb2.SetExposureConfigRequest(config=default_config()), timeout=10),
-     {}, grpc.StatusCode.PERMISSION_DENIED),
-    ("an authority issuing a code for a region it may not", as_authority("ha-south"),
-     lambda stub: stub.IssueCode(authority_pb2.IssueCodeRequest(report_type=1, region="VN"), timeout=10), {},
-     grpc.StatusCode.PERMISSION_DENIED),
-    ("an unknown authority (a valid certificate from our CA, a name never configured)",
-     as_authority("ha-unknown", "strangers"), SUBMIT, {}, grpc.StatusCode.PERMISSION_DENIED),
-    ("an authority issuing a code for a report type it may not", as_authority("ha-south"),
-     lambda stub: stub.IssueCode(authority_pb2.IssueCodeRequest(report_type=ReportType.SELF_REPORT, region="TH"),
-                                 timeout=10), {}, grpc.StatusCode.PERMISSION_DENIED),
+    (
+        "a revoked authority (valid certificate, not in the authorities file)",
+        as_authority("ha-revoked"),
+        SUBMIT,
+        {},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+    (
+        "an authority submitting for a region it may not",
+        as_authority("ha-south"),
+        SUBMIT,
+        {"region": "VN"},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+    (
+        "an authority submitting a report type it may not",
+        as_authority("ha-south"),
+        SUBMIT,
+        {"region": "TH", "report_type": ReportType.SELF_REPORT},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+    (
+        "an authority changing the configuration when it may not",
+        as_authority("ha-south"),
+        lambda stub: stub.SetExposureConfig(
+            authority_pb2.SetExposureConfigRequest(config=default_config()), timeout=10
+        ),
+        {},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+    (
+        "an authority issuing a code for a region it may not",
+        as_authority("ha-south"),
+        lambda stub: stub.IssueCode(authority_pb2.IssueCodeRequest(report_type=1, region="VN"), timeout=10),
+        {},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+    (
+        "an unknown authority (a valid certificate from our CA, a name never configured)",
+        as_authority("ha-unknown", "strangers"),
+        SUBMIT,
+        {},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
+    (
+        "an authority issuing a code for a report type it may not",
+        as_authority("ha-south"),
+        lambda stub: stub.IssueCode(
+            authority_pb2.IssueCodeRequest(report_type=ReportType.SELF_REPORT, region="TH"), timeout=10
+        ),
+        {},
+        grpc.StatusCode.PERMISSION_DENIED,
+    ),
     ("a phone using a code a second time", as_phone, reuse_a_code, {}, grpc.StatusCode.PERMISSION_DENIED),
     ("a phone using a code no authority issued", as_phone, use_a_made_up_code, {}, grpc.StatusCode.PERMISSION_DENIED),
-    ("a phone using a code of another authority (the upload is that authority's)", as_phone,
-     use_another_authoritys_code, {}, grpc.StatusCode.OK),
+    (
+        "a phone using a code of another authority (the upload is that authority's)",
+        as_phone,
+        use_another_authoritys_code,
+        {},
+        grpc.StatusCode.OK,
+    ),
     ("an allowed authority", as_authority("ha-north"), SUBMIT, {}, grpc.StatusCode.OK),
-    ("another allowed authority within its rights", as_authority("ha-south"), SUBMIT, {"region": "TH"},
-     grpc.StatusCode.OK),
+    (
+        "another allowed authority within its rights",
+        as_authority("ha-south"),
+        SUBMIT,
+        {"region": "TH"},
+        grpc.StatusCode.OK,
+    ),
 ]
 
 
@@ -160,8 +207,8 @@ def test_the_authentication_and_authorisation_matrix(server, strangers, who, cha
 
 
 def test_an_authority_over_its_rate_limit_is_told_when_to_retry(server):
-    from grpc_status import rpc_status
     from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
 
     stub = server.authority_stub("ha-south")
     for n in range(2):
@@ -181,8 +228,11 @@ def test_keys_shared_with_a_code_are_published_for_the_region_and_diagnosis_of_t
     assert upload(server, north, diagnosis_key(2)).accepted == 1
     publish(server)
     listing = server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10)
-    published = {(h.region, tuple(s.report_types)) for h in (open_header(b, trusted(server)) for b in listing.batches)
-                 for s in h.sections}
+    published = {
+        (h.region, tuple(s.report_types))
+        for h in (open_header(b, trusted(server)) for b in listing.batches)
+        for s in h.sections
+    }
     tests_and_diagnoses = (ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS)  # weighed alike
     assert published == {("TH", tests_and_diagnoses), ("VN", (ReportType.SELF_REPORT,))}
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from exposure.v1 import distribution_pb2
 from clients.ha.gaen_export import read_export
+from exposure.v1 import distribution_pb2
 from matcher import crypto
 from matcher.batches import match, open_body, open_header
 from matcher.clock import parse_time
@@ -37,9 +37,26 @@ def export_day_server(pki, store_url, tmp_path):
 
 
 def push(server, *extra: str) -> dict:
-    result = ha("push", "--server", server.authority, "--tls-dir", str(server.tls_dir), "--authority", "ha-north",
-                "--export", str(EXPORT), "--verify-key", str(EXPORT_KEY), "--region", "VN",
-                "--now", str(EXPORT_NOW), "--output", "json", *extra)
+    result = ha(
+        "push",
+        "--server",
+        server.authority,
+        "--tls-dir",
+        str(server.tls_dir),
+        "--authority",
+        "ha-north",
+        "--export",
+        str(EXPORT),
+        "--verify-key",
+        str(EXPORT_KEY),
+        "--region",
+        "VN",
+        "--now",
+        str(EXPORT_NOW),
+        "--output",
+        "json",
+        *extra,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -55,8 +72,10 @@ def test_a_real_gaen_export_is_pushed_published_and_matched(export_day_server):
     trusted = TrustedKeys([load_verifying_key(export_day_server.tls_dir / "signing.pub.pem")])
     distribution = export_day_server.distribution_stub()
     listing = distribution.ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10)
-    opened = [(h, open_body(h, download(distribution, h.sequence)))
-              for h in (open_header(b, trusted) for b in listing.batches)]
+    opened = [
+        (h, open_body(h, download(distribution, h.sequence)))
+        for h in (open_header(b, trusted) for b in listing.batches)
+    ]
     keys = read_export(EXPORT).source_keys()
     for key in keys[:: len(keys) // 7]:  # a handful across the file, heard mid-day
         interval = key.rolling_start + 70
@@ -75,7 +94,18 @@ def test_pushing_the_same_export_again_is_answered_from_the_first_time(export_da
 
 
 def test_a_push_with_an_authority_the_server_does_not_know_fails_in_one_line(export_day_server):
-    result = ha("push", "--server", export_day_server.authority, "--tls-dir", str(export_day_server.tls_dir),
-                "--authority", "ha-revoked", "--export", str(EXPORT), "--now", str(EXPORT_NOW))
+    result = ha(
+        "push",
+        "--server",
+        export_day_server.authority,
+        "--tls-dir",
+        str(export_day_server.tls_dir),
+        "--authority",
+        "ha-revoked",
+        "--export",
+        str(EXPORT),
+        "--now",
+        str(EXPORT_NOW),
+    )
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "PERMISSION_DENIED" in result.stderr and "Traceback" not in result.stderr

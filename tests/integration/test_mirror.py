@@ -37,13 +37,25 @@ def store_of(server) -> str:
 
 
 def write_tree(server, out: Path, now: int = NOW + 86400) -> dict:
-    result = matcher("mirror", "--store", store_of(server), "--tls-dir", str(server.tls_dir), "--out", str(out),
-                     "--now", str(now), "--json")
+    result = matcher(
+        "mirror",
+        "--store",
+        store_of(server),
+        "--tls-dir",
+        str(server.tls_dir),
+        "--out",
+        str(out),
+        "--now",
+        str(now),
+        "--json",
+    )
     return json.loads(result.stdout)
 
 
 def index_of(out: Path) -> mirror_pb2.MirrorIndex:
-    return mirror_pb2.MirrorIndex.FromString(mirror_pb2.SignedMirrorIndex.FromString((out / INDEX_NAME).read_bytes()).index)
+    return mirror_pb2.MirrorIndex.FromString(
+        mirror_pb2.SignedMirrorIndex.FromString((out / INDEX_NAME).read_bytes()).index
+    )
 
 
 def mirror_sync(files: HttpsFiles, contact: PhoneStore, tls_dir: Path):
@@ -59,8 +71,10 @@ def test_a_phone_syncs_from_the_mirror_over_https_and_alerts_sending_nothing_but
 ):
     case = phone(tmp_path, "case")
     key_for_day(case, interval_number(MEETING))
-    heard = [json.dumps({"rpi": s.rpi.hex(), "aem": s.aem.hex(), "rssi": -58, "time": t})
-             for t, s in ((t, broadcast_at(case, t)) for t in range(MEETING, MEETING + 25 * 60, 300))]
+    heard = [
+        json.dumps({"rpi": s.rpi.hex(), "aem": s.aem.hex(), "rssi": -58, "time": t})
+        for t, s in ((t, broadcast_at(case, t)) for t in range(MEETING, MEETING + 25 * 60, 300))
+    ]
     (tmp_path / "heard.jsonl").write_text("\n".join(heard) + "\n")
     diagnose_and_share(sqlite_server, case)
     written = write_tree(sqlite_server, tmp_path / "tree")
@@ -107,7 +121,9 @@ def test_a_tampered_batch_file_is_refused_and_never_used(mirrored):
     path = batch_file(tree)
     flip_byte(path, path.stat().st_size - 5)
     report = mirror_sync(files, contact, server.tls_dir)
-    assert report.new_batches == [] and report.refused == [(1, "batch 1 refused: SHA-256 of the file differs from the index's")]
+    assert report.new_batches == [] and report.refused == [
+        (1, "batch 1 refused: SHA-256 of the file differs from the index's")
+    ]
     assert contact.batches() == [] and check(contact) == []
 
 
@@ -125,8 +141,17 @@ def test_an_index_signed_by_another_key_is_refused_and_nothing_is_fetched(mirror
     server, contact, files, tree = mirrored
     other = matcher("certs", "--out", str(tmp_path / "other"))
     assert other.returncode == 0
-    matcher("mirror", "--store", store_of(server), "--tls-dir", str(tmp_path / "other"), "--out", str(tmp_path / "rogue"),
-            "--now", str(NOW + 86400))
+    matcher(
+        "mirror",
+        "--store",
+        store_of(server),
+        "--tls-dir",
+        str(tmp_path / "other"),
+        "--out",
+        str(tmp_path / "rogue"),
+        "--now",
+        str(NOW + 86400),
+    )
     shutil.copy(tmp_path / "rogue" / INDEX_NAME, tree / INDEX_NAME)
     report = mirror_sync(files, contact, server.tls_dir)
     [(_, message)] = report.refused
@@ -139,8 +164,8 @@ def test_an_older_index_is_refused_as_a_replay_and_the_batches_held_stay(mirrore
     older = (tree / INDEX_NAME).read_bytes()
     assert mirror_sync(files, contact, server.tls_dir).new_batches == [1]
     server.authority_stub().SubmitKeys(
-        authority_pb2.SubmitKeysRequest(
-            submission_id="second", keys=[diagnosis_key(7)]), timeout=10)
+        authority_pb2.SubmitKeysRequest(submission_id="second", keys=[diagnosis_key(7)]), timeout=10
+    )
     publish(server, now=NOW + 2 * 86400)
     write_tree(server, tree, now=NOW + 2 * 86400)
     assert mirror_sync(files, contact, server.tls_dir).new_batches == [2]
@@ -166,8 +191,8 @@ def test_a_download_cut_by_the_network_is_resumed_with_a_range_request(mirrored)
 
 def test_files_leave_the_index_after_the_retention_window_and_the_tree_one_index_later(sqlite_server, tmp_path):
     sqlite_server.authority_stub().SubmitKeys(
-        authority_pb2.SubmitKeysRequest(
-            submission_id="only", keys=[diagnosis_key(3)]), timeout=10)
+        authority_pb2.SubmitKeysRequest(submission_id="only", keys=[diagnosis_key(3)]), timeout=10
+    )
     [batch] = publish(sqlite_server, now=NOW + 86400)
     tree = tmp_path / "tree"
     write_tree(sqlite_server, tree)

@@ -18,9 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clients.phone.keys import broadcast_at, key_for_day
+from clients.phone.matching import match_new
+from clients.phone.scoring import score
+from clients.phone.share import NotAContact, exposure_day, share, share_request
+from clients.phone.store import PhoneStore
+from clients.phone.sync import SyncReport, sync
 from exposure.v1 import authority_pb2, batch_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.batches import build_batch, sign_header
+from matcher.exposure_config import config_in_force, default_config
 from matcher.fprate import error_rate_for
+from matcher.intervals import day_of, interval_number
 from matcher.model import DiagnosisKey, ReportType
 from matcher.signing import (
     DOMAIN_BATCH_HEADER,
@@ -31,14 +39,6 @@ from matcher.signing import (
     load_signing_key,
     load_verifying_key,
 )
-from clients.phone.keys import broadcast_at, key_for_day
-from clients.phone.matching import match_new
-from clients.phone.scoring import score
-from clients.phone.share import NotAContact, exposure_day, share, share_request
-from clients.phone.store import PhoneStore
-from clients.phone.sync import SyncReport, sync
-from matcher.exposure_config import config_in_force, default_config
-from matcher.intervals import day_of, interval_number
 from tests.integration.conftest import NOW, TODAY
 from tests.integration.harness import start_server
 from tests.integration.test_service import diagnosis_key, download, publish
@@ -52,8 +52,14 @@ def phone(tmp_path: Path, name: str) -> PhoneStore:
     return PhoneStore(tmp_path / f"{name}.db")
 
 
-def meet(case: PhoneStore, contact: PhoneStore, start: int, minutes: int, rssi: int = CLOSE_RANGE_RSSI,
-         shift_intervals: int = 0) -> None:
+def meet(
+    case: PhoneStore,
+    contact: PhoneStore,
+    start: int,
+    minutes: int,
+    rssi: int = CLOSE_RANGE_RSSI,
+    shift_intervals: int = 0,
+) -> None:
     """The contact's scanner hears the case every 5 minutes for ``minutes`` minutes. With ``shift_intervals``,
     the contact records what it heard that many intervals later: an identifier replayed by an attacker."""
     rows = []
@@ -120,7 +126,9 @@ def test_a_single_matched_interval_never_alerts_however_many_sightings_it_has(sq
     case, contact = phone(tmp_path, "case"), phone(tmp_path, "contact")
     key_for_day(case, interval_number(MEETING))
     heard = broadcast_at(case, MEETING)
-    contact.add_sightings([(heard.rpi, interval_number(MEETING), MEETING + s, -50, heard.aem) for s in range(0, 600, 30)])
+    contact.add_sightings(
+        [(heard.rpi, interval_number(MEETING), MEETING + s, -50, heard.aem) for s in range(0, 600, 30)]
+    )
     diagnose_and_share(sqlite_server, case)
     sync(public_channel(sqlite_server), contact, trusted(sqlite_server.tls_dir))
     [day] = check(contact)
@@ -332,15 +340,17 @@ class TamperingDistribution(distribution_pb2_grpc.DistributionServicer):
     def __init__(self, upstream: distribution_pb2_grpc.DistributionStub, tamper: Tamper | None = None) -> None:
         self.upstream, self.tamper = upstream, tamper or Tamper()
 
-    def GetExposureConfig(self, request, context):  # noqa: N802
+    def GetExposureConfig(self, request, context):
         return self.upstream.GetExposureConfig(request, timeout=10)
 
-    def ListBatches(self, request, context):  # noqa: N802
+    def ListBatches(self, request, context):
         return self.tamper.listing(request, self.upstream.ListBatches(request, timeout=10))
 
-    def DownloadBatch(self, request, context):  # noqa: N802
+    def DownloadBatch(self, request, context):
         whole = distribution_pb2.DownloadBatchRequest(sequence=request.sequence)
-        body = self.tamper.body(request.sequence, b"".join(c.data for c in self.upstream.DownloadBatch(whole, timeout=10)))
+        body = self.tamper.body(
+            request.sequence, b"".join(c.data for c in self.upstream.DownloadBatch(whole, timeout=10))
+        )
         step = request.chunk_size or 1 << 20
         for offset in range(request.offset, len(body), step):
             yield distribution_pb2.BatchChunk(offset=offset, data=body[offset : offset + step], body_size=len(body))
@@ -408,8 +418,9 @@ def two_batches(pki, tmp_path_factory) -> Iterator[Published]:
         server.stop()
 
 
-def sync_through(published: Published, tamper: Tamper, contact: PhoneStore | None = None,
-                 pinned: list[VerifyingKey] = ()) -> tuple[SyncReport, list[int]]:
+def sync_through(
+    published: Published, tamper: Tamper, contact: PhoneStore | None = None, pinned: list[VerifyingKey] = ()
+) -> tuple[SyncReport, list[int]]:
     """A fresh phone (or ``contact``) syncing through a man in the middle: its report and the batches it keeps."""
     with tempfile.TemporaryDirectory() as folder, man_in_the_middle(published.server, tamper) as (channel, _):
         store = contact or PhoneStore(Path(folder) / "phone.db")
@@ -438,7 +449,9 @@ def test_any_bit_flipped_in_a_batch_header_its_signature_or_its_body_gets_the_ba
 def test_a_truncated_download_is_refused_saying_how_much_arrived(two_batches, keep):
     keep %= two_batches.size("body")
     report, kept = sync_through(two_batches, Truncate(keep))
-    assert report.refused == [(1, f"batch 1 refused: the download is truncated: {keep} of {two_batches.size('body')} bytes")]
+    assert report.refused == [
+        (1, f"batch 1 refused: the download is truncated: {keep} of {two_batches.size('body')} bytes")
+    ]
     assert kept == [2]
 
 
@@ -449,10 +462,16 @@ ROGUE, ROTATION = generate_signing_key(), generate_signing_key()
     "tamper, pinned, reason",
     [
         (lambda service: Resign(ROGUE), [], "which is not one of the pinned keys"),
-        (lambda service: Resign(service, envelope_key_id=ROTATION.key_id), [ROTATION.verifying_key()],
-         f"the signature does not verify with key {ROTATION.key_id}"),
-        (lambda service: Resign(service, header_key_id=ROTATION.key_id), [],
-         f"signed as key {ROTATION.key_id}/v1 but presented as"),
+        (
+            lambda service: Resign(service, envelope_key_id=ROTATION.key_id),
+            [ROTATION.verifying_key()],
+            f"the signature does not verify with key {ROTATION.key_id}",
+        ),
+        (
+            lambda service: Resign(service, header_key_id=ROTATION.key_id),
+            [],
+            f"signed as key {ROTATION.key_id}/v1 but presented as",
+        ),
     ],
     ids=["signed by a key that is not pinned", "named as another pinned key", "its header naming another key"],
 )
@@ -495,8 +514,12 @@ def test_an_older_batch_body_served_for_a_newer_batch_is_refused(two_batches):
 
 
 def phone_cli(db: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clients.phone.cli", "--db", str(db), "--now", str(NOW), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "clients.phone.cli", "--db", str(db), "--now", str(NOW), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_phone_command_line_observes_syncs_and_checks(sqlite_server, tmp_path):
@@ -555,10 +578,14 @@ def test_a_cases_contact_shares_from_its_exposure_on_and_warns_its_own_contacts_
     # The authority designates B an F1 contact: a RECURSIVE code for the day of B's exposure. B shares from it on.
     exposure = exposure_day(b, config_in_force(b.get("config")))
     assert exposure == day_of(day1)
-    contact_code = issuer.IssueCode(authority_pb2.IssueCodeRequest(
-        report_type=ReportType.RECURSIVE, exposure_date=exposure.isoformat(),
-        exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
-    ), timeout=10).code
+    contact_code = issuer.IssueCode(
+        authority_pb2.IssueCodeRequest(
+            report_type=ReportType.RECURSIVE,
+            exposure_date=exposure.isoformat(),
+            exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
+        ),
+        timeout=10,
+    ).code
     request = share_request(b, contact_code, NOW, since=exposure)
     assert sorted(k.rolling_start_interval_number for k in request.keys) == [day1, day2]  # never day 0
     assert share(channel, b, contact_code, NOW, since=exposure).accepted == 2
@@ -575,8 +602,15 @@ def keep_recursive_batch(contact: PhoneStore, shared: PhoneStore) -> None:
     """A verified batch in ``contact``'s store holding ``shared``'s keys as a case's contact's (RECURSIVE)."""
     signing = generate_signing_key()
     keys = [DiagnosisKey(tek, start, period, ReportType.RECURSIVE) for start, tek, period in shared.own_keys()]
-    built = build_batch(keys, sequence=1, published_at=NOW, region="VN", config=default_config(),
-                        signing_key=signing, error_rate=error_rate_for())
+    built = build_batch(
+        keys,
+        sequence=1,
+        published_at=NOW,
+        region="VN",
+        config=default_config(),
+        signing_key=signing,
+        error_rate=error_rate_for(),
+    )
     contact.keep_batch(1, sign_header(built.header, signing).SerializeToString(), NOW, built.body)
 
 
@@ -585,8 +619,10 @@ def test_a_phone_warned_only_at_f2_does_not_share_as_a_contact(tmp_path):
     with pytest.raises(NotAContact, match="no F1 alert"):
         exposure_day(c, config_in_force(None))
     # C's only alert is F2 (near B, a case's contact): it is not asked to share, so warnings stop at F2
-    sightings = [(broadcast_at(b, MEETING + s).rpi, interval_number(MEETING + s), MEETING + s, CLOSE_RANGE_RSSI,
-                  bytes(4)) for s in range(0, 2400, 300)]
+    sightings = [
+        (broadcast_at(b, MEETING + s).rpi, interval_number(MEETING + s), MEETING + s, CLOSE_RANGE_RSSI, bytes(4))
+        for s in range(0, 2400, 300)
+    ]
     c.add_sightings(sightings)
     keep_recursive_batch(c, b)
     with pytest.raises(NotAContact, match="warnings stop at F2"):

@@ -27,8 +27,13 @@ def test_the_readmes_walk_through_runs_as_written_and_bobs_phone_alerts(tmp_path
     script = walk_through()
     assert ". .venv/bin/activate" in script and "kill %1" in script
     shell = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "TMPDIR": str(tmp_path)}, start_new_session=True,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        start_new_session=True,
     )
     try:
         stdout, stderr = shell.communicate(timeout=100)
@@ -40,7 +45,8 @@ def test_the_readmes_walk_through_runs_as_written_and_bobs_phone_alerts(tmp_path
     assert shell.returncode == 0, stderr[-3000:]
     assert "shared 1 keys" in stdout
     # The first publish holds Alice, the only case; the second, at her deadline, publishes her batch.
-    assert ("held (VN): 1 keys in 1 sections of fewer than 5 cases, until they have 5 or 2026-11-24T08:00:00Z at the "
-            "latest") in stdout
+    assert (
+        "held (VN): 1 keys in 1 sections of fewer than 5 cases, until they have 5 or 2026-11-24T08:00:00Z at the latest"
+    ) in stdout
     assert "batch 1 (VN): 1 keys" in stdout
     assert "2026-11-22: near a case (F1): 4 matched intervals, 35 min, score 35 -> ALERT" in stdout

@@ -40,10 +40,13 @@ def tek(n: int) -> bytes:
 
 def diagnosis_key(n: int, day: int = 1, **fields) -> keys_pb2.DiagnosisKey:
     """The key of person ``n`` for the day ``day`` days before today."""
-    values = dict(
-        key_data=tek(n), rolling_start_interval_number=TODAY - 144 * day, rolling_period=144,
-        report_type=ReportType.CONFIRMED_TEST, days_since_onset_of_symptoms=0,
-    )
+    values = {
+        "key_data": tek(n),
+        "rolling_start_interval_number": TODAY - 144 * day,
+        "rolling_period": 144,
+        "report_type": ReportType.CONFIRMED_TEST,
+        "days_since_onset_of_symptoms": 0,
+    }
     values.update(fields)
     return keys_pb2.DiagnosisKey(**values)
 
@@ -63,8 +66,9 @@ def code_of(call) -> grpc.StatusCode:
 def publish(server, now: int = LATER) -> list[dict]:
     """`matcher publish` on the server's store, holding nothing back: the batches it cut."""
     store = server.process.args[server.process.args.index("--store") + 1]
-    result = matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json",
-                     *PUBLISH_EVERY_CASE)
+    result = matcher(
+        "publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json", *PUBLISH_EVERY_CASE
+    )
     return json.loads(result.stdout)["batches"]
 
 
@@ -145,8 +149,11 @@ def published_body_of(server, keys: int) -> tuple[dict, bytes]:
     """A batch of ``keys`` keys (30 a submission) and its body."""
     stub = server.authority_stub()
     for first in range(0, keys, 30):
-        submit(stub, *[diagnosis_key(0, key_data=n.to_bytes(16, "big")) for n in range(first, min(first + 30, keys))],
-               submission_id=f"s-{first}")
+        submit(
+            stub,
+            *[diagnosis_key(0, key_data=n.to_bytes(16, "big")) for n in range(first, min(first + 30, keys))],
+            submission_id=f"s-{first}",
+        )
     [published] = publish(server)
     return published, download(server.distribution_stub(), published["sequence"])
 
@@ -217,12 +224,17 @@ def test_phones_get_a_signed_default_configuration_and_authorities_can_change_it
     from exposure.v1 import distribution_pb2 as d
 
     first = open_config(distribution.GetExposureConfig(d.GetExposureConfigRequest(), timeout=10), trusted(server))
-    assert first.version == 1 and first.minimum_weighted_minutes_per_day == default_config().minimum_weighted_minutes_per_day
+    assert (
+        first.version == 1
+        and first.minimum_weighted_minutes_per_day == default_config().minimum_weighted_minutes_per_day
+    )
 
     changed = default_config()
     changed.minimum_weighted_minutes_per_day = 30
     server.authority_stub().SetExposureConfig(authority_pb2.SetExposureConfigRequest(config=changed), timeout=10)
-    now_in_force = open_config(distribution.GetExposureConfig(d.GetExposureConfigRequest(), timeout=10), trusted(server))
+    now_in_force = open_config(
+        distribution.GetExposureConfig(d.GetExposureConfigRequest(), timeout=10), trusted(server)
+    )
     assert now_in_force.version == 2 and now_in_force.minimum_weighted_minutes_per_day == 30
 
 
@@ -280,7 +292,9 @@ def test_a_patient_uploads_with_a_code_and_the_code_supplies_the_diagnosis(serve
         server.distribution_stub().ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10).batches[0],
         trusted(server),
     )
-    assert [list(s.report_types) for s in header.sections] == [[ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS]]
+    assert [list(s.report_types) for s in header.sections] == [
+        [ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_DIAGNOSIS]
+    ]
     assert batch["keys_published"] == 2
 
 
@@ -293,6 +307,7 @@ def test_a_code_works_once(server):
 def test_phones_racing_with_one_code_get_one_success_and_permission_denied_for_the_rest(server):
     """Uploads with other keys that all read the code as unused before any of them used it: the losers are told
     the code is used (PERMISSION_DENIED), never that a submission id clashed."""
+
     def status_of(n: int) -> grpc.StatusCode:
         try:
             upload(server, code, diagnosis_key(n))
@@ -372,7 +387,12 @@ def test_reflection_lists_the_services(server):
     stub = reflection_pb2_grpc.ServerReflectionStub(server.public_channel())
     [answer] = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
     names = {s.name for s in answer.list_services_response.service}
-    assert {"exposure.v1.Authority", "exposure.v1.Sharing", "exposure.v1.Distribution", "grpc.health.v1.Health"} <= names
+    assert {
+        "exposure.v1.Authority",
+        "exposure.v1.Sharing",
+        "exposure.v1.Distribution",
+        "grpc.health.v1.Health",
+    } <= names
 
 
 def test_metrics_count_calls_and_keys_without_any_key_material(server):
@@ -389,8 +409,18 @@ def test_metrics_count_calls_and_keys_without_any_key_material(server):
 def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(server, tmp_path):
     submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2, tx_power_dbm=-12))
     store = server.process.args[server.process.args.index("--store") + 1]
-    matcher("publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(LATER),
-            "--out", str(tmp_path / "out"), *PUBLISH_EVERY_CASE)
+    matcher(
+        "publish",
+        "--store",
+        store,
+        "--tls-dir",
+        str(server.tls_dir),
+        "--now",
+        str(LATER),
+        "--out",
+        str(tmp_path / "out"),
+        *PUBLISH_EVERY_CASE,
+    )
     batch_file = tmp_path / "out" / "batch-1.bin"
     inspected = matcher("inspect", str(batch_file), "--tls-dir", str(server.tls_dir), "--json")
     report = json.loads(inspected.stdout)
@@ -408,10 +438,22 @@ def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(ser
 
 
 def test_a_second_server_on_a_port_in_use_stops_with_one_line_saying_so(server, pki, tmp_path):
-    second = matcher("serve", "--store", f"sqlite:{tmp_path / 'other.db'}", "--tls-dir", str(pki),
-                     "--listen", server.public, "--authority-listen", "127.0.0.1:0", check=False, timeout=30)
+    second = matcher(
+        "serve",
+        "--store",
+        f"sqlite:{tmp_path / 'other.db'}",
+        "--tls-dir",
+        str(pki),
+        "--listen",
+        server.public,
+        "--authority-listen",
+        "127.0.0.1:0",
+        check=False,
+        timeout=30,
+    )
     assert second.returncode == 1
     ours = [line for line in second.stderr.splitlines() if line.startswith("matcher:")]
-    assert ours == [f"matcher: error: cannot listen on {server.public}: the port is in use or the address is not "
-                    "this machine's"]
+    assert ours == [
+        f"matcher: error: cannot listen on {server.public}: the port is in use or the address is not this machine's"
+    ]
     assert "Traceback" not in second.stderr

@@ -28,8 +28,21 @@ def sim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
     folder = tmp_path_factory.mktemp("sim-report")
-    result = sim("--people", "300", "--days", "7", "--infected", "0.05", "--seed", "3", "--workers", "2",
-                 "--report", str(folder), "--quiet")
+    result = sim(
+        "--people",
+        "300",
+        "--days",
+        "7",
+        "--infected",
+        "0.05",
+        "--seed",
+        "3",
+        "--workers",
+        "2",
+        "--report",
+        str(folder),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     return json.loads((folder / "report.json").read_text()), folder, result.stdout
 
@@ -96,7 +109,8 @@ def test_the_report_measures_what_publishing_contacts_costs(small_run):
     # Every contact's key was published, in RECURSIVE sections apart from the cases'.
     assert bandwidth["contact_keys_published"] == report["contacts"]["keys_accepted"] > 0
     assert bandwidth["contact_bytes"] > 0 and (
-        bandwidth["case_bytes"] + bandwidth["contact_bytes"] + bandwidth["venue_bytes"] == bandwidth["body_bytes"])
+        bandwidth["case_bytes"] + bandwidth["contact_bytes"] + bandwidth["venue_bytes"] == bandwidth["body_bytes"]
+    )
     assert bandwidth["keys_multiplier"] == pytest.approx(bandwidth["keys_published"] / bandwidth["case_keys_published"])
     assert report["batch_bytes_per_phone_day"] > report["batch_bytes_per_phone_day_without_f2"] > 0
     assert report["bytes_per_phone_day"] > report["bytes_per_phone_day_without_f2"] > 0
@@ -120,8 +134,16 @@ def test_venue_check_ins_warn_every_visitor_who_shared_a_room_with_a_case_when_b
 
 def test_the_report_folder_holds_report_json_and_the_plots(small_run):
     report, folder, stdout = small_run
-    for key in ("recall", "false_alarms_per_10k_person_days", "bytes_per_case", "bytes_per_phone_day",
-                "gaen_bytes_per_phone_day", "people", "days", "cases"):
+    for key in (
+        "recall",
+        "false_alarms_per_10k_person_days",
+        "bytes_per_case",
+        "bytes_per_phone_day",
+        "gaen_bytes_per_phone_day",
+        "people",
+        "days",
+        "cases",
+    ):
         assert key in report
     assert (report["people"], report["days"]) == (300, 7)
     for name in ("recall.png", "alerts.png", "bandwidth.png"):
@@ -132,8 +154,20 @@ def test_the_report_folder_holds_report_json_and_the_plots(small_run):
 
 def test_matcher_sim_runs_on_a_real_redis_server_and_refuses_a_store_that_is_not_empty(tmp_path):
     with RedisServer(tmp_path / "redis") as redis:
-        result = sim("--people", "80", "--days", "3", "--infected", "0.1", "--store", redis.url, "--json",
-                     "--workers", "1", "--quiet")
+        result = sim(
+            "--people",
+            "80",
+            "--days",
+            "3",
+            "--infected",
+            "0.1",
+            "--store",
+            redis.url,
+            "--json",
+            "--workers",
+            "1",
+            "--quiet",
+        )
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["run"]["store"] == "redis" and report["integrity"]["phones_refusing_a_batch"] == 0

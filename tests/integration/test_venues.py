@@ -58,8 +58,24 @@ def create_venue(folder: Path, name: str) -> str:
 
 
 def warn(service, trace: Path, start: int, end: int) -> dict:
-    return ok(ha("venue-warn", "--server", service.authority, "--tls-dir", service.tls_dir, "--authority", AUTHORITY,
-                 "--trace", trace, "--from", start, "--until", end, "--json"))
+    return ok(
+        ha(
+            "venue-warn",
+            "--server",
+            service.authority,
+            "--tls-dir",
+            service.tls_dir,
+            "--authority",
+            AUTHORITY,
+            "--trace",
+            trace,
+            "--from",
+            start,
+            "--until",
+            end,
+            "--json",
+        )
+    )
 
 
 def venue_days(db: Path, server) -> list[dict]:
@@ -76,8 +92,11 @@ def test_phones_that_checked_in_during_a_warned_hour_alert_and_others_stay_quiet
     bakery = create_venue(tmp_path / "bakery", "Bakery")
     first, second, elsewhere = (tmp_path / f"{name}.db" for name in ("first", "second", "elsewhere"))
     start = HOUR * 3600
-    for db, payload, entry, exit_ in ((first, cafe, start + 600, start + 3000), (second, cafe, start + 1200, start + 3300),
-                                      (elsewhere, bakery, start + 600, start + 3000)):
+    for db, payload, entry, exit_ in (
+        (first, cafe, start + 600, start + 3000),
+        (second, cafe, start + 1200, start + 3300),
+        (elsewhere, bakery, start + 600, start + 3000),
+    ):
         assert phone(db, "init").returncode == 0
         checked_in = ok(phone(db, "checkin", payload, "--at", entry, "--until", exit_, "--json"))
         assert checked_in["entry"] == entry and checked_in["exit"] == exit_
@@ -90,7 +109,11 @@ def test_phones_that_checked_in_during_a_warned_hour_alert_and_others_stay_quiet
 
     # The outbreak's hour at the café: both of its visitors alert, the bakery's does not.
     assert warn(service, tmp_path / "cafe" / "trace.json", start, start + 3600) == {
-        "hours": 1, "first_hour": HOUR, "last_hour": HOUR, "replayed": False}
+        "hours": 1,
+        "first_hour": HOUR,
+        "last_hour": HOUR,
+        "replayed": False,
+    }
     assert len(publish(service, now=NOW + 120)) == 1
     for db, minutes in ((first, 40), (second, 35)):
         [visit] = venue_days(db, service)

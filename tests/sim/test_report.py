@@ -33,8 +33,14 @@ def outcome() -> Outcome:
     epidemic.infected_day[0], epidemic.onset_day[0], epidemic.diagnosed_day[0] = -3, 1, 1
     epidemic.symptomatic[0], epidemic.upload[0] = True, SHARED_WITH_CODE
     # Person-days with contact to the case: (person, day, close minutes, minutes at any distance).
-    rows = [(1, 0, 40.0, 40.0), (2, 0, 15.0, 15.0), (3, 1, 12.0, 12.0), (4, 1, 0.0, 90.0), (5, 1, 7.0, 7.0),
-            (1, 1, 20.0, 25.0)]
+    rows = [
+        (1, 0, 40.0, 40.0),
+        (2, 0, 15.0, 15.0),
+        (3, 1, 12.0, 12.0),
+        (4, 1, 0.0, 90.0),
+        (5, 1, 7.0, 7.0),
+        (1, 1, 20.0, 25.0),
+    ]
     exposures = Exposures(*(np.array(column) for column in zip(*rows)))
     alerts = {
         (1, 0): 2,  # truly exposed, found the morning after day 1 (2 days later)
@@ -43,17 +49,36 @@ def outcome() -> Outcome:
         (4, 1): 2,  # 90 minutes, farther than close range
         (9, 2): 3,  # no contact at all: a filter false positive
     }  # person 2 (15 minutes) was missed
-    batch = Batch(day=1, sequence=1, keys=4, keys_published=4, elements=576, sections=1, body_bytes=4000,
-                  build_seconds=0.02, publish_command_seconds=0.7, gaen_export_bytes=300, case_elements=576,
-                  gaen_export_bytes_cases=300)
-    days = [DayStats(day=d, date=f"2026-03-0{d + 2}", bytes_downloaded=PEOPLE * 600, sightings=100 * PEOPLE)
-            for d in range(DAYS)]
+    batch = Batch(
+        day=1,
+        sequence=1,
+        keys=4,
+        keys_published=4,
+        elements=576,
+        sections=1,
+        body_bytes=4000,
+        build_seconds=0.02,
+        publish_command_seconds=0.7,
+        gaen_export_bytes=300,
+        case_elements=576,
+        gaen_export_bytes_cases=300,
+    )
+    days = [
+        DayStats(day=d, date=f"2026-03-0{d + 2}", bytes_downloaded=PEOPLE * 600, sightings=100 * PEOPLE)
+        for d in range(DAYS)
+    ]
     days[1].batch, days[1].cases_published = batch, 1
     return Outcome(
-        settings=settings, population=build_population(PEOPLE, settings.params, np.random.default_rng(0)),
-        epidemic=epidemic, exposures=exposures, contacts=np.empty((0, 6), dtype=np.int64), days=days,
-        alerts=alerts, sync_seconds=np.full((DAYS, PEOPLE), 0.004),
-        check_seconds=np.full((DAYS, PEOPLE), 0.002), phase_seconds={"phones": 3.0, "service": 1.0},
+        settings=settings,
+        population=build_population(PEOPLE, settings.params, np.random.default_rng(0)),
+        epidemic=epidemic,
+        exposures=exposures,
+        contacts=np.empty((0, 6), dtype=np.int64),
+        days=days,
+        alerts=alerts,
+        sync_seconds=np.full((DAYS, PEOPLE), 0.004),
+        check_seconds=np.full((DAYS, PEOPLE), 0.002),
+        phase_seconds={"phones": 3.0, "service": 1.0},
         held_at_end=[],
     )
 
@@ -91,14 +116,22 @@ def test_false_alarms_are_counted_per_10000_person_days_against_the_specs_target
     assert report["false_alarms_per_10k_person_days"] == pytest.approx(3 / (PEOPLE * DAYS) * 10_000)
     assert report["filter_false_alarms_per_10k_person_days"] == pytest.approx(1 / (PEOPLE * DAYS) * 10_000)
     # docs/spec.md: 1 false alarm per 10,000 phones per year
-    assert TARGET_PER_10K_PERSON_DAYS == pytest.approx(1 / 365)
+    assert pytest.approx(1 / 365) == TARGET_PER_10K_PERSON_DAYS
     assert report["alerts"]["target_scaled_to_run"] == pytest.approx(PEOPLE * DAYS / 10_000 / 365)
 
 
 def test_the_report_has_the_keys_the_issue_names():
     report = build_report(outcome())
-    for key in ("recall", "false_alarms_per_10k_person_days", "bytes_per_case", "bytes_per_phone_day",
-                "gaen_bytes_per_phone_day", "people", "days", "cases"):
+    for key in (
+        "recall",
+        "false_alarms_per_10k_person_days",
+        "bytes_per_case",
+        "bytes_per_phone_day",
+        "gaen_bytes_per_phone_day",
+        "people",
+        "days",
+        "cases",
+    ):
         assert key in report
     assert report["people"] == PEOPLE and report["days"] == DAYS and report["recall"] == 0.5
 
@@ -114,10 +147,19 @@ def test_the_epidemic_summary_counts_uploads_only_for_diagnoses_inside_the_run()
 
 def test_a_morning_after_the_run_counts_its_batch_and_bytes_per_morning_the_phones_synced():
     result = outcome()
-    extra = DayStats(day=DAYS, date="2026-03-05", after_the_run=True, bytes_downloaded=PEOPLE * 600,
-                     cases_published=2)
-    extra.batch = Batch(day=DAYS, sequence=2, keys=8, keys_published=8, elements=1152, sections=1, body_bytes=8000,
-                        build_seconds=0.02, publish_command_seconds=0.7, gaen_export_bytes=500)
+    extra = DayStats(day=DAYS, date="2026-03-05", after_the_run=True, bytes_downloaded=PEOPLE * 600, cases_published=2)
+    extra.batch = Batch(
+        day=DAYS,
+        sequence=2,
+        keys=8,
+        keys_published=8,
+        elements=1152,
+        sections=1,
+        body_bytes=8000,
+        build_seconds=0.02,
+        publish_command_seconds=0.7,
+        gaen_export_bytes=500,
+    )
     result.days.append(extra)
     result.held_at_end.extend([5, 6])
 
@@ -134,13 +176,23 @@ def f2_outcome() -> Outcome:
     """outcome() with contacts: persons 1 and 4 (F1 alerts on morning 2) shared as contacts on morning 2, and the
     batch of morning 3 published their keys in a RECURSIVE section."""
     result = outcome()
-    minutes = lambda rows: Exposures(*(np.array(column, dtype=float if i > 1 else np.int64)  # noqa: E731
-                                       for i, column in enumerate(zip(*rows))))
+
+    def minutes(rows):
+        return Exposures(*(np.array(column, dtype=float if i > 1 else np.int64) for i, column in enumerate(zip(*rows))))
+
     # The truth of F2: minutes with truly exposed contacts who shared, from their exposure on.
     result.f2_exposures = minutes([(10, 2, 45.0, 45.0), (11, 2, 20.0, 20.0), (12, 2, 8.0, 8.0), (1, 1, 30.0, 30.0)])
     # Minutes with every contact who shared (4's exposure was a false alarm: 13 met only 4).
-    result.f2_contact_minutes = minutes([(10, 2, 45.0, 45.0), (11, 2, 20.0, 20.0), (12, 2, 8.0, 8.0),
-                                         (13, 2, 40.0, 40.0), (14, 2, 2.0, 30.0), (1, 1, 30.0, 30.0)])
+    result.f2_contact_minutes = minutes(
+        [
+            (10, 2, 45.0, 45.0),
+            (11, 2, 20.0, 20.0),
+            (12, 2, 8.0, 8.0),
+            (13, 2, 40.0, 40.0),
+            (14, 2, 2.0, 30.0),
+            (1, 1, 30.0, 30.0),
+        ]
+    )
     result.f2_alerts = {
         (10, 2): 4,  # truly F2-exposed, warned at F2
         (12, 2): 4,  # 8 minutes: shorter
@@ -152,10 +204,21 @@ def f2_outcome() -> Outcome:
     }  # 11 (20 minutes, F2-exposed) was not warned
     result.contact_shares = {1: (2, 0, [0, 1]), 4: (2, 1, [1])}
     result.days[2].designated_f1, result.days[2].contacts_shared, result.days[2].contact_keys_accepted = 3, 2, 3
-    result.days[2].batch = Batch(day=2, sequence=2, keys=3, keys_published=3, elements=432, sections=1,
-                                 body_bytes=1500, build_seconds=0.02, publish_command_seconds=0.7,
-                                 gaen_export_bytes=200, contact_keys_published=3, contact_elements=432,
-                                 contact_bytes=1500)
+    result.days[2].batch = Batch(
+        day=2,
+        sequence=2,
+        keys=3,
+        keys_published=3,
+        elements=432,
+        sections=1,
+        body_bytes=1500,
+        build_seconds=0.02,
+        publish_command_seconds=0.7,
+        gaen_export_bytes=200,
+        contact_keys_published=3,
+        contact_elements=432,
+        contact_bytes=1500,
+    )
     result.days[2].contacts_published = 2
     result.f1_days_only_contact_keys = {(2, 0)}
     return result
@@ -164,7 +227,13 @@ def f2_outcome() -> Outcome:
 def test_f2_alerts_are_true_or_truly_f1_exposed_or_false_after_a_shorter_farther_untrue_or_no_contact():
     kinds = classify_f2_alerts(f2_outcome())
     assert (kinds.true, kinds.f1_day, kinds.shorter, kinds.farther, kinds.untrue_source, kinds.no_contact) == (
-        1, 1, 1, 1, 1, 1)
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
     assert kinds.false == 4 and kinds.by_morning == {3: (0, 1, 0, 0, 0, 0), 4: (1, 0, 1, 1, 1, 1)}
 
 
@@ -216,12 +285,21 @@ def venue_outcome() -> Outcome:
     result = outcome()
     noon = (dt.date(2026, 3, 2) - dt.date(1970, 1, 1)).days * 86400 + 12 * 3600
     result.room_exposures = RoomExposures(
-        person=np.array([20, 21, 22, 23]), day=np.array([0, 0, 0, 0]),
-        minutes=np.array([60.0, 30.0, 10.0, 45.0]), checked_in_minutes=np.array([60.0, 0.0, 10.0, 45.0]))
-    result.checkins = np.array([
-        (20, 3, noon, noon + 3600, 0), (22, 3, noon + 3000, noon + 5400, 0), (24, 3, noon + 3600, noon + 5400, 0),
-        (25, 4, noon, noon + 3600, 0), (23, 3, noon, noon + 2700, 0),
-    ], dtype=np.int64)
+        person=np.array([20, 21, 22, 23]),
+        day=np.array([0, 0, 0, 0]),
+        minutes=np.array([60.0, 30.0, 10.0, 45.0]),
+        checked_in_minutes=np.array([60.0, 0.0, 10.0, 45.0]),
+    )
+    result.checkins = np.array(
+        [
+            (20, 3, noon, noon + 3600, 0),
+            (22, 3, noon + 3000, noon + 5400, 0),
+            (24, 3, noon + 3600, noon + 5400, 0),
+            (25, 4, noon, noon + 3600, 0),
+            (23, 3, noon, noon + 2700, 0),
+        ],
+        dtype=np.int64,
+    )
     result.warned_hours = {(3, noon // 3600), (3, noon // 3600 + 1)}
     result.venue_alerts = {
         (20, 0): 2,  # an hour in the room with the case: true

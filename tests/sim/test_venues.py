@@ -16,7 +16,7 @@ from clients.sim.truth import Truth
 from clients.sim.venues import Visits, build_venues, check_in_habit, day_visits, shared_air
 
 PARAMS = Params()
-MONDAY = int(dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc).timestamp())
+MONDAY = int(dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp())
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +60,16 @@ def _visits(rows, checked_in=None):
 
 
 def test_shared_air_pairs_each_source_visit_with_every_overlapping_visit_of_the_same_venue_only():
-    visits = _visits([
-        (0, 5, 0, 3600),  # the source, at venue 5 from 00:00 to 01:00
-        (1, 5, 1800, 7200),  # overlaps 30 minutes
-        (2, 5, 3600, 4000),  # comes as the source leaves: no overlap
-        (3, 6, 0, 3600),  # same time, another venue
-        (4, 5, 600, 1200),  # 10 minutes, inside
-    ], checked_in=[True, False, True, True, True])
+    visits = _visits(
+        [
+            (0, 5, 0, 3600),  # the source, at venue 5 from 00:00 to 01:00
+            (1, 5, 1800, 7200),  # overlaps 30 minutes
+            (2, 5, 3600, 4000),  # comes as the source leaves: no overlap
+            (3, 6, 0, 3600),  # same time, another venue
+            (4, 5, 600, 1200),  # 10 minutes, inside
+        ],
+        checked_in=[True, False, True, True, True],
+    )
     air = shared_air(visits, np.array([True, False, False, False, False]))
     rows = sorted(zip(air.visitor.tolist(), air.source.tolist(), air.seconds.tolist(), air.visitor_checked_in.tolist()))
     assert rows == [(1, 0, 1800, False), (4, 0, 600, True)]
@@ -89,12 +92,18 @@ def test_airborne_infections_come_only_from_infectious_people_in_the_room():
 def test_room_exposures_sum_minutes_with_reported_cases_and_count_apart_those_where_both_checked_in():
     truth = Truth(close_range_m=2.0)
     infectious = np.array([2, 1, 0, 0, 0])
-    visits = _visits([(0, 1, 0, 3600), (1, 1, 0, 3600), (2, 1, 0, 1200), (3, 1, 1800, 3600), (4, 2, 0, 3600)],
-                     checked_in=[True, False, True, True, True])
+    visits = _visits(
+        [(0, 1, 0, 3600), (1, 1, 0, 3600), (2, 1, 0, 1200), (3, 1, 1800, 3600), (4, 2, 0, 3600)],
+        checked_in=[True, False, True, True, True],
+    )
     truth.record_rooms(shared_air(visits, infectious > 0), infectious, 0)
     only_0 = truth.room_exposures(np.array([True, False, False, False, False]))
-    rows = {(p, d): (m, c) for p, d, m, c in zip(only_0.person.tolist(), only_0.day.tolist(),
-                                                  only_0.minutes.tolist(), only_0.checked_in_minutes.tolist())}
+    rows = {
+        (p, d): (m, c)
+        for p, d, m, c in zip(
+            only_0.person.tolist(), only_0.day.tolist(), only_0.minutes.tolist(), only_0.checked_in_minutes.tolist()
+        )
+    }
     # 1 did not check in; 2 was there 20 minutes, 3 for 30; 4 was elsewhere.
     assert rows == {(1, 0): (60, 0), (2, 0): (20, 20), (3, 0): (30, 30)}
     both = truth.room_exposures(np.array([True, True, False, False, False]))

@@ -16,7 +16,7 @@ from clients.sim.truth import Truth, union_seconds, union_seconds_by_group
 from matcher.exposure_config import default_config, infectiousness_of
 
 PARAMS = Params()
-MONDAY = int(dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc).timestamp())
+MONDAY = int(dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp())
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,12 @@ def test_both_phones_of_an_encounter_hear_each_other_at_their_own_scans(populati
     from clients.sim.encounters import Encounters
 
     encounter = Encounters(
-        a=np.array([0]), b=np.array([1]), start=np.array([MONDAY + 3600]), duration=np.array([1800]),
-        distance=np.array([1.0]), setting=np.array([HOME], dtype=np.int8),
+        a=np.array([0]),
+        b=np.array([1]),
+        start=np.array([MONDAY + 3600]),
+        duration=np.array([1800]),
+        distance=np.array([1.0]),
+        setting=np.array([HOME], dtype=np.int8),
     )
     heard = scan(encounter, population, PARAMS, np.random.default_rng(4))
     assert sorted(set(zip(heard.observer.tolist(), heard.subject.tolist()))) == [(0, 1), (1, 0)]
@@ -100,8 +104,12 @@ def test_rssi_is_the_advertised_tx_power_minus_the_attenuation_of_the_distance(p
     n = 4000
     quiet = Params(encounter_sigma_db=0.0, sighting_sigma_db=0.0)
     encounters = Encounters(
-        a=np.zeros(n, dtype=np.int64), b=np.ones(n, dtype=np.int64), start=MONDAY + np.arange(n) * 600,
-        duration=np.full(n, 300), distance=np.full(n, 2.0), setting=np.zeros(n, dtype=np.int8),
+        a=np.zeros(n, dtype=np.int64),
+        b=np.ones(n, dtype=np.int64),
+        start=MONDAY + np.arange(n) * 600,
+        duration=np.full(n, 300),
+        distance=np.full(n, 2.0),
+        setting=np.zeros(n, dtype=np.int8),
     )
     heard = scan(encounters, population, quiet, np.random.default_rng(5))
     expected = np.rint(population.tx_power[heard.subject] - attenuation_db(np.array(2.0), quiet))
@@ -120,8 +128,11 @@ def test_a_15_minute_contact_at_close_range_reaches_the_alert_threshold_as_a_pho
     pairs = rng.integers(0, 1000, size=(n, 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     encounters = Encounters(
-        a=pairs[:, 0], b=pairs[:, 1], start=MONDAY + rng.integers(0, 80000, len(pairs)),
-        duration=np.full(len(pairs), 900), distance=rng.uniform(0.3, PARAMS.close_range_m, len(pairs)),
+        a=pairs[:, 0],
+        b=pairs[:, 1],
+        start=MONDAY + rng.integers(0, 80000, len(pairs)),
+        duration=np.full(len(pairs), 900),
+        distance=rng.uniform(0.3, PARAMS.close_range_m, len(pairs)),
         setting=np.zeros(len(pairs), dtype=np.int8),
     )
     heard = scan(encounters, population, PARAMS, rng)
@@ -176,8 +187,12 @@ def test_only_infectious_people_transmit_and_only_to_people_not_yet_infected(pop
     from clients.sim.encounters import Encounters
 
     encounters = Encounters(
-        a=np.array([0, 2, 4]), b=np.array([1, 3, 0]), start=np.full(3, MONDAY), duration=np.full(3, 3600),
-        distance=np.full(3, 1.0), setting=np.zeros(3, dtype=np.int8),
+        a=np.array([0, 2, 4]),
+        b=np.array([1, 3, 0]),
+        start=np.full(3, MONDAY),
+        duration=np.full(3, 3600),
+        distance=np.full(3, 1.0),
+        setting=np.zeros(3, dtype=np.int8),
     )
     assert epidemic.transmit(encounters, 0, np.random.default_rng(1)) == 2
     assert epidemic.infected_by[1] == 0 and epidemic.infected_by[4] == 0
@@ -206,15 +221,20 @@ def test_exposure_minutes_are_unions_per_case_summed_over_cases_and_close_counts
     truth = Truth(close_range_m=2.0)
     # Person 1 meets case 0 twice (overlapping, one close), and case 2 (close); person 3 meets case 0 far away.
     encounters = Encounters(
-        a=np.array([0, 0, 2, 0]), b=np.array([1, 1, 1, 3]),
-        start=MONDAY + np.array([0, 300, 0, 0]), duration=np.array([600, 600, 420, 3600]),
-        distance=np.array([1.0, 3.0, 1.5, 5.0]), setting=np.zeros(4, dtype=np.int8),
+        a=np.array([0, 0, 2, 0]),
+        b=np.array([1, 1, 1, 3]),
+        start=MONDAY + np.array([0, 300, 0, 0]),
+        duration=np.array([600, 600, 420, 3600]),
+        distance=np.array([1.0, 3.0, 1.5, 5.0]),
+        setting=np.zeros(4, dtype=np.int8),
     )
     infectious = np.array([2, 0, 1, 0])
     truth.record(encounters, infectious, day=4)
     exposures = truth.exposures(np.array([True, False, True, False]))
-    rows = {(p, d): (c, a) for p, d, c, a in zip(exposures.person, exposures.day, exposures.close_minutes,
-                                                   exposures.any_minutes)}
+    rows = {
+        (p, d): (c, a)
+        for p, d, c, a in zip(exposures.person, exposures.day, exposures.close_minutes, exposures.any_minutes)
+    }
     assert rows[(1, 4)] == (10 + 7, 15 + 7)
     assert rows[(3, 4)] == (0, 60)
     only_case_2 = truth.exposures(np.array([False, False, True, False]))
@@ -233,8 +253,14 @@ def _encounters(rows):
     from clients.sim.encounters import Encounters
 
     a, b, start, minutes, distance = (np.array(column) for column in zip(*rows))
-    return Encounters(a=a, b=b, start=MONDAY + start, duration=minutes * 60, distance=distance.astype(float),
-                      setting=np.zeros(len(rows), dtype=np.int8))
+    return Encounters(
+        a=a,
+        b=b,
+        start=MONDAY + start,
+        duration=minutes * 60,
+        distance=distance.astype(float),
+        setting=np.zeros(len(rows), dtype=np.int8),
+    )
 
 
 def test_the_truth_keeps_every_encounter_of_people_who_met_an_infectious_reported_case_from_that_day_on():
@@ -258,13 +284,20 @@ def test_f2_truth_counts_minutes_with_truly_exposed_contacts_after_their_exposur
     truth = Truth(close_range_m=2.0)
     reported = np.array([True, False, False, False, False, False])
     infectious = np.array([2, 0, 0, 0, 0, 0])
-    truth.record(_encounters([
-        (1, 2, 0, 30, 1.0),  # day 0, 00:00: 1 meets 2, before 1's exposure: never counts
-        (0, 1, 3600, 20, 1.0),  # 01:00: 1 is truly exposed (20 close minutes with case 0)
-        (1, 2, 7200, 25, 1.0),  # 02:00: 25 close minutes with 2, after the exposure
-        (0, 5, 3600, 10, 1.0),  # 5 meets the case for 10 minutes: not truly exposed, but may alert and share
-        (5, 3, 7200, 40, 1.0),  # 3 meets 5, who shared: minutes with a contact not truly exposed
-    ]), infectious, 0, reported)
+    truth.record(
+        _encounters(
+            [
+                (1, 2, 0, 30, 1.0),  # day 0, 00:00: 1 meets 2, before 1's exposure: never counts
+                (0, 1, 3600, 20, 1.0),  # 01:00: 1 is truly exposed (20 close minutes with case 0)
+                (1, 2, 7200, 25, 1.0),  # 02:00: 25 close minutes with 2, after the exposure
+                (0, 5, 3600, 10, 1.0),  # 5 meets the case for 10 minutes: not truly exposed, but may alert and share
+                (5, 3, 7200, 40, 1.0),  # 3 meets 5, who shared: minutes with a contact not truly exposed
+            ]
+        ),
+        infectious,
+        0,
+        reported,
+    )
     truth.record(_encounters([(1, 4, 86400, 30, 1.5)]), np.zeros(6, dtype=np.int8), 1, reported)
     exposures = truth.exposures(reported)
     exposed = exposures.exposed(15)

@@ -41,14 +41,17 @@ class HttpsFiles:
 
             def _record(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                files.requests.append(Request(self.command, self.path, dict(self.headers.items()),
-                                              self.rfile.read(length) if length else b""))
+                files.requests.append(
+                    Request(
+                        self.command, self.path, dict(self.headers.items()), self.rfile.read(length) if length else b""
+                    )
+                )
 
-            def do_POST(self) -> None:  # noqa: N802 - recorded, then refused: a phone must never send one
+            def do_POST(self) -> None:
                 self._record()
                 self.send_error(405)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._record()
                 path = Path(self.translate_path(self.path))
                 if not path.is_file():

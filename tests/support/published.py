@@ -48,7 +48,8 @@ def published_batches(store: Store, trusted: TrustedKeys) -> list[Published]:
             header = open_header(batch_pb2.SignedBatchHeader.FromString(stored.signed_header), trusted)
             assert header.sequence == stored.sequence and header.body_size == stored.body_size
             body = b"".join(
-                store.read_body(stored.sequence, offset, READ_CHUNK) for offset in range(0, stored.body_size, READ_CHUNK)
+                store.read_body(stored.sequence, offset, READ_CHUNK)
+                for offset in range(0, stored.body_size, READ_CHUNK)
             )
             found.append(Published(header, open_body(header, body)))  # BatchRejected if half-written
             after = stored.sequence
@@ -138,8 +139,11 @@ def check_exactly_once(
     holders = sections_holding(keys, batches)
     for batch, holding in zip(batches, holders):
         for index, section in enumerate(batch.sections):
-            held = [DiagnosisKey(data, start, period, ReportType.CONFIRMED_TEST)
-                    for (data, start, period), at in zip(keys, holding) if at == index]
+            held = [
+                DiagnosisKey(data, start, period, ReportType.CONFIRMED_TEST)
+                for (data, start, period), at in zip(keys, holding)
+                if at == index
+            ]
             expected = np.unique(key_hashes(held, batch.header.salt, section.info.hash_range))
             # Exactly the hashes of every element of the keys found here: nothing invented, nothing lost. (Two
             # elements of one section may share a hash, stored once, so hashes are compared, not counts.)

@@ -137,7 +137,7 @@ class ReplicatedCluster:
             except redis.RedisError:
                 pass  # a node still starting or being promoted
             if time.monotonic() > deadline:
-                logs = "\n".join(f"--- node {n.port}:\n{n._log_tail(5)}" for n in self.nodes)  # noqa: SLF001
+                logs = "\n".join(f"--- node {n.port}:\n{n._log_tail(5)}" for n in self.nodes)
                 raise RedisServerFailed(f"timed out waiting for {what}\n{logs}")
             time.sleep(0.05)
 

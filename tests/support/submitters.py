@@ -23,7 +23,9 @@ from tests.integration.conftest import TODAY
 
 # Codes after which the same submission may be sent again unchanged: the server was away or busy. Resending is
 # safe because a submission id with the same content is answered as the first time.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED})
+RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
 
 
 def unique_key(label: str, day: int) -> keys_pb2.DiagnosisKey:
@@ -119,7 +121,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         try:
             self._call()
-        except BaseException as error:  # noqa: BLE001 - handed to the joining thread
+        except BaseException as error:
             self.error = error
 
     def finish(self, timeout: float = 120.0) -> None:
@@ -138,7 +140,9 @@ def started(*workers: Worker) -> list[Worker]:
 def health(channel: grpc.Channel, service: str = "") -> int | None:
     """The health status the server reports, or None when it does not answer."""
     try:
-        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        return (
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        )
     except grpc.RpcError:
         return None
 

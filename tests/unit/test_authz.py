@@ -23,7 +23,9 @@ def test_contact_interval_pruning_is_off_unless_an_authority_chooses_it(tmp_path
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_a_flag_that_is_not_true_or_false_is_refused_naming_the_authority(tmp_path, value):
-    with pytest.raises(ValueError, match="authority 'ha-north' is malformed .*contact_intervals_only must be true or false"):
+    with pytest.raises(
+        ValueError, match="authority 'ha-north' is malformed .*contact_intervals_only must be true or false"
+    ):
         load_policies(write(tmp_path, contact_intervals_only=value))
 
 

@@ -24,15 +24,27 @@ SIGNING_KEY = generate_signing_key()
 TRUSTED = TrustedKeys([SIGNING_KEY.verifying_key()])
 
 
-def key(n: int, start: int = DAY, period: int = 144, report_type: ReportType = ReportType.CONFIRMED_TEST,
-        days_since_onset: int | None = None) -> DiagnosisKey:
+def key(
+    n: int,
+    start: int = DAY,
+    period: int = 144,
+    report_type: ReportType = ReportType.CONFIRMED_TEST,
+    days_since_onset: int | None = None,
+) -> DiagnosisKey:
     key_data = hashlib.sha256(b"key %d" % n).digest()[:16]
     return DiagnosisKey(key_data, start, period, report_type, days_since_onset)
 
 
 def cut(keys: list[DiagnosisKey], **overrides) -> batches.BuiltBatch:
-    arguments = dict(sequence=1, published_at=PUBLISHED_AT, region="VN", config=default_config(),
-                     signing_key=SIGNING_KEY, error_rate=ERROR_RATE, salt=bytes(range(16)))
+    arguments = {
+        "sequence": 1,
+        "published_at": PUBLISHED_AT,
+        "region": "VN",
+        "config": default_config(),
+        "signing_key": SIGNING_KEY,
+        "error_rate": ERROR_RATE,
+        "salt": bytes(range(16)),
+    }
     arguments.update(overrides)
     return build_batch(keys, **arguments)
 
@@ -71,7 +83,10 @@ def sections_of(built: batches.BuiltBatch) -> list[tuple[tuple, tuple, int]]:
 
 def test_classes_the_configuration_weighs_alike_share_a_section():
     # default weights: tests and clinical diagnoses 1.0, self-reports 0.8; both infectiousness levels 1.0
-    assert sections_of(cut(MIXED)) == [(TESTS_AND_DIAGNOSES, BOTH_LEVELS, 5 * 144), ((ReportType.SELF_REPORT,), BOTH_LEVELS, 37)]
+    assert sections_of(cut(MIXED)) == [
+        (TESTS_AND_DIAGNOSES, BOTH_LEVELS, 5 * 144),
+        ((ReportType.SELF_REPORT,), BOTH_LEVELS, 37),
+    ]
     assert (cut(MIXED).keys_published, cut(MIXED).elements) == (6, 757)
 
 
@@ -80,7 +95,8 @@ def test_a_configuration_that_weighs_infectiousness_levels_differently_splits_th
     config.weight_infectiousness_standard = 0.6
     config.weight_self_report = 1.0
     assert sections_of(cut(MIXED, config=config)) == [
-        ((1, 2, 3), (Infectiousness.STANDARD,), 4 * 144 + 37), ((1, 2, 3), (Infectiousness.HIGH,), 144)
+        ((1, 2, 3), (Infectiousness.STANDARD,), 4 * 144 + 37),
+        ((1, 2, 3), (Infectiousness.HIGH,), 144),
     ]
 
 
@@ -96,7 +112,9 @@ def test_the_header_describes_the_body_and_names_its_signing_key():
     for info in header.sections:
         data = built.body[info.offset : info.offset + info.length]
         assert info.offset == offset
-        assert len(decode_set(data, info.count, info.rice_parameter, info.quotient_bytes, info.hash_range)) == info.count
+        assert (
+            len(decode_set(data, info.count, info.rice_parameter, info.quotient_bytes, info.hash_range)) == info.count
+        )
         offset += info.length
     assert offset == len(built.body)
 
@@ -214,8 +232,9 @@ def test_observations_made_at_or_after_publication_are_not_tested():
 
 
 def test_only_observations_whose_tested_intervals_reach_the_covered_range_are_tested():
-    header = batch_pb2.BatchHeader(first_interval=100, last_interval=200, published_at=10**9,
-                                   sections=[batch_pb2.Section()])
+    header = batch_pb2.BatchHeader(
+        first_interval=100, last_interval=200, published_at=10**9, sections=[batch_pb2.Section()]
+    )
     skew = CLOCK_SKEW_SECONDS
     seen = np.array([100 * 600 - skew - 1, 100 * 600 - skew, 201 * 600 + skew - 1, 201 * 600 + skew, 150 * 600])
     assert batches.eligible(header, seen).tolist() == [False, True, True, False, True]
@@ -356,10 +375,16 @@ def test_two_sections_covering_one_risk_class_or_an_unpublished_class_are_refuse
 
     with pytest.raises(BatchRejected, match="an earlier section covers"):
         open_body(signed_with(edited(built, overlap)), built.body)
-    for field, values in (("infectiousness", [Infectiousness.NONE]), ("infectiousness", []),
-                          ("report_types", [ReportType.REVOKED]), ("report_types", []),
-                          ("report_types", [ReportType.SELF_REPORT, ReportType.SELF_REPORT])):
-        header = edited(built, lambda h: (h.sections[1].ClearField(field), getattr(h.sections[1], field).extend(values)))
+    for field, values in (
+        ("infectiousness", [Infectiousness.NONE]),
+        ("infectiousness", []),
+        ("report_types", [ReportType.REVOKED]),
+        ("report_types", []),
+        ("report_types", [ReportType.SELF_REPORT, ReportType.SELF_REPORT]),
+    ):
+        header = edited(
+            built, lambda h: (h.sections[1].ClearField(field), getattr(h.sections[1], field).extend(values))
+        )
         with pytest.raises(BatchRejected, match="not distinct published"):
             open_body(signed_with(header), built.body)
 
@@ -381,10 +406,13 @@ def test_a_batch_file_round_trips_and_starts_with_the_magic(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "not a batch file"), (b"GAEN EXPORT FILE\0\0\0\0", "not a batch file"),
-     (b"EXPOSURE BATCH 1" + (4).to_bytes(4, "little") + b"abcd", "not a batch file of format 2"),
-     (b"EXPOSURE BATCH 2" + (100).to_bytes(4, "little") + b"x", "truncated"),
-     (b"EXPOSURE BATCH 2" + (1).to_bytes(4, "little") + b"\xff", "does not parse")],
+    [
+        (b"", "not a batch file"),
+        (b"GAEN EXPORT FILE\0\0\0\0", "not a batch file"),
+        (b"EXPOSURE BATCH 1" + (4).to_bytes(4, "little") + b"abcd", "not a batch file of format 2"),
+        (b"EXPOSURE BATCH 2" + (100).to_bytes(4, "little") + b"x", "truncated"),
+        (b"EXPOSURE BATCH 2" + (1).to_bytes(4, "little") + b"\xff", "does not parse"),
+    ],
 )
 def test_a_file_that_is_not_a_batch_is_refused_with_a_reason(tmp_path, content, reason):
     path = tmp_path / "bad.bin"
@@ -427,8 +455,13 @@ def test_describe_shows_a_tampered_batch_as_not_ok_and_says_why():
 def test_a_key_pruned_to_its_contact_intervals_publishes_those_and_no_other():
     bitmap = (0b1110 << 40).to_bytes(18, "little")  # intervals 41, 42 and 43 of the key's day
     pruned = DiagnosisKey(key(1).key_data, DAY, 144, ReportType.CONFIRMED_TEST, contact_intervals=bitmap)
-    built = cut([pruned, key(2), DiagnosisKey(key(3).key_data, DAY, 144, ReportType.CONFIRMED_TEST,
-                                              contact_intervals=bytes(18))])  # no contact at all: nothing
+    built = cut(
+        [
+            pruned,
+            key(2),
+            DiagnosisKey(key(3).key_data, DAY, 144, ReportType.CONFIRMED_TEST, contact_intervals=bytes(18)),
+        ]
+    )  # no contact at all: nothing
     assert (built.keys_published, built.elements) == (2, 3 + 144)
     header, sections = opened(built)
     found = match(header, sections, *observations(pruned))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 from cryptography import x509
 from cryptography.x509 import DNSName
@@ -14,8 +15,17 @@ from matcher.signing import load_signing_key
 
 def test_the_pki_has_every_file_the_server_and_clients_read(tmp_path):
     written = write_dev_pki(tmp_path, ["ha-north"])
-    for name in ("ca.pem", "ca.key", "server.pem", "server.key", "ha-north.pem", "ha-north.key", "signing.key",
-                 "signing.pub.pem", "authorities.json"):
+    for name in (
+        "ca.pem",
+        "ca.key",
+        "server.pem",
+        "server.key",
+        "ha-north.pem",
+        "ha-north.key",
+        "signing.key",
+        "signing.pub.pem",
+        "authorities.json",
+    ):
         assert name in written and (tmp_path / name).exists(), name
     assert (tmp_path / "server.key").stat().st_mode & 0o777 == 0o600
 

@@ -28,8 +28,10 @@ def violations(status) -> list[error_details_pb2.BadRequest.FieldViolation]:
 def test_a_request_breaking_thousands_of_rules_gets_the_first_ones_and_a_count_of_the_rest():
     error = InvalidArgument(
         "the exposure configuration is not valid",
-        [Violation(f"config.infectiousness_for_days_since_onset[{d}]", "days since onset must be -14..14")
-         for d in range(1000, 3000)],
+        [
+            Violation(f"config.infectiousness_for_days_since_onset[{d}]", "days since onset must be -14..14")
+            for d in range(1000, 3000)
+        ],
     )
     status = to_status(error)
     listed = violations(status)
@@ -40,8 +42,10 @@ def test_a_request_breaking_thousands_of_rules_gets_the_first_ones_and_a_count_o
 
 def test_a_message_and_descriptions_echoing_huge_input_are_clipped():
     echoed = "\U0001f600" * 5000
-    error = PermissionDenied(f"authority 'x' may not submit for region {echoed!r}",
-                             [Violation("symptom_onset_date", f"{echoed!r} is not a date")])
+    error = PermissionDenied(
+        f"authority 'x' may not submit for region {echoed!r}",
+        [Violation("symptom_onset_date", f"{echoed!r} is not a date")],
+    )
     status = to_status(error)
     assert status.details.startswith("authority 'x' may not submit for region") and status.details.endswith("\u2026")
     [violation] = violations(status)
@@ -50,6 +54,8 @@ def test_a_message_and_descriptions_echoing_huge_input_are_clipped():
 
 
 def test_a_small_refusal_is_unchanged():
-    status = to_status(InvalidArgument("the submission is malformed", [Violation("keys", "at least one key is required")]))
+    status = to_status(
+        InvalidArgument("the submission is malformed", [Violation("keys", "at least one key is required")])
+    )
     assert status.details == "the submission is malformed"
     assert [(v.field, v.description) for v in violations(status)] == [("keys", "at least one key is required")]

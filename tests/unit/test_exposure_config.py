@@ -21,8 +21,14 @@ def test_the_default_configuration_is_valid():
 
 @pytest.mark.parametrize(
     "days, expected",
-    [(None, Infectiousness.STANDARD), (-5, Infectiousness.NONE), (-2, Infectiousness.HIGH),
-     (3, Infectiousness.HIGH), (4, Infectiousness.STANDARD), (14, Infectiousness.STANDARD)],
+    [
+        (None, Infectiousness.STANDARD),
+        (-5, Infectiousness.NONE),
+        (-2, Infectiousness.HIGH),
+        (3, Infectiousness.HIGH),
+        (4, Infectiousness.STANDARD),
+        (14, Infectiousness.STANDARD),
+    ],
 )
 def test_infectiousness_follows_days_since_onset(days, expected):
     assert infectiousness_of(default_config(), days) == expected
@@ -31,14 +37,20 @@ def test_infectiousness_follows_days_since_onset(days, expected):
 @pytest.mark.parametrize(
     "change, field",
     [
-        (lambda c: c.attenuation_thresholds_db.__setitem__(slice(None), [60, 50, 70]), "config.attenuation_thresholds_db"),
+        (
+            lambda c: c.attenuation_thresholds_db.__setitem__(slice(None), [60, 50, 70]),
+            "config.attenuation_thresholds_db",
+        ),
         (lambda c: c.attenuation_thresholds_db.__setitem__(slice(None), [50, 60]), "config.attenuation_thresholds_db"),
         (lambda c: c.attenuation_weights.__setitem__(slice(None), [1, 1, 1]), "config.attenuation_weights"),
         (lambda c: setattr(c, "weight_self_report", 3.0), "config.weight_self_report"),
         (lambda c: setattr(c, "weight_confirmed_test", float("nan")), "config.weight_confirmed_test"),
         (lambda c: setattr(c, "minimum_weighted_minutes_per_day", 0), "config.minimum_weighted_minutes_per_day"),
         (lambda c: setattr(c, "sighting_credit_cap_seconds", 601), "config.sighting_credit_cap_seconds"),
-        (lambda c: c.infectiousness_for_days_since_onset.__setitem__(20, 1), "config.infectiousness_for_days_since_onset[20]"),
+        (
+            lambda c: c.infectiousness_for_days_since_onset.__setitem__(20, 1),
+            "config.infectiousness_for_days_since_onset[20]",
+        ),
     ],
 )
 def test_a_broken_configuration_names_the_field(change, field):

@@ -46,10 +46,19 @@ def cut_batches(error_rate: float, published_at: int) -> list[tuple[bytes, int, 
     signing_key = generate_signing_key()
     out = []
     for n in range(BATCHES):
-        keys = [DiagnosisKey(bytes([n, end]) * 8, (FIRST_DAY + end * (DAYS - 1)) * 144, 144, ReportType.CONFIRMED_TEST)
-                for end in (0, 1)]
-        built = build_batch(keys, sequence=n + 1, published_at=published_at, region="VN", config=default_config(),
-                            signing_key=signing_key, error_rate=error_rate)
+        keys = [
+            DiagnosisKey(bytes([n, end]) * 8, (FIRST_DAY + end * (DAYS - 1)) * 144, 144, ReportType.CONFIRMED_TEST)
+            for end in (0, 1)
+        ]
+        built = build_batch(
+            keys,
+            sequence=n + 1,
+            published_at=published_at,
+            region="VN",
+            config=default_config(),
+            signing_key=signing_key,
+            error_rate=error_rate,
+        )
         out.append((sign_header(built.header, signing_key).SerializeToString(), published_at, built.body))
     return out
 
@@ -62,20 +71,32 @@ def test_simulated_phone_days_have_the_false_alarms_the_derivation_predicts():
     phone = PhoneStore(":memory:")
     for sequence, (signed, at, body) in enumerate(cut_batches(error_rate, published_at), 1):
         phone.keep_batch(sequence, signed, at, body)
-    rate = [budget_error_rate(batch_pb2.BatchHeader.FromString(batch_pb2.SignedBatchHeader.FromString(k.signed_header).header))
-            for k in phone.batches()]
+    rate = [
+        budget_error_rate(
+            batch_pb2.BatchHeader.FromString(batch_pb2.SignedBatchHeader.FromString(k.signed_header).header)
+        )
+        for k in phone.batches()
+    ]
     times = (FIRST_DAY + np.repeat(np.arange(DAYS), OBSERVATIONS)) * 86400 + rng.integers(0, 86400, DAYS * OBSERVATIONS)
     rpis = rng.integers(0, 256, (len(times), 16), dtype=np.uint8)
-    phone.add_sightings(zip((r.tobytes() for r in rpis), (times // 600).tolist(), times.tolist(),
-                            [-50] * len(times), [bytes(4)] * len(times)))
+    phone.add_sightings(
+        zip(
+            (r.tobytes() for r in rpis),
+            (times // 600).tolist(),
+            times.tolist(),
+            [-50] * len(times),
+            [bytes(4)] * len(times),
+        )
+    )
     config = default_config()
     config.minimum_weighted_minutes_per_day = 0.01  # any coherent pair alerts: a sighting counts >= 1 second
 
     matched = match_new(phone, config)
     alarms = sum(day.alert for day in score(phone, config))
 
-    per_day = sum(fprate.expected_false_alarms_per_day(eps, batches=1, observations_per_day=OBSERVATIONS)
-                  for eps in rate)
+    per_day = sum(
+        fprate.expected_false_alarms_per_day(eps, batches=1, observations_per_day=OBSERVATIONS) for eps in rate
+    )
     predicted = DAYS * -math.expm1(-per_day)
     lookups = DAYS * OBSERVATIONS * fprate.mean_tested_intervals() * sum(rate)
     assert matched == pytest.approx(lookups, rel=0.1)  # single false matches: the per-lookup rate itself

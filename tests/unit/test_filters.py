@@ -73,7 +73,7 @@ def reference_encoding(values: list[int], p: int) -> bytes:
         bits = bits + [0] * (-len(bits) % 8)
         return bytes(sum(bit << i for i, bit in enumerate(bits[n : n + 8])) for n in range(0, len(bits), 8))
 
-    gaps = [b - a for a, b in zip([0] + values, values)]
+    gaps = [b - a for a, b in zip([0, *values], values)]
     unary = [bit for gap in gaps for bit in [0] * (gap >> p) + [1]]
     remainders = [(gap >> i) & 1 for gap in gaps for i in range(p)]
     return pack(unary) + pack(remainders)
@@ -83,7 +83,7 @@ def reference_encoding(values: list[int], p: int) -> bytes:
 @given(values=st.sets(st.integers(0, 2**40 - 1), min_size=1, max_size=60), p=st.integers(0, 44))
 def test_the_coding_is_the_documented_bit_layout_and_decodes_back(values, p):
     ordered = sorted(values)
-    if sum(b - a for a, b in zip([0] + ordered, ordered)) >> p > 1 << 20:
+    if sum(b - a for a, b in zip([0, *ordered], ordered)) >> p > 1 << 20:
         p = 30  # keep the unary stream of a tiny P over a wide range to a sane length
     encoded = encode_set(np.array(ordered, dtype=np.uint64), p)
     assert encoded.data == reference_encoding(ordered, p)
@@ -141,8 +141,13 @@ VALUES = np.array([7, 100, 101, 5000, 77_777], dtype=np.uint64)
 GOOD = encode_set(VALUES, 6)
 
 
-def refused(data: bytes, count: int = GOOD.count, p: int = GOOD.rice_parameter, quotient_bytes: int = GOOD.quotient_bytes,
-            hash_range: int = 100_000) -> str:
+def refused(
+    data: bytes,
+    count: int = GOOD.count,
+    p: int = GOOD.rice_parameter,
+    quotient_bytes: int = GOOD.quotient_bytes,
+    hash_range: int = 100_000,
+) -> str:
     with pytest.raises(ValueError) as caught:
         decode_set(data, count, p, quotient_bytes, hash_range)
     return str(caught.value)
@@ -173,8 +178,9 @@ def test_malformed_sections_are_refused_saying_what_is_wrong():
     assert "padding" in refused(bytes(padded))
     extra = encode_set(VALUES, 6)
     unary_end = bytearray(extra.data[: extra.quotient_bytes]) + b"\0"  # an extra 0 byte after the last code
-    assert "exactly 5 codes" in refused(bytes(unary_end) + extra.data[extra.quotient_bytes :],
-                                        quotient_bytes=extra.quotient_bytes + 1)
+    assert "exactly 5 codes" in refused(
+        bytes(unary_end) + extra.data[extra.quotient_bytes :], quotient_bytes=extra.quotient_bytes + 1
+    )
 
 
 def test_a_repeated_hash_in_the_stream_is_refused():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from matcher import fprate
-from matcher.intervals import CLOCK_SKEW_SECONDS
 from matcher.exposure_config import COHERENCE_INTERVALS
+from matcher.intervals import CLOCK_SKEW_SECONDS
 
 SPEC = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text()
 
@@ -54,8 +54,10 @@ def test_the_sections_of_a_run_share_its_squared_budget_in_proportion_to_their_e
 def test_that_division_costs_fewer_bits_than_any_other_of_the_same_budget():
     # minimise sum(n_s log2(1 / eps_s)) under sum(eps_s^2) = eps^2: the proportional split beats equal shares
     run, shares = fprate.error_rate_for(), [9, 1]
+
     def bits(rates):
         return sum(n * math.log2(1 / r) for n, r in zip(shares, rates))
+
     proportional = [fprate.section_error_rate(run, n, 10) for n in shares]
     assert bits(proportional) < bits([run / math.sqrt(2)] * 2)
     assert bits(proportional) < bits([run * math.sqrt(0.85), run * math.sqrt(0.15)])

@@ -49,8 +49,15 @@ def case_keys(days: list[int]) -> tuple[PhoneStore, list[DiagnosisKey]]:
 
 def keep(phone: PhoneStore, sequence: int, keys: list[DiagnosisKey], published_at: int) -> None:
     config = default_config()
-    built = build_batch(keys, sequence=sequence, published_at=published_at, region="VN", config=config,
-                        signing_key=SIGNING_KEY, error_rate=error_rate_for())
+    built = build_batch(
+        keys,
+        sequence=sequence,
+        published_at=published_at,
+        region="VN",
+        config=config,
+        signing_key=SIGNING_KEY,
+        error_rate=error_rate_for(),
+    )
     signed = sign_header(built.header, SIGNING_KEY)
     phone.keep_batch(sequence, signed.SerializeToString(), published_at, built.body)
 

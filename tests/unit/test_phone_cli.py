@@ -47,8 +47,20 @@ def test_sharing_as_a_contact_without_an_f1_alert_is_one_line_before_any_call(tm
     db = str(tmp_path / "phone.db")
     assert phone("--db", db, "--now", "2026-11-22T09:00Z", "init").returncode == 0
     # no server runs on port 1: the refusal comes first, from the phone's own alerts
-    result = phone("--db", db, "--now", "2026-11-23T09:00Z", "share", "--as-contact", "--code", "ABCDEFGHJKMN",
-                   "--server", "127.0.0.1:1", "--tls-dir", str(tmp_path))
+    result = phone(
+        "--db",
+        db,
+        "--now",
+        "2026-11-23T09:00Z",
+        "share",
+        "--as-contact",
+        "--code",
+        "ABCDEFGHJKMN",
+        "--server",
+        "127.0.0.1:1",
+        "--tls-dir",
+        str(tmp_path),
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
         "matcher-phone: error: this phone has no F1 alert to date the exposure from: give the day with --since YYYY-MM-DD"

@@ -32,8 +32,14 @@ TESTS_AND_DIAGNOSES = (ReportType.CONFIRMED_TEST, ReportType.CONFIRMED_CLINICAL_
 BOTH_LEVELS = (Infectiousness.STANDARD, Infectiousness.HIGH)
 
 
-def key(case: int, n: int = 0, *, days_ago: int = 1, report_type: ReportType = ReportType.CONFIRMED_TEST,
-        days_since_onset: int | None = 0) -> DiagnosisKey:
+def key(
+    case: int,
+    n: int = 0,
+    *,
+    days_ago: int = 1,
+    report_type: ReportType = ReportType.CONFIRMED_TEST,
+    days_since_onset: int | None = 0,
+) -> DiagnosisKey:
     """Key ``n`` of case ``case``, of the day ``days_ago`` before TODAY (publishable at NOW when 1 or more)."""
     data = hashlib.sha256(b"case %d key %d day %d" % (case, n, days_ago)).digest()[:16]
     return DiagnosisKey(data, TODAY - 144 * days_ago, 144, report_type, days_since_onset)
@@ -140,7 +146,7 @@ def test_a_case_whose_keys_publish_no_interval_does_not_count_towards_k():
     pruned = PendingKey(pruned.id, replace(pruned.key, contact_intervals=bytes(18)), "VN", pruned.case, NOW)
     others = [pending(case) for case in range(K - 1)]
 
-    decided = cut(others + [pruned])
+    decided = cut([*others, pruned])
 
     assert decided.released == [pruned] and decided.sections == 0
     assert [(held.keys, held.cases) for held in decided.held] == [(others, K - 1)]
@@ -172,14 +178,25 @@ def store(tmp_path: Path):
 
 
 def publisher(store: Store, *, max_keys: int = 200_000, min_cases: int = K) -> Publisher:
-    return Publisher(store, SIGNING_KEY, retention_days=14, publish_interval=HOUR, max_keys_per_batch=max_keys,
-                     anonymity_min_cases=min_cases, anonymity_deadline=DEADLINE)
+    return Publisher(
+        store,
+        SIGNING_KEY,
+        retention_days=14,
+        publish_interval=HOUR,
+        max_keys_per_batch=max_keys,
+        anonymity_min_cases=min_cases,
+        anonymity_deadline=DEADLINE,
+    )
 
 
 def submit_case(store: Store, case: int, keys: list[DiagnosisKey], *, now: int = NOW, region: str = "VN") -> None:
     digest = hashlib.sha256(b"".join(k.fingerprint() for k in keys)).digest()
-    store.submit(Submission("ha", f"case-{case}", region, tuple(keys), digest), response=b"", now=now,
-                 retention_seconds=RETENTION)
+    store.submit(
+        Submission("ha", f"case-{case}", region, tuple(keys), digest),
+        response=b"",
+        now=now,
+        retention_seconds=RETENTION,
+    )
 
 
 def as_key_like(keys: list[DiagnosisKey]) -> list[tuple[bytes, int, int]]:
@@ -312,7 +329,9 @@ def test_a_changed_configuration_regroups_the_cases_before_the_hold_counts_them(
     # that weighs the levels apart, two sections of K cases each, both published at once.
     config = levels_apart()
     config.version = 2
-    store.put_exposure_config(sign_config(config, SIGNING_KEY).SerializeToString(), replacing=store.get_exposure_config())
+    store.put_exposure_config(
+        sign_config(config, SIGNING_KEY).SerializeToString(), replacing=store.get_exposure_config()
+    )
     for case in range(K):
         submit_case(store, case, [key(case, 0, days_since_onset=0), key(case, 1, days_ago=2, days_since_onset=5)])
 

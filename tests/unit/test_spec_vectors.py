@@ -104,9 +104,20 @@ def test_each_coded_set_decodes_to_its_hashes(case):
 
 def batch_sections(batch: dict) -> list[tuple[dict, set[int]]]:
     body = bytes.fromhex(batch["body_hex"])
-    return [(section, set(decode(body[section["offset"] : section["offset"] + section["length"]], section["count"],
-                                 section["rice_parameter"], section["quotient_bytes"])))
-            for section in batch["sections"]]
+    return [
+        (
+            section,
+            set(
+                decode(
+                    body[section["offset"] : section["offset"] + section["length"]],
+                    section["count"],
+                    section["rice_parameter"],
+                    section["quotient_bytes"],
+                )
+            ),
+        )
+        for section in batch["sections"]
+    ]
 
 
 @pytest.mark.parametrize("batch", VECTORS["batches"], ids=lambda batch: batch["salt"][:8])
@@ -138,9 +149,12 @@ def test_each_probe_gets_the_expected_section_and_interval(batch):
     salt = bytes.fromhex(batch["salt"])
     sections = batch_sections(batch)
     for probe in batch["probes"]:
-        found = [(index, interval) for index, (section, values) in enumerate(sections)
-                 for interval in intervals_tested(probe["observed_at"])
-                 if hash_of(tag_of(bytes.fromhex(probe["rpi"]), interval, salt), section["hash_range"]) in values]
+        found = [
+            (index, interval)
+            for index, (section, values) in enumerate(sections)
+            for interval in intervals_tested(probe["observed_at"])
+            if hash_of(tag_of(bytes.fromhex(probe["rpi"]), interval, salt), section["hash_range"]) in values
+        ]
         assert (found[0] if found else (-1, None)) == (probe["section"], probe["interval"]), probe
 
 
@@ -171,7 +185,10 @@ def test_each_signed_batch_file_verifies_or_fails_as_stated(case):
     if case["valid"]:
         expected = case["header"]
         assert (header.sequence, header.published_at, header.region, header.salt.hex()) == (
-            expected["sequence"], expected["published_at"], expected["region"], expected["salt"]
+            expected["sequence"],
+            expected["published_at"],
+            expected["region"],
+            expected["salt"],
         )
         assert (header.first_interval, header.last_interval) == (expected["first_interval"], expected["last_interval"])
         assert header.format_version == expected["format_version"]

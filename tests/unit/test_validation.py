@@ -24,12 +24,12 @@ RETENTION = 14
 
 
 def key(n: int = 1, **fields) -> keys_pb2.DiagnosisKey:
-    values = dict(
-        key_data=bytes([n]) * 16,
-        rolling_start_interval_number=TODAY - 144,
-        rolling_period=144,
-        report_type=ReportType.CONFIRMED_TEST,
-    )
+    values = {
+        "key_data": bytes([n]) * 16,
+        "rolling_start_interval_number": TODAY - 144,
+        "rolling_period": 144,
+        "report_type": ReportType.CONFIRMED_TEST,
+    }
     values.update(fields)
     return keys_pb2.DiagnosisKey(**values)
 
@@ -132,7 +132,9 @@ def test_a_key_breaking_one_rule_is_refused_naming_the_field(fields, field, reas
 
 def test_a_key_that_ended_exactly_at_the_retention_cutoff_is_refused():
     cutoff = NOW // 600 - RETENTION * 144
-    assert refused_fields(key(rolling_start_interval_number=cutoff - 144)) == {0: ["keys[0].rolling_start_interval_number"]}
+    assert refused_fields(key(rolling_start_interval_number=cutoff - 144)) == {
+        0: ["keys[0].rolling_start_interval_number"]
+    }
     assert refused_fields(key(rolling_start_interval_number=cutoff - 143)) == {}
 
 
@@ -285,8 +287,14 @@ def test_a_bad_code_request_names_the_field(fields, field):
 
 
 def contact_code(**fields):
-    return code_request(**{"report_type": ReportType.RECURSIVE, "exposure_date": "2020-03-30",
-                           "exposure_level": ExposureLevel.F1, **fields})
+    return code_request(
+        **{
+            "report_type": ReportType.RECURSIVE,
+            "exposure_date": "2020-03-30",
+            "exposure_level": ExposureLevel.F1,
+            **fields,
+        }
+    )
 
 
 def test_a_contacts_code_carries_the_day_of_its_exposure_and_no_onset():

@@ -14,7 +14,7 @@ from matcher.batches import BatchRejected, build_batch, match, match_venue_hours
 from matcher.exposure_config import default_config
 from matcher.model import VenueHour
 from matcher.signing import TrustedKeys, generate_signing_key
-from matcher.venues import Venue, VenueError, VenueOwner, parse_payload
+from matcher.venues import VenueError, VenueOwner, parse_payload
 
 SIGNING_KEY = generate_signing_key()
 HOUR = 1795176000 // 3600  # 2026-11-22 08:00 UTC
@@ -86,9 +86,17 @@ def venue_hours(owner: VenueOwner, *hours: int) -> list[VenueHour]:
 
 
 def cut(hours: list[VenueHour], keys=()) -> tuple[batch_pb2.BatchHeader, list]:
-    built = build_batch(list(keys), sequence=1, published_at=(HOUR + 10) * 3600, region="VN", config=default_config(),
-                        signing_key=SIGNING_KEY, error_rate=fprate.error_rate_for(), venue_hours=hours,
-                        venue_error_rate=fprate.venue_error_rate())
+    built = build_batch(
+        list(keys),
+        sequence=1,
+        published_at=(HOUR + 10) * 3600,
+        region="VN",
+        config=default_config(),
+        signing_key=SIGNING_KEY,
+        error_rate=fprate.error_rate_for(),
+        venue_hours=hours,
+        venue_error_rate=fprate.venue_error_rate(),
+    )
     return open_batch(sign_header(built.header, SIGNING_KEY), built.body, TrustedKeys([SIGNING_KEY.verifying_key()]))
 
 
@@ -114,9 +122,17 @@ def test_an_hour_that_began_after_publication_is_not_tested():
 
 
 def test_a_venue_section_that_is_not_last_or_carries_report_types_is_refused():
-    built = build_batch([], sequence=1, published_at=(HOUR + 10) * 3600, region="VN", config=default_config(),
-                        signing_key=SIGNING_KEY, error_rate=1e-3, venue_hours=venue_hours(OWNER, HOUR),
-                        venue_error_rate=1e-3)
+    built = build_batch(
+        [],
+        sequence=1,
+        published_at=(HOUR + 10) * 3600,
+        region="VN",
+        config=default_config(),
+        signing_key=SIGNING_KEY,
+        error_rate=1e-3,
+        venue_hours=venue_hours(OWNER, HOUR),
+        venue_error_rate=1e-3,
+    )
     header = batch_pb2.BatchHeader()
     header.CopyFrom(built.header)
     header.sections[0].report_types.append(1)
