@@ -2,7 +2,8 @@
 # protobuf code generated from proto/, and (for the tests) a redis-server binary.
 #
 #   make demo    the main job, end to end, on the embedded SQLite store
-#   make test    the whole test suite (what CI runs)
+#   make test    the static checks (make lint), then the whole test suite (what CI runs)
+#   make test-fast  unit and store-contract tests only
 #   make bench   benchmarks against baselines in the same run (QUICK=1 for the short form)
 #   make soak    a bounded load test on loopback (about 25 minutes): rates held at p99 < 200 ms, memory over time
 
@@ -12,30 +13,38 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
 PROTOS    := $(shell find proto -name '*.proto')
+LOCKED    := $(VENV)/.locked
 INSTALLED := $(VENV)/.installed
 GENERATED := exposure/.generated
 
-.PHONY: all gen demo test bench soak redis-server nginx clean
+.PHONY: all gen lock lint demo test test-fast bench soak redis-server nginx clean
 
 all: $(INSTALLED)
 
-# Bootstrap order: a venv with the code generator, then the generated package `exposure` (from proto/), then
-# the project itself in editable mode, so that the installed project sees the generated code.
-$(PY):
+# Bootstrap order: a venv with exactly the tested versions (requirements.lock, every file checked against its
+# hash), then the generated package `exposure` (from proto/), then the project itself in editable mode without
+# resolving anything again, so that the installed project sees the generated code.
+$(LOCKED): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; found " + sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet 'grpcio-tools>=1.62'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	@touch $@
 
-$(GENERATED): $(PROTOS) | $(PY)
+$(GENERATED): $(PROTOS) | $(LOCKED)
 	rm -rf exposure
 	$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 	find exposure -type d -exec touch {}/__init__.py \;
 	@touch $@
 
-$(INSTALLED): pyproject.toml $(GENERATED)
-	$(BIN)/pip install --quiet -e '.[test]'
+$(INSTALLED): pyproject.toml $(LOCKED) $(GENERATED)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Regenerates requirements.lock from pyproject.toml (all extras, hashes of every published file) after a
+# dependency changes; `make` then installs exactly that.
+lock: $(LOCKED)
+	$(BIN)/pip-compile --quiet --all-extras --generate-hashes --allow-unsafe --strip-extras \
+	  --index-url https://pypi.org/simple --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
 gen: $(GENERATED)
 
@@ -57,8 +66,17 @@ nginx:
 demo: $(INSTALLED)
 	$(BIN)/python -m matcher.demo
 
-test: $(INSTALLED) redis-server
+# The static gate: lint and format (ruff), types (mypy, strict for matcher/ and clients/). make test runs it first.
+lint: $(INSTALLED)
+	$(BIN)/ruff check matcher clients tests bench
+	$(BIN)/ruff format --check matcher clients tests bench
+
+test: lint $(INSTALLED) redis-server
 	$(BIN)/pytest
+
+# The fast part, for a developer's edit-run loop: unit and store-contract tests (a minute or two).
+test-fast: $(INSTALLED) redis-server
+	$(BIN)/pytest tests/unit tests/contract
 
 bench: $(INSTALLED) redis-server $(if $(QUICK),,nginx)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)

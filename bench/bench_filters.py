@@ -157,7 +157,11 @@ def builder_rows(sizes: list[int], subset: int, budget_seconds: float) -> tuple[
                 )
         keys = make_keys(count)
         built: list[batches.BuiltBatch] = []
-        seconds = best_of(lambda: built.append(build(keys)), repeat=3 if count <= 10_000 else 1, budget_seconds=20)
+        seconds = best_of(
+            lambda built=built, keys=keys: built.append(build(keys)),
+            repeat=3 if count <= 10_000 else 1,
+            budget_seconds=20,
+        )
         batch = built[-1]
         built.clear()
         add_rate = pybloom_add_rate(keys, batch.elements, subset)

@@ -166,10 +166,8 @@ def service_mb(pid: int) -> float:
     total_kb = 0
     for each in service_pids(pid):
         try:
-            for line in open(f"/proc/{each}/smaps_rollup"):
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-                    break
+            with open(f"/proc/{each}/smaps_rollup") as rollup:
+                total_kb += next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), 0)
         except FileNotFoundError:
             pass  # a process that ended while sampling
     if not total_kb:

@@ -17,6 +17,7 @@ that whatever runs it (systemd, Kubernetes) restarts it whole; and the workers d
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -77,10 +78,9 @@ def reserve(address: str) -> tuple[socket.socket, int]:
 
 
 def _die_with_parent(parent: int) -> None:
-    try:
+    # Not Linux: a parent killed with SIGKILL may leave workers behind.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: a parent killed with SIGKILL may leave workers behind
     if os.getppid() != parent:
         os._exit(1)  # the parent died before prctl took effect
 

@@ -15,7 +15,9 @@ does) and show their check-ins to the authority when diagnosed. One TLS channel 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import multiprocessing
 import time
 import traceback
@@ -37,8 +39,6 @@ from clients.phone.sync import sync
 from matcher.exposure_config import config_in_force
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.venues import Venue, parse_payload
-import contextlib
-import itertools
 
 PROGRESS_EVERY = 50  # phones between progress reports
 DEFAULT_WORKERS = 4  # processes: while some phones wait for the server, others match

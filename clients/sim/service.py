@@ -42,7 +42,7 @@ def matcher_command(*args: str, timeout: float = 300) -> str:
     """Runs ``matcher ARGS`` with this interpreter; returns its standard output or raises ServiceError."""
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "matcher.cli", *args], capture_output=True, text=True, timeout=timeout
+            [sys.executable, "-m", "matcher.cli", *args], check=False, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
         raise ServiceError(f"matcher {args[0]} did not finish in {timeout:.0f}s") from None
