@@ -52,9 +52,9 @@ class Server:
     metrics: int | None = None
     _channels: list[grpc.Channel] = field(default_factory=list)
 
-    def public_channel(self) -> grpc.Channel:
+    def public_channel(self, options: list[tuple[str, int]] | None = None) -> grpc.Channel:
         credentials = grpc.ssl_channel_credentials(root_certificates=(self.tls_dir / "ca.pem").read_bytes())
-        return self._keep(grpc.secure_channel(self.public, credentials))
+        return self._keep(grpc.secure_channel(self.public, credentials, options=options))
 
     def authority_channel(self, name: str, tls_dir: Path | None = None, address: str | None = None) -> grpc.Channel:
         """An mTLS channel as authority ``name`` (its NAME.pem/NAME.key from ``tls_dir``, default the server's)."""
