@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES
 from .distribution import DEFAULT_CACHE_MB
 from .model import DEFAULT_RETENTION_DAYS
-from .publisher import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, LEASE_SECONDS
+from .store import LEASE_SECONDS
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"

@@ -5,9 +5,9 @@ token makes a publisher whose lease ran out (a long pause, a slow build) unable 
 and the keys stay pending for the next run. The commit is atomic, so a publisher killed half way leaves either
 nothing or a complete batch, and every acknowledged key lands in exactly one batch.
 
-The anonymity hold (docs/privacy.md, "The anonymity set"): a section of a batch is the anonymity set of every
-match in it, so the publisher cuts a section only once its keys belong to at least K cases, or once its oldest
-key has waited the deadline. Held keys stay pending and are looked at again by the next run.
+The anonymity hold (matcher/anonymity.py) decides which sections a run cuts: a section only once its keys belong
+to at least K cases, or once its oldest key has waited the deadline. Held keys stay pending and are looked at
+again by the next run.
 """
 
 from __future__ import annotations
@@ -24,31 +24,17 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
-from .batches import (
-    SectionClass,
-    budget_error_rate,
-    build_batch,
-    elements_of,
-    publishable_sections,
-    section_classes,
-    section_of,
-    sign_header,
-)
+from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, HeldSection, hold_small_sections
+from .batches import budget_error_rate, build_batch, elements_of, publishable_sections, sign_header
 from .clock import iso
 from .exposure_config import config_in_force
 from .fprate import error_rate_for, venue_error_rate
 from .metrics import REGISTRY
 from .model import DiagnosisKey, VenueHour
 from .signing import SigningKey
-from .store import LockLost, PendingKey, Store
+from .store import LEASE_SECONDS, LockLost, PendingKey, Store
 
 log = logging.getLogger(__name__)
-
-LEASE_SECONDS = 300.0
-# A section is published once its keys belong to this many cases (submissions) ...
-DEFAULT_ANONYMITY_MIN_CASES = 5
-# ... or once its oldest key has been publishable this long, however few cases it has.
-DEFAULT_ANONYMITY_DEADLINE_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -87,79 +73,9 @@ class PublishRun:
     held: list[Held]
 
 
-@dataclass(frozen=True)
-class HeldSection:
-    """One section's keys, held: they belong to ``cases`` cases, fewer than K, and wait until ``until``."""
-
-    section: SectionClass
-    keys: list[PendingKey]
-    cases: int
-    until: int
-
-
-@dataclass(frozen=True)
-class RegionCut:
-    """What one region's pending keys do in a batch cut now (hold_small_sections)."""
-
-    released: list[PendingKey]  # the batch: keys of the sections that publish, and keys that publish nothing
-    sections: int  # sections the batch publishes: 0 makes an empty batch
-    held: list[HeldSection]
-
-    @property
-    def held_keys(self) -> list[PendingKey]:
-        return [item for section in self.held for item in section.keys]
-
-
 def keys_of(items: list[PendingKey]) -> list[DiagnosisKey]:
     """The diagnosis keys among pending items (the others are warned venue hours)."""
     return [item.key for item in items if isinstance(item.key, DiagnosisKey)]
-
-
-def publishable_since(item: PendingKey) -> int:
-    """When a pending key could first have been published: the later of its arrival and the end of its embargo.
-    The deadline counts from here, so that a key does not spend its wait while it may not be published anyway."""
-    return max(item.received_at, item.key.publish_after())
-
-
-def hold_small_sections(
-    items: list[PendingKey], config: config_pb2.ExposureConfig, *, now: int, min_cases: int, deadline: int
-) -> RegionCut:
-    """Splits one region's pending keys into what a batch cut at ``now`` publishes and what it holds.
-
-    Keys are grouped by the section they would be published in (batches.section_of). Whoever hears identifiers
-    that match in a section learns that they belong to the section's cases, and nothing links them further
-    (docs/spec.md, "Privacy"): a section of one case links all of its matches to one person. So a section whose
-    keys belong to fewer than ``min_cases`` distinct cases is held, unless its oldest key has been publishable for
-    ``deadline`` seconds: then it is published anyway, since a warning held back for ever protects nobody. Cases
-    are counted, not keys (one person's 10 daily keys are one case), and a case with keys in two sections counts in
-    each: each section is an anonymity set of its own. Keys that publish nothing go with the batch: no section
-    (report type, infectiousness NONE), or no interval left after contact-interval pruning. Such a key puts no
-    element in its section, so its case must not count towards the section's K. Warned venue hours are never held:
-    their section links nothing to anybody without the venue's QR code (docs/spec.md, "Venues").
-    """
-    classes = section_classes(config)
-    by_section: dict[SectionClass, list[PendingKey]] = defaultdict(list)
-    released = [item for item in items if isinstance(item.key, VenueHour)]
-    sections = 1 if released else 0  # the venue section
-    for item in items:
-        if isinstance(item.key, VenueHour):
-            continue
-        section = section_of(item.key, config, classes)
-        if section is None or not item.key.elements:
-            released.append(item)
-        else:
-            by_section[section].append(item)
-    held: list[HeldSection] = []
-    for section, keys in sorted(by_section.items()):
-        cases = len({item.case for item in keys})
-        since = min(publishable_since(item) for item in keys)
-        # A key received "later" than now (a replica whose clock is behind the submitter's) has waited 0.
-        if cases < min_cases and max(0, now - since) < deadline:
-            held.append(HeldSection(section, keys, cases, since + deadline))
-        else:
-            released += keys
-            sections += 1
-    return RegionCut(released, sections, held)
 
 
 class Publisher:

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from ..errors import Unavailable
 from ..model import DiagnosisKey, Submission, VenueHour
+
+# The publish lock's default lease (acquire_publish_lock). A publisher that dies holding the lock keeps the other
+# replicas from publishing until the lease runs out; one that outlives it cannot commit (fencing).
+LEASE_SECONDS = 300.0
 
 
 class StoreError(Unavailable):
@@ -212,26 +215,3 @@ class Store(Protocol):
 
     def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
         """Deletes keys, batches, codes and submission records that are past retention (or expiry) at ``now``."""
-
-
-def open_store(url: str, *, create: bool = True) -> Store:
-    """A store from its URL: ``sqlite:PATH`` or ``redis://HOST:PORT/DB`` (``?cluster=true`` for Redis Cluster).
-
-    With ``create=False`` a SQLite file that does not exist is refused rather than made: a command run in the
-    wrong folder must not answer from a new, empty store (``matcher publish`` would say "nothing to publish")."""
-    if url.startswith("sqlite:"):
-        from .sqlite import SqliteStore
-
-        path = url.removeprefix("sqlite:").removeprefix("//")
-        if not path:
-            raise ValueError("sqlite: needs a file path, e.g. sqlite:matcher.db")
-        if Path(path).is_dir():
-            raise StoreError(f"{url}: is a folder, not a database file")
-        if not create and not Path(path).exists():
-            raise StoreError(f"{url}: no such database (`matcher serve` creates it; --store names another)")
-        return SqliteStore(path)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .redis import RedisStore
-
-        return RedisStore(url)
-    raise ValueError(f"unknown store {url!r}: use sqlite:PATH or redis://HOST:PORT/DB")
