@@ -14,6 +14,7 @@ from typing import Any
 
 from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES
 from .distribution import DEFAULT_CACHE_MB
+from .intervals import SECONDS_PER_DAY
 from .model import DEFAULT_RETENTION_DAYS
 from .store import LEASE_SECONDS
 
@@ -89,7 +90,7 @@ class Config:
 
     @property
     def retention_seconds(self) -> int:
-        return self.retention_days * 86400
+        return self.retention_days * SECONDS_PER_DAY
 
     @property
     def authorities_path(self) -> Path:

@@ -29,6 +29,7 @@ from .batches import budget_error_rate, build_batch, elements_of, publishable_se
 from .clock import iso
 from .exposure_config import config_in_force
 from .fprate import error_rate_for, venue_error_rate
+from .intervals import SECONDS_PER_DAY
 from .metrics import REGISTRY
 from .model import DiagnosisKey, VenueHour
 from .signing import SigningKey
@@ -221,7 +222,7 @@ class Publisher:
             body=built.body,
             key_ids=[item.id for item in items],
             now=now,
-            retention_seconds=self.retention_days * 86400,
+            retention_seconds=self.retention_days * SECONDS_PER_DAY,
         )
         result = Published(
             sequence=sequence,

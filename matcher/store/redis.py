@@ -45,7 +45,7 @@ from redis.retry import Retry
 from ..errors import NotFound
 from ..model import Submission
 from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
-from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
+from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
 
@@ -483,7 +483,7 @@ class RedisStore:
         key_args: list[Any] = []
         keys_expire_at = now
         for key in (*submission.keys, *submission.venue_hours):
-            ends_at = key_ends_at(key)
+            ends_at = key.ends_at
             keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
             key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region, case, now)]
         with self._errors():

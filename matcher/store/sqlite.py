@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import NotFound
 from ..model import Submission
 from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
-from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
+from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 # 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
 SCHEMA_VERSION = 2
@@ -295,12 +295,12 @@ class SqliteStore:
             new_keys = _new_keys(db, items)
             case = new_case_id()
             rows = [
-                (*columns_of(key), submission.region, key.publish_after(), key_ends_at(key), case, now)
+                (*columns_of(key), submission.region, key.publish_after(), key.ends_at, case, now)
                 for _, key in new_keys
             ]
             db.executemany(
                 "INSERT INTO fingerprints (fingerprint, ends_at) VALUES (?, ?)",
-                [(fingerprint, key_ends_at(key)) for fingerprint, key in new_keys],
+                [(fingerprint, key.ends_at) for fingerprint, key in new_keys],
             )
             db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES ({_PENDING_PLACEHOLDERS})", rows)
             db.execute(
