@@ -27,6 +27,7 @@ from exposure.v1 import config_pb2
 from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, HeldSection, hold_small_sections
 from .batches import budget_error_rate, build_batch, elements_of, publishable_sections, sign_header
 from .clock import iso
+from .config import Config
 from .exposure_config import config_in_force
 from .fprate import error_rate_for, venue_error_rate
 from .intervals import SECONDS_PER_DAY
@@ -103,6 +104,20 @@ class Publisher:
         # Unique per process and instance: the lock's compare-and-delete must never release someone else's lease.
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
+
+    @classmethod
+    def from_config(cls, config: Config, store: Store, signing_key: SigningKey) -> Publisher:
+        """The publisher the settings describe: one wiring for `matcher serve`'s timer and `matcher publish`."""
+        return cls(
+            store,
+            signing_key,
+            retention_days=config.retention_days,
+            publish_interval=config.publish_interval,
+            max_keys_per_batch=config.max_keys_per_batch,
+            lease_seconds=config.publish_lease,
+            anonymity_min_cases=config.anonymity_min_cases,
+            anonymity_deadline=config.anonymity_deadline_seconds,
+        )
 
     def publish(self, now: int) -> PublishRun:
         """Cuts every batch that is due at ``now``; returns them and what was held (nothing if another replica
