@@ -34,7 +34,7 @@ from .intervals import SECONDS_PER_DAY
 from .metrics import REGISTRY
 from .model import DiagnosisKey, VenueHour
 from .signing import SigningKey
-from .store import LEASE_SECONDS, LockLost, PendingKey, Store
+from .store import LEASE_SECONDS, BatchCommit, LockLost, PendingKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -229,15 +229,17 @@ class Publisher:
         )
         signed = sign_header(built.header, self.signing_key)
         self.store.commit_batch(
-            owner=self.owner,
-            fence=fence,
-            sequence=sequence,
-            published_at=now,
-            signed_header=signed.SerializeToString(),
-            body=built.body,
-            key_ids=[item.id for item in items],
-            now=now,
-            retention_seconds=self.retention_days * SECONDS_PER_DAY,
+            BatchCommit(
+                owner=self.owner,
+                fence=fence,
+                sequence=sequence,
+                published_at=now,
+                signed_header=signed.SerializeToString(),
+                body=built.body,
+                key_ids=[item.id for item in items],
+                now=now,
+                retention_seconds=self.retention_days * SECONDS_PER_DAY,
+            )
         )
         result = Published(
             sequence=sequence,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .base import (
     LEASE_SECONDS,
+    BatchCommit,
     CodeRecord,
     LockLost,
     PendingKey,
@@ -21,6 +22,7 @@ from .base import (
 
 __all__ = [
     "LEASE_SECONDS",
+    "BatchCommit",
     "CodeRecord",
     "LockLost",
     "PendingKey",

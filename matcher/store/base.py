@@ -103,6 +103,21 @@ class StoredBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchCommit:
+    """A batch to commit (Store.commit_batch), and the lock it is committed under."""
+
+    owner: str  # the publisher holding the lock
+    fence: int  # the token acquire_publish_lock gave it: a stale one commits nothing
+    sequence: int  # must be last_sequence() + 1
+    published_at: int
+    signed_header: bytes  # a serialised exposure.v1.SignedBatchHeader
+    body: bytes
+    key_ids: Sequence[str]  # the PendingKey ids the batch publishes: they leave pending with the commit
+    now: int
+    retention_seconds: int  # the batch is kept until published_at + retention_seconds
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeCounts:
     keys: int = 0
     batches: int = 0
@@ -170,23 +185,11 @@ class Store(Protocol):
     def last_sequence(self) -> int:
         """The sequence number of the newest committed batch, 0 when there is none."""
 
-    def commit_batch(
-        self,
-        *,
-        owner: str,
-        fence: int,
-        sequence: int,
-        published_at: int,
-        signed_header: bytes,
-        body: bytes,
-        key_ids: Sequence[str],
-        now: int,
-        retention_seconds: int,
-    ) -> None:
-        """Atomically publishes a batch and removes ``key_ids`` from pending.
+    def commit_batch(self, batch: BatchCommit) -> None:
+        """Atomically publishes a batch and removes its ``key_ids`` from pending.
 
-        Raises LockLost, changing nothing, unless ``owner`` holds the lock with token ``fence`` and
-        ``sequence == last_sequence() + 1``.
+        Raises LockLost, changing nothing, unless ``batch.owner`` holds the lock with token ``batch.fence`` and
+        ``batch.sequence == last_sequence() + 1``.
         """
 
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from typing import Any
@@ -44,7 +44,7 @@ from redis.retry import Retry
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
+from .base import BatchCommit, CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
 from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
@@ -595,20 +595,8 @@ class RedisStore:
             value = self._redis.get(SEQUENCE_KEY)
         return 0 if value is None else int(value)
 
-    def commit_batch(
-        self,
-        *,
-        owner: str,
-        fence: int,
-        sequence: int,
-        published_at: int,
-        signed_header: bytes,
-        body: bytes,
-        key_ids: Sequence[str],
-        now: int,
-        retention_seconds: int,
-    ) -> None:
-        fingerprints = [bytes.fromhex(key_id) for key_id in key_ids]
+    def commit_batch(self, batch: BatchCommit) -> None:
+        fingerprints = [bytes.fromhex(key_id) for key_id in batch.key_ids]
         with self._errors():
             outcome = self._write(
                 self._commit,
@@ -617,26 +605,26 @@ class RedisStore:
                     SEQUENCE_KEY,
                     BATCHES_KEY,
                     BATCH_TIMES_KEY,
-                    batch_key(sequence),
-                    body_key(sequence),
+                    batch_key(batch.sequence),
+                    body_key(batch.sequence),
                     PENDING_KEY,
                     KEY_DATA_KEY,
                 ],
                 args=[
-                    owner,
-                    fence,
-                    sequence,
-                    published_at,
-                    signed_header,
-                    body,
-                    ttl_seconds(published_at + retention_seconds, now),
+                    batch.owner,
+                    batch.fence,
+                    batch.sequence,
+                    batch.published_at,
+                    batch.signed_header,
+                    batch.body,
+                    ttl_seconds(batch.published_at + batch.retention_seconds, batch.now),
                     *fingerprints,
                 ],
             )
         if outcome == b"lock":
-            raise LockLost(f"publisher {owner!r} no longer holds the lock with fence {fence}")
+            raise LockLost(f"publisher {batch.owner!r} no longer holds the lock with fence {batch.fence}")
         if outcome == b"sequence":
-            raise LockLost(f"batch {sequence} does not follow the last committed batch")
+            raise LockLost(f"batch {batch.sequence} does not follow the last committed batch")
 
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
         with self._errors():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
+from .base import BatchCommit, CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
 from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 # 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
@@ -412,37 +412,25 @@ class SqliteStore:
         with self._errors():
             return _counter(self._connection(), "sequence")
 
-    def commit_batch(
-        self,
-        *,
-        owner: str,
-        fence: int,
-        sequence: int,
-        published_at: int,
-        signed_header: bytes,
-        body: bytes,
-        key_ids: Sequence[str],
-        now: int,
-        retention_seconds: int,
-    ) -> None:
+    def commit_batch(self, batch: BatchCommit) -> None:
         with self._write() as db:
             holder = db.execute("SELECT owner, fence, expires_at, lease_seconds FROM publish_lock").fetchone()
-            if holder is None or (holder[0], holder[1]) != (owner, fence):
-                raise LockLost(f"publisher {owner!r} no longer holds the lock with fence {fence}")
+            if holder is None or (holder[0], holder[1]) != (batch.owner, batch.fence):
+                raise LockLost(f"publisher {batch.owner!r} no longer holds the lock with fence {batch.fence}")
             if not lease_is_live(holder[2], holder[3], time.time()):
-                raise LockLost(f"the lease of publisher {owner!r} (fence {fence}) has expired")
+                raise LockLost(f"the lease of publisher {batch.owner!r} (fence {batch.fence}) has expired")
             last = _counter(db, "sequence")
-            if sequence != last + 1:
-                raise LockLost(f"batch {sequence} cannot follow batch {last}")
+            if batch.sequence != last + 1:
+                raise LockLost(f"batch {batch.sequence} cannot follow batch {last}")
             db.execute(
                 "INSERT INTO batches (sequence, published_at, signed_header, body_size, body) VALUES (?, ?, ?, ?, ?)",
-                (sequence, published_at, signed_header, len(body), body),
+                (batch.sequence, batch.published_at, batch.signed_header, len(batch.body), batch.body),
             )
-            self._remove_pending(db, key_ids)
+            self._remove_pending(db, batch.key_ids)
             db.execute(
                 "INSERT INTO counters (name, value) VALUES ('sequence', ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (sequence,),
+                (batch.sequence,),
             )
 
     def _remove_pending(self, db: sqlite3.Connection, key_ids: Sequence[str]) -> None:
