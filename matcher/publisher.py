@@ -1,9 +1,32 @@
 """The publisher: lock, read pending keys, hold sections of too few cases, build, sign, commit, unlock.
 
-Any number of server replicas run it on a timer; the store's lock lets exactly one cut at a time, and its fencing
-token makes a publisher whose lease ran out (a long pause, a slow build) unable to commit: its batch is dropped
-and the keys stay pending for the next run. The commit is atomic, so a publisher killed half way leaves either
-nothing or a complete batch, and every acknowledged key lands in exactly one batch.
+Any number of server replicas run it on a timer. Every acknowledged key lands in exactly one batch; this is the
+whole protocol, and each part of the code that implements a step names it ("exactly-once step N"):
+
+0. De-duplicate, at submit. An upload is stored in one atomic write with its reply: the same (authority,
+   submission id) again gets the first reply back and stores nothing, and a key already held (its fingerprint,
+   kept as long as validation would accept the key again) is not stored a second time. Store.submit;
+   SqliteStore.submit, the Redis _SUBMIT script; the servicers' side is servicers.store_upload.
+1. Lock. One publisher at a time: Store.acquire_publish_lock gives the lock to one owner for a lease that runs
+   on real time (store.LEASE_SECONDS by default, Config.publish_lease), and release is compare-and-delete.
+   Publisher.publish; SqliteStore.acquire_publish_lock, the Redis _ACQUIRE and _RELEASE scripts.
+2. Fence. Each acquisition returns a fencing token that grows and is never issued twice (a persisted counter).
+   The publisher carries it to every commit of its run (BatchCommit.fence), so that one whose lease ran out (a
+   long pause, a slow build) and whose lock another took over cannot commit: its batch is dropped and its keys
+   stay pending for the next run.
+3. Cut. Read the pending keys that are due (Store.pending_keys), hold the sections of too few cases
+   (matcher/anonymity.py), build and sign a batch numbered last_sequence() + 1 (Publisher._cut). Nothing is
+   written: a publisher that dies here leaves every key pending.
+4. Commit. Store.commit_batch(BatchCommit) is one atomic write that checks, inside it, that the owner still holds
+   the lock with that fence and that the sequence follows the last one, then stores the batch, advances the
+   sequence and removes the batch's keys from pending; otherwise LockLost, and nothing changes. A publisher
+   killed half way leaves either nothing or the complete batch; two publishers never commit one sequence.
+   SqliteStore.commit_batch, the Redis _COMMIT script (which also accepts a commit resent after it happened).
+5. Purge. PublishLoop.run_once purges after every run (Store.purge): batches, pending keys, fingerprints,
+   codes and submission records past retention. A fingerprint goes only once validation would refuse its key
+   anyway, so a key pushed again later can never be published twice. SqliteStore.purge, the Redis _PURGE script.
+
+docs/storage.md describes the layouts that hold all this; tests/contract/ checks every step on both backends.
 
 The anonymity hold (matcher/anonymity.py) decides which sections a run cuts: a section only once its keys belong
 to at least K cases, or once its oldest key has waited the deadline. Held keys stay pending and are looked at
@@ -122,7 +145,7 @@ class Publisher:
     def publish(self, now: int) -> PublishRun:
         """Cuts every batch that is due at ``now``; returns them and what was held (nothing if another replica
         holds the lock)."""
-        fence = self.store.acquire_publish_lock(self.owner, self.lease_seconds)
+        fence = self.store.acquire_publish_lock(self.owner, self.lease_seconds)  # steps 1 and 2: lock, fence
         if fence is None:
             log.info("publish skipped: another publisher holds the lock")
             return PublishRun([], [])
@@ -211,6 +234,7 @@ class Publisher:
         error_rate: float,
         run_elements: int,
     ) -> Published:
+        # Steps 3 and 4 for one region's keys: cut (build and sign, nothing written), then commit under the fence.
         began = time.perf_counter()
         sequence = self.store.last_sequence() + 1
         built = build_batch(
@@ -297,7 +321,7 @@ class PublishLoop:
             self.publisher.publish(now)
         except LockLost:
             log.warning("publish abandoned: the lock lease expired before the commit; the keys stay pending")
-        finally:  # retention does not wait for publishing to work again: expired data goes whatever happened
+        finally:  # step 5, purge: retention does not wait for publishing to work again, expired data goes anyway
             counts = self.store.purge(now=now, retention_seconds=self.retention_seconds)
         for kind in ("keys", "batches", "codes", "submissions"):
             if getattr(counts, kind):

@@ -108,8 +108,8 @@ def store_upload(
     code_hash: bytes | None = None,
 ) -> StoredUpload[Reply]:
     """The tail both key uploads share (SubmitKeys and SubmitWithCode): the reply is stored with the keys, in the
-    same write, so that a retried upload gets the first reply again (the de-duplication step of the publisher's
-    protocol, matcher/publisher.py); the keys are counted once, when they are new."""
+    same write, so that a retried upload gets the first reply again (exactly-once step 0, de-duplicate, in
+    matcher/publisher.py); the keys are counted once, when they are new."""
     reply = reply_type(
         accepted=len(submission.keys), rejected=_rejections(verdict), embargoed=_embargoed(submission.keys, now)
     )

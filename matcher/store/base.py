@@ -142,7 +142,8 @@ class Store(Protocol):
         retention_seconds: int,
         code_hash: bytes | None = None,
     ) -> SubmitResult:
-        """Stores a validated submission, atomically and idempotently.
+        """Stores a validated submission, atomically and idempotently: exactly-once step 0, de-duplicate
+        (matcher/publisher.py).
 
         1. If (authority, submission_id) was seen: the same ``digest`` returns ``replayed`` = its stored
            response; another digest raises matcher.errors.AlreadyExists. Nothing changes.
@@ -174,7 +175,8 @@ class Store(Protocol):
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
         """Takes the single publisher lock for ``owner``; returns a fencing token that grows with every
-        acquisition, or None while another owner holds an unexpired lease."""
+        acquisition, or None while another owner holds an unexpired lease. Exactly-once steps 1 and 2, lock and
+        fence (matcher/publisher.py)."""
 
     def release_publish_lock(self, owner: str) -> None:
         """Releases the lock if ``owner`` still holds it (compare-and-delete)."""
@@ -186,7 +188,8 @@ class Store(Protocol):
         """The sequence number of the newest committed batch, 0 when there is none."""
 
     def commit_batch(self, batch: BatchCommit) -> None:
-        """Atomically publishes a batch and removes its ``key_ids`` from pending.
+        """Atomically publishes a batch and removes its ``key_ids`` from pending: exactly-once step 4, commit
+        (matcher/publisher.py).
 
         Raises LockLost, changing nothing, unless ``batch.owner`` holds the lock with token ``batch.fence`` and
         ``batch.sequence == last_sequence() + 1``.
@@ -217,4 +220,5 @@ class Store(Protocol):
     # --- retention -----------------------------------------------------------------------------------------
 
     def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
-        """Deletes keys, batches, codes and submission records that are past retention (or expiry) at ``now``."""
+        """Deletes keys, batches, codes and submission records that are past retention (or expiry) at ``now``:
+        exactly-once step 5, purge (matcher/publisher.py)."""

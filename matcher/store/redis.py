@@ -181,6 +181,8 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+# Exactly-once step 0, de-duplicate (matcher/publisher.py): the submission record, the code, the fingerprints
+# ("seen") and the pending keys change in this one script.
 # KEYS: submission record, submissions index, code record, codes index, seen, pending, key data
 # ARGV: digest, response, now, cutoff, record ttl, record name, use code (0/1), code member, keys ttl,
 #       then per key: fingerprint, ends_at, publish_after, packed key
@@ -242,6 +244,7 @@ return 1
 """
 )
 
+# Exactly-once steps 1 and 2, lock and fence (matcher/publisher.py); _RELEASE below ends step 1.
 # KEYS: lock, fence counter. ARGV: owner, lease in milliseconds. Returns the new fence, or nil while another
 # owner holds the lock.
 _ACQUIRE = """
@@ -289,6 +292,8 @@ end
 return found
 """
 
+# Exactly-once step 4, commit (matcher/publisher.py): the lock's owner and fence, and the sequence, are checked
+# inside the script that writes the batch. The lease needs no check of its own: the lock key expires with it.
 # KEYS: lock, sequence, batches, batch times, batch record, body, pending, key data
 # ARGV: owner, fence, sequence, published_at, header, body, ttl, then the fingerprints of the batch's keys
 _COMMIT = (
@@ -315,6 +320,7 @@ return 'ok'
 """
 )
 
+# Exactly-once step 5, purge (matcher/publisher.py).
 # KEYS: seen, pending, key data, batches, batch times, codes, submissions
 # ARGV: cutoff, now, chunk size, key prefix. Deletes up to a chunk of each kind of expired record; the caller
 # repeats until a call deletes less than a chunk of every kind. Record names are built from the prefix: they

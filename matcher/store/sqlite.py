@@ -275,6 +275,8 @@ class SqliteStore:
         retention_seconds: int,
         code_hash: bytes | None = None,
     ) -> SubmitResult:
+        # Exactly-once step 0, de-duplicate (matcher/publisher.py): the submission record, the code, the
+        # fingerprints and the pending keys change in one BEGIN IMMEDIATE transaction.
         with self._write() as db:
             earlier = db.execute(
                 "SELECT digest, response FROM submissions WHERE authority = ? AND submission_id = ? AND stored_at > ?",
@@ -372,6 +374,8 @@ class SqliteStore:
     # --- publishing ----------------------------------------------------------------------------------------
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
+        # Exactly-once steps 1 and 2, lock and fence (matcher/publisher.py): the lock row, and the fence counter
+        # that never goes back, in one transaction.
         with self._write() as db:
             clock = time.time()  # read after BEGIN IMMEDIATE: waiting for the write lock must not age the lease
             holder = db.execute("SELECT owner, expires_at, lease_seconds FROM publish_lock").fetchone()
@@ -413,6 +417,8 @@ class SqliteStore:
             return _counter(self._connection(), "sequence")
 
     def commit_batch(self, batch: BatchCommit) -> None:
+        # Exactly-once step 4, commit (matcher/publisher.py): the fence, lease and sequence are checked inside the
+        # transaction that writes the batch, so nothing can come between the check and the write.
         with self._write() as db:
             holder = db.execute("SELECT owner, fence, expires_at, lease_seconds FROM publish_lock").fetchone()
             if holder is None or (holder[0], holder[1]) != (batch.owner, batch.fence):
@@ -500,6 +506,7 @@ class SqliteStore:
     # --- retention -----------------------------------------------------------------------------------------
 
     def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
+        # Exactly-once step 5, purge (matcher/publisher.py).
         cutoff = now - retention_seconds
         with self._write() as db:
             db.execute("DELETE FROM pending WHERE ends_at <= ?", (cutoff,))
