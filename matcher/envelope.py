@@ -83,7 +83,9 @@ def open_envelope(kind: Kind[M, E], signed: E, trusted: TrustedKeys, *, error: t
     try:
         message = kind.message.FromString(payload)
     except DecodeError:
-        raise error(f"{kind.what} refused: its signed bytes are not a {kind.message.DESCRIPTOR.name}") from None
+        name = kind.message.DESCRIPTOR.name
+        article = "an" if name[0] in "AEIOU" else "a"
+        raise error(f"{kind.what} refused: its signed bytes are not {article} {name}") from None
     if kind.names_its_key:
         named = (message.signing_key_id, message.signing_key_version)
         if named != (key_id, key_version):
