@@ -1,7 +1,7 @@
 """What the anonymity hold costs in delay, by case volume: ``python -m bench.anonymity_delay``.
 
 Cases arrive at random (a Poisson process, uniform over the day) into one section of one region, one key each;
-the publisher runs every hour and applies the service's own rule (matcher.publisher.hold_small_sections, the
+the publisher runs every hour and applies the service's own rule (matcher.anonymity.hold_small_sections, the
 default configuration, K = 5, a 24-hour deadline) to what is pending; what it releases is published. Each case's
 extra delay is the time from the first run after it arrived (when it would have been published without the hold)
 to the run that published it. 60 days per volume, seeded; cases of the last two days are left out (their runs
@@ -18,9 +18,9 @@ import math
 
 import numpy as np
 
+from matcher.anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, hold_small_sections
 from matcher.exposure_config import default_config
 from matcher.model import DiagnosisKey, ReportType
-from matcher.publisher import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, hold_small_sections
 from matcher.store import PendingKey
 
 HOUR = 3600

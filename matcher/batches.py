@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from exposure.v1 import batch_pb2, config_pb2
 
 from . import crypto
+from .envelope import BATCH_HEADER, Rejected, open_envelope, seal
 from .exposure_config import infectiousness_of, infectiousness_weight, report_type_weight
 from .filters import (
     SALT_BYTES,
@@ -41,7 +42,7 @@ from .filters import (
 from .fprate import section_error_rate
 from .intervals import CLOCK_SKEW_SECONDS, INTERVAL_SECONDS
 from .model import PUBLISHABLE_REPORT_TYPES, DiagnosisKey, Infectiousness, ReportType, VenueHour, level_of
-from .signing import DOMAIN_BATCH_HEADER, SignatureError, SigningKey, TrustedKeys
+from .signing import SigningKey, TrustedKeys
 from .venues import HOUR_SECONDS
 
 FORMAT_VERSION = 2
@@ -55,7 +56,7 @@ _LENGTH = struct.Struct("<I")
 _ELEMENTS_PER_GROUP = 1 << 18
 
 
-class BatchRejected(ValueError):
+class BatchRejected(Rejected):
     """A batch that must not be used; the message says why, for a person."""
 
 
@@ -325,33 +326,16 @@ def sign_header(header: batch_pb2.BatchHeader, signing_key: SigningKey) -> batch
             f"the header names signing key {header.signing_key_id}/{header.signing_key_version}, "
             f"not {signing_key.key_id}/{signing_key.version}"
         )
-    payload = header.SerializeToString(deterministic=True)
-    return batch_pb2.SignedBatchHeader(
-        header=payload,
-        signature=signing_key.sign(DOMAIN_BATCH_HEADER, payload),
-        key_id=signing_key.key_id,
-        key_version=signing_key.version,
-    )
+    return seal(BATCH_HEADER, header, signing_key)
 
 
 # --- Verifying -----------------------------------------------------------------------------------------------
 
 
 def open_header(signed: batch_pb2.SignedBatchHeader, trusted: TrustedKeys) -> batch_pb2.BatchHeader:
-    """The header, once its signature verifies with a pinned key: verify the bytes, then parse them."""
-    try:
-        trusted.verify(DOMAIN_BATCH_HEADER, signed.header, signed.signature, signed.key_id)
-    except SignatureError as exc:
-        raise BatchRejected(f"batch header refused: {exc}") from None
-    try:
-        header = batch_pb2.BatchHeader.FromString(signed.header)
-    except DecodeError:
-        raise BatchRejected("batch header refused: its signed bytes are not a BatchHeader") from None
-    if (header.signing_key_id, header.signing_key_version) != (signed.key_id, signed.key_version):
-        raise BatchRejected(
-            f"batch header refused: signed as key {header.signing_key_id}/{header.signing_key_version} "
-            f"but presented as {signed.key_id}/{signed.key_version}"
-        )
+    """The header, once its signature verifies with a pinned key (matcher/envelope.py) and it is one this phone
+    reads."""
+    header = open_envelope(BATCH_HEADER, signed, trusted, error=BatchRejected)
     problem = _header_problem(header)
     if problem:
         raise BatchRejected(f"batch {header.sequence} refused: {problem}")

@@ -25,6 +25,7 @@ from .config import (
     Config,
     env_name,
 )
+from .publisher import Publisher
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
 from .store import LockLost, open_store
 
@@ -103,13 +104,11 @@ def cmd_certs(args: argparse.Namespace) -> None:
 
 def cmd_publish(args: argparse.Namespace) -> None:
     """Cuts and signs batches from the pending keys that are due now, once (serve also does it on a timer)."""
-    from .server import publisher_for
-
     config = _config(args, serving=False)
     _logging(args.verbose)
     store = open_store(config.store, create=False)
     try:
-        publisher = publisher_for(config, store, load_signing_key(config.tls_dir / "signing.key"))
+        publisher = Publisher.from_config(config, store, load_signing_key(config.tls_dir / "signing.key"))
         try:
             run = publisher.publish(clock(config.now)())
         except LockLost as exc:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES
 from .distribution import DEFAULT_CACHE_MB
+from .intervals import SECONDS_PER_DAY
 from .model import DEFAULT_RETENTION_DAYS
-from .publisher import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, LEASE_SECONDS
+from .store import LEASE_SECONDS
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AUTHORITY_LISTEN = "127.0.0.1:50052"
@@ -88,7 +90,7 @@ class Config:
 
     @property
     def retention_seconds(self) -> int:
-        return self.retention_days * 86400
+        return self.retention_days * SECONDS_PER_DAY
 
     @property
     def authorities_path(self) -> Path:

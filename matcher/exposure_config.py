@@ -12,6 +12,7 @@ import numpy as np
 
 from exposure.v1 import config_pb2
 
+from .envelope import EXPOSURE_CONFIG, Rejected, open_envelope, seal
 from .errors import InvalidArgument, Violation
 from .model import (
     MAX_DAYS_SINCE_ONSET,
@@ -22,7 +23,7 @@ from .model import (
     Infectiousness,
     ReportType,
 )
-from .signing import DOMAIN_EXPOSURE_CONFIG, SigningKey, TrustedKeys
+from .signing import SigningKey, TrustedKeys
 
 ATTENUATION_BUCKETS = 4  # immediate, near, medium, other
 MAX_WEIGHT = 2.5  # GAEN's upper bound for every weight
@@ -174,26 +175,20 @@ def infectiousness_of(config: config_pb2.ExposureConfig, days_since_onset: int |
 
 
 def sign_config(config: config_pb2.ExposureConfig, key: SigningKey) -> config_pb2.SignedExposureConfig:
-    payload = config.SerializeToString(deterministic=True)
-    return config_pb2.SignedExposureConfig(
-        config=payload,
-        signature=key.sign(DOMAIN_EXPOSURE_CONFIG, payload),
-        key_id=key.key_id,
-        key_version=key.version,
-    )
+    return seal(EXPOSURE_CONFIG, config, key)
 
 
 def open_config(signed: config_pb2.SignedExposureConfig, trusted: TrustedKeys) -> config_pb2.ExposureConfig:
     """Verifies a signed configuration against the pinned keys, then parses and checks it.
 
-    Raises SignatureError or ValueError; a phone that gets either keeps its previous configuration.
+    Raises Rejected (matcher/envelope.py); a phone that gets it keeps its previous configuration.
     """
-    trusted.verify(DOMAIN_EXPOSURE_CONFIG, signed.config, signed.signature, signed.key_id)
-    config = config_pb2.ExposureConfig.FromString(signed.config)
+    config = open_envelope(EXPOSURE_CONFIG, signed, trusted)
     problems = check_config(config)
     if problems:
-        raise ValueError(
-            f"the signed exposure configuration is not usable: {problems[0].field} {problems[0].description}"
+        raise Rejected(
+            "exposure configuration refused: the signed exposure configuration is not usable: "
+            f"{problems[0].field} {problems[0].description}"
         )
     return config
 

@@ -25,7 +25,8 @@ from google.protobuf.message import DecodeError
 from exposure.v1 import batch_pb2, config_pb2, mirror_pb2
 
 from .batches import BatchRejected, batch_file_bytes, open_body, open_header, parse_batch_file
-from .signing import DOMAIN_MIRROR_INDEX, SignatureError, SigningKey, TrustedKeys
+from .envelope import MIRROR_INDEX, Rejected, open_envelope, seal
+from .signing import SigningKey, TrustedKeys
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ BATCH_FOLDER = "batches"
 _PAGE = 1000
 
 
-class MirrorRejected(ValueError):
+class MirrorRejected(Rejected):
     """An index or a file of a mirror that must not be used; the message says why, for a person."""
 
 
@@ -56,13 +57,7 @@ def file_name(sequence: int, data: bytes) -> str:
 
 def sign_index(index: mirror_pb2.MirrorIndex, signing_key: SigningKey) -> mirror_pb2.SignedMirrorIndex:
     index.signing_key_id, index.signing_key_version = signing_key.key_id, signing_key.version
-    payload = index.SerializeToString(deterministic=True)
-    return mirror_pb2.SignedMirrorIndex(
-        index=payload,
-        signature=signing_key.sign(DOMAIN_MIRROR_INDEX, payload),
-        key_id=signing_key.key_id,
-        key_version=signing_key.version,
-    )
+    return seal(MIRROR_INDEX, index, signing_key)
 
 
 def _read_index(folder: Path) -> mirror_pb2.MirrorIndex | None:
@@ -158,19 +153,7 @@ def open_index(data: bytes, trusted: TrustedKeys, *, held_written_at: int, held_
         signed = mirror_pb2.SignedMirrorIndex.FromString(data)
     except DecodeError:
         raise MirrorRejected("mirror index refused: it is not a signed index") from None
-    try:
-        trusted.verify(DOMAIN_MIRROR_INDEX, signed.index, signed.signature, signed.key_id)
-    except SignatureError as exc:
-        raise MirrorRejected(f"mirror index refused: {exc}") from None
-    try:
-        index = mirror_pb2.MirrorIndex.FromString(signed.index)
-    except DecodeError:
-        raise MirrorRejected("mirror index refused: its signed bytes are not a MirrorIndex") from None
-    if (index.signing_key_id, index.signing_key_version) != (signed.key_id, signed.key_version):
-        raise MirrorRejected(
-            f"mirror index refused: signed as key {index.signing_key_id}/{index.signing_key_version} "
-            f"but presented as {signed.key_id}/{signed.key_version}"
-        )
+    index = open_envelope(MIRROR_INDEX, signed, trusted, error=MirrorRejected)
     if index.written_at < held_written_at or index.newest_sequence < held_newest:
         raise MirrorRejected(
             f"mirror index refused: written at {index.written_at} with newest batch {index.newest_sequence}, older "

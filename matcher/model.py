@@ -95,6 +95,15 @@ class DiagnosisKey:
         """The first interval after the key's validity."""
         return self.rolling_start + self.rolling_period
 
+    @property
+    def ends_at(self) -> int:
+        """Unix seconds at which the key stopped being valid: the time its retention counts from.
+
+        A key (and the fingerprint that keeps it from being stored twice) is kept until ``ends_at + retention``:
+        exactly as long as validation would still accept the same key again.
+        """
+        return interval_start(self.end_interval)
+
     def published_offsets(self) -> list[int]:
         """The offsets j (interval rolling_start + j) of the intervals whose elements are published."""
         if self.contact_intervals is None:
@@ -111,7 +120,7 @@ class DiagnosisKey:
 
     def publish_after(self) -> int:
         """Unix seconds before which the key must not be published (the embargo of a still-valid key)."""
-        return interval_start(self.end_interval) + EMBARGO_GRACE_SECONDS
+        return self.ends_at + EMBARGO_GRACE_SECONDS
 
     def fingerprint(self) -> bytes:
         """Identity of a key for de-duplication across submissions: same key data and same start."""
@@ -130,6 +139,11 @@ class VenueHour:
     def end_interval(self) -> int:
         """The first interval after the hour: its retention counts from there, as a key's from its end."""
         return (self.hour + 1) * 3600 // INTERVAL_SECONDS
+
+    @property
+    def ends_at(self) -> int:
+        """Unix seconds at which the hour ended (to its interval): the time its retention counts from."""
+        return interval_start(self.end_interval)
 
     def publish_after(self) -> int:
         """A warned hour may be published at once: nobody can replay a venue's identifier into a warning."""

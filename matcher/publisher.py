@@ -1,13 +1,36 @@
 """The publisher: lock, read pending keys, hold sections of too few cases, build, sign, commit, unlock.
 
-Any number of server replicas run it on a timer; the store's lock lets exactly one cut at a time, and its fencing
-token makes a publisher whose lease ran out (a long pause, a slow build) unable to commit: its batch is dropped
-and the keys stay pending for the next run. The commit is atomic, so a publisher killed half way leaves either
-nothing or a complete batch, and every acknowledged key lands in exactly one batch.
+Any number of server replicas run it on a timer. Every acknowledged key lands in exactly one batch; this is the
+whole protocol, and each part of the code that implements a step names it ("exactly-once step N"):
 
-The anonymity hold (docs/privacy.md, "The anonymity set"): a section of a batch is the anonymity set of every
-match in it, so the publisher cuts a section only once its keys belong to at least K cases, or once its oldest
-key has waited the deadline. Held keys stay pending and are looked at again by the next run.
+0. De-duplicate, at submit. An upload is stored in one atomic write with its reply: the same (authority,
+   submission id) again gets the first reply back and stores nothing, and a key already held (its fingerprint,
+   kept as long as validation would accept the key again) is not stored a second time. Store.submit;
+   SqliteStore.submit, the Redis _SUBMIT script; the servicers' side is servicers.store_upload.
+1. Lock. One publisher at a time: Store.acquire_publish_lock gives the lock to one owner for a lease that runs
+   on real time (store.LEASE_SECONDS by default, Config.publish_lease), and release is compare-and-delete.
+   Publisher.publish; SqliteStore.acquire_publish_lock, the Redis _ACQUIRE and _RELEASE scripts.
+2. Fence. Each acquisition returns a fencing token that grows and is never issued twice (a persisted counter).
+   The publisher carries it to every commit of its run (BatchCommit.fence), so that one whose lease ran out (a
+   long pause, a slow build) and whose lock another took over cannot commit: its batch is dropped and its keys
+   stay pending for the next run.
+3. Cut. Read the pending keys that are due (Store.pending_keys), hold the sections of too few cases
+   (matcher/anonymity.py), build and sign a batch numbered last_sequence() + 1 (Publisher._cut). Nothing is
+   written: a publisher that dies here leaves every key pending.
+4. Commit. Store.commit_batch(BatchCommit) is one atomic write that checks, inside it, that the owner still holds
+   the lock with that fence and that the sequence follows the last one, then stores the batch, advances the
+   sequence and removes the batch's keys from pending; otherwise LockLost, and nothing changes. A publisher
+   killed half way leaves either nothing or the complete batch; two publishers never commit one sequence.
+   SqliteStore.commit_batch, the Redis _COMMIT script (which also accepts a commit resent after it happened).
+5. Purge. PublishLoop.run_once purges after every run (Store.purge): batches, pending keys, fingerprints,
+   codes and submission records past retention. A fingerprint goes only once validation would refuse its key
+   anyway, so a key pushed again later can never be published twice. SqliteStore.purge, the Redis _PURGE script.
+
+docs/storage.md describes the layouts that hold all this; tests/contract/ checks every step on both backends.
+
+The anonymity hold (matcher/anonymity.py) decides which sections a run cuts: a section only once its keys belong
+to at least K cases, or once its oldest key has waited the deadline. Held keys stay pending and are looked at
+again by the next run.
 """
 
 from __future__ import annotations
@@ -24,31 +47,19 @@ from dataclasses import dataclass
 
 from exposure.v1 import config_pb2
 
-from .batches import (
-    SectionClass,
-    budget_error_rate,
-    build_batch,
-    elements_of,
-    publishable_sections,
-    section_classes,
-    section_of,
-    sign_header,
-)
+from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, HeldSection, hold_small_sections
+from .batches import budget_error_rate, build_batch, elements_of, publishable_sections, sign_header
 from .clock import iso
+from .config import Config
 from .exposure_config import config_in_force
 from .fprate import error_rate_for, venue_error_rate
+from .intervals import SECONDS_PER_DAY
 from .metrics import REGISTRY
 from .model import DiagnosisKey, VenueHour
 from .signing import SigningKey
-from .store import LockLost, PendingKey, Store
+from .store import LEASE_SECONDS, BatchCommit, LockLost, PendingKey, Store
 
 log = logging.getLogger(__name__)
-
-LEASE_SECONDS = 300.0
-# A section is published once its keys belong to this many cases (submissions) ...
-DEFAULT_ANONYMITY_MIN_CASES = 5
-# ... or once its oldest key has been publishable this long, however few cases it has.
-DEFAULT_ANONYMITY_DEADLINE_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -87,79 +98,9 @@ class PublishRun:
     held: list[Held]
 
 
-@dataclass(frozen=True)
-class HeldSection:
-    """One section's keys, held: they belong to ``cases`` cases, fewer than K, and wait until ``until``."""
-
-    section: SectionClass
-    keys: list[PendingKey]
-    cases: int
-    until: int
-
-
-@dataclass(frozen=True)
-class RegionCut:
-    """What one region's pending keys do in a batch cut now (hold_small_sections)."""
-
-    released: list[PendingKey]  # the batch: keys of the sections that publish, and keys that publish nothing
-    sections: int  # sections the batch publishes: 0 makes an empty batch
-    held: list[HeldSection]
-
-    @property
-    def held_keys(self) -> list[PendingKey]:
-        return [item for section in self.held for item in section.keys]
-
-
 def keys_of(items: list[PendingKey]) -> list[DiagnosisKey]:
     """The diagnosis keys among pending items (the others are warned venue hours)."""
     return [item.key for item in items if isinstance(item.key, DiagnosisKey)]
-
-
-def publishable_since(item: PendingKey) -> int:
-    """When a pending key could first have been published: the later of its arrival and the end of its embargo.
-    The deadline counts from here, so that a key does not spend its wait while it may not be published anyway."""
-    return max(item.received_at, item.key.publish_after())
-
-
-def hold_small_sections(
-    items: list[PendingKey], config: config_pb2.ExposureConfig, *, now: int, min_cases: int, deadline: int
-) -> RegionCut:
-    """Splits one region's pending keys into what a batch cut at ``now`` publishes and what it holds.
-
-    Keys are grouped by the section they would be published in (batches.section_of). Whoever hears identifiers
-    that match in a section learns that they belong to the section's cases, and nothing links them further
-    (docs/spec.md, "Privacy"): a section of one case links all of its matches to one person. So a section whose
-    keys belong to fewer than ``min_cases`` distinct cases is held, unless its oldest key has been publishable for
-    ``deadline`` seconds: then it is published anyway, since a warning held back for ever protects nobody. Cases
-    are counted, not keys (one person's 10 daily keys are one case), and a case with keys in two sections counts in
-    each: each section is an anonymity set of its own. Keys that publish nothing go with the batch: no section
-    (report type, infectiousness NONE), or no interval left after contact-interval pruning. Such a key puts no
-    element in its section, so its case must not count towards the section's K. Warned venue hours are never held:
-    their section links nothing to anybody without the venue's QR code (docs/spec.md, "Venues").
-    """
-    classes = section_classes(config)
-    by_section: dict[SectionClass, list[PendingKey]] = defaultdict(list)
-    released = [item for item in items if isinstance(item.key, VenueHour)]
-    sections = 1 if released else 0  # the venue section
-    for item in items:
-        if isinstance(item.key, VenueHour):
-            continue
-        section = section_of(item.key, config, classes)
-        if section is None or not item.key.elements:
-            released.append(item)
-        else:
-            by_section[section].append(item)
-    held: list[HeldSection] = []
-    for section, keys in sorted(by_section.items()):
-        cases = len({item.case for item in keys})
-        since = min(publishable_since(item) for item in keys)
-        # A key received "later" than now (a replica whose clock is behind the submitter's) has waited 0.
-        if cases < min_cases and max(0, now - since) < deadline:
-            held.append(HeldSection(section, keys, cases, since + deadline))
-        else:
-            released += keys
-            sections += 1
-    return RegionCut(released, sections, held)
 
 
 class Publisher:
@@ -187,10 +128,24 @@ class Publisher:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
 
+    @classmethod
+    def from_config(cls, config: Config, store: Store, signing_key: SigningKey) -> Publisher:
+        """The publisher the settings describe: one wiring for `matcher serve`'s timer and `matcher publish`."""
+        return cls(
+            store,
+            signing_key,
+            retention_days=config.retention_days,
+            publish_interval=config.publish_interval,
+            max_keys_per_batch=config.max_keys_per_batch,
+            lease_seconds=config.publish_lease,
+            anonymity_min_cases=config.anonymity_min_cases,
+            anonymity_deadline=config.anonymity_deadline_seconds,
+        )
+
     def publish(self, now: int) -> PublishRun:
         """Cuts every batch that is due at ``now``; returns them and what was held (nothing if another replica
         holds the lock)."""
-        fence = self.store.acquire_publish_lock(self.owner, self.lease_seconds)
+        fence = self.store.acquire_publish_lock(self.owner, self.lease_seconds)  # steps 1 and 2: lock, fence
         if fence is None:
             log.info("publish skipped: another publisher holds the lock")
             return PublishRun([], [])
@@ -279,6 +234,7 @@ class Publisher:
         error_rate: float,
         run_elements: int,
     ) -> Published:
+        # Steps 3 and 4 for one region's keys: cut (build and sign, nothing written), then commit under the fence.
         began = time.perf_counter()
         sequence = self.store.last_sequence() + 1
         built = build_batch(
@@ -297,15 +253,17 @@ class Publisher:
         )
         signed = sign_header(built.header, self.signing_key)
         self.store.commit_batch(
-            owner=self.owner,
-            fence=fence,
-            sequence=sequence,
-            published_at=now,
-            signed_header=signed.SerializeToString(),
-            body=built.body,
-            key_ids=[item.id for item in items],
-            now=now,
-            retention_seconds=self.retention_days * 86400,
+            BatchCommit(
+                owner=self.owner,
+                fence=fence,
+                sequence=sequence,
+                published_at=now,
+                signed_header=signed.SerializeToString(),
+                body=built.body,
+                key_ids=[item.id for item in items],
+                now=now,
+                retention_seconds=self.retention_days * SECONDS_PER_DAY,
+            )
         )
         result = Published(
             sequence=sequence,
@@ -363,7 +321,7 @@ class PublishLoop:
             self.publisher.publish(now)
         except LockLost:
             log.warning("publish abandoned: the lock lease expired before the commit; the keys stay pending")
-        finally:  # retention does not wait for publishing to work again: expired data goes whatever happened
+        finally:  # step 5, purge: retention does not wait for publishing to work again, expired data goes anyway
             counts = self.store.purge(now=now, retention_seconds=self.retention_seconds)
         for kind in ("keys", "batches", "codes", "submissions"):
             if getattr(counts, kind):

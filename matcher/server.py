@@ -250,23 +250,9 @@ def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -
     )
 
 
-def publisher_for(config: Config, store: Store, signing_key: SigningKey) -> Publisher:
-    """The publisher the settings describe: one wiring for `matcher serve`'s timer and `matcher publish`."""
-    return Publisher(
-        store,
-        signing_key,
-        retention_days=config.retention_days,
-        publish_interval=config.publish_interval,
-        max_keys_per_batch=config.max_keys_per_batch,
-        lease_seconds=config.publish_lease,
-        anonymity_min_cases=config.anonymity_min_cases,
-        anonymity_deadline=config.anonymity_deadline_seconds,
-    )
-
-
 def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, now: Clock) -> PublishLoop:
     """The publish timer: a batch run and the retention purge every publish interval."""
-    publisher = publisher_for(config, store, signing_key)
+    publisher = Publisher.from_config(config, store, signing_key)
     loop = PublishLoop(publisher, store, now, config.publish_interval, config.retention_seconds)
     loop.start()
     return loop

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import grpc
 
@@ -60,6 +61,9 @@ from .validation import (
 
 log = logging.getLogger(__name__)
 
+# The reply of a key upload: authority_pb2.SubmitKeysResponse or sharing_pb2.SubmitWithCodeResponse.
+Reply = TypeVar("Reply", authority_pb2.SubmitKeysResponse, sharing_pb2.SubmitWithCodeResponse)
+
 # The submitter of record for uploads with a code: the code, not the phone, is what is known about them.
 CODE_UPLOADS = "code-upload"
 
@@ -84,10 +88,45 @@ def _embargoed(keys: tuple[DiagnosisKey, ...], now: int) -> int:
     return sum(1 for key in keys if key.publish_after() > now)
 
 
-def _count_keys(stored: int, accepted: int, rejected_keys: int) -> None:
-    REGISTRY.inc("matcher_keys_accepted_total", accepted)
-    REGISTRY.inc("matcher_keys_rejected_total", rejected_keys)
-    REGISTRY.inc("matcher_keys_stored_total", stored)
+@dataclass(frozen=True)
+class StoredUpload(Generic[Reply]):
+    """What storing an upload of keys answers: the reply, and whether it is the stored reply of an earlier upload
+    (nothing new was stored, nothing is counted); else how many keys were new and how many were rejected."""
+
+    reply: Reply
+    replayed: bool
+    new: int = 0
+    rejected: int = 0
+
+
+def store_upload(
+    s: Services,
+    submission: Submission,
+    verdict: KeyVerdict,
+    reply_type: type[Reply],
+    now: int,
+    code_hash: bytes | None = None,
+) -> StoredUpload[Reply]:
+    """The tail both key uploads share (SubmitKeys and SubmitWithCode): the reply is stored with the keys, in the
+    same write, so that a retried upload gets the first reply again (exactly-once step 0, de-duplicate, in
+    matcher/publisher.py); the keys are counted once, when they are new."""
+    reply = reply_type(
+        accepted=len(submission.keys), rejected=_rejections(verdict), embargoed=_embargoed(submission.keys, now)
+    )
+    result = s.store.submit(
+        submission,
+        response=reply.SerializeToString(),
+        now=now,
+        retention_seconds=s.config.retention_seconds,
+        code_hash=code_hash,
+    )
+    if result.replayed is not None:
+        return StoredUpload(reply_type.FromString(result.replayed), replayed=True)
+    rejected = len({index for index, _ in verdict.rejected})
+    REGISTRY.inc("matcher_keys_accepted_total", len(submission.keys))
+    REGISTRY.inc("matcher_keys_rejected_total", rejected)
+    REGISTRY.inc("matcher_keys_stored_total", result.stored)
+    return StoredUpload(reply, replayed=False, new=result.stored, rejected=rejected)
 
 
 class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
@@ -109,34 +148,21 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
             retention_days=self.s.config.retention_days,
             contact_intervals=policy.contact_intervals_only,
         )
-        response = authority_pb2.SubmitKeysResponse(
-            accepted=len(submission.keys),
-            rejected=_rejections(verdict),
-            embargoed=_embargoed(submission.keys, now),
-        )
-        result = self.s.store.submit(
-            submission,
-            response=response.SerializeToString(),
-            now=now,
-            retention_seconds=self.s.config.retention_seconds,
-        )
-        if result.replayed is not None:
-            replay = authority_pb2.SubmitKeysResponse.FromString(result.replayed)
-            replay.replayed = True
+        stored = store_upload(self.s, submission, verdict, authority_pb2.SubmitKeysResponse, now)
+        if stored.replayed:
+            stored.reply.replayed = True
             log.info("submission replayed: authority=%s", policy.name)
-            return replay
-        rejected_keys = len({index for index, _ in verdict.rejected})
-        _count_keys(result.stored, len(submission.keys), rejected_keys)
+            return stored.reply
         log.info(
             "submission stored: authority=%s region=%s keys=%d new=%d rejected=%d embargoed=%d",
             policy.name,
             submission.region,
             len(submission.keys),
-            result.stored,
-            rejected_keys,
-            response.embargoed,
+            stored.new,
+            stored.rejected,
+            stored.reply.embargoed,
         )
-        return response
+        return stored.reply
 
     @grpc_method
     def IssueCode(self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext):
@@ -274,32 +300,22 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         )
         require_some_accepted(verdict)
         submission = Submission(region=record.region, keys=verdict.keys, digest=digest, **identity)
-        response = sharing_pb2.SubmitWithCodeResponse(
-            accepted=len(submission.keys), rejected=_rejections(verdict), embargoed=_embargoed(submission.keys, now)
-        )
         try:
-            result = self.s.store.submit(
-                submission,
-                response=response.SerializeToString(),
-                now=now,
-                retention_seconds=self.s.config.retention_seconds,
-                code_hash=code_hash,
+            stored = store_upload(
+                self.s, submission, verdict, sharing_pb2.SubmitWithCodeResponse, now, code_hash=code_hash
             )
         except AlreadyExists:
             # Another upload with other keys used the code between get_code and now: the code is used.
             raise PermissionDenied(codes.REFUSED) from None
-        if result.replayed is not None:
-            return sharing_pb2.SubmitWithCodeResponse.FromString(result.replayed)
-        rejected_keys = len({index for index, _ in verdict.rejected})
-        _count_keys(result.stored, len(submission.keys), rejected_keys)
-        log.info(
-            "upload with code stored: authority=%s keys=%d new=%d rejected=%d",
-            record.authority,
-            len(submission.keys),
-            result.stored,
-            rejected_keys,
-        )
-        return response
+        if not stored.replayed:
+            log.info(
+                "upload with code stored: authority=%s keys=%d new=%d rejected=%d",
+                record.authority,
+                len(submission.keys),
+                stored.new,
+                stored.rejected,
+            )
+        return stored.reply
 
 
 class DistributionServicer(distribution_pb2_grpc.DistributionServicer):

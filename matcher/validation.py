@@ -22,7 +22,7 @@ from exposure.v1 import authority_pb2, keys_pb2, sharing_pb2
 
 from . import codes, venues
 from .errors import InvalidArgument, Violation
-from .intervals import day_of, interval_number
+from .intervals import SECONDS_PER_DAY, day_of, interval_number
 from .model import (
     CONTACT_SHARE_DAYS,
     DEFAULT_PAGE_SIZE,
@@ -460,7 +460,7 @@ def venue_warning_from_request(
         )
     if last > current:
         problems.append(Violation("last_hour", f"hour {last} is in the future (now is hour {current})"))
-    if (first + 1) * venues.HOUR_SECONDS <= now - retention_days * 86400:
+    if (first + 1) * venues.HOUR_SECONDS <= now - retention_days * SECONDS_PER_DAY:
         problems.append(
             Violation("first_hour", f"ended more than {retention_days} days ago: no phone still holds a visit")
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY
+from matcher.intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, SECONDS_PER_DAY
 from matcher.model import DEFAULT_RETENTION_DAYS
 
 SCHEMA_VERSION = 2
@@ -309,7 +309,7 @@ class PhoneStore:
 
     def expire(self, now: int, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         """Deletes keys, sightings, check-ins, batches and matches older than the retention window."""
-        cutoff = now - retention_days * 86400
+        cutoff = now - retention_days * SECONDS_PER_DAY
         cutoff_interval = cutoff // INTERVAL_SECONDS
         with self.db:
             self.db.execute("BEGIN")

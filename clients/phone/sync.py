@@ -17,8 +17,9 @@ import grpc
 
 from exposure.v1 import batch_pb2, config_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.batches import BatchRejected, open_body, open_header
+from matcher.envelope import Rejected
 from matcher.exposure_config import open_config
-from matcher.signing import SignatureError, TrustedKeys
+from matcher.signing import TrustedKeys
 
 from .store import PhoneStore
 
@@ -81,8 +82,8 @@ def keep_config(
     """Keeps a signed exposure configuration once it verifies, unless the phone holds a newer version."""
     try:
         config = open_config(signed, trusted)
-    except (SignatureError, ValueError) as exc:
-        report.refused.append((0, f"exposure configuration refused: {exc}"))
+    except Rejected as exc:
+        report.refused.append((0, str(exc)))
         return
     held = store.get("config_version")
     if held is None or config.version >= int(held):
@@ -103,7 +104,7 @@ def _fetch_one(
     """Verifies, downloads and keeps one batch; returns its sequence (None when the download was cut)."""
     try:
         header = open_header(signed, trusted)
-    except BatchRejected as exc:
+    except Rejected as exc:
         report.refused.append((0, f"batch refused: {exc}"))
         return after
     if header.sequence <= after:
@@ -118,7 +119,7 @@ def _fetch_one(
     except DownloadCut as exc:
         report.interrupted = str(exc)
         return None
-    except BatchRejected as exc:
+    except Rejected as exc:
         store.refuse_batch(header.sequence)
         report.refused.append((header.sequence, f"batch {header.sequence} refused: {exc}"))
         return header.sequence

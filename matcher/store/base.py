@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from ..errors import Unavailable
 from ..model import DiagnosisKey, Submission, VenueHour
+
+# The publish lock's default lease (acquire_publish_lock). A publisher that dies holding the lock keeps the other
+# replicas from publishing until the lease runs out; one that outlives it cannot commit (fencing).
+LEASE_SECONDS = 300.0
 
 
 class StoreError(Unavailable):
@@ -100,6 +103,21 @@ class StoredBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchCommit:
+    """A batch to commit (Store.commit_batch), and the lock it is committed under."""
+
+    owner: str  # the publisher holding the lock
+    fence: int  # the token acquire_publish_lock gave it: a stale one commits nothing
+    sequence: int  # must be last_sequence() + 1
+    published_at: int
+    signed_header: bytes  # a serialised exposure.v1.SignedBatchHeader
+    body: bytes
+    key_ids: Sequence[str]  # the PendingKey ids the batch publishes: they leave pending with the commit
+    now: int
+    retention_seconds: int  # the batch is kept until published_at + retention_seconds
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeCounts:
     keys: int = 0
     batches: int = 0
@@ -124,7 +142,8 @@ class Store(Protocol):
         retention_seconds: int,
         code_hash: bytes | None = None,
     ) -> SubmitResult:
-        """Stores a validated submission, atomically and idempotently.
+        """Stores a validated submission, atomically and idempotently: exactly-once step 0, de-duplicate
+        (matcher/publisher.py).
 
         1. If (authority, submission_id) was seen: the same ``digest`` returns ``replayed`` = its stored
            response; another digest raises matcher.errors.AlreadyExists. Nothing changes.
@@ -156,7 +175,8 @@ class Store(Protocol):
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
         """Takes the single publisher lock for ``owner``; returns a fencing token that grows with every
-        acquisition, or None while another owner holds an unexpired lease."""
+        acquisition, or None while another owner holds an unexpired lease. Exactly-once steps 1 and 2, lock and
+        fence (matcher/publisher.py)."""
 
     def release_publish_lock(self, owner: str) -> None:
         """Releases the lock if ``owner`` still holds it (compare-and-delete)."""
@@ -167,23 +187,12 @@ class Store(Protocol):
     def last_sequence(self) -> int:
         """The sequence number of the newest committed batch, 0 when there is none."""
 
-    def commit_batch(
-        self,
-        *,
-        owner: str,
-        fence: int,
-        sequence: int,
-        published_at: int,
-        signed_header: bytes,
-        body: bytes,
-        key_ids: Sequence[str],
-        now: int,
-        retention_seconds: int,
-    ) -> None:
-        """Atomically publishes a batch and removes ``key_ids`` from pending.
+    def commit_batch(self, batch: BatchCommit) -> None:
+        """Atomically publishes a batch and removes its ``key_ids`` from pending: exactly-once step 4, commit
+        (matcher/publisher.py).
 
-        Raises LockLost, changing nothing, unless ``owner`` holds the lock with token ``fence`` and
-        ``sequence == last_sequence() + 1``.
+        Raises LockLost, changing nothing, unless ``batch.owner`` holds the lock with token ``batch.fence`` and
+        ``batch.sequence == last_sequence() + 1``.
         """
 
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
@@ -211,27 +220,5 @@ class Store(Protocol):
     # --- retention -----------------------------------------------------------------------------------------
 
     def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
-        """Deletes keys, batches, codes and submission records that are past retention (or expiry) at ``now``."""
-
-
-def open_store(url: str, *, create: bool = True) -> Store:
-    """A store from its URL: ``sqlite:PATH`` or ``redis://HOST:PORT/DB`` (``?cluster=true`` for Redis Cluster).
-
-    With ``create=False`` a SQLite file that does not exist is refused rather than made: a command run in the
-    wrong folder must not answer from a new, empty store (``matcher publish`` would say "nothing to publish")."""
-    if url.startswith("sqlite:"):
-        from .sqlite import SqliteStore
-
-        path = url.removeprefix("sqlite:").removeprefix("//")
-        if not path:
-            raise ValueError("sqlite: needs a file path, e.g. sqlite:matcher.db")
-        if Path(path).is_dir():
-            raise StoreError(f"{url}: is a folder, not a database file")
-        if not create and not Path(path).exists():
-            raise StoreError(f"{url}: no such database (`matcher serve` creates it; --store names another)")
-        return SqliteStore(path)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .redis import RedisStore
-
-        return RedisStore(url)
-    raise ValueError(f"unknown store {url!r}: use sqlite:PATH or redis://HOST:PORT/DB")
+        """Deletes keys, batches, codes and submission records that are past retention (or expiry) at ``now``:
+        exactly-once step 5, purge (matcher/publisher.py)."""

@@ -1,4 +1,5 @@
-"""Rules both backends share, defined once: the retention reference of a key and the errors a caller sees."""
+"""Rules both backends share, defined once: the columns of a pending item, its case id and the errors a caller
+sees."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import secrets
 
 from .. import codes
 from ..errors import AlreadyExists, PermissionDenied, Violation
-from ..intervals import interval_start
 from ..model import DiagnosisKey, ReportType, VenueHour
 
 # A pending item is a diagnosis key or a warned venue hour. Both stores keep them in one pending structure, in the
@@ -36,15 +36,6 @@ def columns_of(item: PendingItem) -> tuple[bytes, int, int, int, int | None, byt
         item.days_since_onset,
         (item.contact_intervals),
     )
-
-
-def key_ends_at(key: PendingItem) -> int:
-    """Unix seconds at which a key stopped being valid: the time its retention counts from.
-
-    A key (and the fingerprint that keeps it from being stored twice) is kept until ``ends_at + retention``:
-    exactly as long as validation would still accept the same key again.
-    """
-    return interval_start(key.end_interval)
 
 
 def new_case_id() -> str:

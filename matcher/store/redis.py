@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from typing import Any
@@ -44,8 +44,8 @@ from redis.retry import Retry
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
-from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
+from .base import BatchCommit, CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
+from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
 
@@ -181,6 +181,8 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+# Exactly-once step 0, de-duplicate (matcher/publisher.py): the submission record, the code, the fingerprints
+# ("seen") and the pending keys change in this one script.
 # KEYS: submission record, submissions index, code record, codes index, seen, pending, key data
 # ARGV: digest, response, now, cutoff, record ttl, record name, use code (0/1), code member, keys ttl,
 #       then per key: fingerprint, ends_at, publish_after, packed key
@@ -242,6 +244,7 @@ return 1
 """
 )
 
+# Exactly-once steps 1 and 2, lock and fence (matcher/publisher.py); _RELEASE below ends step 1.
 # KEYS: lock, fence counter. ARGV: owner, lease in milliseconds. Returns the new fence, or nil while another
 # owner holds the lock.
 _ACQUIRE = """
@@ -289,6 +292,8 @@ end
 return found
 """
 
+# Exactly-once step 4, commit (matcher/publisher.py): the lock's owner and fence, and the sequence, are checked
+# inside the script that writes the batch. The lease needs no check of its own: the lock key expires with it.
 # KEYS: lock, sequence, batches, batch times, batch record, body, pending, key data
 # ARGV: owner, fence, sequence, published_at, header, body, ttl, then the fingerprints of the batch's keys
 _COMMIT = (
@@ -315,6 +320,7 @@ return 'ok'
 """
 )
 
+# Exactly-once step 5, purge (matcher/publisher.py).
 # KEYS: seen, pending, key data, batches, batch times, codes, submissions
 # ARGV: cutoff, now, chunk size, key prefix. Deletes up to a chunk of each kind of expired record; the caller
 # repeats until a call deletes less than a chunk of every kind. Record names are built from the prefix: they
@@ -483,7 +489,7 @@ class RedisStore:
         key_args: list[Any] = []
         keys_expire_at = now
         for key in (*submission.keys, *submission.venue_hours):
-            ends_at = key_ends_at(key)
+            ends_at = key.ends_at
             keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
             key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region, case, now)]
         with self._errors():
@@ -595,20 +601,8 @@ class RedisStore:
             value = self._redis.get(SEQUENCE_KEY)
         return 0 if value is None else int(value)
 
-    def commit_batch(
-        self,
-        *,
-        owner: str,
-        fence: int,
-        sequence: int,
-        published_at: int,
-        signed_header: bytes,
-        body: bytes,
-        key_ids: Sequence[str],
-        now: int,
-        retention_seconds: int,
-    ) -> None:
-        fingerprints = [bytes.fromhex(key_id) for key_id in key_ids]
+    def commit_batch(self, batch: BatchCommit) -> None:
+        fingerprints = [bytes.fromhex(key_id) for key_id in batch.key_ids]
         with self._errors():
             outcome = self._write(
                 self._commit,
@@ -617,26 +611,26 @@ class RedisStore:
                     SEQUENCE_KEY,
                     BATCHES_KEY,
                     BATCH_TIMES_KEY,
-                    batch_key(sequence),
-                    body_key(sequence),
+                    batch_key(batch.sequence),
+                    body_key(batch.sequence),
                     PENDING_KEY,
                     KEY_DATA_KEY,
                 ],
                 args=[
-                    owner,
-                    fence,
-                    sequence,
-                    published_at,
-                    signed_header,
-                    body,
-                    ttl_seconds(published_at + retention_seconds, now),
+                    batch.owner,
+                    batch.fence,
+                    batch.sequence,
+                    batch.published_at,
+                    batch.signed_header,
+                    batch.body,
+                    ttl_seconds(batch.published_at + batch.retention_seconds, batch.now),
                     *fingerprints,
                 ],
             )
         if outcome == b"lock":
-            raise LockLost(f"publisher {owner!r} no longer holds the lock with fence {fence}")
+            raise LockLost(f"publisher {batch.owner!r} no longer holds the lock with fence {batch.fence}")
         if outcome == b"sequence":
-            raise LockLost(f"batch {sequence} does not follow the last committed batch")
+            raise LockLost(f"batch {batch.sequence} does not follow the last committed batch")
 
     def list_batches(self, *, after: int, limit: int) -> list[StoredBatch]:
         with self._errors():

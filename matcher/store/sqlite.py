@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
-from .common import PendingItem, columns_of, invalid_code, item_of, key_ends_at, new_case_id, submission_id_taken
+from .base import BatchCommit, CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
+from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 # 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
 SCHEMA_VERSION = 2
@@ -275,6 +275,8 @@ class SqliteStore:
         retention_seconds: int,
         code_hash: bytes | None = None,
     ) -> SubmitResult:
+        # Exactly-once step 0, de-duplicate (matcher/publisher.py): the submission record, the code, the
+        # fingerprints and the pending keys change in one BEGIN IMMEDIATE transaction.
         with self._write() as db:
             earlier = db.execute(
                 "SELECT digest, response FROM submissions WHERE authority = ? AND submission_id = ? AND stored_at > ?",
@@ -295,12 +297,12 @@ class SqliteStore:
             new_keys = _new_keys(db, items)
             case = new_case_id()
             rows = [
-                (*columns_of(key), submission.region, key.publish_after(), key_ends_at(key), case, now)
+                (*columns_of(key), submission.region, key.publish_after(), key.ends_at, case, now)
                 for _, key in new_keys
             ]
             db.executemany(
                 "INSERT INTO fingerprints (fingerprint, ends_at) VALUES (?, ?)",
-                [(fingerprint, key_ends_at(key)) for fingerprint, key in new_keys],
+                [(fingerprint, key.ends_at) for fingerprint, key in new_keys],
             )
             db.executemany(f"INSERT INTO pending ({_PENDING_COLUMNS}) VALUES ({_PENDING_PLACEHOLDERS})", rows)
             db.execute(
@@ -372,6 +374,8 @@ class SqliteStore:
     # --- publishing ----------------------------------------------------------------------------------------
 
     def acquire_publish_lock(self, owner: str, lease_seconds: float) -> int | None:
+        # Exactly-once steps 1 and 2, lock and fence (matcher/publisher.py): the lock row, and the fence counter
+        # that never goes back, in one transaction.
         with self._write() as db:
             clock = time.time()  # read after BEGIN IMMEDIATE: waiting for the write lock must not age the lease
             holder = db.execute("SELECT owner, expires_at, lease_seconds FROM publish_lock").fetchone()
@@ -412,37 +416,27 @@ class SqliteStore:
         with self._errors():
             return _counter(self._connection(), "sequence")
 
-    def commit_batch(
-        self,
-        *,
-        owner: str,
-        fence: int,
-        sequence: int,
-        published_at: int,
-        signed_header: bytes,
-        body: bytes,
-        key_ids: Sequence[str],
-        now: int,
-        retention_seconds: int,
-    ) -> None:
+    def commit_batch(self, batch: BatchCommit) -> None:
+        # Exactly-once step 4, commit (matcher/publisher.py): the fence, lease and sequence are checked inside the
+        # transaction that writes the batch, so nothing can come between the check and the write.
         with self._write() as db:
             holder = db.execute("SELECT owner, fence, expires_at, lease_seconds FROM publish_lock").fetchone()
-            if holder is None or (holder[0], holder[1]) != (owner, fence):
-                raise LockLost(f"publisher {owner!r} no longer holds the lock with fence {fence}")
+            if holder is None or (holder[0], holder[1]) != (batch.owner, batch.fence):
+                raise LockLost(f"publisher {batch.owner!r} no longer holds the lock with fence {batch.fence}")
             if not lease_is_live(holder[2], holder[3], time.time()):
-                raise LockLost(f"the lease of publisher {owner!r} (fence {fence}) has expired")
+                raise LockLost(f"the lease of publisher {batch.owner!r} (fence {batch.fence}) has expired")
             last = _counter(db, "sequence")
-            if sequence != last + 1:
-                raise LockLost(f"batch {sequence} cannot follow batch {last}")
+            if batch.sequence != last + 1:
+                raise LockLost(f"batch {batch.sequence} cannot follow batch {last}")
             db.execute(
                 "INSERT INTO batches (sequence, published_at, signed_header, body_size, body) VALUES (?, ?, ?, ?, ?)",
-                (sequence, published_at, signed_header, len(body), body),
+                (batch.sequence, batch.published_at, batch.signed_header, len(batch.body), batch.body),
             )
-            self._remove_pending(db, key_ids)
+            self._remove_pending(db, batch.key_ids)
             db.execute(
                 "INSERT INTO counters (name, value) VALUES ('sequence', ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (sequence,),
+                (batch.sequence,),
             )
 
     def _remove_pending(self, db: sqlite3.Connection, key_ids: Sequence[str]) -> None:
@@ -512,6 +506,7 @@ class SqliteStore:
     # --- retention -----------------------------------------------------------------------------------------
 
     def purge(self, *, now: int, retention_seconds: int) -> PurgeCounts:
+        # Exactly-once step 5, purge (matcher/publisher.py).
         cutoff = now - retention_seconds
         with self._write() as db:
             db.execute("DELETE FROM pending WHERE ends_at <= ?", (cutoff,))

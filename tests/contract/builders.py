@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from matcher.model import DiagnosisKey, ReportType, Submission
-from matcher.store import LockLost, Store
+from matcher.store import BatchCommit, LockLost, Store
 from tests.conftest import VECTOR_DAY_START
 
 DAY = 86_400
@@ -77,15 +77,17 @@ def publish_once(store: Store, owner: str, *, now: int = NOW, limit: int = 10_00
             return None
         sequence = store.last_sequence() + 1
         store.commit_batch(
-            owner=owner,
-            fence=fence,
-            sequence=sequence,
-            published_at=now,
-            signed_header=f"header {sequence}".encode(),
-            body=encode_body(p.key for p in pending),
-            key_ids=[p.id for p in pending],
-            now=now,
-            retention_seconds=RETENTION,
+            BatchCommit(
+                owner=owner,
+                fence=fence,
+                sequence=sequence,
+                published_at=now,
+                signed_header=f"header {sequence}".encode(),
+                body=encode_body(p.key for p in pending),
+                key_ids=[p.id for p in pending],
+                now=now,
+                retention_seconds=RETENTION,
+            )
         )
         return sequence
     except LockLost:

@@ -16,7 +16,7 @@ import redis.cluster
 from redis.connection import AbstractConnection
 from redis.crc import key_slot
 
-from matcher.store import CodeRecord, StoreError
+from matcher.store import BatchCommit, CodeRecord, StoreError
 from matcher.store.redis import _HAS_CASE, _PACKED, KEY_DATA_KEY, KEYS_WITHOUT_TTL, LEGACY_CASE, PREFIX, RedisStore
 from tests.contract.builders import (
     AUTHORITY,
@@ -172,15 +172,17 @@ def send_half_then_hang(url: str, reached: multiprocessing.synchronize.Event) ->
     fence = store.acquire_publish_lock("doomed", LEASE)
     pending = store.pending_keys(now=NOW, limit=100)
     store.commit_batch(
-        owner="doomed",
-        fence=fence,
-        sequence=1,
-        published_at=NOW,
-        signed_header=b"header",
-        body=encode_body((p.key for p in pending), padding=4_000_000),
-        key_ids=[p.id for p in pending],
-        now=NOW,
-        retention_seconds=RETENTION,
+        BatchCommit(
+            owner="doomed",
+            fence=fence,
+            sequence=1,
+            published_at=NOW,
+            signed_header=b"header",
+            body=encode_body((p.key for p in pending), padding=4_000_000),
+            key_ids=[p.id for p in pending],
+            now=NOW,
+            retention_seconds=RETENTION,
+        )
     )
 
 

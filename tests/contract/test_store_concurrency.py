@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from matcher.store import LockLost, Store, open_store
+from matcher.store import BatchCommit, LockLost, Store, open_store
 from tests.contract.builders import (
     NOW,
     RETENTION,
@@ -116,15 +116,17 @@ def race(url: str, owner: str, seed: int) -> Counter[str]:
                 time.sleep(RACE_LEASE * 1.5)
             try:
                 store.commit_batch(
-                    owner=owner,
-                    fence=fence,
-                    sequence=sequence,
-                    published_at=NOW,
-                    signed_header=b"header",
-                    body=encode_body(p.key for p in pending),
-                    key_ids=[p.id for p in pending],
-                    now=NOW,
-                    retention_seconds=RETENTION,
+                    BatchCommit(
+                        owner=owner,
+                        fence=fence,
+                        sequence=sequence,
+                        published_at=NOW,
+                        signed_header=b"header",
+                        body=encode_body(p.key for p in pending),
+                        key_ids=[p.id for p in pending],
+                        now=NOW,
+                        retention_seconds=RETENTION,
+                    )
                 )
                 outcomes["committed"] += 1
             except LockLost:

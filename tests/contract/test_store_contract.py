@@ -12,7 +12,7 @@ import pytest
 from matcher import codes
 from matcher.errors import AlreadyExists, NotFound, PermissionDenied
 from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType, Submission, VenueHour
-from matcher.store import CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
+from matcher.store import BatchCommit, CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
 from tests.contract.builders import (
     AUTHORITY,
     LEASE,
@@ -33,15 +33,17 @@ CODE = b"\x01" * 32
 
 def commit(store: Store, owner: str, fence: int, sequence: int, key_ids: list[str], body: bytes = b"body") -> None:
     store.commit_batch(
-        owner=owner,
-        fence=fence,
-        sequence=sequence,
-        published_at=NOW,
-        signed_header=f"header {sequence}".encode(),
-        body=body,
-        key_ids=key_ids,
-        now=NOW,
-        retention_seconds=RETENTION,
+        BatchCommit(
+            owner=owner,
+            fence=fence,
+            sequence=sequence,
+            published_at=NOW,
+            signed_header=f"header {sequence}".encode(),
+            body=body,
+            key_ids=key_ids,
+            now=NOW,
+            retention_seconds=RETENTION,
+        )
     )
 
 

@@ -9,7 +9,7 @@ import signal
 import time
 from collections import Counter
 
-from matcher.store import Store, open_store
+from matcher.store import BatchCommit, Store, open_store
 from matcher.store.sqlite import SqliteStore
 from tests.contract.builders import (
     NOW,
@@ -59,15 +59,17 @@ def publish_forever(url: str, started: multiprocessing.synchronize.Event) -> Non
             time.sleep(0.001)
             continue
         store.commit_batch(
-            owner="doomed",
-            fence=fence,
-            sequence=store.last_sequence() + 1,
-            published_at=NOW,
-            signed_header=b"header",
-            body=encode_body((p.key for p in pending), padding=PADDING),
-            key_ids=[p.id for p in pending],
-            now=NOW,
-            retention_seconds=RETENTION,
+            BatchCommit(
+                owner="doomed",
+                fence=fence,
+                sequence=store.last_sequence() + 1,
+                published_at=NOW,
+                signed_header=b"header",
+                body=encode_body((p.key for p in pending), padding=PADDING),
+                key_ids=[p.id for p in pending],
+                now=NOW,
+                retention_seconds=RETENTION,
+            )
         )
         started.set()
 

@@ -7,7 +7,7 @@ import pytest
 
 from matcher.errors import AlreadyExists, NotFound
 from matcher.model import DiagnosisKey, ReportType
-from matcher.store import CodeRecord, PurgeCounts, Store, SubmitResult
+from matcher.store import BatchCommit, CodeRecord, PurgeCounts, Store, SubmitResult
 from tests.contract.builders import AUTHORITY, LEASE, NOW, RETENTION, TODAY, key, pending_key_data, submission, submit
 
 PURGE_AT = NOW
@@ -33,15 +33,17 @@ def commit_at(store: Store, published_at: int, key_ids: list[str]) -> None:
     fence = store.acquire_publish_lock("publisher", LEASE)
     sequence = store.last_sequence() + 1
     store.commit_batch(
-        owner="publisher",
-        fence=fence,
-        sequence=sequence,
-        published_at=published_at,
-        signed_header=b"header",
-        body=b"body %d" % sequence,
-        key_ids=key_ids,
-        now=published_at,
-        retention_seconds=RETENTION,
+        BatchCommit(
+            owner="publisher",
+            fence=fence,
+            sequence=sequence,
+            published_at=published_at,
+            signed_header=b"header",
+            body=b"body %d" % sequence,
+            key_ids=key_ids,
+            now=published_at,
+            retention_seconds=RETENTION,
+        )
     )
     store.release_publish_lock("publisher")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from matcher.envelope import Rejected
 from matcher.exposure_config import (
     check_config,
     default_config,
@@ -12,7 +13,7 @@ from matcher.exposure_config import (
     sign_config,
 )
 from matcher.model import Infectiousness
-from matcher.signing import SignatureError, TrustedKeys, generate_signing_key
+from matcher.signing import TrustedKeys, generate_signing_key
 
 
 def test_the_default_configuration_is_valid():
@@ -65,5 +66,5 @@ def test_a_signed_configuration_opens_only_with_the_pinned_key_and_untouched_byt
     trusted = TrustedKeys([key.verifying_key()])
     assert open_config(signed, trusted) == default_config()
     signed.config = signed.config[:-1] + bytes([signed.config[-1] ^ 1])
-    with pytest.raises(SignatureError):
+    with pytest.raises(Rejected, match="exposure configuration refused: the signature does not verify"):
         open_config(signed, trusted)

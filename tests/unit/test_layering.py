@@ -27,3 +27,31 @@ def test_no_module_of_the_service_imports_a_client():
         for path in sorted(SERVICE.rglob("*.py"))
     }
     assert {path: modules for path, modules in offenders.items() if modules} == {}
+
+
+def relative_imports(path: Path) -> set[str]:
+    """The modules of the package that ``path`` imports, as dotted names below ``matcher``."""
+    package = path.relative_to(SERVICE.parent).with_suffix("").parts[:-1]
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            names = [node.module] if node.module else [alias.name for alias in node.names]
+            modules.update(".".join([*base, name]) for name in names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules
+
+
+def test_the_store_contract_imports_no_backend():
+    """A backend implements the contract (store/base.py); only the package's open_store picks one."""
+    imported = relative_imports(SERVICE / "store" / "base.py")
+    assert not {m for m in imported if m.startswith(("matcher.store.sqlite", "matcher.store.redis", "redis"))}
+
+
+def test_the_settings_do_not_import_the_publisher():
+    """The settings (config.py) sit below what they configure: the publisher takes its defaults from below both."""
+    imported = relative_imports(SERVICE / "config.py")
+    assert not {m for m in imported if m.startswith(("matcher.publisher", "matcher.server", "matcher.cli"))}

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from matcher.anonymity import hold_small_sections, publishable_since
 from matcher.batches import SectionClass
 from matcher.exposure_config import default_config, sign_config
 from matcher.fprate import error_rate_for
 from matcher.metrics import REGISTRY
 from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, Infectiousness, ReportType, Submission
-from matcher.publisher import Held, Publisher, PublishLoop, hold_small_sections, publishable_since
+from matcher.publisher import Held, Publisher, PublishLoop
 from matcher.signing import TrustedKeys, generate_signing_key
 from matcher.store import PendingKey, Store
 from matcher.store.sqlite import SqliteStore
