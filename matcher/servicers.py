@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,12 +38,14 @@ from .errors import (
     InvalidArgument,
     OutOfRange,
     PermissionDenied,
+    ResourceExhausted,
     Violation,
     grpc_method,
 )
 from .exposure_config import config_in_force, sign_config, validate_config
 from .metrics import REGISTRY
 from .model import DiagnosisKey, ReportType, Submission
+from .ratelimit import TokenBuckets
 from .signing import SigningKey
 from .store import CodeRecord, Store
 from .validation import (
@@ -228,6 +231,19 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
 class SharingServicer(sharing_pb2_grpc.SharingServicer):
     def __init__(self, services: Services) -> None:
         self.s = services
+        # Uploads a connection may make, by grpc's peer string (the phone's address and port: one connection). The
+        # address is personal data and the service keeps none (docs/privacy.md): it is a key of this process's memory
+        # only, forgotten once its bucket is full again (a minute idle), bounded in number, never logged or stored.
+        self._uploads = TokenBuckets()
+
+    def _take_upload(self, context: grpc.ServicerContext) -> None:
+        per_minute = self.s.config.uploads_per_minute
+        wait = self._uploads.take(context.peer(), per_minute, 60.0, time.monotonic())
+        if wait is not None:
+            raise ResourceExhausted(
+                f"too many uploads on this connection: at most {per_minute} a minute; retry in {wait:.1f} s",
+                retry_after=wait,
+            )
 
     def _replay_or_refuse(self, identity: dict, digest: bytes, now: int):
         """The code is unknown, used or expired. If this very upload was already stored with it, answer as the
@@ -248,6 +264,10 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
 
     @grpc_method
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
+        self._take_upload(context)
+        return self._share(request, context)
+
+    def _share(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
         code = code_of_upload(request)
         now = self.s.clock()
         code_hash = codes.code_hash(code, self.s.code_secret)
