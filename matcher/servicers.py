@@ -45,6 +45,7 @@ from .errors import (
 from .exposure_config import config_in_force, sign_config, validate_config
 from .metrics import REGISTRY
 from .model import DiagnosisKey, ReportType, Submission
+from .padding import RESPONSE, padded
 from .ratelimit import TokenBuckets
 from .signing import SigningKey
 from .store import CodeRecord, Store
@@ -265,7 +266,28 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
     @grpc_method
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
         self._take_upload(context)
-        return self._share(request, context)
+        answer = self._decoy(request) if request.decoy else self._share(request, context)
+        return padded(answer, RESPONSE)  # one size for a share's answer and a decoy's (docs/privacy.md)
+
+    def _decoy(self, request: sharing_pb2.SubmitWithCodeRequest) -> sharing_pb2.SubmitWithCodeResponse:
+        """A decoy share (docs/privacy.md, "Decoy shares"): refused as a share would be for a malformed code or keys,
+        otherwise answered as an accepted share after the same reads (the code looked up, the keys validated), so
+        that its timing is a share's; nothing is written. The answer does not depend on the (made-up) code, so a
+        decoy can neither use nor probe a real one. No log line of its own: the call's line is a share's."""
+        code = code_of_upload(request)
+        now = self.s.clock()
+        self.s.store.get_code(codes.code_hash(code, self.s.code_secret), now=now)  # the read a share makes first
+        verdict = check_keys(
+            request.keys,
+            now=now,
+            retention_days=self.s.config.retention_days,
+            diagnosis=Diagnosis(ReportType.CONFIRMED_TEST, None),
+        )
+        require_some_accepted(verdict)
+        REGISTRY.inc("matcher_decoy_shares_total")
+        return sharing_pb2.SubmitWithCodeResponse(
+            accepted=len(verdict.keys), rejected=_rejections(verdict), embargoed=_embargoed(verdict.keys, now)
+        )
 
     def _share(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
         code = code_of_upload(request)
