@@ -219,8 +219,10 @@ def cmd_decoy(args: argparse.Namespace) -> int:
     """Sends one decoy share now: an upload the server answers like a share and stores nothing of, made of a
     made-up code and random keys, nothing of this phone (docs/privacy.md, "Decoy shares")."""
     outcome = _decoy(args)
+    if outcome != "sent":
+        raise CliError(f"decoy share {outcome}")
     print_json({"decoy": outcome}) if args.json else print(f"decoy share: {outcome}")
-    return 0 if outcome == "sent" else 1
+    return 0
 
 
 def _sync_from_mirror(args: argparse.Namespace) -> tuple[SyncReport, int]:
