@@ -47,6 +47,7 @@ from .metrics import REGISTRY
 from .model import DiagnosisKey, ReportType, Submission
 from .padding import RESPONSE, padded
 from .ratelimit import TokenBuckets
+from .share_timing import ShareTiming
 from .signing import SigningKey
 from .store import CodeRecord, Store
 from .validation import (
@@ -236,6 +237,7 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         # address is personal data and the service keeps none (docs/privacy.md): it is a key of this process's memory
         # only, forgotten once its bucket is full again (a minute idle), bounded in number, never logged or stored.
         self._uploads = TokenBuckets()
+        self._timing = ShareTiming()
 
     def _take_upload(self, context: grpc.ServicerContext) -> None:
         per_minute = self.s.config.uploads_per_minute
@@ -266,13 +268,19 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
     @grpc_method
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
         self._take_upload(context)
-        answer = self._decoy(request) if request.decoy else self._share(request, context)
+        began = time.perf_counter()
+        if request.decoy:
+            answer = self._decoy(request)
+            self._timing.as_long_as_a_share(began)
+        else:
+            answer = self._share(request, context)
+            self._timing.shared(began)
         return padded(answer, RESPONSE)  # one size for a share's answer and a decoy's (docs/privacy.md)
 
     def _decoy(self, request: sharing_pb2.SubmitWithCodeRequest) -> sharing_pb2.SubmitWithCodeResponse:
         """A decoy share (docs/privacy.md, "Decoy shares"): refused as a share would be for a malformed code or keys,
-        otherwise answered as an accepted share after the same reads (the code looked up, the keys validated), so
-        that its timing is a share's; nothing is written. The answer does not depend on the (made-up) code, so a
+        otherwise answered as an accepted share after the same reads (the code looked up, the keys validated) and
+        in a share's time (matcher/share_timing.py); nothing is written. The answer does not depend on the (made-up) code, so a
         decoy can neither use nor probe a real one. No log line of its own: the call's line is a share's."""
         code = code_of_upload(request)
         now = self.s.clock()
