@@ -9,7 +9,6 @@ whose name is not in that file (an unknown or revoked authority) is refused with
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import grpc
 
 from .errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from .model import PUBLISHABLE_REPORT_TYPES, ReportType
+from .ratelimit import TokenBuckets
 from .validation import check_region
 
 
@@ -108,8 +108,7 @@ class Authorities:
 
     def __init__(self, policies: dict[str, AuthorityPolicy]) -> None:
         self._policies = policies
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self._buckets = TokenBuckets()
 
     def of(self, context: grpc.ServicerContext) -> AuthorityPolicy:
         name = caller_name(context)
@@ -138,18 +137,10 @@ class Authorities:
 
     def _spend(self, bucket: str, per_period: int, period: float, what: str, clock: Callable[[], float]) -> None:
         """A token bucket per budget: ``per_period`` a ``period`` seconds, that many at once at most."""
-        rate = per_period / period
-        burst = max(1.0, float(per_period))
-        with self._lock:
-            now = clock()
-            tokens, last = self._buckets.get(bucket, (burst, now))
-            tokens = min(burst, tokens + (now - last) * rate)
-            if tokens < 1.0 or per_period == 0:
-                self._buckets[bucket] = (tokens, now)
-                wait = (1.0 - tokens) / rate if rate else period
-                authority = bucket.split("\0")[0]
-                raise ResourceExhausted(
-                    f"authority {authority!r} is over its limit of {per_period} {what}; retry in {wait:.1f} s",
-                    retry_after=wait,
-                )
-            self._buckets[bucket] = (tokens - 1.0, now)
+        wait = self._buckets.take(bucket, per_period, period, clock())
+        if wait is not None:
+            authority = bucket.split("\0")[0]
+            raise ResourceExhausted(
+                f"authority {authority!r} is over its limit of {per_period} {what}; retry in {wait:.1f} s",
+                retry_after=wait,
+            )

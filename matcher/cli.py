@@ -318,6 +318,11 @@ def build_parser() -> Parser:
         type=float,
         help="longest a download stream may take; a phone resumes a cut one (default 120)",
     )
+    serve.add_argument(
+        "--uploads-per-minute",
+        type=int,
+        help="SubmitWithCode calls (shares and decoys) one connection may make a minute (default 60)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     certs = commands.add_parser("certs", help="make development certificates and keys", description=cmd_certs.__doc__)

@@ -35,6 +35,7 @@ SERVING_ONLY_FIELDS = frozenset(
         "shutdown_grace",
         "authorities_file",
         "download_seconds",
+        "uploads_per_minute",
     }
 )
 
@@ -82,6 +83,10 @@ class Config:
     # cannot hold a worker thread for longer. A cut download resumes from its offset, so nothing is lost; 120 s is a
     # whole day of batches over a slow 3G link.
     download_seconds: float = 120.0
+    # SubmitWithCode calls one connection may make a minute, that many at once at most (matcher/ratelimit.py). A
+    # phone makes one call, or a decoy (docs/privacy.md), now and then; this bounds what one connection that
+    # multiplexes calls can cost the store. It cannot stop many connections: a front proxy has to (docs/operations.md).
+    uploads_per_minute: int = 60
     # Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace: float = 10.0
     # Fixed clock (--now); None means the real clock.
@@ -164,6 +169,8 @@ class Config:
                     found.append(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected HOST:PORT")
             if self.listen == self.authority_listen and not self.listen.endswith(":0"):
                 found.append("--listen and --authority-listen must differ: authorities get their own port")
+            if not 1 <= self.uploads_per_minute <= 1_000_000:
+                found.append(f"uploads per minute {self.uploads_per_minute}: must be 1..1000000")
         if not 60 <= self.publish_interval <= 86400:
             found.append(f"publish interval {self.publish_interval}s: must be 60..86400")
         if not 1 <= self.publish_lease <= 86400:

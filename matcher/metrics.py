@@ -21,6 +21,7 @@ HELP = {
     "matcher_batch_bytes_published_total": "batch body bytes published by this process",
     "matcher_bytes_served_total": "batch body bytes streamed to phones",
     "matcher_codes_issued_total": "one-time upload codes issued",
+    "matcher_decoy_shares_total": "decoy shares answered (phones' cover traffic, stored nowhere: docs/privacy.md)",
     "matcher_venue_hours_warned_total": "venue hours newly warned (owner-signed, from authorities)",
     "matcher_records_purged_total": "records deleted by retention, by kind",
     "matcher_keys_held": "pending keys the last publishing run of this process held back: sections of fewer "

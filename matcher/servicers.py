@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -38,12 +39,16 @@ from .errors import (
     InvalidArgument,
     OutOfRange,
     PermissionDenied,
+    ResourceExhausted,
     Violation,
     grpc_method,
 )
 from .exposure_config import config_in_force, sign_config, validate_config
 from .metrics import REGISTRY
 from .model import DiagnosisKey, ReportType, Submission
+from .padding import RESPONSE, padded
+from .ratelimit import TokenBuckets
+from .share_timing import ShareTiming
 from .signing import SigningKey
 from .store import CodeRecord, Store
 from .validation import (
@@ -254,6 +259,20 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
 class SharingServicer(sharing_pb2_grpc.SharingServicer):
     def __init__(self, services: Services) -> None:
         self.s = services
+        # Uploads a connection may make, by grpc's peer string (the phone's address and port: one connection). The
+        # address is personal data and the service keeps none (docs/privacy.md): it is a key of this process's memory
+        # only, forgotten once its bucket is full again (a minute idle), bounded in number, never logged or stored.
+        self._uploads = TokenBuckets()
+        self._timing = ShareTiming()
+
+    def _take_upload(self, context: grpc.ServicerContext) -> None:
+        per_minute = self.s.config.uploads_per_minute
+        wait = self._uploads.take(context.peer(), per_minute, 60.0, time.monotonic())
+        if wait is not None:
+            raise ResourceExhausted(
+                f"too many uploads on this connection: at most {per_minute} a minute; retry in {wait:.1f} s",
+                retry_after=wait,
+            )
 
     def _replay_or_refuse(self, identity: dict, digest: bytes, now: int):
         """The code is unknown, used or expired. If this very upload was already stored with it, answer as the
@@ -274,6 +293,37 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
 
     @grpc_method
     def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
+        self._take_upload(context)
+        began = time.perf_counter()
+        if request.decoy:
+            answer = self._decoy(request)
+            self._timing.as_long_as_a_share(began)
+        else:
+            answer = self._share(request, context)
+            self._timing.shared(began)
+        return padded(answer, RESPONSE)  # one size for a share's answer and a decoy's (docs/privacy.md)
+
+    def _decoy(self, request: sharing_pb2.SubmitWithCodeRequest) -> sharing_pb2.SubmitWithCodeResponse:
+        """A decoy share (docs/privacy.md, "Decoy shares"): refused as a share would be for a malformed code or keys,
+        otherwise answered as an accepted share after the same reads (the code looked up, the keys validated) and
+        in a share's time (matcher/share_timing.py); nothing is written. The answer does not depend on the (made-up) code, so a
+        decoy can neither use nor probe a real one. No log line of its own: the call's line is a share's."""
+        code = code_of_upload(request)
+        now = self.s.clock()
+        self.s.store.get_code(codes.code_hash(code, self.s.code_secret), now=now)  # the read a share makes first
+        verdict = check_keys(
+            request.keys,
+            now=now,
+            retention_days=self.s.config.retention_days,
+            diagnosis=Diagnosis(ReportType.CONFIRMED_TEST, None),
+        )
+        require_some_accepted(verdict)
+        REGISTRY.inc("matcher_decoy_shares_total")
+        return sharing_pb2.SubmitWithCodeResponse(
+            accepted=len(verdict.keys), rejected=_rejections(verdict), embargoed=_embargoed(verdict.keys, now)
+        )
+
+    def _share(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
         code = code_of_upload(request)
         now = self.s.clock()
         code_hash = codes.code_hash(code, self.s.code_secret)

@@ -39,6 +39,7 @@ from matcher.model import MAX_ROLLING_PERIOD, MIN_ROLLING_PERIOD
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.venues import VenueError, parse_payload
 
+from .decoy import DEFAULT_DECOYS_PER_DAY, decoy_due, send_decoy
 from .keys import DEFAULT_TX_POWER_DBM, broadcast_at, key_for_day, set_tx_power
 from .matching import match_new
 from .mirror import MirrorClient, MirrorError, ssl_context, sync_mirror
@@ -162,7 +163,11 @@ def cmd_observe(args: argparse.Namespace) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Downloads and verifies new batches and the exposure configuration, from the service (--server) or from a
-    static mirror of it over HTTPS (--mirror), with the same checks."""
+    static mirror of it over HTTPS (--mirror), with the same checks. With --server, also sends a decoy share when
+    the phone's random schedule has one due (--decoys-per-day)."""
+    if not 0 <= args.decoys_per_day <= 1000:  # also refuses nan
+        raise CliError(f"--decoys-per-day must be 0..1000, got {args.decoys_per_day:g}")
+    decoy = None
     if args.mirror:
         report, total = _sync_from_mirror(args)
     else:
@@ -173,6 +178,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             except grpc.RpcError as exc:
                 raise CliError(f"sync with {args.server} failed: {exc.code().name}: {exc.details()}") from None
             total = store.get_int("bytes_downloaded")
+            if decoy_due(store, clock(args.now)(), args.decoys_per_day):
+                decoy = _decoy(args)
     if args.json:
         print_json(
             {
@@ -182,15 +189,40 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 "bytes_downloaded_total": total,
                 "config_version": report.config_version,
                 "interrupted": report.interrupted,
+                "decoy": decoy,
             }
         )
     else:
         print(f"{len(report.new_batches)} new batches, {report.bytes_downloaded} bytes downloaded")
+        if decoy:
+            print(f"decoy share: {decoy}")
         for _, reason in report.refused:
             print(f"refused: {reason}")
         if report.interrupted:
             print(f"interrupted: {report.interrupted}")
     return 1 if report.refused or report.interrupted else 0
+
+
+def _decoy(args: argparse.Namespace) -> str:
+    """Sends one decoy share on a connection of its own, as a share goes; what happened, in a word or a line. A
+    decoy that fails is not the sync's failure: the schedule sends another later."""
+    channel, _ = _channel(args)
+    with channel:
+        try:
+            send_decoy(channel, clock(args.now)())
+        except grpc.RpcError as exc:
+            return f"failed: {exc.code().name}: {exc.details()}"
+    return "sent"
+
+
+def cmd_decoy(args: argparse.Namespace) -> int:
+    """Sends one decoy share now: an upload the server answers like a share and stores nothing of, made of a
+    made-up code and random keys, nothing of this phone (docs/privacy.md, "Decoy shares")."""
+    outcome = _decoy(args)
+    if outcome != "sent":
+        raise CliError(f"decoy share {outcome}")
+    print_json({"decoy": outcome}) if args.json else print(f"decoy share: {outcome}")
+    return 0
 
 
 def _sync_from_mirror(args: argparse.Namespace) -> tuple[SyncReport, int]:
@@ -330,6 +362,15 @@ def build_parser() -> Parser:
         "there is trusted through the system's CAs)",
     )
     sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")
+    sync_cmd.add_argument(
+        "--decoys-per-day",
+        type=float,
+        default=DEFAULT_DECOYS_PER_DAY,
+        metavar="RATE",
+        help="with --server: decoy shares a day on average, at random times (a Poisson schedule kept in the phone's "
+        "database; a sync sends the one due), so that a real share does not stand out "
+        f"(default {DEFAULT_DECOYS_PER_DAY}; 0: none)",
+    )
     command("check", cmd_check, "match and score on the phone")
     checkin = command("checkin", cmd_checkin, "record a venue visit from its QR code")
     checkin.add_argument("payload", help="the text of the venue's QR code")
@@ -360,6 +401,7 @@ def build_parser() -> Parser:
         "contact-interval pruning only those are published (fewer bytes for everyone), and the service learns "
         "when you were near other phones",
     )
+    server_options(command("decoy", cmd_decoy, "send one decoy share now (cover traffic; stored nowhere)"))
     return parser
 
 

@@ -10,6 +10,7 @@ import grpc
 from exposure.v1 import config_pb2, keys_pb2, sharing_pb2, sharing_pb2_grpc
 from matcher.intervals import day_of
 from matcher.model import CONTACT_SHARE_DAYS
+from matcher.padding import REQUEST, padded
 
 from .keys import keys_to_share
 from .matching import match_new
@@ -63,7 +64,9 @@ def share_request(
     power: batches do not carry it), unless the user also chose to state in which intervals the phone heard others (``contact_intervals``:
     the authority then publishes only those; it learns when the user was near other phones). Report type and
     days since onset are left out: the code carries the diagnosis. With ``since`` (a case's contact sharing), only
-    the keys of that day and the CONTACT_SHARE_DAYS - 1 days after it: the contact's earlier days are never sent."""
+    the keys of that day and the CONTACT_SHARE_DAYS - 1 days after it: the contact's earlier days are never sent.
+    Padded to the size of every share and of every decoy (clients/phone/decoy.py), so that its length tells
+    neither how many keys it carries nor that it is not a decoy."""
     keys = [
         keys_pb2.DiagnosisKey(
             key_data=tek,
@@ -74,7 +77,7 @@ def share_request(
         for start, tek, period in keys_to_share(store, now)
         if since is None or 0 <= (day_of(start) - since).days < CONTACT_SHARE_DAYS
     ]
-    return sharing_pb2.SubmitWithCodeRequest(code=code, keys=keys)
+    return padded(sharing_pb2.SubmitWithCodeRequest(code=code, keys=keys), REQUEST)
 
 
 def share(

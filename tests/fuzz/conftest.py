@@ -1,5 +1,6 @@
 """Fixtures of the hostile-input tests: a server on SQLite with a PKI of two authorities (one with every right,
-one narrow) whose rate limits are out of the way, so that hostile requests reach validation."""
+one narrow) whose rate limits are out of the way, as is the phones' per-connection upload limit (the fuzzer's
+phone is one connection), so that hostile requests reach validation."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def fuzz_server(fuzz_pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         str(NOW),
         "--metrics-listen",
         "127.0.0.1:0",
+        "--uploads-per-minute",
+        "1000000",
         log=folder / "serve.log",
     )
     yield server

@@ -345,7 +345,11 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
         st.just(authority_pb2.SetExposureConfigRequest()),
     ),
     "SubmitWithCode": st.builds(
-        lambda c, k: sharing_pb2.SubmitWithCodeRequest(code=c, keys=k), st.one_of(well_formed_codes, text), key_lists
+        lambda c, k, d, p: sharing_pb2.SubmitWithCodeRequest(code=c, keys=k, decoy=d, padding=p),
+        st.one_of(well_formed_codes, text),
+        key_lists,
+        st.sampled_from([False, False, True]),  # a decoy (docs/privacy.md): answered like a share, stores nothing
+        st.one_of(st.just(b""), st.binary(max_size=2048)),
     ),
     "ListBatches": st.builds(
         lambda a, p: distribution_pb2.ListBatchesRequest(after_sequence=a, page_size=p),

@@ -120,7 +120,8 @@ class Campaign:
             sent = authority_pb2.SubmitKeysRequest.FromString(payload)
             answer = authority_pb2.SubmitKeysResponse.FromString(outcome.responses[0])
             self.accept(sent.keys, answer.rejected, sent.region or DEFAULT_REGION[request.channel])
-        elif request.rpc == "SubmitWithCode":
+        elif request.rpc == "SubmitWithCode" and not sharing_pb2.SubmitWithCodeRequest.FromString(payload).decoy:
+            # (a decoy accepted is remembered as nothing: the check of the store at the end holds it to that)
             sent = sharing_pb2.SubmitWithCodeRequest.FromString(payload)
             answer = sharing_pb2.SubmitWithCodeResponse.FromString(outcome.responses[0])
             regions = {codes.normalise(code): region for code, region in self.issued}

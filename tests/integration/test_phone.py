@@ -191,7 +191,8 @@ def test_a_share_sends_the_code_and_own_keys_only(tmp_path):
     contact = phone(tmp_path, "contact")
     meet(case, contact, MEETING, 20)
     request = share_request(case, "ABCD-EFGH-JKMN", NOW)
-    assert [f.name for f, _ in request.ListFields()] == ["code", "keys"]
+    assert [f.name for f, _ in request.ListFields()] == ["code", "keys", "padding"]
+    assert set(request.padding) == {0}  # zero bytes to the one size of every share (matcher/padding.py)
     own = {tek for _, tek, _ in case.own_keys()}
     assert len(request.keys) == 3 and {k.key_data for k in request.keys} <= own
     for key in request.keys:

@@ -78,3 +78,10 @@ def test_environment_values_that_are_not_numbers_are_one_error_naming_each_varia
     assert str(refused.value) == (
         "MATCHER_ANONYMITY_MIN_CASES='five' is not a whole number; MATCHER_ANONYMITY_DEADLINE='1d' is not a whole number"
     )
+
+
+def test_the_upload_limit_per_connection_reads_its_variable_and_must_be_at_least_one(tmp_path: Path):
+    assert Config().uploads_per_minute == 60
+    assert Config.from_sources({}, {"MATCHER_UPLOADS_PER_MINUTE": "5"}).uploads_per_minute == 5
+    problems = Config(tls_dir=tmp_path, uploads_per_minute=0).problems()
+    assert "uploads per minute 0: must be 1..1000000" in problems
