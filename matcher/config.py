@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .distribution import DEFAULT_CACHE_MB
+from .layout import AUTHORITIES_FILE, AUTHORITY_CA_FILE
 from .model import DEFAULT_RETENTION_DAYS
 from .publisher import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES, LEASE_SECONDS
 
@@ -42,7 +43,7 @@ class Config:
     """Everything `matcher serve` and `matcher publish` need. Each field can also come from MATCHER_<NAME>."""
 
     store: str = DEFAULT_STORE
-    tls_dir: Path = Path("tls")
+    tls_dir: Path = Path("tls/server")  # the server's folder of `matcher certs --out tls`
     listen: str = DEFAULT_LISTEN
     authority_listen: str = DEFAULT_AUTHORITY_LISTEN
     metrics_listen: str = ""  # empty: no metrics endpoint
@@ -92,7 +93,7 @@ class Config:
 
     @property
     def authorities_path(self) -> Path:
-        return self.authorities_file or self.tls_dir / "authorities.json"
+        return self.authorities_file or self.tls_dir / AUTHORITIES_FILE
 
     @classmethod
     def from_sources(cls, args: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
@@ -150,10 +151,12 @@ class Config:
         if not self.tls_dir.is_dir():
             found.append(f"--tls-dir {self.tls_dir}: no such folder (make one with `matcher certs --out DIR`)")
         else:
-            wanted = ["signing.key"] + (["ca.pem", "server.pem", "server.key"] if serving else [])
+            wanted = ["signing.key"] + ([AUTHORITY_CA_FILE, "server.pem", "server.key"] if serving else [])
             for name in wanted:
                 if not (self.tls_dir / name).is_file():
-                    found.append(f"--tls-dir {self.tls_dir}: {name} is missing (`matcher certs --out DIR` writes it)")
+                    found.append(
+                        f"--tls-dir {self.tls_dir}: {name} is missing (`matcher certs --out DIR` writes DIR/server)"
+                    )
             if serving and not self.authorities_path.is_file():
                 found.append(f"{self.authorities_path}: the authorities file is missing (`matcher certs` writes it)")
         if serving:

@@ -24,12 +24,13 @@ from grpc_reflection.v1alpha import reflection
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, sharing_pb2, sharing_pb2_grpc
 
 from . import codes
-from .authz import Authorities, load_policies
+from .authz import Authorities
 from .certs import check_certificate, check_private_key
 from .clock import Clock, clock
 from .config import Config
 from .distribution import BatchCache
 from .exposure_config import config_in_force, sign_config
+from .layout import AUTHORITY_CA_FILE
 from .metrics import serve_metrics
 from .publisher import Publisher, PublishLoop
 from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer, add_distribution_servicer
@@ -102,13 +103,14 @@ def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentia
 
 
 def _tls_files(config: Config) -> tuple[bytes, bytes, bytes]:
-    """The server's key, certificate and authority CA from the folder; a file that is not what it should be is
+    """The server's key and certificate and the authority CA's certificate; a file that is not what it should be is
     ValueError naming it (grpcio would only fail to bind, which reads as a port in use)."""
     tls = config.tls_dir
-    key, cert, ca = (tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes(), (tls / "ca.pem").read_bytes()
+    key, cert = (tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes()
+    ca = (tls / AUTHORITY_CA_FILE).read_bytes()
     check_private_key(key, tls / "server.key")
     check_certificate(cert, tls / "server.pem")
-    check_certificate(ca, tls / "ca.pem")
+    check_certificate(ca, tls / AUTHORITY_CA_FILE)
     return key, cert, ca
 
 
@@ -173,7 +175,7 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     code_secret = codes.load_secret(config.tls_dir / codes.SECRET_FILE)
     public_credentials = _credentials(config, require_client_auth=False)
     authority_credentials = _credentials(config, require_client_auth=True)
-    authorities = Authorities(load_policies(config.authorities_path))
+    authorities = Authorities.from_file(config.authorities_path)
     now = clock(config.now)
     # Two servers, each with its own thread pool: nothing phones do on the public port (thousands of slow or stalled
     # downloads) can take the threads that authorities' submissions need on theirs.
