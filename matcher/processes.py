@@ -87,12 +87,14 @@ def _die_with_parent(parent: int) -> None:
 
 def _worker(config: Config, conn: multiprocessing.connection.Connection, parent: int) -> int:
     """One server process: serves until SIGTERM (or its parent's end), answering the parent's metrics requests."""
-    from .server import create_server  # after the fork: grpc objects are made in the worker only
+    # After the fork: grpc objects are made in the worker only.
+    from .server import create_server, wait_for_signals
 
     _die_with_parent(parent)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until there is a server whose authorities to reload
     try:
         running = create_server(config, publish_timer=False, reuse_port=True)
     except Exception as exc:
@@ -105,10 +107,14 @@ def _worker(config: Config, conn: multiprocessing.connection.Connection, parent:
             while conn.recv() == "metrics":
                 conn.send(REGISTRY.snapshot())
         except (EOFError, OSError):
-            stop.set()  # the parent is gone
+            pass  # the parent is gone
 
-    threading.Thread(target=answer, name="parent", daemon=True).start()
-    stop.wait()
+    def parent_gone() -> None:
+        answer()
+        os.kill(os.getpid(), signal.SIGTERM)  # wakes wait_for_signals below
+
+    threading.Thread(target=parent_gone, name="parent", daemon=True).start()
+    wait_for_signals(running.authorities.reload, stop)
     log.info("worker %d shutting down: finishing in-flight calls (up to %.0fs)", os.getpid(), config.shutdown_grace)
     running.stop(config.shutdown_grace)
     return 0
@@ -133,10 +139,14 @@ def _collect(workers: list[Worker]) -> Metrics:
     return total
 
 
-def _stop_workers(workers: list[Worker], grace: float) -> None:
+def _signal_workers(workers: list[Worker], sig: int) -> None:
     for worker in workers:
         if worker.process.is_alive():
-            os.kill(worker.process.pid, signal.SIGTERM)
+            os.kill(worker.process.pid, sig)
+
+
+def _stop_workers(workers: list[Worker], grace: float) -> None:
+    _signal_workers(workers, signal.SIGTERM)
     deadline = time.monotonic() + grace + 5
     for worker in workers:
         worker.process.join(max(0.0, deadline - time.monotonic()))
@@ -216,6 +226,8 @@ def _supervise(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # The workers serve the calls, so each reloads its own copy of the authorities file.
+    signal.signal(signal.SIGHUP, lambda *_: _signal_workers(workers, signal.SIGHUP))
     store = open_store(config.store)
     loop = start_publish_loop(config, store, load_signing_key(config.tls_dir / "signing.key"), clock(config.now))
     http = None

@@ -65,6 +65,7 @@ class RunningServer:
     store: Store
     health: health.HealthServicer
     cache: BatchCache
+    authorities: Authorities  # reloaded on SIGHUP
     _stoppers: list[Any]
 
     def stop(self, grace: float) -> None:
@@ -238,7 +239,9 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
 
     for server in servers:
         server.start()
-    return RunningServer(servers, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
+    return RunningServer(
+        servers, public_port, authority_port, metrics_port, store, health_servicer, cache, authorities, stoppers
+    )
 
 
 def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
@@ -274,12 +277,35 @@ def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, no
     return loop
 
 
-def serve_until_signalled(running: RunningServer, grace: float) -> None:
-    """Blocks until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, nothing half-written."""
-    stop = threading.Event()
+def wait_for_signals(reload: Any, stop: threading.Event | None = None) -> None:
+    """Blocks until SIGTERM or SIGINT (or ``stop`` is set, perhaps by an earlier handler); on each SIGHUP calls
+    ``reload`` (the authorities file), in this thread rather than in the signal handler, so that the handler never
+    runs file reads and logging itself."""
+    stop = stop or threading.Event()
+    hup, woken = threading.Event(), threading.Event()
+
+    def on(flag: threading.Event) -> Any:
+        def handler(*_: Any) -> None:
+            flag.set()
+            woken.set()
+
+        return handler
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+        signal.signal(sig, on(stop))
+    signal.signal(signal.SIGHUP, on(hup))
+    while not stop.is_set():
+        woken.wait()
+        woken.clear()
+        if hup.is_set() and not stop.is_set():
+            hup.clear()
+            reload()
+
+
+def serve_until_signalled(running: RunningServer, grace: float) -> None:
+    """Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, nothing half-written.
+    SIGHUP reloads the authorities file (matcher/authz.py)."""
+    wait_for_signals(running.authorities.reload)
     log.info("shutting down: finishing in-flight calls (up to %.0fs)", grace)
     running.stop(grace)
     log.info("stopped")
