@@ -513,6 +513,13 @@ def cases_with_venue(files: Path) -> list[Case]:
             "missing",
             "venue",
             "no-secret-tls",
+            "pki",
+            "phone-tls",
+            "moh-tls",
+            "bad-phone-tls",
+            "bad-moh-tls",
+            "ca-key-tls",
+            "moh-key-tls",
         )
     }
     return cases(names)
