@@ -14,11 +14,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from exposure.v1 import authority_pb2, authority_pb2_grpc
+from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2
 from matcher.authz import fingerprint
 from matcher.certs import issue, write_pair
+from matcher.distribution import MIN_CHUNK_BYTES
 from matcher.model import ReportType
+from tests.integration.conftest import NOW
 from tests.integration.harness import Server, authorities_file, make_pki, matcher, start_server
+from tests.integration.test_service import published_body_of
 
 RELOAD_SECONDS = 15.0
 PROCESSES = "2"  # SIGHUP goes to the supervisor, which passes it on: every worker must reload
@@ -64,8 +67,10 @@ def hang_up(server: Server, what: str) -> None:
     assert server.process.poll() is None, "the server stopped on SIGHUP"
 
 
-def serve(pki: Path, tmp_path: Path) -> Server:
-    return start_server(pki, f"sqlite:{tmp_path / 'matcher.db'}", "--processes", PROCESSES, log=tmp_path / "serve.log")
+def serve(pki: Path, tmp_path: Path, *extra: str) -> Server:
+    return start_server(
+        pki, f"sqlite:{tmp_path / 'matcher.db'}", "--processes", PROCESSES, *extra, log=tmp_path / "serve.log"
+    )
 
 
 def twin(pki: Path, folder: Path, name: str) -> Path:
@@ -152,5 +157,19 @@ def test_a_bad_authorities_file_on_sighup_is_logged_and_the_old_one_stays_in_for
         hang_up(server, "authorities file not reloaded, the previous one stays in force")
         assert statuses(server, "ha-north") == {grpc.StatusCode.OK}
         assert statuses(server, "ha-new") == {grpc.StatusCode.OK}
+    finally:
+        server.stop()
+
+
+def test_a_download_in_flight_finishes_across_a_sighup(pki, tmp_path):
+    server = serve(pki, tmp_path, "--now", str(NOW))
+    try:
+        published, whole = published_body_of(server, 300)
+        request = distribution_pb2.DownloadBatchRequest(sequence=published["sequence"], chunk_size=MIN_CHUNK_BYTES)
+        stream = server.distribution_stub().DownloadBatch(request, timeout=30)
+        first = next(stream)
+        assert len(first.data) < len(whole)
+        hang_up(server, "authorities file reloaded")
+        assert first.data + b"".join(chunk.data for chunk in stream) == whole
     finally:
         server.stop()
