@@ -267,7 +267,9 @@ def build_parser() -> Parser:
             f"'redis://NODE:PORT/0?cluster=true' (any node as seed; replicas give failover, not write "
             f"scaling: the service's data is one hash slot) (default {DEFAULT_STORE})",
         )
-        p.add_argument("--tls-dir", help="the server's folder, DIR/server of `matcher certs --out DIR` (default ./tls/server)")
+        p.add_argument(
+            "--tls-dir", help="the server's folder, DIR/server of `matcher certs --out DIR` (default ./tls/server)"
+        )
         p.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
         p.add_argument("--retention-days", type=int, help="days keys and batches are kept (default 14)")
         p.add_argument("--publish-interval", type=int, help="seconds between batches (default 3600)")

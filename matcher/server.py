@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -277,14 +278,14 @@ def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, no
     return loop
 
 
-def wait_for_signals(reload: Any, stop: threading.Event | None = None) -> None:
+def wait_for_signals(reload: Callable[[], object], stop: threading.Event | None = None) -> None:
     """Blocks until SIGTERM or SIGINT (or ``stop`` is set, perhaps by an earlier handler); on each SIGHUP calls
     ``reload`` (the authorities file), in this thread rather than in the signal handler, so that the handler never
     runs file reads and logging itself."""
     stop = stop or threading.Event()
     hup, woken = threading.Event(), threading.Event()
 
-    def on(flag: threading.Event) -> Any:
+    def on(flag: threading.Event) -> Callable[..., None]:
         def handler(*_: Any) -> None:
             flag.set()
             woken.set()

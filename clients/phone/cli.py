@@ -332,7 +332,8 @@ def build_parser() -> Parser:
     sync_cmd.add_argument(
         "--tls-dir",
         required=True,
-        help="DIR/phone of `matcher certs --out DIR`: signing.pub.pem to pin and ca.pem to trust (a mirror without ca.pem "
+        help="DIR/phone of `matcher certs --out DIR`: signing.pub.pem to pin and ca.pem to trust "
+        "(a mirror without ca.pem "
         "there is trusted through the system's CAs)",
     )
     sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")
