@@ -10,9 +10,10 @@ connections, cache and health checking, exactly as a single server does.
 The parent serves no calls. It runs what there must be one of: the publish timer (the store's lock would make
 extra publishers harmless, but one is enough), and the metrics endpoint, which adds up the workers' counters,
 asked for over a pipe at each scrape. SIGTERM or SIGINT to the parent is passed on to every worker, each of which
-finishes its calls in flight as a single server does. A worker that dies stops the whole service (exit 1), so
-that whatever runs it (systemd, Kubernetes) restarts it whole; and the workers die with the parent
-(PR_SET_PDEATHSIG), so that a killed service never leaves workers serving behind it.
+finishes its calls in flight as a single server does; so is SIGHUP, on which each worker reloads the authorities
+file. A worker that dies stops the whole service (exit 1), so that whatever runs it (systemd, Kubernetes) restarts
+it whole; and the workers die with the parent (PR_SET_PDEATHSIG), so that a killed service never leaves workers
+serving behind it.
 """
 
 from __future__ import annotations
