@@ -145,7 +145,7 @@ def cut_history(store_url: str, tls_dir: Path, batches: int) -> None:
     store = open_store(store_url)
     publisher = Publisher(
         store,
-        load_signing_key(tls_dir / "signing.key"),
+        load_signing_key(tls_dir / "server" / "signing.key"),
         retention_days=14,
         publish_interval=3600,
         max_keys_per_batch=1000,
@@ -170,7 +170,7 @@ def push_cases(server: Server, tls_dir: Path, cases: int, first: int = 0) -> Non
     cases are numbered from ``first``."""
     from clients.ha.channel import authority_channel
 
-    with authority_channel(server.authority, tls_dir, AUTHORITY) as channel:
+    with authority_channel(server.authority, tls_dir / f"authority-{AUTHORITY}", AUTHORITY) as channel:
         stub = authority_pb2_grpc.AuthorityStub(channel)
         for case in range(first, first + cases):
             keys = [
@@ -191,7 +191,7 @@ def push_cases(server: Server, tls_dir: Path, cases: int, first: int = 0) -> Non
 
 
 def publish(store: str, tls_dir: Path, now: int = NOW) -> dict:
-    result = matcher("publish", "--store", store, "--tls-dir", str(tls_dir), "--now", str(now), "--json")
+    result = matcher("publish", "--store", store, "--tls-dir", str(tls_dir / "server"), "--now", str(now), "--json")
     [published] = json.loads(result.stdout)["batches"]  # 1,000 cases, each its own submission: nothing held
     return published
 
@@ -199,7 +199,7 @@ def publish(store: str, tls_dir: Path, now: int = NOW) -> dict:
 def published_files(server: Server, tls_dir: Path, sequence: int) -> dict[str, bytes]:
     """The bytes phones get, read through the service and verified as a phone would: the body of batch
     ``sequence``, and the ListBatches answers for a first sync and for an hourly one."""
-    trusted = TrustedKeys([load_verifying_key(tls_dir / "signing.pub.pem")])
+    trusted = TrustedKeys([load_verifying_key(tls_dir / "phone" / "signing.pub.pem")])
     stub = server.distribution_stub()
     everything = stub.ListBatches(distribution_pb2.ListBatchesRequest(page_size=1000), timeout=CALL_TIMEOUT)
     new = stub.ListBatches(distribution_pb2.ListBatchesRequest(after_sequence=sequence - 1), timeout=CALL_TIMEOUT)
@@ -294,7 +294,7 @@ def run_quick() -> Section:
                             [
                                 {
                                     "address": server.public,
-                                    "ca_file": str(tls / "ca.pem"),
+                                    "ca_file": str(tls / "phone" / "ca.pem"),
                                     "sequence": sequence,
                                     "sha256": sha,
                                 }
@@ -302,7 +302,14 @@ def run_quick() -> Section:
                         ),
                         "nginx": (
                             FileDownloader,
-                            [{"port": port, "ca_file": str(tls / "ca.pem"), "name": BODY_FILE, "sha256": sha}],
+                            [
+                                {
+                                    "port": port,
+                                    "ca_file": str(tls / "phone" / "ca.pem"),
+                                    "name": BODY_FILE,
+                                    "sha256": sha,
+                                }
+                            ],
                         ),
                     },
                     QUICK_SECONDS,
@@ -326,7 +333,12 @@ def fleet(server: Server, tls: Path, url: str, after: int) -> FleetResult:
     if hourly != after + 1:
         raise AssertionError(f"the hourly batch is {hourly}, expected {after + 1}")
     return hourly_sync(
-        server.public, str(tls / "ca.pem"), phones=FLEET_PHONES, after=after, sequence=hourly, rounds=FLEET_ROUNDS
+        server.public,
+        str(tls / "phone" / "ca.pem"),
+        phones=FLEET_PHONES,
+        after=after,
+        sequence=hourly,
+        rounds=FLEET_ROUNDS,
     )
 
 
@@ -346,7 +358,7 @@ def run(quick: bool) -> Section | list[Section]:
                     sequence = publish(url, tls)["sequence"]
                     files = published_files(server, tls, sequence)
                     with nginx_serving(tls, files) as port:
-                        measured[kind] = measure(clients, server, port, str(tls / "ca.pem"), sequence, files)
+                        measured[kind] = measure(clients, server, port, str(tls / "phone" / "ca.pem"), sequence, files)
                     if kind == "sqlite":
                         phones = fleet(server, tls, url, sequence)
 

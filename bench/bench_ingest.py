@@ -34,7 +34,7 @@ class Submitter:
     """A health authority pushing 30-key submissions of new keys, one after another."""
 
     def __init__(self, address: str, tls_dir: str, prefix: str) -> None:
-        self.channel = authority_channel(address, Path(tls_dir), AUTHORITY)
+        self.channel = authority_channel(address, Path(tls_dir, f"authority-{AUTHORITY}"), AUTHORITY)
         self.stub = authority_pb2_grpc.AuthorityStub(self.channel)
         self.prefix = f"{prefix}-{os.urandom(4).hex()}"  # every run sends new submissions, never replays
         self.sent = 0
@@ -68,7 +68,7 @@ class HealthChecker:
     """The baseline: the server's cheapest unary call, over the same kind of mTLS channel."""
 
     def __init__(self, address: str, tls_dir: str, prefix: str) -> None:
-        self.channel = authority_channel(address, Path(tls_dir), AUTHORITY)
+        self.channel = authority_channel(address, Path(tls_dir, f"authority-{AUTHORITY}"), AUTHORITY)
         self.stub = health_pb2_grpc.HealthStub(self.channel)
         self()
 

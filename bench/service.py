@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.integration.harness import Server, make_pki, start_server
+from tests.integration.harness import Server, authorities_file, make_pki, start_server
 from tests.support.redis_server import RedisServer, free_port
 
 AUTHORITY = "bench-ha"
@@ -35,9 +35,9 @@ NGINX_START_SECONDS = 10.0
 def bench_pki(folder: Path) -> Path:
     """`matcher certs` with one authority, whose rate limit is raised far above what a benchmark can send."""
     tls = make_pki(folder / "tls", AUTHORITY)
-    policies = json.loads((tls / "authorities.json").read_text())
+    policies = json.loads(authorities_file(tls).read_text())
     policies["authorities"][AUTHORITY]["submissions_per_minute"] = 1_000_000_000
-    (tls / "authorities.json").write_text(json.dumps(policies))
+    authorities_file(tls).write_text(json.dumps(policies))
     return tls
 
 
@@ -88,8 +88,8 @@ http {{
     scgi_temp_path {temp / "scgi"};
     server {{
         listen 127.0.0.1:{port} ssl;
-        ssl_certificate {tls_dir / "server.pem"};
-        ssl_certificate_key {tls_dir / "server.key"};
+        ssl_certificate {tls_dir / "server" / "server.pem"};
+        ssl_certificate_key {tls_dir / "server" / "server.key"};
         ssl_protocols TLSv1.2 TLSv1.3;
         root {folder / "www"};
     }}

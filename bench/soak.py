@@ -84,9 +84,10 @@ class Step:
 def _channel(address: str, tls_dir: str, authority: bool):
     import grpc
 
-    folder = Path(tls_dir)
+    pki = Path(tls_dir)  # `matcher certs`' root: the phones' folder, the authority's
+    folder = pki / f"authority-{AUTHORITY}"
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=(folder / "ca.pem").read_bytes(),
+        root_certificates=(pki / "phone" / "ca.pem").read_bytes(),
         private_key=(folder / f"{AUTHORITY}.key").read_bytes() if authority else None,
         certificate_chain=(folder / f"{AUTHORITY}.pem").read_bytes() if authority else None,
     )
@@ -270,7 +271,7 @@ def publish(store: str, tls: Path) -> None:
             "--store",
             store,
             "--tls-dir",
-            str(tls),
+            str(tls / "server"),
             "--now",
             str(NOW),
             "--json",

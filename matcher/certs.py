@@ -1,15 +1,9 @@
 """`matcher certs`: a development PKI, so that the demo and the tests run real TLS and real mutual TLS.
 
-Writes into one folder (the ``--tls-dir`` every command reads):
-
-    ca.pem, ca.key            the development CA (kept so that more authorities can be added later)
-    server.pem, server.key    the server's certificate for localhost, 127.0.0.1 and ::1
-    NAME.pem, NAME.key        one client certificate per health authority; its common name is the authority
-    signing.key, signing.pub.pem   the ECDSA P-256 key pair that signs batches and configurations
-    authorities.json          which authorities the server accepts and what each may do
-
-Running it again on the same folder keeps what exists and adds the authorities that are new. Production
-deployments use their own CA and an HSM-held signing key; docs/operations.md says how.
+It writes one folder per role (matcher/layout.py has the list): the server's, the phones', one per authority,
+and the two CAs'. Running it again on the same folder keeps what exists and adds the authorities that are new,
+each pinned by its certificate's SHA-256 fingerprint in the server's authorities file. Production deployments
+use their own CAs and an HSM-held signing key; docs/operations.md says how.
 """
 
 from __future__ import annotations
@@ -27,7 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import codes
+from . import codes, layout
+from .authz import PINS, fingerprint
 from .model import PUBLISHABLE_REPORT_TYPES, ReportType
 from .private_files import private_folder, write_private
 from .signing import generate_signing_key, write_signing_key
@@ -149,10 +144,27 @@ def check_private_key(pem: bytes, path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def _load_ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = check_certificate((folder / "ca.pem").read_bytes(), folder / "ca.pem")
-    key = check_private_key((folder / "ca.key").read_bytes(), folder / "ca.key")
+def _load_ca(folder: Path, stem: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert = check_certificate((folder / f"{stem}.pem").read_bytes(), folder / f"{stem}.pem")
+    key = check_private_key((folder / f"{stem}.key").read_bytes(), folder / f"{stem}.key")
     return cert, key
+
+
+def _ca(folder: Path, stem: str, name: str, written: list[str]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA ``stem`` in ``folder``, made if missing."""
+    if (folder / f"{stem}.pem").exists() and (folder / f"{stem}.key").exists():
+        return _load_ca(folder, stem)
+    cert, key = new_ca(name)
+    write_pair(folder, stem, cert, key)
+    written += [f"{folder.name}/{stem}.pem", f"{folder.name}/{stem}.key"]
+    return cert, key
+
+
+def _copy_public(source: Path, target: Path, written: list[str]) -> None:
+    """A public file (a certificate, a public key) copied where another party reads it, if not there yet."""
+    if not target.exists():
+        target.write_bytes(source.read_bytes())
+        written.append(f"{target.parent.name}/{target.name}")
 
 
 def _read_policies(path: Path) -> dict:
@@ -176,8 +188,9 @@ def default_policy(region: str) -> dict:
     }
 
 
-def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") -> list[str]:
-    """Creates or extends the development PKI in ``out``; returns the names of the files written.
+def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") -> tuple[list[str], dict[str, str]]:
+    """Creates or extends the development PKI in ``out``: the files written (relative to ``out``), and the SHA-256
+    fingerprint of each named authority's certificate (what the authorities file pins).
 
     Everything is checked before anything is written: a region or name the server would refuse writes nothing."""
     problems = check_region(region) or ([] if region else check_region("?"))
@@ -185,38 +198,50 @@ def write_dev_pki(out: Path, authorities: Sequence[str], *, region: str = "VN") 
         raise ValueError(f"--region {problems[0].description}")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file, not a folder")
+    if (out / "ca.key").exists() or (out / "server.key").exists():
+        raise ValueError(
+            f"--out {out}: holds the old single-folder layout (CA key beside the server's): "
+            "make a new folder with `matcher certs --out NEW`"
+        )
     for name in authorities:
         if not AUTHORITY_NAME.fullmatch(name):
             raise ValueError(f"authority name {name!r}: use lower-case letters, digits and '-' (at most 63)")
-        if name in ("ca", "server", "signing"):
-            raise ValueError(f"authority name {name!r} is reserved for the PKI's own files")
     private_folder(out)  # it holds private keys
+    ca, server, phone = out / layout.CA, out / layout.SERVER, out / layout.PHONE
+    for folder in (ca, server):
+        private_folder(folder)
+    phone.mkdir(exist_ok=True)  # public material only
     written: list[str] = []
-    if (out / "ca.pem").exists() and (out / "ca.key").exists():
-        ca_cert, ca_key = _load_ca(out)
-    else:
-        ca_cert, ca_key = new_ca()
-        write_pair(out, "ca", ca_cert, ca_key)
-        written += ["ca.pem", "ca.key"]
-    if not (out / "server.pem").exists():
-        write_pair(out, "server", *issue(ca_cert, ca_key, "localhost", client=False))
-        written += ["server.pem", "server.key"]
+    server_ca = _ca(ca, layout.SERVER_CA, "exposure-matcher development server CA", written)
+    authority_ca = _ca(ca, layout.AUTHORITY_CA, "exposure-matcher development authority CA", written)
+    if not (server / "server.pem").exists():
+        write_pair(server, "server", *issue(*server_ca, "localhost", client=False))
+        written += ["server/server.pem", "server/server.key"]
+    _copy_public(ca / layout.AUTHORITY_CA_FILE, server / layout.AUTHORITY_CA_FILE, written)
+    if not (server / codes.SECRET_FILE).exists():
+        write_private(server / codes.SECRET_FILE, codes.new_secret_file_content())
+        written.append(f"server/{codes.SECRET_FILE}")
+    if not (server / "signing.key").exists():
+        write_signing_key(generate_signing_key(), server / "signing.key", server / "signing.pub.pem")
+        written += ["server/signing.key", "server/signing.pub.pem"]
+    _copy_public(ca / f"{layout.SERVER_CA}.pem", phone / layout.TRUSTED_CA, written)
+    _copy_public(server / "signing.pub.pem", phone / "signing.pub.pem", written)
+    fingerprints = {}
     for name in authorities:
-        if not (out / f"{name}.pem").exists():
-            write_pair(out, name, *issue(ca_cert, ca_key, name, client=True))
-            written += [f"{name}.pem", f"{name}.key"]
-    if not (out / codes.SECRET_FILE).exists():
-        write_private(out / codes.SECRET_FILE, codes.new_secret_file_content())
-        written.append(codes.SECRET_FILE)
-    if not (out / "signing.key").exists():
-        write_signing_key(generate_signing_key(), out / "signing.key", out / "signing.pub.pem")
-        written += ["signing.key", "signing.pub.pem"]
-    policies_path = out / "authorities.json"
+        folder = out / layout.authority_folder(name)
+        private_folder(folder)
+        if not (folder / f"{name}.pem").exists():
+            write_pair(folder, name, *issue(*authority_ca, name, client=True))
+            written += [f"{folder.name}/{name}.pem", f"{folder.name}/{name}.key"]
+        _copy_public(ca / f"{layout.SERVER_CA}.pem", folder / layout.TRUSTED_CA, written)
+        pem = (folder / f"{name}.pem").read_bytes()
+        fingerprints[name] = fingerprint(check_certificate(pem, folder / f"{name}.pem"))
+    policies_path = server / layout.AUTHORITIES_FILE
     policies = _read_policies(policies_path) if policies_path.exists() else {"authorities": {}}
     added = [name for name in authorities if name not in policies["authorities"]]
     if added or not policies_path.exists():
         for name in added:
-            policies["authorities"][name] = default_policy(region)
+            policies["authorities"][name] = {**default_policy(region), PINS: [fingerprints[name]]}
         policies_path.write_text(json.dumps(policies, indent=2, sort_keys=True) + "\n")
-        written.append("authorities.json")
-    return written
+        written.append(f"server/{layout.AUTHORITIES_FILE}")
+    return written, fingerprints

@@ -25,6 +25,7 @@ from .config import (
     Config,
     env_name,
 )
+from .layout import AUTHORITIES_FILE, SERVER, check_server_folder
 from .publisher import Publisher
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
 from .store import LockLost, open_store
@@ -37,6 +38,7 @@ def _config(args: argparse.Namespace, *, serving: bool) -> Config:
     problems = config.problems(serving=serving)
     if problems:
         raise CliError("; ".join(problems))
+    check_server_folder(config.tls_dir)  # least privilege: no CA's or authority's key where the server reads
     return config
 
 
@@ -94,12 +96,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> None:
-    """Makes (or extends) a development CA, server certificate, authority certificates and signing key pair."""
-    written = write_dev_pki(Path(args.out), args.authority, region=args.region)
+    """Makes (or extends) a development PKI: a server CA and an authority CA, the server's certificate and signing
+    key pair, a client certificate per authority; one folder per role (server/, phone/, authority-NAME/, ca/)."""
+    written, fingerprints = write_dev_pki(Path(args.out), args.authority, region=args.region)
     if args.json:
-        print_json({"folder": str(args.out), "written": written})
-    else:
-        print(f"{args.out}: " + (", ".join(written) if written else "nothing new to write"))
+        print_json({"folder": str(args.out), "written": written, "certificate_sha256": fingerprints})
+        return
+    print(f"{args.out}: " + (", ".join(written) if written else "nothing new to write"))
+    # What an operator pastes into a production authorities file; the development one already pins them.
+    for name, pin in fingerprints.items():
+        print(
+            f'authority {name}: "certificate_sha256": ["{pin}"] (pinned in {Path(args.out, SERVER, AUTHORITIES_FILE)})'
+        )
 
 
 def cmd_publish(args: argparse.Namespace) -> None:
@@ -258,7 +266,9 @@ def build_parser() -> Parser:
             f"'redis://NODE:PORT/0?cluster=true' (any node as seed; replicas give failover, not write "
             f"scaling: the service's data is one hash slot) (default {DEFAULT_STORE})",
         )
-        p.add_argument("--tls-dir", help="the folder `matcher certs` writes (default ./tls)")
+        p.add_argument(
+            "--tls-dir", help="the server's folder, DIR/server of `matcher certs --out DIR` (default ./tls/server)"
+        )
         p.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
         p.add_argument("--retention-days", type=int, help="days keys and batches are kept (default 14)")
         p.add_argument("--publish-interval", type=int, help="seconds between batches (default 3600)")
@@ -352,7 +362,7 @@ def build_parser() -> Parser:
         "mirror", help="write a static tree of batch files and a signed index", description=cmd_mirror.__doc__
     )
     mirror.add_argument("--store", help=f"sqlite:PATH or redis://HOST:PORT/DB (default {DEFAULT_STORE})")
-    mirror.add_argument("--tls-dir", help="the folder with signing.key (default ./tls)")
+    mirror.add_argument("--tls-dir", help="the server's folder, with signing.key (default ./tls/server)")
     mirror.add_argument("--out", required=True, help="the tree's folder (created if missing)")
     mirror.add_argument("--watch", action="store_true", help="keep the tree current until SIGTERM")
     mirror.add_argument(

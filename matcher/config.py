@@ -15,6 +15,7 @@ from typing import Any
 from .anonymity import DEFAULT_ANONYMITY_DEADLINE_SECONDS, DEFAULT_ANONYMITY_MIN_CASES
 from .distribution import DEFAULT_CACHE_MB
 from .intervals import SECONDS_PER_DAY
+from .layout import AUTHORITIES_FILE, AUTHORITY_CA_FILE
 from .model import DEFAULT_RETENTION_DAYS
 from .store import LEASE_SECONDS
 
@@ -45,7 +46,7 @@ class Config:
     """Everything `matcher serve` and `matcher publish` need. Each field can also come from MATCHER_<NAME>."""
 
     store: str = DEFAULT_STORE
-    tls_dir: Path = Path("tls")
+    tls_dir: Path = Path("tls/server")  # the server's folder of `matcher certs --out tls`
     listen: str = DEFAULT_LISTEN
     authority_listen: str = DEFAULT_AUTHORITY_LISTEN
     metrics_listen: str = ""  # empty: no metrics endpoint
@@ -99,7 +100,7 @@ class Config:
 
     @property
     def authorities_path(self) -> Path:
-        return self.authorities_file or self.tls_dir / "authorities.json"
+        return self.authorities_file or self.tls_dir / AUTHORITIES_FILE
 
     @classmethod
     def from_sources(cls, args: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
@@ -157,10 +158,12 @@ class Config:
         if not self.tls_dir.is_dir():
             found.append(f"--tls-dir {self.tls_dir}: no such folder (make one with `matcher certs --out DIR`)")
         else:
-            wanted = ["signing.key"] + (["ca.pem", "server.pem", "server.key"] if serving else [])
+            wanted = ["signing.key"] + ([AUTHORITY_CA_FILE, "server.pem", "server.key"] if serving else [])
             for name in wanted:
                 if not (self.tls_dir / name).is_file():
-                    found.append(f"--tls-dir {self.tls_dir}: {name} is missing (`matcher certs --out DIR` writes it)")
+                    found.append(
+                        f"--tls-dir {self.tls_dir}: {name} is missing (`matcher certs --out DIR` writes DIR/server)"
+                    )
             if serving and not self.authorities_path.is_file():
                 found.append(f"{self.authorities_path}: the authorities file is missing (`matcher certs` writes it)")
         if serving:

@@ -10,9 +10,10 @@ connections, cache and health checking, exactly as a single server does.
 The parent serves no calls. It runs what there must be one of: the publish timer (the store's lock would make
 extra publishers harmless, but one is enough), and the metrics endpoint, which adds up the workers' counters,
 asked for over a pipe at each scrape. SIGTERM or SIGINT to the parent is passed on to every worker, each of which
-finishes its calls in flight as a single server does. A worker that dies stops the whole service (exit 1), so
-that whatever runs it (systemd, Kubernetes) restarts it whole; and the workers die with the parent
-(PR_SET_PDEATHSIG), so that a killed service never leaves workers serving behind it.
+finishes its calls in flight as a single server does; so is SIGHUP, on which each worker reloads the authorities
+file. A worker that dies stops the whole service (exit 1), so that whatever runs it (systemd, Kubernetes) restarts
+it whole; and the workers die with the parent (PR_SET_PDEATHSIG), so that a killed service never leaves workers
+serving behind it.
 """
 
 from __future__ import annotations
@@ -87,12 +88,14 @@ def _die_with_parent(parent: int) -> None:
 
 def _worker(config: Config, conn: multiprocessing.connection.Connection, parent: int) -> int:
     """One server process: serves until SIGTERM (or its parent's end), answering the parent's metrics requests."""
-    from .server import create_server  # after the fork: grpc objects are made in the worker only
+    # After the fork: grpc objects are made in the worker only.
+    from .server import create_server, wait_for_signals
 
     _die_with_parent(parent)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until there is a server whose authorities to reload
     try:
         running = create_server(config, publish_timer=False, reuse_port=True)
     except Exception as exc:
@@ -105,10 +108,14 @@ def _worker(config: Config, conn: multiprocessing.connection.Connection, parent:
             while conn.recv() == "metrics":
                 conn.send(REGISTRY.snapshot())
         except (EOFError, OSError):
-            stop.set()  # the parent is gone
+            pass  # the parent is gone
 
-    threading.Thread(target=answer, name="parent", daemon=True).start()
-    stop.wait()
+    def parent_gone() -> None:
+        answer()
+        os.kill(os.getpid(), signal.SIGTERM)  # wakes wait_for_signals below
+
+    threading.Thread(target=parent_gone, name="parent", daemon=True).start()
+    wait_for_signals(running.authorities.reload, stop)
     log.info("worker %d shutting down: finishing in-flight calls (up to %.0fs)", os.getpid(), config.shutdown_grace)
     running.stop(config.shutdown_grace)
     return 0
@@ -133,10 +140,14 @@ def _collect(workers: list[Worker]) -> Metrics:
     return total
 
 
-def _stop_workers(workers: list[Worker], grace: float) -> None:
+def _signal_workers(workers: list[Worker], sig: int) -> None:
     for worker in workers:
         if worker.process.is_alive():
-            os.kill(worker.process.pid, signal.SIGTERM)
+            os.kill(worker.process.pid, sig)
+
+
+def _stop_workers(workers: list[Worker], grace: float) -> None:
+    _signal_workers(workers, signal.SIGTERM)
     deadline = time.monotonic() + grace + 5
     for worker in workers:
         worker.process.join(max(0.0, deadline - time.monotonic()))
@@ -216,6 +227,8 @@ def _supervise(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # The workers serve the calls, so each reloads its own copy of the authorities file.
+    signal.signal(signal.SIGHUP, lambda *_: _signal_workers(workers, signal.SIGHUP))
     store = open_store(config.store)
     loop = start_publish_loop(config, store, load_signing_key(config.tls_dir / "signing.key"), clock(config.now))
     http = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +25,13 @@ from grpc_reflection.v1alpha import reflection
 from exposure.v1 import authority_pb2, authority_pb2_grpc, config_pb2, distribution_pb2, sharing_pb2, sharing_pb2_grpc
 
 from . import codes
-from .authz import Authorities, load_policies
+from .authz import Authorities
 from .certs import check_certificate, check_private_key
 from .clock import Clock, clock
 from .config import Config
 from .distribution import BatchCache
 from .exposure_config import config_in_force, sign_config
+from .layout import AUTHORITY_CA_FILE
 from .metrics import serve_metrics
 from .publisher import Publisher, PublishLoop
 from .servicers import AuthorityServicer, DistributionServicer, Services, SharingServicer, add_distribution_servicer
@@ -64,6 +66,7 @@ class RunningServer:
     store: Store
     health: health.HealthServicer
     cache: BatchCache
+    authorities: Authorities  # reloaded on SIGHUP
     _stoppers: list[Any]
 
     def stop(self, grace: float) -> None:
@@ -102,13 +105,14 @@ def _listen(server: grpc.Server, address: str, credentials: grpc.ServerCredentia
 
 
 def _tls_files(config: Config) -> tuple[bytes, bytes, bytes]:
-    """The server's key, certificate and authority CA from the folder; a file that is not what it should be is
+    """The server's key and certificate and the authority CA's certificate; a file that is not what it should be is
     ValueError naming it (grpcio would only fail to bind, which reads as a port in use)."""
     tls = config.tls_dir
-    key, cert, ca = (tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes(), (tls / "ca.pem").read_bytes()
+    key, cert = (tls / "server.key").read_bytes(), (tls / "server.pem").read_bytes()
+    ca = (tls / AUTHORITY_CA_FILE).read_bytes()
     check_private_key(key, tls / "server.key")
     check_certificate(cert, tls / "server.pem")
-    check_certificate(ca, tls / "ca.pem")
+    check_certificate(ca, tls / AUTHORITY_CA_FILE)
     return key, cert, ca
 
 
@@ -173,7 +177,7 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     code_secret = codes.load_secret(config.tls_dir / codes.SECRET_FILE)
     public_credentials = _credentials(config, require_client_auth=False)
     authority_credentials = _credentials(config, require_client_auth=True)
-    authorities = Authorities(load_policies(config.authorities_path))
+    authorities = Authorities.from_file(config.authorities_path)
     now = clock(config.now)
     # Two servers, each with its own thread pool: nothing phones do on the public port (thousands of slow or stalled
     # downloads) can take the threads that authorities' submissions need on theirs.
@@ -236,7 +240,9 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
 
     for server in servers:
         server.start()
-    return RunningServer(servers, public_port, authority_port, metrics_port, store, health_servicer, cache, stoppers)
+    return RunningServer(
+        servers, public_port, authority_port, metrics_port, store, health_servicer, cache, authorities, stoppers
+    )
 
 
 def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
@@ -258,12 +264,35 @@ def start_publish_loop(config: Config, store: Store, signing_key: SigningKey, no
     return loop
 
 
-def serve_until_signalled(running: RunningServer, grace: float) -> None:
-    """Blocks until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, nothing half-written."""
-    stop = threading.Event()
+def wait_for_signals(reload: Callable[[], object], stop: threading.Event | None = None) -> None:
+    """Blocks until SIGTERM or SIGINT (or ``stop`` is set, perhaps by an earlier handler); on each SIGHUP calls
+    ``reload`` (the authorities file), in this thread rather than in the signal handler, so that the handler never
+    runs file reads and logging itself."""
+    stop = stop or threading.Event()
+    hup, woken = threading.Event(), threading.Event()
+
+    def on(flag: threading.Event) -> Callable[..., None]:
+        def handler(*_: Any) -> None:
+            flag.set()
+            woken.set()
+
+        return handler
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+        signal.signal(sig, on(stop))
+    signal.signal(signal.SIGHUP, on(hup))
+    while not stop.is_set():
+        woken.wait()
+        woken.clear()
+        if hup.is_set() and not stop.is_set():
+            hup.clear()
+            reload()
+
+
+def serve_until_signalled(running: RunningServer, grace: float) -> None:
+    """Serves until SIGTERM or SIGINT, then shuts down gracefully: in-flight calls finish, nothing half-written.
+    SIGHUP reloads the authorities file (matcher/authz.py)."""
+    wait_for_signals(running.authorities.reload)
     log.info("shutting down: finishing in-flight calls (up to %.0fs)", grace)
     running.stop(grace)
     log.info("stopped")

@@ -1,8 +1,9 @@
 """The mutual-TLS channel to the server's authority listener, and how a failed call reads in one line.
 
-The folder is the one ``matcher certs`` writes: ``ca.pem`` (the CA that issued the server's certificate) and,
-for authority NAME, ``NAME.pem`` and ``NAME.key`` (its client certificate and private key). The server knows
-the authority from that certificate alone; no request names it.
+The folder is the authority's own, ``DIR/authority-NAME`` of ``matcher certs --out DIR --authority NAME``:
+``ca.pem`` (the CA that issued the server's certificate) and ``NAME.pem`` and ``NAME.key`` (its client
+certificate and private key). The server knows the authority from that certificate alone (its name, and the
+fingerprint the server's authorities file pins); no request names it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def authority_credentials(tls_dir: Path, authority: str) -> grpc.ChannelCredenti
     missing = [path.name for path in paths if not path.is_file()]
     if missing:
         raise FileNotFoundError(
-            f"{tls_dir}: no {' or '.join(missing)} (the folder `matcher certs --out DIR --authority {authority}` writes)"
+            f"{tls_dir}: no {' or '.join(missing)} (the folder DIR/authority-{authority} that "
+            f"`matcher certs --out DIR --authority {authority}` writes)"
         )
     root, private_key, chain = (path.read_bytes() for path in paths)
     # grpcio would take garbage here and fail every connection later with a handshake error naming no file.

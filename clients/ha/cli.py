@@ -457,7 +457,7 @@ def add_connection(parser: argparse.ArgumentParser, *, required: bool) -> None:
         required=required,
         type=Path,
         metavar="DIR",
-        help="the folder `matcher certs` writes: ca.pem, and NAME.pem and NAME.key for --authority NAME",
+        help="the authority's folder, DIR/authority-NAME of `matcher certs --out DIR`: ca.pem, NAME.pem and NAME.key",
     )
     group.add_argument("--authority", required=required, metavar="NAME", help="whose client certificate to present")
     group.add_argument(

@@ -78,7 +78,9 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> PhoneStore:
 def _channel(args: argparse.Namespace) -> tuple[grpc.Channel, TrustedKeys]:
     tls = Path(args.tls_dir)
     if not tls.is_dir():
-        raise CliError(f"--tls-dir {tls}: no such folder (it holds ca.pem and signing.pub.pem)")
+        raise CliError(
+            f"--tls-dir {tls}: no such folder (DIR/phone of `matcher certs --out DIR`: ca.pem, signing.pub.pem)"
+        )
     root = read_bytes(tls / "ca.pem", "the CA certificate that issued the server's")
     check_certificate(root, tls / "ca.pem")
     credentials = grpc.ssl_channel_credentials(root_certificates=root)
@@ -331,7 +333,11 @@ def build_parser() -> Parser:
 
     def server_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--server", required=True, help="the service's public address, HOST:PORT")
-        sub.add_argument("--tls-dir", required=True, help="folder with ca.pem to trust and signing.pub.pem to pin")
+        sub.add_argument(
+            "--tls-dir",
+            required=True,
+            help="DIR/phone of `matcher certs --out DIR`: ca.pem to trust, signing.pub.pem to pin",
+        )
 
     init = command("init", cmd_init, "create the database and today's key")
     init.add_argument(
@@ -358,7 +364,8 @@ def build_parser() -> Parser:
     sync_cmd.add_argument(
         "--tls-dir",
         required=True,
-        help="folder with signing.pub.pem to pin and ca.pem to trust (a mirror without ca.pem "
+        help="DIR/phone of `matcher certs --out DIR`: signing.pub.pem to pin and ca.pem to trust "
+        "(a mirror without ca.pem "
         "there is trusted through the system's CAs)",
     )
     sync_cmd.add_argument("--chunk-size", type=int, default=0, help="download chunk size in bytes (default 1 MiB)")

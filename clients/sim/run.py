@@ -287,8 +287,8 @@ class Simulation:
             if self.s.store:
                 check_store_is_empty(self.s.store)
             self.service.make_certs(contact_intervals_only=self.p.contact_intervals)
-            self.signing_key = load_signing_key(self.service.tls_dir / "signing.key")
-            shards = start_shards(self.population.tx_power, self.service.tls_dir, self.s.workers)
+            self.signing_key = load_signing_key(self.service.tls_dir / "server" / "signing.key")
+            shards = start_shards(self.population.tx_power, self.service.tls_dir / "phone", self.s.workers)
         try:
             with self.phases("setup: venues (QR codes, trace files)"):
                 made = self.service.make_venues([self.venues.name(v) for v in range(len(self.venues))])

@@ -84,7 +84,7 @@ class Server:
             last = (self.log.read_text().strip().splitlines() or ["(no message)"])[-1]
             raise ServiceError(f"matcher serve did not start (exit {self.process.returncode}): {last}")
         ready = json.loads(line)
-        with authority_channel(ready["authority"], self.tls_dir, AUTHORITY) as channel:
+        with authority_channel(ready["authority"], self.tls_dir / f"authority-{AUTHORITY}", AUTHORITY) as channel:
             yield Running(ready["public"], ready["authority"], channel)
 
     def stop(self) -> None:
@@ -136,7 +136,7 @@ class Running:
 class Service:
     def __init__(self, folder: Path, store: str, publish_interval: int) -> None:
         self.folder = folder
-        self.tls_dir = folder / "tls"
+        self.tls_dir = folder / "tls"  # `matcher certs`' root: server/, phone/, authority-NAME/, ca/
         self.logs = folder / "logs"
         self.store = store
         self.publish_interval = publish_interval
@@ -147,7 +147,7 @@ class Service:
         self.logs.mkdir(parents=True, exist_ok=True)
         matcher_command("certs", "--out", str(self.tls_dir), "--authority", AUTHORITY, "--region", REGION)
         if contact_intervals_only:
-            path = self.tls_dir / "authorities.json"
+            path = self.tls_dir / "server" / "authorities.json"
             document = json.loads(path.read_text())
             document["authorities"][AUTHORITY]["contact_intervals_only"] = True
             path.write_text(json.dumps(document, indent=2))
@@ -166,7 +166,7 @@ class Service:
             "--store",
             self.store,
             "--tls-dir",
-            str(self.tls_dir),
+            str(self.tls_dir / "server"),
             "--now",
             str(now),
             "--publish-interval",

@@ -44,7 +44,7 @@ class Case:
 def world(root: Path) -> dict[str, str]:
     """Files the cases name, made with the real commands: a PKI, a phone database, and bad files of each kind."""
     run = lambda *a: subprocess.run([str(BIN / a[0]), *a[1:]], cwd=root, check=True, capture_output=True)  # noqa: E731
-    run("matcher", "certs", "--out", "tls", "--authority", "moh")
+    run("matcher", "certs", "--out", "pki", "--authority", "moh")
     run("matcher-phone", "--db", "phone.db", "--now", NOW, "init")
     run("matcher-ha", "venue", "create", "--name", "Cafe", "--out", "venue")
     (root / "text.txt").write_text("just some text\n")
@@ -55,15 +55,29 @@ def world(root: Path) -> dict[str, str]:
     (root / "sightings.jsonl").write_text(
         json.dumps({"rpi": "00" * 16, "aem": "00" * 4, "rssi": -50, "time": 10**20}) + "\n"
     )
-    bad_tls = root / "bad-tls"
-    shutil.copytree(root / "tls", bad_tls)
-    (bad_tls / "server.pem").write_text("garbage\n")
-    (bad_tls / "signing.pub.pem").write_text("garbage\n")
-    (bad_tls / "ca.pem").write_bytes(b"\x00\xff" * 40)
+    pki = root / "pki"
+    # Each command's folder of the PKI, and broken copies: a file that is garbage, one that is missing, and the
+    # server's folder with a key in it that the server must never hold (a CA's, an authority's).
+    broken = {
+        "bad-tls": ("server", ["server.pem"]),
+        "bad-phone-tls": ("phone", ["ca.pem", "signing.pub.pem"]),
+        "bad-moh-tls": ("authority-moh", ["ca.pem"]),
+    }
+    for name, (folder, garbage) in broken.items():
+        shutil.copytree(pki / folder, root / name)
+        for file in garbage:
+            (root / name / file).write_bytes(b"\x00\xff" * 40)
     no_secret = root / "no-secret-tls"
-    shutil.copytree(root / "tls", no_secret)
+    shutil.copytree(pki / "server", no_secret)
     (no_secret / "codes.key").unlink()
+    for name, key in (
+        ("ca-key-tls", pki / "ca" / "authority-ca.key"),
+        ("moh-key-tls", pki / "authority-moh" / "moh.key"),
+    ):
+        shutil.copytree(pki / "server", root / name)
+        shutil.copy(key, root / name / "spare.key")
     names = {p.name: str(p) for p in root.iterdir()}
+    names |= {"tls": str(pki / "server"), "phone-tls": str(pki / "phone"), "moh-tls": str(pki / "authority-moh")}
     names["unreadable"] = str(root / "text.txt" / "inside")  # a path through a file: ENOTDIR for any user
     names["missing"] = str(root / "missing.file")
     return names
@@ -71,7 +85,8 @@ def world(root: Path) -> dict[str, str]:
 
 def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
     tls, bad_tls, db = f["tls"], f["bad-tls"], f["phone.db"]
-    conn = ("--server", "127.0.0.1:1", "--tls-dir", tls, "--authority", "moh")
+    phone_tls, moh_tls = f["phone-tls"], f["moh-tls"]
+    conn = ("--server", "127.0.0.1:1", "--tls-dir", moh_tls, "--authority", "moh")
     serve = ("serve", "--listen", "127.0.0.1:0", "--authority-listen", "127.0.0.1:0")
     return [
         # --- matcher ------------------------------------------------------------------------------------------
@@ -88,6 +103,18 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
             (*serve, "--tls-dir", f["no-secret-tls"], "--store", f"sqlite:{f['folder']}/s.db"),
             "codes.key is missing",
         ),
+        Case("matcher", (*serve, "--tls-dir", f["pki"]), "server.pem is missing"),
+        Case(
+            "matcher",
+            (*serve, "--tls-dir", f["ca-key-tls"]),
+            "holds private keys that are not the server's (spare.key)",
+        ),
+        Case(
+            "matcher",
+            (*serve, "--tls-dir", f["moh-key-tls"]),
+            "holds private keys that are not the server's (spare.key)",
+        ),
+        Case("matcher", ("publish", "--tls-dir", f["ca-key-tls"]), "holds private keys that are not the server's"),
         Case("matcher", (*serve, "--tls-dir", tls, "--store", f"sqlite:{f['folder']}"), "is a folder"),
         Case("matcher", (*serve, "--tls-dir", tls, "--store", f"sqlite:{f['binary.bin']}"), "binary.bin"),
         Case("matcher", (*serve, "--tls-dir", tls, "--store", "redis://127.0.0.1:1/0"), "127.0.0.1:1"),
@@ -186,15 +213,19 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
         ),
         Case(
             "matcher-phone",
-            ("--db", db, "sync", "--server", "127.0.0.1:1", "--tls-dir", bad_tls),
+            ("--db", db, "sync", "--server", "127.0.0.1:1", "--tls-dir", f["bad-phone-tls"]),
             "ca.pem: not a certificate",
         ),
         Case(
             "matcher-phone",
-            ("--db", "typo.db", "sync", "--server", "127.0.0.1:1", "--tls-dir", tls),
+            ("--db", "typo.db", "sync", "--server", "127.0.0.1:1", "--tls-dir", phone_tls),
             "no such phone database",
         ),
-        Case("matcher-phone", ("--db", db, "sync", "--mirror", "ftp://example.invalid/", "--tls-dir", tls), "https://"),
+        Case(
+            "matcher-phone",
+            ("--db", db, "sync", "--mirror", "ftp://example.invalid/", "--tls-dir", phone_tls),
+            "https://",
+        ),
         Case(
             "matcher-phone",
             ("--db", db, "sync", "--server", "127.0.0.1:1", "--tls-dir", tls, "--decoys-per-day", "-1"),
@@ -225,12 +256,12 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
         ),
         Case(
             "matcher-phone",
-            ("--db", db, "share", "--server", "127.0.0.1:1", "--tls-dir", tls, "--code", "NOPE"),
+            ("--db", db, "share", "--server", "127.0.0.1:1", "--tls-dir", phone_tls, "--code", "NOPE"),
             "not an upload code",
         ),
         Case(
             "matcher-phone",
-            ("--db", db, "share", "--server", "127.0.0.1:1", "--tls-dir", tls, "--code", "NOPE", "--json"),
+            ("--db", db, "share", "--server", "127.0.0.1:1", "--tls-dir", phone_tls, "--code", "NOPE", "--json"),
             "not an upload code",
         ),
         Case(
@@ -242,7 +273,7 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
                 "--server",
                 "127.0.0.1:1",
                 "--tls-dir",
-                tls,
+                phone_tls,
                 "--code",
                 "23456789ABCD",
                 "--since",
@@ -293,7 +324,18 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
         ),
         Case(
             "matcher-ha",
-            ("push", "--json", f["keys.json"], "--now", NOW, *conn[:2], "--tls-dir", bad_tls, "--authority", "moh"),
+            (
+                "push",
+                "--json",
+                f["keys.json"],
+                "--now",
+                NOW,
+                *conn[:2],
+                "--tls-dir",
+                f["bad-moh-tls"],
+                "--authority",
+                "moh",
+            ),
             "ca.pem",
         ),
         Case("matcher-ha", ("issue-code", *conn, "--report-type", "REVOKED"), "choose one of"),
@@ -479,6 +521,13 @@ def cases_with_venue(files: Path) -> list[Case]:
             "missing",
             "venue",
             "no-secret-tls",
+            "pki",
+            "phone-tls",
+            "moh-tls",
+            "bad-phone-tls",
+            "bad-moh-tls",
+            "ca-key-tls",
+            "moh-key-tls",
         )
     }
     return cases(names)

@@ -54,7 +54,7 @@ def replicas(authorities_pki: Path, tmp_path: Path) -> Iterator[tuple[RedisServe
 def publish_once(store_url: str, pki: Path) -> list[dict]:
     """One `matcher publish` run: the batches it cut (none when another run held the lock or nothing was due)."""
     result = subprocess.run(
-        [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki),
+        [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki / "server"),
          "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -107,7 +107,7 @@ def test_three_replicas_and_racing_publishers_publish_every_key_50_authorities_h
     assert not ledger.refused and not ledger.unanswered
     assert {request.submission_id.split(":")[0] for request in ledger.acknowledged} == set(AUTHORITIES)
     acknowledged = ledger.keys()
-    trusted = TrustedKeys([load_verifying_key(authorities_pki / "signing.pub.pem")])
+    trusted = TrustedKeys([load_verifying_key(authorities_pki / "server" / "signing.pub.pem")])
     found = check_exactly_once(open_store(redis.url), trusted, acknowledged)
     batches = [batch for run in [*runs, final] for batch in run]
     assert found.keys_found == len(acknowledged) == ledger.accepted_keys

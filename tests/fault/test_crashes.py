@@ -34,7 +34,7 @@ KEYS_PER_BATCH = 1_000  # ten batches of about 0.15 s each: a publisher can be s
 
 
 def trusted(pki: Path) -> TrustedKeys:
-    return TrustedKeys([load_verifying_key(pki / "signing.pub.pem")])
+    return TrustedKeys([load_verifying_key(pki / "server" / "signing.pub.pem")])
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -112,7 +112,7 @@ def fill(store: Store, count: int = PENDING_KEYS) -> list[KeyLike]:
 def start_publisher(store_url: str, pki: Path, *extra: str, per_batch: int = KEYS_PER_BATCH) -> subprocess.Popen:
     env = {**os.environ, "MATCHER_MAX_KEYS_PER_BATCH": str(per_batch)}
     return subprocess.Popen(
-        [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki),
+        [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki / "server"),
          "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip

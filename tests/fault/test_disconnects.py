@@ -158,7 +158,7 @@ def test_clients_abandoning_calls_and_streams_leave_the_server_healthy_without_l
             assert database_files(pid) <= FILES_PER_CONNECTION * threads_of(pid)
 
         listing = phones.ListBatches(distribution_pb2.ListBatchesRequest(), timeout=10)
-        trusted = TrustedKeys([load_verifying_key(fault_pki / "signing.pub.pem")])
+        trusted = TrustedKeys([load_verifying_key(fault_pki / "server" / "signing.pub.pem")])
         header = open_header(batch_pb2.SignedBatchHeader.FromString(listing.batches[0].SerializeToString()), trusted)
         after = download(phones, 1)
         assert after == before and len(open_body(header, after)) == len(header.sections)

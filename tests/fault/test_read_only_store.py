@@ -90,7 +90,7 @@ def test_a_read_only_database_file_serves_reads_refuses_writes_unavailable_and_r
             assert code_of(lambda: authority.SubmitKeys(during, timeout=10)) == grpc.StatusCode.UNAVAILABLE
             issue = authority_pb2.IssueCodeRequest(report_type=1)
             assert code_of(lambda: authority.IssueCode(issue, timeout=10)) == grpc.StatusCode.UNAVAILABLE
-            refused = matcher("publish", "--store", store_url, "--tls-dir", str(fault_pki), check=False)
+            refused = matcher("publish", "--store", store_url, "--tls-dir", str(fault_pki / "server"), check=False)
             assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "read-only" in refused.stderr
         except BaseException:
             server.stop()
@@ -100,7 +100,7 @@ def test_a_read_only_database_file_serves_reads_refuses_writes_unavailable_and_r
         wait_for_health(server.public_channel(), SERVING)
         assert code_of(lambda: authority.SubmitKeys(during, timeout=10)) == grpc.StatusCode.OK
         publish(server)
-        trusted = TrustedKeys([load_verifying_key(fault_pki / "signing.pub.pem")])
+        trusted = TrustedKeys([load_verifying_key(fault_pki / "server" / "signing.pub.pem")])
         assert check_exactly_once(open_store(store_url), trusted, [*before.keys, *during.keys]).keys_found == 4
         assert "read-only" in server.log_text() and "Traceback" not in server.log_text()
     finally:
@@ -121,7 +121,7 @@ def test_a_database_in_a_read_only_folder_stops_serve_and_publish_in_one_line(fa
     with read_only(folder):
         for command, extra in commands.items():
             result = matcher(
-                command, "--store", store_url, "--tls-dir", str(fault_pki), *extra, check=False, timeout=60
+                command, "--store", store_url, "--tls-dir", str(fault_pki / "server"), *extra, check=False, timeout=60
             )
             assert result.returncode == 1, (command, result.stderr)
             [line] = result.stderr.splitlines()

@@ -59,7 +59,7 @@ def test_the_master_of_the_services_slot_killed_mid_load_fails_over_to_its_repli
             assert set(codes) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}, codes
             assert not ledger.refused and not ledger.unanswered
             publish(server)
-            trusted = TrustedKeys([load_verifying_key(fault_pki / "signing.pub.pem")])
+            trusted = TrustedKeys([load_verifying_key(fault_pki / "server" / "signing.pub.pem")])
             found = check_exactly_once(open_store(url), trusted, ledger.keys())
             assert found.keys_found == ledger.accepted_keys == len(ledger.keys())
             assert "Traceback" not in server.log_text()

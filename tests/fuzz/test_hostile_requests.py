@@ -234,7 +234,7 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
         assert held.key.report_type in PUBLISHABLE_REPORT_TYPES and held.region in ("VN", "TH")
         assert check_key(as_proto(held.key), "key", now=NOW, retention_days=14) == [], held
     signed = fuzz_server.distribution_stub().GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=10)
-    open_config(signed, TrustedKeys([load_verifying_key(fuzz_pki / "signing.pub.pem")]))  # valid and signed
+    open_config(signed, TrustedKeys([load_verifying_key(fuzz_pki / "server" / "signing.pub.pem")]))  # valid and signed
     print(
         f"{campaign.sent} requests in {seconds:.1f} s; answers by RPC and code: {dict(sorted(campaign.seen.items()))}; "
         f"{len(stored)} keys stored"

@@ -136,8 +136,8 @@ def serve(peer: AuthorityPeer, tls_dir: Path) -> Iterator[str]:
     authority_pb2_grpc.add_AuthorityServicer_to_server(peer, server)
     distribution_pb2_grpc.add_DistributionServicer_to_server(ConfigPeer(peer), server)
     credentials = grpc.ssl_server_credentials(
-        [((tls_dir / "server.key").read_bytes(), (tls_dir / "server.pem").read_bytes())],
-        root_certificates=(tls_dir / "ca.pem").read_bytes(),
+        [((tls_dir / "server" / "server.key").read_bytes(), (tls_dir / "server" / "server.pem").read_bytes())],
+        root_certificates=(tls_dir / "server" / "authority-ca.pem").read_bytes(),
         require_client_auth=True,
     )
     port = server.add_secure_port("127.0.0.1:0", credentials)

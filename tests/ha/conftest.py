@@ -36,7 +36,13 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture(scope="session")
 def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A development CA with a server certificate and client certificates for two authorities."""
+    """A development PKI (`matcher certs`' folders) with a server certificate and client certificates for two
+    authorities."""
     folder = tmp_path_factory.mktemp("tls")
     write_dev_pki(folder, ["vn-moh", "stranger"])
     return folder
+
+
+def authority_dir(tls_dir: Path, authority: str) -> Path:
+    """What `matcher-ha --tls-dir` reads for ``authority``: its own folder of the PKI."""
+    return tls_dir / f"authority-{authority}"

@@ -28,6 +28,7 @@ from tests.ha.conftest import (
     INTERNALS_PEM,
     INTERNALS_TWO_DAYS_LATER,
     INTERNALS_ZIP,
+    authority_dir,
     write,
 )
 
@@ -243,7 +244,16 @@ def server(peer, tls_dir):
 
 
 def connection(server: str, tls_dir: Path, authority: str = "vn-moh") -> list[str | Path]:
-    return ["--server", server, "--tls-dir", tls_dir, "--authority", authority, "--attempts", "2"]
+    return [
+        "--server",
+        server,
+        "--tls-dir",
+        authority_dir(tls_dir, authority),
+        "--authority",
+        authority,
+        "--attempts",
+        "2",
+    ]
 
 
 def key_file(tmp_path: Path, count: int, start: int) -> Path:

@@ -14,7 +14,7 @@ from clients.ha.retry import DEFAULT_POLICY
 from exposure.v1 import config_pb2
 from matcher.exposure_config import default_config
 from matcher.model import MAX_KEYS_PER_SUBMISSION
-from tests.integration.harness import make_pki, start_server
+from tests.integration.harness import authorities_file, make_pki, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "health-authority.md").read_text()
@@ -61,14 +61,14 @@ def test_the_example_configuration_is_the_servers_default_and_names_every_field_
 
 def test_set_config_accepts_the_example_configuration_on_a_real_server(tmp_path: Path):
     tls = make_pki(tmp_path / "tls", "ha-north")
-    policies = json.loads((tls / "authorities.json").read_text())
+    policies = json.loads(authorities_file(tls).read_text())
     policies["authorities"]["ha-north"]["may_set_config"] = True  # granted, as an operator must
-    (tls / "authorities.json").write_text(json.dumps(policies))
+    authorities_file(tls).write_text(json.dumps(policies))
     (tmp_path / "exposure-config.json").write_text(example_config())
     server = start_server(tls, f"sqlite:{tmp_path / 'matcher.db'}")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "clients.ha.cli", "set-config", "--server", server.authority, "--tls-dir", str(tls),
+            [sys.executable, "-m", "clients.ha.cli", "set-config", "--server", server.authority, "--tls-dir", str(tls / "authority-ha-north"),
              "--authority", "ha-north", "--file", str(tmp_path / "exposure-config.json"), "--json"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

@@ -12,6 +12,7 @@ from exposure.v1 import keys_pb2
 from matcher.certs import write_dev_pki
 from matcher.errors import ResourceExhausted, Unavailable, to_status
 from tests.ha.authority_peer import AuthorityPeer, serve
+from tests.ha.conftest import authority_dir
 
 NOW = 2650300 * 600
 POLICY = RetryPolicy(max_attempts=3, call_timeout=10)
@@ -38,7 +39,7 @@ def target(peer, tls_dir):
 
 def push(target, tls_dir, sent, *, authority="vn-moh", **options):
     waits: list[float] = []
-    with authority_channel(target, tls_dir, authority) as channel:
+    with authority_channel(target, authority_dir(tls_dir, authority), authority) as channel:
         summary = push_keys(channel, sent, authority=authority, policy=POLICY, sleep=waits.append, **options)
     return summary, waits
 
@@ -138,12 +139,15 @@ def test_an_authority_the_server_does_not_allow_is_refused_without_retries(peer,
 def test_a_certificate_from_another_ca_does_not_get_through(peer, target, tls_dir, tmp_path):
     other = tmp_path / "other"
     write_dev_pki(other, ["vn-moh"])
-    (other / "ca.pem").write_bytes((tls_dir / "ca.pem").read_bytes())  # trusts the server, but its own cert is foreign
+    ours, theirs = authority_dir(tls_dir, "vn-moh"), authority_dir(other, "vn-moh")
+    (theirs / "ca.pem").write_bytes((ours / "ca.pem").read_bytes())  # trusts the server, but its own cert is foreign
     with pytest.raises(PushError, match="UNAVAILABLE"):
         push(target, other, keys(1))
     assert peer.calls == []
 
 
 def test_a_tls_folder_without_the_authoritys_files_is_a_one_line_error(tls_dir):
-    with pytest.raises(FileNotFoundError, match=r"no nobody.key or nobody.pem \(the folder `matcher certs"):
-        authority_channel("127.0.0.1:1", tls_dir, "nobody")
+    with pytest.raises(
+        FileNotFoundError, match=r"no nobody.key or nobody.pem \(the folder DIR/authority-nobody that `matcher certs"
+    ):
+        authority_channel("127.0.0.1:1", authority_dir(tls_dir, "vn-moh"), "nobody")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Server, make_pki, start_server
+from tests.integration.harness import Server, authorities_file, make_pki, start_server
 from tests.support.redis_server import RedisServer
 
 # 2026-11-20 12:00:00 UTC, interval 2991960: the fixed clock of the service tests.
@@ -21,14 +21,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ha-north may do everything for VN, the configuration included; ha-south only CONFIRMED_TEST for TH, two submissions a minute and no
     configuration changes; ha-revoked holds a valid certificate but is not in the authorities file."""
     folder = make_pki(tmp_path_factory.mktemp("pki") / "tls", "ha-north", "ha-south", "ha-revoked")
-    policies = json.loads((folder / "authorities.json").read_text())
+    policies = json.loads(authorities_file(folder).read_text())
     policies["authorities"]["ha-north"]["report_types"].append("SELF_REPORT")
     policies["authorities"]["ha-north"]["may_set_config"] = True  # granted explicitly: `matcher certs` does not
     policies["authorities"]["ha-south"].update(
         regions=["TH"], report_types=["CONFIRMED_TEST"], may_set_config=False, submissions_per_minute=2
     )
     del policies["authorities"]["ha-revoked"]
-    (folder / "authorities.json").write_text(json.dumps(policies))
+    authorities_file(folder).write_text(json.dumps(policies))
     return folder
 
 

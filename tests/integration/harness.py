@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from exposure.v1 import authority_pb2_grpc, distribution_pb2_grpc, sharing_pb2_grpc
+from matcher import layout
 
 START_TIMEOUT = 30.0  # seconds
 # Most tests publish a case or two and expect them in the next batch: they are about submission, publication,
@@ -33,11 +34,17 @@ def matcher(*args: str, check: bool = True, timeout: float = 120) -> subprocess.
 
 
 def make_pki(folder: Path, *authorities: str) -> Path:
+    """`matcher certs --out folder`: the PKI's root, with its server/, phone/, authority-NAME/ and ca/ folders."""
     args = ["certs", "--out", str(folder)]
     for name in authorities:
         args += ["--authority", name]
     matcher(*args)
     return folder
+
+
+def authorities_file(pki: Path) -> Path:
+    """The server's authorities file in a PKI `matcher certs` wrote."""
+    return pki / layout.SERVER / layout.AUTHORITIES_FILE
 
 
 @dataclass
@@ -48,19 +55,29 @@ class Server:
     log: Path
     public: str
     authority: str
-    tls_dir: Path
+    pki: Path  # the root `matcher certs` wrote
     metrics: int | None = None
     _channels: list[grpc.Channel] = field(default_factory=list)
 
+    @property
+    def tls_dir(self) -> Path:
+        """The server's folder (its --tls-dir)."""
+        return self.pki / layout.SERVER
+
+    @property
+    def phone_dir(self) -> Path:
+        """The phones' folder: the server CA's certificate and the signing key to pin."""
+        return self.pki / layout.PHONE
+
     def public_channel(self, options: list[tuple[str, int]] | None = None) -> grpc.Channel:
-        credentials = grpc.ssl_channel_credentials(root_certificates=(self.tls_dir / "ca.pem").read_bytes())
+        credentials = grpc.ssl_channel_credentials(root_certificates=(self.phone_dir / layout.TRUSTED_CA).read_bytes())
         return self._keep(grpc.secure_channel(self.public, credentials, options=options))
 
     def authority_channel(self, name: str, tls_dir: Path | None = None, address: str | None = None) -> grpc.Channel:
-        """An mTLS channel as authority ``name`` (its NAME.pem/NAME.key from ``tls_dir``, default the server's)."""
-        folder = tls_dir or self.tls_dir
+        """An mTLS channel as authority ``name`` (its NAME.pem/NAME.key from ``tls_dir``, default its own folder)."""
+        folder = tls_dir or self.pki / layout.authority_folder(name)
         credentials = grpc.ssl_channel_credentials(
-            root_certificates=(self.tls_dir / "ca.pem").read_bytes(),
+            root_certificates=(self.phone_dir / layout.TRUSTED_CA).read_bytes(),
             private_key=(folder / f"{name}.key").read_bytes(),
             certificate_chain=(folder / f"{name}.pem").read_bytes(),
         )
@@ -97,11 +114,12 @@ class Server:
         return self.log.read_text()
 
 
-def start_server(tls_dir: Path, store: str, *extra: str, log: Path | None = None) -> Server:
-    """Starts `matcher serve` on free loopback ports and waits for its ready line. Its log (stderr) goes to a
+def start_server(pki: Path, store: str, *extra: str, log: Path | None = None) -> Server:
+    """Starts `matcher serve` on the server folder of ``pki`` (a `matcher certs` root), on free loopback ports,
+    and waits for its ready line. Its log (stderr) goes to a
     file, never a pipe, so that a chatty server can never block on a full pipe. Its own publish timer holds
     nothing back (PUBLISH_EVERY_CASE) unless ``extra`` says otherwise: the last value of an option wins."""
-    log = log or tls_dir.parent / f"serve-{time.monotonic_ns()}.log"
+    log = log or pki.parent / f"serve-{time.monotonic_ns()}.log"
     args = [
         sys.executable,
         "-m",
@@ -111,7 +129,7 @@ def start_server(tls_dir: Path, store: str, *extra: str, log: Path | None = None
         "--store",
         store,
         "--tls-dir",
-        str(tls_dir),
+        str(pki / layout.SERVER),
         "--listen",
         "127.0.0.1:0",
         "--authority-listen",
@@ -127,4 +145,4 @@ def start_server(tls_dir: Path, store: str, *extra: str, log: Path | None = None
         process.wait(START_TIMEOUT)
         raise AssertionError(f"matcher serve did not start (exit {process.returncode}): {log.read_text()}")
     ready = json.loads(line)
-    return Server(process, log, ready["public"], ready["authority"], tls_dir, ready.get("metrics"))
+    return Server(process, log, ready["public"], ready["authority"], pki, ready.get("metrics"))

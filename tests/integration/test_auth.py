@@ -22,20 +22,21 @@ from matcher.errors import violations_of  # noqa: F401 - imported for symmetry w
 from matcher.exposure_config import default_config
 from matcher.model import ReportType
 from tests.integration.conftest import NOW
-from tests.integration.harness import make_pki, start_server
+from tests.integration.harness import authorities_file, make_pki, start_server
 from tests.integration.test_service import diagnosis_key, download, publish, trusted
 
 
-def _ca_of(pki: Path):
-    cert = x509.load_pem_x509_certificate((pki / "ca.pem").read_bytes())
-    key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+def _ca_of(pki: Path, stem: str = "authority-ca"):
+    cert = x509.load_pem_x509_certificate((pki / "ca" / f"{stem}.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki / "ca" / f"{stem}.key").read_bytes(), password=None)
     return cert, key
 
 
 @pytest.fixture(scope="module")
 def strangers(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Certificates the server must refuse: one from another CA, one expired from the right CA, and a valid one from
-    the right CA for a name the authorities file never had."""
+    """Certificates the server must refuse: one from another CA, one from the server CA (which signs only the
+    server's), one expired from the right CA, a valid one from the right CA for a name the authorities file never
+    had, and a valid one from the right CA with an authority's name but not the certificate the file pins."""
     folder = tmp_path_factory.mktemp("strangers")
     other_cert, other_key = new_ca("some other CA")
     write_pair(folder, "other-ca", *issue(other_cert, other_key, "ha-north", client=True))
@@ -43,6 +44,8 @@ def strangers(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     write_pair(folder, "expired", *issue(ca_cert, ca_key, "ha-north", client=True, not_before=long_ago, days=1))
     write_pair(folder, "ha-unknown", *issue(ca_cert, ca_key, "ha-unknown", client=True))
+    write_pair(folder, "ha-north-twin", *issue(ca_cert, ca_key, "ha-north", client=True))
+    write_pair(folder, "server-ca", *issue(*_ca_of(pki, "server-ca"), "ha-north", client=True))
     return folder
 
 
@@ -57,7 +60,7 @@ def on_public_port(server, strangers):
 
 
 def without_certificate(server, strangers):
-    credentials = grpc.ssl_channel_credentials(root_certificates=(server.tls_dir / "ca.pem").read_bytes())
+    credentials = grpc.ssl_channel_credentials(root_certificates=(server.phone_dir / "ca.pem").read_bytes())
     return authority_pb2_grpc.AuthorityStub(server._keep(grpc.secure_channel(server.authority, credentials)))
 
 
@@ -122,6 +125,20 @@ CASES = [
     ("a plain-text connection to the public port", plain_text_public, SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
     ("a certificate from another CA", as_authority("other-ca", "strangers"), SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
     ("an expired certificate", as_authority("expired", "strangers"), SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
+    (
+        "an authority's name on a certificate from the server CA (it signs only the server's)",
+        as_authority("server-ca", "strangers"),
+        SUBMIT,
+        {},
+        grpc.StatusCode.UNAVAILABLE,
+    ),
+    (
+        "an authority's name on a certificate from the right CA that the authorities file does not pin",
+        as_authority("ha-north-twin", "strangers"),
+        SUBMIT,
+        {},
+        grpc.StatusCode.UNAUTHENTICATED,
+    ),
     (
         "a revoked authority (valid certificate, not in the authorities file)",
         as_authority("ha-revoked"),
@@ -240,10 +257,10 @@ def test_keys_shared_with_a_code_are_published_for_the_region_and_diagnosis_of_t
 def test_a_code_of_an_authority_revoked_since_it_was_issued_is_refused_and_stays_unused(pki, store_url, tmp_path):
     shutil.copytree(pki, tmp_path / "tls")
     tls = make_pki(tmp_path / "tls", "ha-gone")
-    policies = json.loads((tls / "authorities.json").read_text())
+    policies = json.loads(authorities_file(tls).read_text())
 
     def serve(log: str):
-        (tls / "authorities.json").write_text(json.dumps(policies))
+        authorities_file(tls).write_text(json.dumps(policies))
         return start_server(tls, store_url, "--now", str(NOW), log=tmp_path / log)
 
     before = serve("before.log")
@@ -274,9 +291,9 @@ def test_a_code_of_an_authority_revoked_since_it_was_issued_is_refused_and_stays
 def test_contact_intervals_are_published_only_for_an_authority_that_chose_them(pki, store_url, tmp_path):
     shutil.copytree(pki, tmp_path / "tls")
     tls = make_pki(tmp_path / "tls", "ha-prunes")
-    policies = json.loads((tls / "authorities.json").read_text())
+    policies = json.loads(authorities_file(tls).read_text())
     policies["authorities"]["ha-prunes"]["contact_intervals_only"] = True
-    (tls / "authorities.json").write_text(json.dumps(policies))
+    authorities_file(tls).write_text(json.dumps(policies))
     bitmap = (0b111 << 60).to_bytes(18, "little")  # intervals 60, 61 and 62 of the key's day
     server = start_server(tls, store_url, "--now", str(NOW), log=tmp_path / "serve.log")
     try:

@@ -59,7 +59,7 @@ def index_of(out: Path) -> mirror_pb2.MirrorIndex:
 
 
 def mirror_sync(files: HttpsFiles, contact: PhoneStore, tls_dir: Path):
-    client = MirrorClient(files.url, ssl_context(str(tls_dir / "ca.pem")))
+    client = MirrorClient(files.url, ssl_context(str(tls_dir.parent / "phone" / "ca.pem")))
     try:
         return sync_mirror(client, contact, trusted(tls_dir))
     finally:
@@ -84,10 +84,10 @@ def test_a_phone_syncs_from_the_mirror_over_https_and_alerts_sending_nothing_but
     assert phone_cli(db, "init").returncode == 0
     assert phone_cli(db, "observe", str(tmp_path / "heard.jsonl")).returncode == 0
     with HttpsFiles(tmp_path / "tree", sqlite_server.tls_dir) as files:
-        synced = phone_cli(db, "sync", "--mirror", files.url, "--tls-dir", str(sqlite_server.tls_dir), "--json")
+        synced = phone_cli(db, "sync", "--mirror", files.url, "--tls-dir", str(sqlite_server.phone_dir), "--json")
         assert synced.returncode == 0, synced.stderr
         assert json.loads(synced.stdout)["new_batches"] == [1]
-        again = phone_cli(db, "sync", "--mirror", files.url, "--tls-dir", str(sqlite_server.tls_dir), "--json")
+        again = phone_cli(db, "sync", "--mirror", files.url, "--tls-dir", str(sqlite_server.phone_dir), "--json")
         assert json.loads(again.stdout)["new_batches"] == []
     [day] = json.loads(phone_cli(db, "check", "--json").stdout)
     assert day["alert"] is True and day["day"] == "2026-11-19"
@@ -146,7 +146,7 @@ def test_an_index_signed_by_another_key_is_refused_and_nothing_is_fetched(mirror
         "--store",
         store_of(server),
         "--tls-dir",
-        str(tmp_path / "other"),
+        str(tmp_path / "other" / "server"),
         "--out",
         str(tmp_path / "rogue"),
         "--now",

@@ -537,7 +537,9 @@ def test_the_phone_command_line_observes_syncs_and_checks(sqlite_server, tmp_pat
     assert phone_cli(db, "init").returncode == 0
     observed = phone_cli(db, "observe", str(tmp_path / "heard.jsonl"), "--json")
     assert json.loads(observed.stdout) == {"recorded": 5}, observed.stderr
-    synced = phone_cli(db, "sync", "--server", sqlite_server.public, "--tls-dir", str(sqlite_server.tls_dir), "--json")
+    synced = phone_cli(
+        db, "sync", "--server", sqlite_server.public, "--tls-dir", str(sqlite_server.phone_dir), "--json"
+    )
     assert synced.returncode == 0, synced.stderr
     assert json.loads(synced.stdout)["new_batches"] == [1]
     checked = phone_cli(db, "check", "--json")

@@ -355,7 +355,7 @@ def test_a_code_is_stored_under_the_servers_secret_so_a_copy_of_the_database_can
     [stored] = [row[0] for row in sqlite3.connect(database).execute("SELECT code_hash FROM codes")]
     unkeyed = hashlib.sha256(b"exposure.v1.code\x00" + code.encode()).digest()  # what anyone could compute
     assert stored != unkeyed
-    assert stored == codes.code_hash(code, codes.load_secret(pki / codes.SECRET_FILE))
+    assert stored == codes.code_hash(code, codes.load_secret(pki / "server" / codes.SECRET_FILE))
 
 
 def test_an_expired_code_is_refused(pki, store_url, tmp_path):
@@ -443,7 +443,7 @@ def test_a_second_server_on_a_port_in_use_stops_with_one_line_saying_so(server, 
         "--store",
         f"sqlite:{tmp_path / 'other.db'}",
         "--tls-dir",
-        str(pki),
+        str(pki / "server"),
         "--listen",
         server.public,
         "--authority-listen",

@@ -64,7 +64,7 @@ def warn(service, trace: Path, start: int, end: int) -> dict:
             "--server",
             service.authority,
             "--tls-dir",
-            service.tls_dir,
+            service.pki / f"authority-{AUTHORITY}",
             "--authority",
             AUTHORITY,
             "--trace",
@@ -80,7 +80,7 @@ def warn(service, trace: Path, start: int, end: int) -> dict:
 
 def venue_days(db: Path, server) -> list[dict]:
     """What a phone reports after syncing: its venue results only (it has no sightings)."""
-    synced = ok(phone(db, "sync", "--server", server.public, "--tls-dir", server.tls_dir, "--json"))
+    synced = ok(phone(db, "sync", "--server", server.public, "--tls-dir", server.phone_dir, "--json"))
     assert not synced["refused"] and not synced["interrupted"]
     results = ok(phone(db, "check", "--json"))
     assert {r["kind"] for r in results} <= {"venue"}

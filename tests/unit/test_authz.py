@@ -46,3 +46,28 @@ def test_contact_codes_are_bounded_per_authority_and_day_and_refill_with_time(tm
     authorities.take_contact_code(policy, clock)
     with pytest.raises(ResourceExhausted):
         authorities.take_contact_code(policy, clock)
+
+
+def test_pinned_fingerprints_are_read_in_any_usual_spelling(tmp_path):
+    pin = "AB:" * 31 + "AB"
+    assert load_policies(write(tmp_path, certificate_sha256=[pin]))["ha-north"].pins == {"ab" * 32}
+    assert load_policies(write(tmp_path))["ha-north"].pins == frozenset()  # optional: unpinned
+
+
+@pytest.mark.parametrize("pins", ["ab" * 32, ["ab" * 31], ["zz" * 32], [1]])
+def test_a_pin_that_is_not_a_sha256_fingerprint_is_refused_naming_the_authority(tmp_path, pins):
+    with pytest.raises(ValueError, match=r"authority 'ha-north' is malformed .*certificate_sha256"):
+        load_policies(write(tmp_path, certificate_sha256=pins))
+
+
+def test_a_reload_replaces_the_policies_and_a_bad_file_keeps_the_old_ones(tmp_path, caplog):
+    from matcher.authz import Authorities
+
+    path = write(tmp_path, regions=["VN"])
+    authorities = Authorities.from_file(path)
+    write(tmp_path, regions=["TH"])
+    assert authorities.reload() and authorities.named("ha-north").regions == ("TH",)
+    path.write_text("{not json")
+    assert not authorities.reload()
+    assert authorities.named("ha-north").regions == ("TH",)
+    assert "not reloaded, the previous one stays in force" in caplog.text

@@ -32,13 +32,13 @@ def test_every_problem_is_reported_together(tmp_path: Path):
 
 def test_a_tls_folder_without_its_files_names_each_missing_file(tmp_path: Path):
     problems = Config(tls_dir=tmp_path).problems()
-    for name in ("signing.key", "ca.pem", "server.pem", "server.key", "authorities.json"):
+    for name in ("signing.key", "authority-ca.pem", "server.pem", "server.key", "authorities.json"):
         assert any(name in p for p in problems), name
 
 
 def test_publishing_alone_needs_only_the_signing_key(tmp_path: Path):
     problems = Config(tls_dir=tmp_path).problems(serving=False)
-    assert problems == [f"--tls-dir {tmp_path}: signing.key is missing (`matcher certs --out DIR` writes it)"]
+    assert problems == [f"--tls-dir {tmp_path}: signing.key is missing (`matcher certs --out DIR` writes DIR/server)"]
 
 
 def test_the_anonymity_hold_defaults_to_five_cases_or_a_day_and_reads_its_own_variables():

@@ -54,8 +54,11 @@ def test_matcher_certs_makes_its_folder_owner_only_and_every_key_in_it(tmp_path)
     finally:
         os.umask(previous)
     assert mode(out) == 0o700
-    assert {path.name: mode(path) for path in out.glob("*.key")} == dict.fromkeys(
-        ("ca.key", "server.key", "ha-north.key", "signing.key", "codes.key"), 384
+    assert {folder: mode(out / folder) for folder in ("server", "ca", "authority-ha-north")} == dict.fromkeys(
+        ("server", "ca", "authority-ha-north"), 0o700
+    )
+    assert {path.name: mode(path) for path in out.glob("*/*.key")} == dict.fromkeys(
+        ("server-ca.key", "authority-ca.key", "server.key", "ha-north.key", "signing.key", "codes.key"), 0o600
     )
 
 
