@@ -155,7 +155,7 @@ def phone_cli(db: Path, *args: str, now: int = NOW) -> subprocess.CompletedProce
 
 
 def test_the_phone_sends_decoys_by_command_and_on_its_random_schedule_at_syncs(server, tmp_path):
-    address = ["--server", server.public, "--tls-dir", str(server.tls_dir)]
+    address = ["--server", server.public, "--tls-dir", str(server.phone_dir)]
     db = tmp_path / "phone.db"
     assert phone_cli(db, "init").returncode == 0
     sent = phone_cli(db, "decoy", *address, "--json")

@@ -43,11 +43,8 @@ def retry_delay(error: grpc.RpcError) -> float | None:
 def test_a_burst_of_uploads_on_one_connection_is_limited_while_another_connection_still_shares(limited_server):
     # A channel of its own subchannel pool: a connection of its own, whatever grpcio would otherwise share.
     def connection() -> sharing_pb2_grpc.SharingStub:
-        credentials = grpc.ssl_channel_credentials((limited_server.tls_dir / "ca.pem").read_bytes())
-        channel = grpc.secure_channel(
-            limited_server.public, credentials, options=[("grpc.use_local_subchannel_pool", 1)]
-        )
-        return sharing_pb2_grpc.SharingStub(limited_server._keep(channel))
+        channel = limited_server.public_channel(options=[("grpc.use_local_subchannel_pool", 1)])
+        return sharing_pb2_grpc.SharingStub(channel)
 
     burst = connection()
     made_up = sharing_pb2.SubmitWithCodeRequest(code="2345-6789-ABCD", keys=[diagnosis_key(1)])
