@@ -228,12 +228,16 @@ def cases(f: dict[str, str], busy_port: int = 1) -> list[Case]:
         ),
         Case(
             "matcher-phone",
-            ("--db", db, "sync", "--server", "127.0.0.1:1", "--tls-dir", tls, "--decoys-per-day", "-1"),
+            ("--db", db, "sync", "--server", "127.0.0.1:1", "--tls-dir", phone_tls, "--decoys-per-day", "-1"),
             "--decoys-per-day must be 0..1000, got -1",
         ),
         Case("matcher-phone", ("decoy", "--server", "127.0.0.1:1", "--tls-dir", f["missing"]), "no such folder"),
-        Case("matcher-phone", ("decoy", "--server", "127.0.0.1:1", "--tls-dir", bad_tls), "ca.pem: not a certificate"),
-        Case("matcher-phone", ("decoy", "--server", "127.0.0.1:1", "--tls-dir", tls, "--json"), "UNAVAILABLE"),
+        Case(
+            "matcher-phone",
+            ("decoy", "--server", "127.0.0.1:1", "--tls-dir", f["bad-phone-tls"]),
+            "ca.pem: not a certificate",
+        ),
+        Case("matcher-phone", ("decoy", "--server", "127.0.0.1:1", "--tls-dir", phone_tls, "--json"), "UNAVAILABLE"),
         Case(
             "matcher-phone",
             ("--db", db, "sync", "--mirror", "https://127.0.0.1:1/", "--tls-dir", f["missing"], "--json"),
