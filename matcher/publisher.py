@@ -281,6 +281,7 @@ class Publisher:
     ) -> Published:
         began = time.perf_counter()
         sequence = self.store.last_sequence() + 1
+        log.debug("building batch %d: region=%s keys=%d", sequence, region, len(items))
         built = build_batch(
             keys_of(items),
             sequence=sequence,

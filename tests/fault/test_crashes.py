@@ -4,6 +4,7 @@ batch is whole and verifies, and the service answers health SERVING (tests/suppo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from tests.support.submitters import NOT_SERVING, SERVING, Ledger, Worker, start
 
 PENDING_KEYS = 10_000
 KEYS_PER_BATCH = 1_000  # ten batches of about 0.15 s each: a publisher can be stopped between any two
+SEED = 17  # where the publisher is killed: reproducible from run to run
 
 
 def trusted(pki: Path) -> TrustedKeys:
@@ -109,13 +111,18 @@ def fill(store: Store, count: int = PENDING_KEYS) -> list[KeyLike]:
     return [(key.key_data, key.rolling_start, key.rolling_period) for key in keys]
 
 
-def start_publisher(store_url: str, pki: Path, *extra: str, per_batch: int = KEYS_PER_BATCH) -> subprocess.Popen:
+def start_publisher(
+    store_url: str, pki: Path, *extra: str, per_batch: int = KEYS_PER_BATCH, log: Path | None = None
+) -> subprocess.Popen:
+    """`matcher publish` as a subprocess; its stderr goes to ``log`` (a file the test can read while it runs) if
+    given, else to a pipe."""
     env = {**os.environ, "MATCHER_MAX_KEYS_PER_BATCH": str(per_batch)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki),
-         "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    with open(log, "w") if log else contextlib.nullcontext(subprocess.PIPE) as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki),
+             "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE, *extra],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
 
 
 def publish_rest(store_url: str, pki: Path) -> list[dict]:
@@ -132,7 +139,7 @@ def test_a_publisher_killed_half_way_leaves_whole_batches_and_the_next_run_publi
 ):
     store = open_store(store_url)
     keys = fill(store)
-    kill_after = random.randint(1, 5)
+    kill_after = random.Random(SEED).randint(1, 5)
     process = start_publisher(store_url, fault_pki, "--publish-lease", "4")
     wait_until(lambda: store.last_sequence() >= kill_after or process.poll() is not None, f"batch {kill_after}")
     process.kill()
@@ -165,23 +172,27 @@ def lock_holder(store_url: str) -> str | None:
     return holder and holder.decode()
 
 
-def test_a_publisher_frozen_past_its_lease_cannot_commit_after_another_took_over(fault_pki, store_url):
+def test_a_publisher_frozen_past_its_lease_cannot_commit_after_another_took_over(fault_pki, store_url, tmp_path):
     store = open_store(store_url)
     keys = fill(store)
-    # One batch of every key: it takes seconds to build, and the publisher is frozen in the middle of it.
-    frozen = start_publisher(store_url, fault_pki, "--publish-lease", "2", per_batch=PENDING_KEYS)
+    # One batch of every key: it takes seconds to build, and the publisher is frozen in the middle of it, once its
+    # debug log says that it has read the pending keys under the lock and is building the batch.
+    log = tmp_path / "frozen.log"
+    frozen = start_publisher(store_url, fault_pki, "--publish-lease", "2", "-v", per_batch=PENDING_KEYS, log=log)
     wait_until(lambda: lock_holder(store_url) is not None or frozen.poll() is not None, "the lock to be taken")
-    taken_at = time.monotonic()
-    time.sleep(0.3)  # it has read the pending keys and is building (for about a second)
+    taken_at = time.monotonic()  # no earlier than the lease began: it runs out by taken_at + 2
+    wait_until(lambda: "building batch 1:" in log.read_text() or frozen.poll() is not None, "the build to start")
     frozen.send_signal(signal.SIGSTOP)
     try:
+        assert frozen.poll() is None, log.read_text()
         assert store.last_sequence() == 0
         time.sleep(max(0.0, taken_at + 2.5 - time.monotonic()))  # its lease runs out (a long pause, a stalled VM)
         rest = publish_rest(store_url, fault_pki)
         assert sum(batch["keys"] for batch in rest) == PENDING_KEYS
     finally:
         frozen.send_signal(signal.SIGCONT)
-    out, err = frozen.communicate(timeout=60)
+    out, _ = frozen.communicate(timeout=60)
+    err = log.read_text()
     assert frozen.returncode == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("matcher: error: ") and "no longer holds the lock" in err
     # It ran with --json: the error is also its one JSON object on stdout, and nothing else is.
