@@ -221,6 +221,23 @@ def test_an_authority_over_its_rate_limit_is_told_when_to_retry(server):
     assert retry.retry_delay.ToNanoseconds() > 0
 
 
+def test_codes_an_authority_issues_take_from_the_same_rate_limit_as_its_submissions(server):
+    stub = server.authority_stub("ha-south")  # two a minute
+    code = authority_pb2.IssueCodeRequest(
+        region="TH", report_type=ReportType.CONFIRMED_TEST, symptom_onset_date="2026-11-19"
+    )
+    stub.IssueCode(code, timeout=10)
+    stub.IssueCode(code, timeout=10)
+    for over in (
+        lambda: stub.IssueCode(code, timeout=10),
+        lambda: stub.SubmitKeys(submit_request(region="TH", submission_id="after-two-codes"), timeout=10),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            over()
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "over its limit of 2 submissions a minute" in raised.value.details()
+
+
 def test_keys_shared_with_a_code_are_published_for_the_region_and_diagnosis_of_the_authority_that_issued_it(server):
     south = issue_code(server, "ha-south", region="TH")
     north = issue_code(server, "ha-north", report_type=ReportType.SELF_REPORT)
