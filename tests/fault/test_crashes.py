@@ -134,24 +134,45 @@ def publish_rest(store_url: str, pki: Path) -> list[dict]:
     return json.loads(out)["batches"]
 
 
+def kill_at_batch(process: subprocess.Popen, store: Store, batch: int) -> None:
+    """SIGKILLs ``process`` once ``batch`` is committed. It is looked at while stopped (SIGSTOP), so that it commits
+    nothing between the look and the kill."""
+    deadline = time.monotonic() + 120
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        if process.poll() is not None or store.last_sequence() >= batch:
+            break
+        process.send_signal(signal.SIGCONT)
+        assert time.monotonic() < deadline, f"batch {batch} was not committed in 120 s"
+        time.sleep(0.01)
+    exited = process.poll()
+    process.kill()
+    process.wait()
+    assert exited is None, f"the publisher exited by itself ({exited}): {process.stderr.read()}"
+
+
+# The killed publisher's lease: longer than its whole run of 10 batches takes on busy cores (it takes the lock once
+# for the run), so that it is killed half way rather than losing the lock by itself; the next run waits it out.
+KILLED_LEASE = 15.0
+
+
 def test_a_publisher_killed_half_way_leaves_whole_batches_and_the_next_run_publishes_the_rest_once(
     fault_pki, store_url
 ):
     store = open_store(store_url)
     keys = fill(store)
     kill_after = random.Random(SEED).randint(1, 5)
-    process = start_publisher(store_url, fault_pki, "--publish-lease", "4")
-    wait_until(lambda: store.last_sequence() >= kill_after or process.poll() is not None, f"batch {kill_after}")
-    process.kill()
-    process.wait()
-    killed_at = time.monotonic()
+    process = start_publisher(store_url, fault_pki, "--publish-lease", str(KILLED_LEASE))
+    wait_until(lambda: lock_holder(store_url) is not None or process.poll() is not None, "the lock to be taken")
+    taken_at = time.monotonic()  # no earlier than the lease began: it runs out by taken_at + KILLED_LEASE
+    kill_at_batch(process, store, kill_after)
     done = store.last_sequence()
     assert kill_after <= done < PENDING_KEYS // KEYS_PER_BATCH, f"killed after batch {kill_after}: {done} batches"
     # What the dead publisher committed is whole; no key is in two batches; the rest is still pending.
     partial = check_exactly_once(store, trusted(fault_pki), [], keys)
     assert partial.keys_found == done * KEYS_PER_BATCH
 
-    time.sleep(max(0.0, killed_at + 4.5 - time.monotonic()))  # the dead publisher's lease runs out
+    time.sleep(max(0.0, taken_at + KILLED_LEASE + 0.5 - time.monotonic()))  # the dead publisher's lease runs out
     rest = publish_rest(store_url, fault_pki)
     assert [batch["sequence"] for batch in rest] == list(range(done + 1, PENDING_KEYS // KEYS_PER_BATCH + 1))
     assert sum(batch["keys"] for batch in rest) == PENDING_KEYS - partial.keys_found
