@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clients.redis_server import RedisServer
 from matcher import codes
 from matcher.errors import AlreadyExists, NotFound, PermissionDenied
 from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType, Submission, VenueHour
@@ -29,7 +30,6 @@ from tests.contract.builders import (
     submit,
 )
 from tests.support.read_only import read_only
-from tests.support.redis_server import RedisServer
 
 CODE = b"\x01" * 32
 

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import grpc
 
+from clients.redis_server import RedisServer
 from matcher.model import DiagnosisKey, ReportType, Submission
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import Store, open_store
-from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import PUBLISH_EVERY_CASE, start_server
+from tests.integration.harness import NOW, PUBLISH_EVERY_CASE, TODAY, start_server
 from tests.integration.test_service import publish
 from tests.support.published import KeyLike, check_exactly_once
-from tests.support.redis_server import RedisServer
 from tests.support.submitters import NOT_SERVING, SERVING, Ledger, Worker, started, submit_until, wait_for_health
 
 PENDING_KEYS = 10_000

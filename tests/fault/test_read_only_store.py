@@ -17,11 +17,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from clients.launch import matcher
 from exposure.v1 import authority_pb2, distribution_pb2
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import open_store
-from tests.integration.conftest import NOW
-from tests.integration.harness import matcher, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import download, publish
 from tests.support.published import check_exactly_once
 from tests.support.read_only import read_only

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from clients.launch import make_pki
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, sharing_pb2
 from matcher import crypto
 from matcher.batches import match, open_body, open_header
@@ -21,8 +22,7 @@ from matcher.certs import issue, new_ca, write_pair
 from matcher.errors import violations_of  # noqa: F401 - imported for symmetry with other service tests
 from matcher.exposure_config import default_config
 from matcher.model import ReportType
-from tests.integration.conftest import NOW
-from tests.integration.harness import make_pki, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import diagnosis_key, download, publish, trusted
 
 

@@ -39,8 +39,7 @@ from matcher.signing import (
     load_signing_key,
     load_verifying_key,
 )
-from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, TODAY, start_server
 from tests.integration.test_service import diagnosis_key, download, publish
 
 MEETING = (TODAY - 144) * 600 + 9 * 3600  # yesterday 09:00 UTC

@@ -27,3 +27,14 @@ def test_no_module_of_the_service_imports_a_client():
         for path in sorted(SERVICE.rglob("*.py"))
     }
     assert {path: modules for path, modules in offenders.items() if modules} == {}
+
+
+def test_neither_the_clients_nor_the_benchmarks_import_the_tests():
+    # What they share with the tests (the launcher of `matcher serve`, a redis-server) lives in clients/.
+    root = SERVICE.parent
+    offenders = {
+        str(path.relative_to(root)): sorted(m for m in imported_modules(path) if m.split(".")[0] == "tests")
+        for folder in ("clients", "bench")
+        for path in sorted((root / folder).rglob("*.py"))
+    }
+    assert {path: modules for path, modules in offenders.items() if modules} == {}
