@@ -411,8 +411,8 @@ def test_a_long_import_draws_a_progress_bar_on_a_terminal_without_touching_the_j
     keys = key_file(tmp_path, 130, NOW // 600 - 400)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "clients.ha.cli", "push", "--csv", str(keys), *map(str, connection(peer_address, tls_dir)),
-         "--now", str(NOW), "--output", "json"],
+        [sys.executable, "-m", "clients.ha.cli", "push", "--csv", str(keys),
+         *map(str, connection(peer_address, tls_dir)), "--now", str(NOW), "--output", "json"],
         stdout=subprocess.PIPE, stderr=terminal, text=True, env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
     )  # fmt: skip
     os.close(terminal)
