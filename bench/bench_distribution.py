@@ -25,13 +25,13 @@ from bench.clients import ROUNDS, Clients, Load
 from bench.common import Curve, Section
 from bench.fleet import FleetResult, hourly_sync
 from bench.service import AUTHORITY, NOW, STORES, TODAY, bench_pki, nginx_serving, serving, store_url
+from clients.launch import Server, matcher
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, distribution_pb2_grpc, keys_pb2
 from matcher.batches import open_body, open_header
 from matcher.model import DiagnosisKey, ReportType, Submission
 from matcher.publisher import Publisher
 from matcher.signing import TrustedKeys, load_signing_key, load_verifying_key
 from matcher.store import open_store
-from tests.integration.harness import Server, matcher
 
 QUICK = True
 PHONES = (1, 32)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import Section
+from clients.redis_server import RedisServer
 from matcher.model import DiagnosisKey, ReportType, Submission
 from matcher.store.redis import RedisStore
 from matcher.store.sqlite import SqliteStore
-from tests.support.redis_server import RedisServer
 
 QUICK = False
 KEYS_PER_SUBMISSION = 30

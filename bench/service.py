@@ -6,7 +6,6 @@ Everything here runs as a subprocess on free 127.0.0.1 ports in a temporary fold
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -17,8 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.integration.harness import Server, authorities_file, make_pki, start_server
-from tests.support.redis_server import RedisServer, free_port
+from clients.launch import Server, pki_with, start_server
+from clients.redis_server import RedisServer, free_port
 
 AUTHORITY = "bench-ha"
 # 2026-11-20 12:00:00 UTC: the server's fixed clock (--now), as in the integration tests.
@@ -34,11 +33,11 @@ NGINX_START_SECONDS = 10.0
 
 def bench_pki(folder: Path) -> Path:
     """`matcher certs` with one authority, whose rate limit is raised far above what a benchmark can send."""
-    tls = make_pki(folder / "tls", AUTHORITY)
-    policies = json.loads(authorities_file(tls).read_text())
-    policies["authorities"][AUTHORITY]["submissions_per_minute"] = 1_000_000_000
-    authorities_file(tls).write_text(json.dumps(policies))
-    return tls
+    return pki_with(
+        folder / "tls",
+        AUTHORITY,
+        edit=lambda policies: policies[AUTHORITY].update(submissions_per_minute=1_000_000_000),
+    )
 
 
 @contextmanager
@@ -55,7 +54,7 @@ def store_url(kind: str, folder: Path) -> Iterator[str]:
 @contextmanager
 def serving(tls_dir: Path, store: str) -> Iterator[Server]:
     """`matcher serve` at NOW on ``store`` (its publish timer never fires during a benchmark)."""
-    server = start_server(tls_dir, store, "--now", str(NOW))
+    server = start_server(tls_dir, store, "--anonymity-min-cases", "1", "--now", str(NOW))
     try:
         yield server
     finally:

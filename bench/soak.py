@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.submitters import service_pids
+from clients.launch import service_pids
 
 HERE = Path(__file__).resolve().parent
 NOW = 1795176000  # the fixed clock of the service tests (2026-11-20 12:00 UTC)
@@ -242,11 +242,10 @@ def verdict(trend: dict[str, float]) -> str:
 
 def prepare(folder: Path, store: str):
     """A PKI, a running server on ``store``, and one published batch of BATCH_KEYS keys for phones to fetch."""
-    from tests.integration.harness import start_server
-    from tests.support.pki import pki_with
+    from clients.launch import pki_with, start_server
 
     tls = pki_with(folder / "tls", AUTHORITY)
-    server = start_server(tls, store, "--now", str(NOW), log=folder / "serve.log")
+    server = start_server(tls, store, "--anonymity-min-cases", "1", "--now", str(NOW), log=folder / "serve.log")
     from exposure.v1 import authority_pb2_grpc
 
     stub = authority_pb2_grpc.AuthorityStub(server.authority_channel(AUTHORITY))

@@ -237,6 +237,7 @@ class Publisher:
         # Steps 3 and 4 for one region's keys: cut (build and sign, nothing written), then commit under the fence.
         began = time.perf_counter()
         sequence = self.store.last_sequence() + 1
+        log.debug("building batch %d: region=%s keys=%d", sequence, region, len(items))
         built = build_batch(
             keys_of(items),
             sequence=sequence,

@@ -1,10 +1,13 @@
-"""Shared test helpers: where the interop data lives and a fixed clock."""
+"""Shared test helpers: where the interop data lives and a fixed clock; the fixtures that several folders share
+(tests/support/fixtures.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests.support.fixtures"]
 
 DATA = Path(__file__).resolve().parent / "data"
 

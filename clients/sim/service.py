@@ -1,7 +1,8 @@
 """The real service, run as a user runs it: `matcher certs`, `matcher serve --now T` as a subprocess for each
 simulated morning (the server's clock is the simulated one), and `matcher publish --now T`.
 
-The health authority's side uses its own client library: IssueCode on the Authority service over mutual TLS
+`matcher serve` is started by the one launcher of the service (clients/launch.py). The health authority's side
+uses its own client library: IssueCode on the Authority service over mutual TLS
 (``clients.ha.channel.authority_channel``), ``clients.ha.push.push_keys``, and for venues ``clients.ha.venue``
 (``create``: payload, QR code and trace file; ``warning_request``: a window signed with the owner's trace file,
 sent with SubmitVenueWarning).
@@ -10,10 +11,8 @@ sent with SubmitVenueWarning).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import grpc
 
 from clients.ha import venue
 from clients.ha.channel import authority_channel
+from clients.launch import LaunchError, matcher, read_ready, spawn_server, stop_process
 from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
 from matcher.batches import read_batch_file
 from matcher.model import ReportType
@@ -31,7 +31,6 @@ from matcher.store import StoreError, open_store
 
 AUTHORITY = "sim-ha"
 REGION = "VN"
-STOP_TIMEOUT = 30.0
 
 
 class ServiceError(RuntimeError):
@@ -41,9 +40,7 @@ class ServiceError(RuntimeError):
 def matcher_command(*args: str, timeout: float = 300) -> str:
     """Runs ``matcher ARGS`` with this interpreter; returns its standard output or raises ServiceError."""
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "matcher.cli", *args], check=False, capture_output=True, text=True, timeout=timeout
-        )
+        result = matcher(*args, check=False, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise ServiceError(f"matcher {args[0]} did not finish in {timeout:.0f}s") from None
     if result.returncode != 0:
@@ -78,12 +75,10 @@ class Server:
 
     @contextmanager
     def ready(self) -> Iterator[Running]:
-        line = self.process.stdout.readline() if self.process.stdout else ""
-        if not line:
-            self.wait()
-            last = (self.log.read_text().strip().splitlines() or ["(no message)"])[-1]
-            raise ServiceError(f"matcher serve did not start (exit {self.process.returncode}): {last}")
-        ready = json.loads(line)
+        try:
+            ready = read_ready(self.process, self.log)
+        except LaunchError as exc:
+            raise ServiceError(str(exc)) from None
         with authority_channel(ready["authority"], self.tls_dir / f"authority-{AUTHORITY}", AUTHORITY) as channel:
             yield Running(ready["public"], ready["authority"], channel)
 
@@ -92,14 +87,7 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
 
     def wait(self) -> None:
-        self.stop()
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout:
-            self.process.stdout.close()
+        stop_process(self.process)
 
 
 @dataclass(frozen=True)
@@ -178,22 +166,8 @@ class Service:
         """Starts `matcher serve` with its clock at ``now`` on free loopback ports; :meth:`Server.ready` waits for
         it. Starting early lets the server boot while the simulation does other work."""
         log = self.logs / f"serve-{label}.log"
-        args = [
-            sys.executable,
-            "-m",
-            "matcher.cli",
-            "serve",
-            *self._options(now),
-            "--listen",
-            "127.0.0.1:0",
-            "--authority-listen",
-            "127.0.0.1:0",
-        ]
-        with open(log, "w") as log_file:  # a file, never a pipe: a chatty server must never block
-            process = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=log_file, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-            )
-        return Server(process, log, self.tls_dir)
+        options = ["--now", str(now), "--publish-interval", str(self.publish_interval)]
+        return Server(spawn_server(self.tls_dir / "server", self.store, *options, log=log), log, self.tls_dir)
 
     def publish(self, now: int) -> tuple[dict, float]:
         """`matcher publish --now`: what it cut and held (its --json output, each batch with its signed header

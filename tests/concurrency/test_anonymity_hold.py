@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from clients.redis_server import RedisServer
 from matcher.model import DiagnosisKey, ReportType, Submission
 from matcher.publisher import Publisher
 from matcher.signing import TrustedKeys, generate_signing_key
 from matcher.store import Store, open_store
 from tests.contract.builders import NOW, RETENTION, TODAY
 from tests.support.published import check_exactly_once, published_batches, sections_holding
-from tests.support.redis_server import RedisServer
 
 K = 5
 DEADLINE = 86_400

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from clients.launch import Server, pki_with
+from clients.redis_server import RedisServer
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import open_store
-from tests.integration.conftest import NOW
-from tests.integration.harness import PUBLISH_EVERY_CASE, Server, start_server
-from tests.support.pki import pki_with
+from tests.integration.harness import NOW, PUBLISH_EVERY_CASE, start_server
 from tests.support.published import check_exactly_once
-from tests.support.redis_server import RedisServer
 from tests.support.submitters import Ledger, Worker, started, submit_until
 
 AUTHORITIES = [f"ha-{n:02d}" for n in range(50)]

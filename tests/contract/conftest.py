@@ -1,8 +1,8 @@
 """The store fixtures: every contract test runs against SQLite and against a real redis-server.
 
-SQLite gets a fresh file per test. Redis gets one server per session (started here, in a temp directory, on a
-free port), emptied before each test. After every Redis test, no key outside the documented allow-list may be
-left without a TTL.
+SQLite gets a fresh file per test. Redis gets one server per session (tests/support/fixtures.py: started in a
+temp directory, on a free port), emptied before each test. After every Redis test, no key outside the documented
+allow-list may be left without a TTL.
 """
 
 from __future__ import annotations
@@ -14,28 +14,7 @@ import redis
 
 from matcher.store import Store, open_store
 from matcher.store.redis import KEYS_WITHOUT_TTL
-from tests.support.redis_server import RedisServer
-
-BACKENDS = ["sqlite", "redis"]
-USED_REDIS = pytest.StashKey[RedisServer]()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:{tmp_path / 'store.db'}"
-    server: RedisServer = request.getfixturevalue("redis_server")
-    request.node.stash[USED_REDIS] = server
-    client = server.client()
-    client.flushall()
-    client.close()
-    return server.url
+from tests.support.fixtures import USED_REDIS
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import redis.cluster
 from redis.connection import AbstractConnection
 from redis.crc import key_slot
 
+from clients.redis_server import RedisServer
 from matcher.store import BatchCommit, CodeRecord, StoreError
 from matcher.store.redis import _HAS_CASE, _PACKED, KEY_DATA_KEY, KEYS_WITHOUT_TTL, LEGACY_CASE, PREFIX, RedisStore
 from tests.contract.builders import (
@@ -32,7 +33,6 @@ from tests.contract.builders import (
     submit,
 )
 from tests.contract.conftest import keys_without_ttl
-from tests.support.redis_server import RedisServer
 
 FORK = multiprocessing.get_context("fork")
 

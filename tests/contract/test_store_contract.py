@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 import pytest
 
+from clients.redis_server import RedisServer
 from matcher import codes
 from matcher.errors import AlreadyExists, NotFound, PermissionDenied
 from matcher.model import EMBARGO_GRACE_SECONDS, DiagnosisKey, ReportType, Submission, VenueHour
-from matcher.store import BatchCommit, CodeRecord, LockLost, Store, StoredBatch, SubmitResult, open_store
+from matcher.store import BatchCommit, CodeRecord, LockLost, Store, StoredBatch, StoreError, SubmitResult, open_store
 from tests.contract.builders import (
     AUTHORITY,
     LEASE,
@@ -27,6 +29,7 @@ from tests.contract.builders import (
     submission,
     submit,
 )
+from tests.support.read_only import read_only
 
 CODE = b"\x01" * 32
 
@@ -496,5 +499,22 @@ def test_a_configuration_derived_from_one_already_replaced_is_refused_and_change
     assert store.get_exposure_config() == b"version 2 by A"
 
 
-def test_ping_answers_on_a_working_store(store: Store) -> None:
-    store.ping()
+def test_ping_answers_on_a_working_store_and_raises_store_error_once_it_cannot_serve(
+    store: Store, store_url: str, tmp_path: Path
+) -> None:
+    assert store.ping() is None
+    if store_url.startswith("sqlite:"):
+        with read_only(Path(store_url.removeprefix("sqlite:"))):
+            own = open_store(store_url)  # it opens and reads, but cannot write
+            with pytest.raises(StoreError, match="readonly"):
+                own.ping()
+            own.close()
+    else:
+        with RedisServer(tmp_path / "redis") as server:
+            own = open_store(server.url)
+            assert own.ping() is None
+            server.stop()
+            with pytest.raises(StoreError, match="Connection refused"):
+                own.ping()
+            own.close()
+    assert store.ping() is None

@@ -9,7 +9,7 @@ import signal
 import time
 from collections import Counter
 
-from matcher.store import BatchCommit, Store, open_store
+from matcher.store import BatchCommit, LockLost, Store, open_store
 from matcher.store.sqlite import SqliteStore
 from tests.contract.builders import (
     NOW,
@@ -25,7 +25,10 @@ from tests.contract.builders import (
 
 FORK = multiprocessing.get_context("fork")
 KEYS = 600
-CRASH_LEASE = 0.2
+# The doomed publisher's lease: far longer than one of its rounds (lock, read 7 keys, commit a 2 MB body) takes
+# even on busy cores, so that it commits batch after batch until it is killed; a round that outlives it all the
+# same is refused whole (LockLost) and the loop goes on. The survivor waits for it to run out after the kill.
+CRASH_LEASE = 2.0
 PADDING = 2_000_000  # large bodies keep a commit busy long enough to be interrupted in the middle of it
 
 
@@ -44,13 +47,19 @@ def assert_each_key_pending_or_in_exactly_one_batch(store: Store, keys: set[byte
 
 
 def drain_after_the_dead_lease(store: Store) -> None:
-    time.sleep(CRASH_LEASE * 1.5)
+    """Waits until the killed publisher's lease has run out (the survivor can take the lock), then publishes
+    everything still pending."""
+    deadline = time.monotonic() + CRASH_LEASE + 60
+    while store.acquire_publish_lock("survivor", CRASH_LEASE) is None:
+        assert time.monotonic() < deadline, "the dead publisher's lease never ran out"
+        time.sleep(0.02)
     while publish_once(store, "survivor"):
         pass
 
 
 def publish_forever(url: str, started: multiprocessing.synchronize.Event) -> None:
-    """Commits small batches with big bodies in a loop until it is killed."""
+    """Commits small batches with big bodies in a loop until it is killed (``started`` once one is committed).
+    A commit refused because the lease ran out first changed nothing: the next round takes the lock again."""
     store = open_store(url)
     while True:
         fence = store.acquire_publish_lock("doomed", CRASH_LEASE)
@@ -58,19 +67,22 @@ def publish_forever(url: str, started: multiprocessing.synchronize.Event) -> Non
         if fence is None or not pending:
             time.sleep(0.001)
             continue
-        store.commit_batch(
-            BatchCommit(
-                owner="doomed",
-                fence=fence,
-                sequence=store.last_sequence() + 1,
-                published_at=NOW,
-                signed_header=b"header",
-                body=encode_body((p.key for p in pending), padding=PADDING),
-                key_ids=[p.id for p in pending],
-                now=NOW,
-                retention_seconds=RETENTION,
+        try:
+            store.commit_batch(
+                BatchCommit(
+                    owner="doomed",
+                    fence=fence,
+                    sequence=store.last_sequence() + 1,
+                    published_at=NOW,
+                    signed_header=b"header",
+                    body=encode_body((p.key for p in pending), padding=PADDING),
+                    key_ids=[p.id for p in pending],
+                    now=NOW,
+                    retention_seconds=RETENTION,
+                )
             )
-        )
+        except LockLost:
+            continue
         started.set()
 
 
@@ -109,7 +121,9 @@ def commit_and_hang(path: str, hang_inside: bool, reached: multiprocessing.synch
             time.sleep(600)
 
         SqliteStore._remove_pending = remove_then_hang  # type: ignore[method-assign]
-    publish_once(store, "doomed", lease=CRASH_LEASE)  # releases the lock only if not killed first
+    # Releases the lock only if not killed first; a round refused because its lease ran out is tried again.
+    while publish_once(store, "doomed", lease=CRASH_LEASE) is None:
+        pass
     reached.set()
     time.sleep(600)
 

@@ -1,4 +1,4 @@
-"""Fixtures of the fault tests: a PKI whose authority is not rate-limited, and a store on each backend."""
+"""Fixtures of the fault tests: a PKI whose authority is not rate-limited (the stores: tests/support/fixtures.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import redis_server, store_url  # noqa: F401 - the same stores as the service tests
-from tests.support.pki import pki_with
+from clients.launch import pki_with
 
 
 @pytest.fixture(scope="session")

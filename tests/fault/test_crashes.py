@@ -4,6 +4,7 @@ batch is whole and verifies, and the service answers health SERVING (tests/suppo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,18 +20,18 @@ from pathlib import Path
 
 import grpc
 
+from clients.redis_server import RedisServer
 from matcher.model import DiagnosisKey, ReportType, Submission
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import Store, open_store
-from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import PUBLISH_EVERY_CASE, start_server
+from tests.integration.harness import NOW, PUBLISH_EVERY_CASE, TODAY, start_server
 from tests.integration.test_service import publish
 from tests.support.published import KeyLike, check_exactly_once
-from tests.support.redis_server import RedisServer
 from tests.support.submitters import NOT_SERVING, SERVING, Ledger, Worker, started, submit_until, wait_for_health
 
 PENDING_KEYS = 10_000
 KEYS_PER_BATCH = 1_000  # ten batches of about 0.15 s each: a publisher can be stopped between any two
+SEED = 17  # where the publisher is killed: reproducible from run to run
 
 
 def trusted(pki: Path) -> TrustedKeys:
@@ -109,13 +110,18 @@ def fill(store: Store, count: int = PENDING_KEYS) -> list[KeyLike]:
     return [(key.key_data, key.rolling_start, key.rolling_period) for key in keys]
 
 
-def start_publisher(store_url: str, pki: Path, *extra: str, per_batch: int = KEYS_PER_BATCH) -> subprocess.Popen:
+def start_publisher(
+    store_url: str, pki: Path, *extra: str, per_batch: int = KEYS_PER_BATCH, log: Path | None = None
+) -> subprocess.Popen:
+    """`matcher publish` as a subprocess; its stderr goes to ``log`` (a file the test can read while it runs) if
+    given, else to a pipe."""
     env = {**os.environ, "MATCHER_MAX_KEYS_PER_BATCH": str(per_batch)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki / "server"),
-         "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    with open(log, "w") if log else contextlib.nullcontext(subprocess.PIPE) as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "matcher.cli", "publish", "--store", store_url, "--tls-dir", str(pki / "server"),
+             "--now", str(NOW), "--json", *PUBLISH_EVERY_CASE, *extra],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
 
 
 def publish_rest(store_url: str, pki: Path) -> list[dict]:
@@ -127,24 +133,45 @@ def publish_rest(store_url: str, pki: Path) -> list[dict]:
     return json.loads(out)["batches"]
 
 
+def kill_at_batch(process: subprocess.Popen, store: Store, batch: int) -> None:
+    """SIGKILLs ``process`` once ``batch`` is committed. It is looked at while stopped (SIGSTOP), so that it commits
+    nothing between the look and the kill."""
+    deadline = time.monotonic() + 120
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        if process.poll() is not None or store.last_sequence() >= batch:
+            break
+        process.send_signal(signal.SIGCONT)
+        assert time.monotonic() < deadline, f"batch {batch} was not committed in 120 s"
+        time.sleep(0.01)
+    exited = process.poll()
+    process.kill()
+    process.wait()
+    assert exited is None, f"the publisher exited by itself ({exited}): {process.stderr.read()}"
+
+
+# The killed publisher's lease: longer than its whole run of 10 batches takes on busy cores (it takes the lock once
+# for the run), so that it is killed half way rather than losing the lock by itself; the next run waits it out.
+KILLED_LEASE = 15.0
+
+
 def test_a_publisher_killed_half_way_leaves_whole_batches_and_the_next_run_publishes_the_rest_once(
     fault_pki, store_url
 ):
     store = open_store(store_url)
     keys = fill(store)
-    kill_after = random.randint(1, 5)
-    process = start_publisher(store_url, fault_pki, "--publish-lease", "4")
-    wait_until(lambda: store.last_sequence() >= kill_after or process.poll() is not None, f"batch {kill_after}")
-    process.kill()
-    process.wait()
-    killed_at = time.monotonic()
+    kill_after = random.Random(SEED).randint(1, 5)
+    process = start_publisher(store_url, fault_pki, "--publish-lease", str(KILLED_LEASE))
+    wait_until(lambda: lock_holder(store_url) is not None or process.poll() is not None, "the lock to be taken")
+    taken_at = time.monotonic()  # no earlier than the lease began: it runs out by taken_at + KILLED_LEASE
+    kill_at_batch(process, store, kill_after)
     done = store.last_sequence()
     assert kill_after <= done < PENDING_KEYS // KEYS_PER_BATCH, f"killed after batch {kill_after}: {done} batches"
     # What the dead publisher committed is whole; no key is in two batches; the rest is still pending.
     partial = check_exactly_once(store, trusted(fault_pki), [], keys)
     assert partial.keys_found == done * KEYS_PER_BATCH
 
-    time.sleep(max(0.0, killed_at + 4.5 - time.monotonic()))  # the dead publisher's lease runs out
+    time.sleep(max(0.0, taken_at + KILLED_LEASE + 0.5 - time.monotonic()))  # the dead publisher's lease runs out
     rest = publish_rest(store_url, fault_pki)
     assert [batch["sequence"] for batch in rest] == list(range(done + 1, PENDING_KEYS // KEYS_PER_BATCH + 1))
     assert sum(batch["keys"] for batch in rest) == PENDING_KEYS - partial.keys_found
@@ -165,23 +192,27 @@ def lock_holder(store_url: str) -> str | None:
     return holder and holder.decode()
 
 
-def test_a_publisher_frozen_past_its_lease_cannot_commit_after_another_took_over(fault_pki, store_url):
+def test_a_publisher_frozen_past_its_lease_cannot_commit_after_another_took_over(fault_pki, store_url, tmp_path):
     store = open_store(store_url)
     keys = fill(store)
-    # One batch of every key: it takes seconds to build, and the publisher is frozen in the middle of it.
-    frozen = start_publisher(store_url, fault_pki, "--publish-lease", "2", per_batch=PENDING_KEYS)
+    # One batch of every key: it takes seconds to build, and the publisher is frozen in the middle of it, once its
+    # debug log says that it has read the pending keys under the lock and is building the batch.
+    log = tmp_path / "frozen.log"
+    frozen = start_publisher(store_url, fault_pki, "--publish-lease", "2", "-v", per_batch=PENDING_KEYS, log=log)
     wait_until(lambda: lock_holder(store_url) is not None or frozen.poll() is not None, "the lock to be taken")
-    taken_at = time.monotonic()
-    time.sleep(0.3)  # it has read the pending keys and is building (for about a second)
+    taken_at = time.monotonic()  # no earlier than the lease began: it runs out by taken_at + 2
+    wait_until(lambda: "building batch 1:" in log.read_text() or frozen.poll() is not None, "the build to start")
     frozen.send_signal(signal.SIGSTOP)
     try:
+        assert frozen.poll() is None, log.read_text()
         assert store.last_sequence() == 0
         time.sleep(max(0.0, taken_at + 2.5 - time.monotonic()))  # its lease runs out (a long pause, a stalled VM)
         rest = publish_rest(store_url, fault_pki)
         assert sum(batch["keys"] for batch in rest) == PENDING_KEYS
     finally:
         frozen.send_signal(signal.SIGCONT)
-    out, err = frozen.communicate(timeout=60)
+    out, _ = frozen.communicate(timeout=60)
+    err = log.read_text()
     assert frozen.returncode == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("matcher: error: ") and "no longer holds the lock" in err
     # It ran with --json: the error is also its one JSON object on stdout, and nothing else is.

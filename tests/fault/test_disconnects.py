@@ -14,15 +14,15 @@ from pathlib import Path
 
 import grpc
 
+from clients.launch import Server
 from exposure.v1 import authority_pb2_grpc, batch_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.batches import open_body, open_header
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import open_store
 from tests.fault.test_crashes import fill
-from tests.integration.conftest import NOW
-from tests.integration.harness import Server, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import download, publish
-from tests.support.submitters import SERVING, service_pids, submission, threads_of, wait_for_health
+from tests.support.submitters import SERVING, submission, threads_of, wait_for_health
 
 WORKERS = 8  # the server's gRPC worker threads in this test
 STORM_CALLS = 240
@@ -132,7 +132,7 @@ def test_clients_abandoning_calls_and_streams_leave_the_server_healthy_without_l
         before = download(phones, 1)
         assert len(before) == batch["body_bytes"] > 1 << 20
         # Every process of the service: `matcher serve` and the server processes it forked (--processes).
-        pids = service_pids(server.process.pid)
+        pids = server.pids()
         assert len(pids) == 1 + (os.cpu_count() or 1)
 
         def other_files(pid: int) -> dict[str, str]:

@@ -12,8 +12,7 @@ from exposure.v1 import authority_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.distribution import MIN_CHUNK_BYTES
 from matcher.model import MAX_KEYS_PER_SUBMISSION
 from tests.fault.test_stalled_readers import BATCH_KEYS, key
-from tests.integration.conftest import NOW
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import publish
 
 CALLS = 2  # the public port's whole capacity, held by stalled downloads

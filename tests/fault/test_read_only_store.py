@@ -14,47 +14,18 @@ As root, permission bits do not stop writes; the file or folder is then made imm
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 import grpc
 import pytest
 
+from clients.launch import matcher
 from exposure.v1 import authority_pb2, distribution_pb2
 from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import open_store
-from tests.integration.conftest import NOW
-from tests.integration.harness import matcher, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import download, publish
 from tests.support.published import check_exactly_once
+from tests.support.read_only import read_only
 from tests.support.submitters import NOT_SERVING, SERVING, submission, wait_for_health
-
-
-@contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """Makes a file or folder read-only for this process for the duration of the block."""
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(mode & ~0o222)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-        return
-    chattr = shutil.which("chattr")
-    assert chattr, "running as root, the read-only tests need chattr: sudo apt-get install e2fsprogs"
-    made = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True)
-    assert made.returncode == 0, (
-        f"chattr +i {path} failed ({made.stderr.strip()}): run the tests on ext4 or as non-root"
-    )
-    try:
-        yield
-    finally:
-        subprocess.run([chattr, "-i", str(path)], check=True)
 
 
 def code_of(call) -> grpc.StatusCode:

@@ -17,8 +17,7 @@ from matcher.signing import TrustedKeys, load_verifying_key
 from matcher.store import open_store
 from matcher.store.redis import PREFIX
 from tests.fault.test_crashes import start_submitters, wait_until
-from tests.integration.conftest import NOW
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import publish
 from tests.support.published import check_exactly_once
 from tests.support.redis_cluster import ReplicatedCluster

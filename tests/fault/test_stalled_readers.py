@@ -7,8 +7,7 @@ import grpc
 
 from exposure.v1 import authority_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.model import MAX_KEYS_PER_SUBMISSION, ReportType
-from tests.integration.conftest import NOW
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import diagnosis_key, publish
 
 STALLED_STREAMS = 50

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import NOW
-from tests.integration.harness import Server, start_server
-from tests.support.pki import pki_with
+from clients.launch import Server, pki_with
+from tests.integration.harness import NOW, start_server
 
 WIDE, NARROW = "ha-wide", "ha-narrow"
 

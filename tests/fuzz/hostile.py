@@ -26,7 +26,7 @@ from matcher.exposure_config import default_config
 from matcher.model import SUBMISSION_ID_ALPHABET
 from matcher.server import MAX_REQUEST_BYTES
 from matcher.venues import VenueOwner
-from tests.integration.conftest import NOW, TODAY
+from tests.integration.harness import NOW, TODAY
 
 C = grpc.StatusCode
 

@@ -27,6 +27,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clients.launch import Server
 from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
 from matcher import codes, venues
 from matcher.errors import violations_of
@@ -50,8 +51,7 @@ from tests.fuzz.hostile import (
     hostile_requests,
     send,
 )
-from tests.integration.conftest import NOW
-from tests.integration.harness import Server
+from tests.integration.harness import NOW
 from tests.integration.test_service import publish
 from tests.support.submitters import SERVING, health, unique_key
 

@@ -1,13 +1,16 @@
-"""What the health-authority client's tests share: the GAEN sample files and the dates that make them valid."""
+"""What the health-authority client's tests share: the GAEN sample files and the dates that make them valid, a
+development PKI, and an in-process stand-in for the service's authority listener."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from matcher.certs import write_dev_pki
 from tests.conftest import DATA
+from tests.ha.authority_peer import AuthorityPeer, serve
 
 INTERNALS_ZIP = DATA / "internals_sample_diagnosis_key_file.zip"
 INTERNALS_PEM = DATA / "internals_310-v1_public.pem"
@@ -46,3 +49,16 @@ def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def authority_dir(tls_dir: Path, authority: str) -> Path:
     """What `matcher-ha --tls-dir` reads for ``authority``: its own folder of the PKI."""
     return tls_dir / f"authority-{authority}"
+
+
+@pytest.fixture
+def peer() -> AuthorityPeer:
+    """The stand-in's state (what it received, what it answers), its clock at 2020-05-22T20:00Z."""
+    return AuthorityPeer(now=2650300 * 600)
+
+
+@pytest.fixture
+def peer_address(peer: AuthorityPeer, tls_dir: Path) -> Iterator[str]:
+    """The stand-in listening with mutual TLS on a free loopback port: its address."""
+    with serve(peer, tls_dir) as address:
+        yield address

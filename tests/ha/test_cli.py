@@ -17,7 +17,6 @@ from clients.ha.gaen_export import read_export
 from matcher.clock import parse_time
 from matcher.exposure_config import default_config
 from matcher.signing import generate_signing_key, write_signing_key
-from tests.ha.authority_peer import AuthorityPeer, serve
 from tests.ha.conftest import (
     ENS_BOTH_VALID,
     ENS_ONE_TOO_OLD,
@@ -232,21 +231,10 @@ def test_help_explains_input_and_output_flags():
 # --- pushing to the authority listener -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def peer() -> AuthorityPeer:
-    return AuthorityPeer(now=NOW)
-
-
-@pytest.fixture
-def server(peer, tls_dir):
-    with serve(peer, tls_dir) as address:
-        yield address
-
-
-def connection(server: str, tls_dir: Path, authority: str = "vn-moh") -> list[str | Path]:
+def connection(peer_address: str, tls_dir: Path, authority: str = "vn-moh") -> list[str | Path]:
     return [
         "--server",
-        server,
+        peer_address,
         "--tls-dir",
         authority_dir(tls_dir, authority),
         "--authority",
@@ -261,21 +249,23 @@ def key_file(tmp_path: Path, count: int, start: int) -> Path:
     return write(tmp_path / "keys.csv", "key,rolling_start\n" + rows)
 
 
-def test_a_push_says_how_many_accepted_keys_will_be_published_and_why_the_others_will_not(server, tls_dir, tmp_path):
+def test_a_push_says_how_many_accepted_keys_will_be_published_and_why_the_others_will_not(
+    peer_address, tls_dir, tmp_path
+):
     start = NOW // 600 - 400
     # The default configuration gives days -14..-3 since onset no infectiousness: such keys publish nothing.
     rows = "".join(f"{i + 1:032x},{start - 144 * i},{-3 - i if i < 6 else 1}\n" for i in range(10))
     keys = write(tmp_path / "onset.csv", "key,rolling_start,days_since_onset\n" + rows)
-    result = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(NOW))
+    result = ha("push", "--csv", keys, *connection(peer_address, tls_dir), "--now", str(NOW))
     assert result.returncode == 0, result.stderr
     assert "accepted: 10 (" in result.stdout
     assert "will be published: 4; accepted but never published: 6" in result.stdout
     assert "line 2: -3 days since onset: the exposure configuration gives no infectiousness" in result.stdout
 
 
-def test_a_push_sends_the_keys_and_reports_what_the_server_accepted(server, peer, tls_dir, tmp_path):
+def test_a_push_sends_the_keys_and_reports_what_the_server_accepted(peer_address, peer, tls_dir, tmp_path):
     keys = key_file(tmp_path, 65, NOW // 600 - 400)
-    result = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(NOW), "--output", "json")
+    result = ha("push", "--csv", keys, *connection(peer_address, tls_dir), "--now", str(NOW), "--output", "json")
     assert result.returncode == 0, result.stderr
     assert one_json_object(result) == {
         "parsed": 65, "valid": 65, "submissions": 3, "accepted": 65, "embargoed": 0, "replayed": 0, "rejected": [],
@@ -283,7 +273,7 @@ def test_a_push_sends_the_keys_and_reports_what_the_server_accepted(server, peer
     }  # fmt: skip
     assert len(peer.stored) == 65 and [len(call.keys) for call in peer.calls] == [30, 30, 5]
 
-    again = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(NOW))
+    again = ha("push", "--csv", keys, *connection(peer_address, tls_dir), "--now", str(NOW))
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[:2] == [
         "65 keys read; sent 65 in 3 submissions (3 already sent before)",
@@ -292,7 +282,7 @@ def test_a_push_sends_the_keys_and_reports_what_the_server_accepted(server, peer
     assert len(peer.stored) == 65
 
 
-def test_keys_the_server_rejects_are_traced_back_to_their_line(server, peer, tls_dir, tmp_path):
+def test_keys_the_server_rejects_are_traced_back_to_their_line(peer_address, peer, tls_dir, tmp_path):
     # Checked locally as of a day earlier than the server's clock: the server finds the oldest key too old.
     now_here = NOW - 86400
     keys = write(tmp_path / "keys.csv", (
@@ -301,7 +291,7 @@ def test_keys_the_server_rejects_are_traced_back_to_their_line(server, peer, tls
         f"{KEY_B},{NOW // 600 - 300},145\n"
         f"{KEY_C},{NOW // 600 - 300},144\n"
     ))  # fmt: skip
-    result = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(now_here), "--output", "json")
+    result = ha("push", "--csv", keys, *connection(peer_address, tls_dir), "--now", str(now_here), "--output", "json")
     assert result.returncode == 3, result.stderr
     report = one_json_object(result)
     assert (report["valid"], report["accepted"]) == (2, 1)
@@ -310,12 +300,12 @@ def test_keys_the_server_rejects_are_traced_back_to_their_line(server, peer, tls
     assert report["rejected"][1]["reason"].startswith("rolling_start_interval_number: expired more than 14 days")
 
 
-def test_an_authority_the_server_refuses_gets_one_line_and_exit_1(server, peer, tls_dir, tmp_path):
+def test_an_authority_the_server_refuses_gets_one_line_and_exit_1(peer_address, peer, tls_dir, tmp_path):
     keys = key_file(tmp_path, 3, NOW // 600 - 400)
     error = assert_one_line_error(
-        ha("push", "--csv", keys, *connection(server, tls_dir, "stranger"), "--now", str(NOW))
+        ha("push", "--csv", keys, *connection(peer_address, tls_dir, "stranger"), "--now", str(NOW))
     )
-    assert error.startswith(f"matcher-ha: error: {server}: submission 1 of 1 (import-")
+    assert error.startswith(f"matcher-ha: error: {peer_address}: submission 1 of 1 (import-")
     assert "PERMISSION_DENIED: this certificate's authority may not submit keys" in error
     assert peer.stored == {}
 
@@ -332,12 +322,12 @@ def test_a_tls_folder_without_the_authoritys_certificate_is_one_line(tmp_path):
     assert "no ca.pem or vn-moh.key or vn-moh.pem" in error
 
 
-def test_issue_code_prints_the_code_or_one_json_object(server, tls_dir):
-    plain = ha("issue-code", *connection(server, tls_dir), "--onset", "2020-05-20", "--ttl", "600")
+def test_issue_code_prints_the_code_or_one_json_object(peer_address, tls_dir):
+    plain = ha("issue-code", *connection(peer_address, tls_dir), "--onset", "2020-05-20", "--ttl", "600")
     assert (plain.returncode, plain.stdout) == (0, "K7P2QX9M\n"), plain.stderr
-    as_json = ha("issue-code", *connection(server, tls_dir), "--json")
+    as_json = ha("issue-code", *connection(peer_address, tls_dir), "--json")
     assert one_json_object(as_json) == {"code": "K7P2QX9M", "expires_at": NOW + 3600}
-    assert ha("issue-code", *connection(server, tls_dir), "--output", "json").stdout == as_json.stdout
+    assert ha("issue-code", *connection(peer_address, tls_dir), "--output", "json").stdout == as_json.stdout
 
 
 def test_issue_code_refuses_a_bad_date_or_ttl_before_calling(tls_dir):
@@ -347,10 +337,10 @@ def test_issue_code_refuses_a_bad_date_or_ttl_before_calling(tls_dir):
     assert "must be 0..86400, got 90000" in error
 
 
-def test_issue_code_for_a_cases_contact_sends_the_exposure_day_and_level_f1(server, peer, tls_dir):
+def test_issue_code_for_a_cases_contact_sends_the_exposure_day_and_level_f1(peer_address, peer, tls_dir):
     result = ha(
         "issue-code",
-        *connection(server, tls_dir),
+        *connection(peer_address, tls_dir),
         "--report-type",
         "RECURSIVE",
         "--exposure-date",
@@ -379,9 +369,9 @@ def test_issue_code_refuses_a_contact_code_it_cannot_send_before_calling(tls_dir
     assert reason in error
 
 
-def test_set_config_sends_a_configuration_and_reports_its_version(server, tls_dir, tmp_path):
+def test_set_config_sends_a_configuration_and_reports_its_version(peer_address, tls_dir, tmp_path):
     config = write(tmp_path / "config.json", json_format.MessageToJson(default_config()))
-    result = ha("set-config", *connection(server, tls_dir), "--file", config, "--json")
+    result = ha("set-config", *connection(peer_address, tls_dir), "--file", config, "--json")
     assert result.returncode == 0, result.stderr
     answer = one_json_object(result)
     assert (answer["version"], answer["issued_at"], answer["key_version"]) == (1, NOW, "v1")
@@ -426,13 +416,13 @@ def test_the_sample_times_are_what_the_tests_say():
 
 
 def test_a_long_import_draws_a_progress_bar_on_a_terminal_without_touching_the_json_on_stdout(
-    server, tls_dir, tmp_path
+    peer_address, tls_dir, tmp_path
 ):
     keys = key_file(tmp_path, 130, NOW // 600 - 400)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "clients.ha.cli", "push", "--csv", str(keys), *map(str, connection(server, tls_dir)),
-         "--now", str(NOW), "--output", "json"],
+        [sys.executable, "-m", "clients.ha.cli", "push", "--csv", str(keys),
+         *map(str, connection(peer_address, tls_dir)), "--now", str(NOW), "--output", "json"],
         stdout=subprocess.PIPE, stderr=terminal, text=True, env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
     )  # fmt: skip
     os.close(terminal)
@@ -452,7 +442,7 @@ def test_a_long_import_draws_a_progress_bar_on_a_terminal_without_touching_the_j
     assert b"submissions" in drawn  # the bar's label, drawn on the terminal
 
 
-def test_an_import_not_on_a_terminal_draws_no_progress_bar(server, tls_dir, tmp_path):
+def test_an_import_not_on_a_terminal_draws_no_progress_bar(peer_address, tls_dir, tmp_path):
     keys = key_file(tmp_path, 130, NOW // 600 - 400)
-    result = ha("push", "--csv", keys, *connection(server, tls_dir), "--now", str(NOW), "--output", "json")
+    result = ha("push", "--csv", keys, *connection(peer_address, tls_dir), "--now", str(NOW), "--output", "json")
     assert result.returncode == 0 and result.stderr == ""

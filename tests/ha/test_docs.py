@@ -11,10 +11,11 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from clients.ha.retry import DEFAULT_POLICY
+from clients.launch import authorities_file, make_pki
 from exposure.v1 import config_pb2
 from matcher.exposure_config import default_config
 from matcher.model import MAX_KEYS_PER_SUBMISSION
-from tests.integration.harness import authorities_file, make_pki, start_server
+from tests.integration.harness import start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "health-authority.md").read_text()

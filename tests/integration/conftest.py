@@ -1,4 +1,5 @@
-"""Fixtures for the real service: a development PKI from `matcher certs`, and `matcher serve` on each store."""
+"""Fixtures for the real service: a development PKI from `matcher certs`, and `matcher serve` on each store
+(store_url: tests/support/fixtures.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Server, authorities_file, make_pki, start_server
-from tests.support.redis_server import RedisServer
-
-# 2026-11-20 12:00:00 UTC, interval 2991960: the fixed clock of the service tests.
-NOW = 1795176000
-TODAY = NOW // 600 - (NOW // 600) % 144
+from clients.launch import Server, authorities_file, make_pki
+from tests.integration.harness import NOW, start_server
 
 
 @pytest.fixture(scope="session")
@@ -30,23 +27,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     del policies["authorities"]["ha-revoked"]
     authorities_file(folder).write_text(json.dumps(policies))
     return folder
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=True)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:{tmp_path / 'matcher.db'}"
-    redis: RedisServer = request.getfixturevalue("redis_server")
-    redis.client().flushall()
-    return redis.url
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import sys
 
 import numpy as np
 
+from clients.launch import matcher
 from exposure.v1 import distribution_pb2
 from matcher import crypto
 from matcher.batches import match, open_body, open_header
 from matcher.store import open_store
-from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import matcher
+from tests.integration.harness import NOW, TODAY
 from tests.integration.test_service import diagnosis_key, download, issue_code, submit, tek, trusted, upload
 
 DAY = 86_400

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from clients.launch import authorities_file, make_pki
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, sharing_pb2
 from matcher import crypto
 from matcher.batches import match, open_body, open_header
@@ -21,8 +22,7 @@ from matcher.certs import issue, new_ca, write_pair
 from matcher.errors import violations_of  # noqa: F401 - imported for symmetry with other service tests
 from matcher.exposure_config import default_config
 from matcher.model import ReportType
-from tests.integration.conftest import NOW
-from tests.integration.harness import authorities_file, make_pki, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import diagnosis_key, download, publish, trusted
 
 
@@ -236,6 +236,23 @@ def test_an_authority_over_its_rate_limit_is_told_when_to_retry(server):
     retry = error_details_pb2.RetryInfo()
     assert any(d.Unpack(retry) for d in rpc_status.from_call(raised.value).details)
     assert retry.retry_delay.ToNanoseconds() > 0
+
+
+def test_codes_an_authority_issues_take_from_the_same_rate_limit_as_its_submissions(server):
+    stub = server.authority_stub("ha-south")  # two a minute
+    code = authority_pb2.IssueCodeRequest(
+        region="TH", report_type=ReportType.CONFIRMED_TEST, symptom_onset_date="2026-11-19"
+    )
+    stub.IssueCode(code, timeout=10)
+    stub.IssueCode(code, timeout=10)
+    for over in (
+        lambda: stub.IssueCode(code, timeout=10),
+        lambda: stub.SubmitKeys(submit_request(region="TH", submission_id="after-two-codes"), timeout=10),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            over()
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "over its limit of 2 submissions a minute" in raised.value.details()
 
 
 def test_keys_shared_with_a_code_are_published_for_the_region_and_diagnosis_of_the_authority_that_issued_it(server):

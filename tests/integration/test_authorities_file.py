@@ -14,13 +14,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from clients.launch import Server, authorities_file, make_pki, matcher
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2
 from matcher.authz import fingerprint
 from matcher.certs import issue, write_pair
 from matcher.distribution import MIN_CHUNK_BYTES
 from matcher.model import ReportType
-from tests.integration.conftest import NOW
-from tests.integration.harness import Server, authorities_file, make_pki, matcher, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import published_body_of
 
 RELOAD_SECONDS = 15.0

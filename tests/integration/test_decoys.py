@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from clients.launch import Server
 from clients.phone.decoy import decoy_request
 from clients.phone.keys import key_for_day
 from clients.phone.share import share_request
@@ -24,8 +25,7 @@ from exposure.v1 import sharing_pb2
 from matcher.errors import violations_of
 from matcher.intervals import interval_number
 from matcher.padding import REQUEST, RESPONSE, padded
-from tests.integration.conftest import NOW
-from tests.integration.harness import Server, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import issue_code, publish
 
 SUBMIT_WITH_CODE = "/exposure.v1.Sharing/SubmitWithCode"

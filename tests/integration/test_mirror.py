@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from clients.launch import matcher
 from clients.phone.keys import broadcast_at, key_for_day
 from clients.phone.mirror import MirrorClient, ssl_context, sync_mirror
 from clients.phone.store import PhoneStore
@@ -16,8 +17,7 @@ from exposure.v1 import authority_pb2, mirror_pb2
 from matcher.intervals import interval_number
 from matcher.mirror import INDEX_NAME
 from matcher.store import open_store
-from tests.integration.conftest import NOW
-from tests.integration.harness import matcher, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_phone import MEETING, check, diagnose_and_share, meet, phone, phone_cli, trusted
 from tests.integration.test_service import diagnosis_key, publish
 from tests.support.https_server import HttpsFiles, flip_byte

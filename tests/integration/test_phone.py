@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clients.phone.keys import broadcast_at, key_for_day
-from clients.phone.matching import match_new
+from clients.phone.matching import header_of, match_new
 from clients.phone.scoring import score
 from clients.phone.share import NotAContact, exposure_day, share, share_request
 from clients.phone.store import PhoneStore
 from clients.phone.sync import SyncReport, sync
-from exposure.v1 import authority_pb2, batch_pb2, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import authority_pb2, batch_pb2, config_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.batches import build_batch, sign_header
 from matcher.exposure_config import config_in_force, default_config
 from matcher.fprate import error_rate_for
@@ -39,8 +39,7 @@ from matcher.signing import (
     load_signing_key,
     load_verifying_key,
 )
-from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, TODAY, start_server
 from tests.integration.test_service import diagnosis_key, download, publish
 
 MEETING = (TODAY - 144) * 600 + 9 * 3600  # yesterday 09:00 UTC
@@ -135,13 +134,32 @@ def test_a_single_matched_interval_never_alerts_however_many_sightings_it_has(sq
     assert day.matched_intervals == 1 and day.counted_intervals == 0 and day.minutes == 0 and not day.alert
 
 
-def test_an_identifier_replayed_at_another_interval_does_not_match(sqlite_server, tmp_path):
+@pytest.mark.parametrize("shift", [1, 2, 3])
+def test_an_identifier_replayed_at_another_interval_does_not_match(sqlite_server, tmp_path, shift):
+    # Heard 4 and 9 minutes into each interval, replayed ``shift`` intervals later: every replay lies more than the
+    # clock skew (2 minutes) past the end of the identifier's interval, so that none may match.
     case, victim = phone(tmp_path, "case"), phone(tmp_path, "victim")
     key_for_day(case, interval_number(MEETING))
-    meet(case, victim, MEETING, 30, shift_intervals=3)
+    meet(case, victim, MEETING + 240, 30, shift_intervals=shift)
     diagnose_and_share(sqlite_server, case)
     sync(public_channel(sqlite_server), victim, trusted(sqlite_server.tls_dir))
-    assert check(victim) == []
+    assert match_new(victim, config_in_force(victim.get("config"))) == 0
+    assert victim.matches() == [] and check(victim) == []
+
+
+def test_an_identifier_heard_within_the_clock_skew_before_its_interval_matches(sqlite_server, tmp_path):
+    # The contact's clock is a minute behind: it records the identifier of the first interval of the case's key
+    # (the first interval of the batch) in the interval before. The skew allowed between phones is 2 minutes.
+    case, contact = phone(tmp_path, "case"), phone(tmp_path, "contact")
+    start, _ = key_for_day(case, interval_number(MEETING))
+    heard = broadcast_at(case, start * 600)
+    early = start * 600 - 60
+    contact.add_sightings([(heard.rpi, interval_number(early), early, CLOSE_RANGE_RSSI, heard.aem)])
+    diagnose_and_share(sqlite_server, case)
+    sync(public_channel(sqlite_server), contact, trusted(sqlite_server.tls_dir))
+    [kept] = contact.batches()
+    assert header_of(kept.signed_header).first_interval == start
+    assert match_new(contact, config_in_force(contact.get("config"))) == 1
 
 
 # --- what the phone sends -------------------------------------------------------------------------------------------
@@ -225,6 +243,9 @@ class Tamper:
 
     def body(self, sequence: int, body: bytes) -> bytes:
         return body
+
+    def config(self, signed: config_pb2.SignedExposureConfig) -> config_pb2.SignedExposureConfig:
+        return signed
 
 
 def flipped(data: bytes, bit: int) -> bytes:
@@ -335,6 +356,27 @@ class OlderBody(Tamper):
         return self.older if sequence == 2 else body
 
 
+@dataclass
+class ChangedConfig(Tamper):
+    """The exposure configuration with its alert threshold lowered to 1 weighted minute, its signature kept."""
+
+    def config(self, signed):
+        config = config_pb2.ExposureConfig.FromString(signed.config)
+        config.minimum_weighted_minutes_per_day = 1
+        signed.config = config.SerializeToString(deterministic=True)
+        return signed
+
+
+@dataclass
+class ReplayedConfig(Tamper):
+    """An older signed exposure configuration served instead of the one in force."""
+
+    older: config_pb2.SignedExposureConfig
+
+    def config(self, signed):
+        return self.older
+
+
 class TamperingDistribution(distribution_pb2_grpc.DistributionServicer):
     """Serves what the service serves, through ``tamper``: a man in the middle."""
 
@@ -342,7 +384,7 @@ class TamperingDistribution(distribution_pb2_grpc.DistributionServicer):
         self.upstream, self.tamper = upstream, tamper or Tamper()
 
     def GetExposureConfig(self, request, context):
-        return self.upstream.GetExposureConfig(request, timeout=10)
+        return self.tamper.config(self.upstream.GetExposureConfig(request, timeout=10))
 
     def ListBatches(self, request, context):
         return self.tamper.listing(request, self.upstream.ListBatches(request, timeout=10))
@@ -388,6 +430,46 @@ def test_a_tampered_batch_is_refused_with_a_reason_and_never_used(sqlite_server,
     assert report.new_batches == [] and len(report.refused) == 1
     assert reason.lower() in report.refused[0][1].lower()
     assert contact.batches() == [] and check(contact) == []
+
+
+def change_config(server, minutes: int) -> config_pb2.SignedExposureConfig:
+    """The authority sets the alert threshold to ``minutes`` weighted minutes: a new version, signed."""
+    changed = default_config()
+    changed.minimum_weighted_minutes_per_day = minutes
+    request = authority_pb2.SetExposureConfigRequest(config=changed)
+    return server.authority_stub().SetExposureConfig(request, timeout=10).signed
+
+
+def config_held(contact: PhoneStore) -> config_pb2.ExposureConfig:
+    return config_in_force(contact.get("config"))
+
+
+def test_an_exposure_configuration_changed_in_transit_is_refused_and_the_signed_one_kept(sqlite_server, tmp_path):
+    contact = phone(tmp_path, "contact")
+    signed = change_config(sqlite_server, 30)
+    sync(public_channel(sqlite_server), contact, trusted(sqlite_server.tls_dir))
+    assert contact.get("config") == signed.SerializeToString()
+
+    with man_in_the_middle(sqlite_server, ChangedConfig()) as (channel, _):
+        report = sync(channel, contact, trusted(sqlite_server.tls_dir))
+    [(_, reason)] = report.refused
+    assert reason.startswith("exposure configuration refused: ") and "signature does not verify" in reason
+    assert contact.get("config") == signed.SerializeToString()
+    assert config_held(contact).minimum_weighted_minutes_per_day == 30
+
+
+def test_an_older_exposure_configuration_replayed_is_not_kept_over_the_newer_one(sqlite_server, tmp_path):
+    contact = phone(tmp_path, "contact")
+    older = change_config(sqlite_server, 30)
+    newer = change_config(sqlite_server, 10)
+    sync(public_channel(sqlite_server), contact, trusted(sqlite_server.tls_dir))
+    assert config_held(contact).version == 3 and contact.get("config") == newer.SerializeToString()
+
+    with man_in_the_middle(sqlite_server, ReplayedConfig(older)) as (channel, _):
+        report = sync(channel, contact, trusted(sqlite_server.tls_dir))
+    assert report.config_version == 2  # what it was served verifies: it is older, so it is not kept
+    assert config_held(contact).version == 3 and contact.get("config") == newer.SerializeToString()
+    assert config_held(contact).minimum_weighted_minutes_per_day == 10
 
 
 @dataclass
@@ -519,6 +601,7 @@ def phone_cli(db: Path, *args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "clients.phone.cli", "--db", str(db), "--now", str(NOW), *args],
         capture_output=True,
         text=True,
+        check=False,
         timeout=120,
     )
 

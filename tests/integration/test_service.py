@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from clients.launch import matcher
 from exposure.v1 import authority_pb2, distribution_pb2, keys_pb2, sharing_pb2
 from matcher import codes, crypto
 from matcher.batches import match, open_body, open_header
@@ -28,8 +29,7 @@ from matcher.exposure_config import default_config, open_config
 from matcher.fprate import error_rate_for
 from matcher.model import ReportType
 from matcher.signing import TrustedKeys, load_verifying_key
-from tests.integration.conftest import NOW, TODAY
-from tests.integration.harness import PUBLISH_EVERY_CASE, matcher
+from tests.integration.harness import NOW, PUBLISH_EVERY_CASE, TODAY
 
 LATER = NOW + 2 * 86400  # when every key submitted at NOW is past its embargo
 

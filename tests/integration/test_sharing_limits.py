@@ -9,9 +9,9 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.launch import Server
 from exposure.v1 import sharing_pb2, sharing_pb2_grpc
-from tests.integration.conftest import NOW
-from tests.integration.harness import Server, start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import diagnosis_key, issue_code
 
 PER_MINUTE = 5

@@ -9,8 +9,7 @@ import time
 import grpc
 
 from exposure.v1 import authority_pb2
-from tests.integration.conftest import NOW
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import LATER, diagnosis_key, publish
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import RedisServer
+from clients.redis_server import RedisServer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

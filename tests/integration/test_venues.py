@@ -17,8 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.integration.conftest import NOW
-from tests.integration.harness import start_server
+from tests.integration.harness import NOW, start_server
 from tests.integration.test_service import publish
 
 HOUR = NOW // 3600 - 20  # the outbreak's hour: yesterday, well inside the retention window

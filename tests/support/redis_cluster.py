@@ -9,7 +9,7 @@ Usage::
         cluster.wait_for_master(cluster.replica_of(master))      # its replica took over
     # every node stopped on exit
 
-The nodes are made by tests/support/redis_server.py and joined with ``redis-cli --cluster create ...
+The nodes are made by clients/redis_server.py and joined with ``redis-cli --cluster create ...
 --cluster-replicas 1``, as an operator would. A missing redis-server or redis-cli raises with the command that
 installs it: the test fails, it never skips.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import RedisServer, RedisServerFailed
+from clients.redis_server import RedisServer, RedisServerFailed
 
 INSTALL_HINT = (
     "redis-cli is not installed; the Redis Cluster tests need it to join the nodes. "

@@ -8,7 +8,6 @@ failed is not acknowledged: the server may or may not have stored it.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from exposure.v1 import authority_pb2, authority_pb2_grpc, keys_pb2
 from matcher.model import ReportType
-from tests.integration.conftest import TODAY
+from tests.integration.harness import TODAY
 
 # Codes after which the same submission may be sent again unchanged: the server was away or busy. Resending is
 # safe because a submission id with the same content is answered as the first time.
@@ -162,17 +161,6 @@ def wait_for_health(channel: grpc.Channel, wanted: int, timeout: float = 30.0, s
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def service_pids(pid: int) -> list[int]:
-    """A `matcher serve` process and the server processes it forked (matcher/processes.py)."""
-    children = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            children += [int(child) for child in open(f"/proc/{pid}/task/{task}/children").read().split()]
-        except FileNotFoundError:
-            pass  # a thread that ended while listing
-    return [pid, *children]
 
 
 def threads_of(pid: int) -> int:

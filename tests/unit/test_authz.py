@@ -24,7 +24,7 @@ def test_contact_interval_pruning_is_off_unless_an_authority_chooses_it(tmp_path
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_a_flag_that_is_not_true_or_false_is_refused_naming_the_authority(tmp_path, value):
     with pytest.raises(
-        ValueError, match="authority 'ha-north' is malformed .*contact_intervals_only must be true or false"
+        ValueError, match=r"authority 'ha-north' is malformed .*contact_intervals_only must be true or false"
     ):
         load_policies(write(tmp_path, contact_intervals_only=value))
 
@@ -71,3 +71,26 @@ def test_a_reload_replaces_the_policies_and_a_bad_file_keeps_the_old_ones(tmp_pa
     assert not authorities.reload()
     assert authorities.named("ha-north").regions == ("TH",)
     assert "not reloaded, the previous one stays in force" in caplog.text
+
+
+def test_submissions_are_bounded_per_authority_and_minute_and_refill_with_time_up_to_the_limit(tmp_path):
+    from matcher.authz import Authorities
+    from matcher.errors import ResourceExhausted
+
+    policy = load_policies(write(tmp_path, submissions_per_minute=6))["ha-north"]
+    authorities = Authorities({"ha-north": policy})
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731 - a settable clock
+    for _ in range(6):
+        authorities.take(policy, clock)
+    with pytest.raises(ResourceExhausted, match=r"over its limit of 6 submissions a minute; retry in 10\.0 s"):
+        authorities.take(policy, clock)
+    now[0] += 10  # a tenth of a minute gives back one submission, and only one
+    authorities.take(policy, clock)
+    with pytest.raises(ResourceExhausted, match=r"retry in 10\.0 s"):
+        authorities.take(policy, clock)
+    now[0] += 3600  # an idle hour fills the bucket up to the limit, no further
+    for _ in range(6):
+        authorities.take(policy, clock)
+    with pytest.raises(ResourceExhausted, match="over its limit of 6 submissions a minute"):
+        authorities.take(policy, clock)

@@ -55,3 +55,14 @@ def test_the_settings_do_not_import_the_publisher():
     """The settings (config.py) sit below what they configure: the publisher takes its defaults from below both."""
     imported = relative_imports(SERVICE / "config.py")
     assert not {m for m in imported if m.startswith(("matcher.publisher", "matcher.server", "matcher.cli"))}
+
+
+def test_neither_the_clients_nor_the_benchmarks_import_the_tests():
+    # What they share with the tests (the launcher of `matcher serve`, a redis-server) lives in clients/.
+    root = SERVICE.parent
+    offenders = {
+        str(path.relative_to(root)): sorted(m for m in imported_modules(path) if m.split(".")[0] == "tests")
+        for folder in ("clients", "bench")
+        for path in sorted((root / folder).rglob("*.py"))
+    }
+    assert {path: modules for path, modules in offenders.items() if modules} == {}

@@ -1,4 +1,5 @@
-"""A real ``redis-server`` for tests: started on a free 127.0.0.1 port in its own directory, never assumed running.
+"""A real ``redis-server`` for tests and benchmarks: started on a free 127.0.0.1 port in its own directory, never
+assumed running.
 
 Usage::
 
