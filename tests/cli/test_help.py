@@ -13,7 +13,9 @@ BIN = Path(sys.executable).parent
 
 
 def help_of(*command: str) -> str:
-    result = subprocess.run([str(BIN / "matcher"), *command, "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "matcher"), *command, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -210,7 +210,7 @@ def test_a_store_whose_server_is_gone_raises_store_error_and_recovers_when_it_is
         store.ping()
         server.stop()
 
-        with pytest.raises(StoreError, match="redis store redis://127.0.0.1"):
+        with pytest.raises(StoreError, match=r"redis store redis://127.0.0.1"):
             submit(store, submission("s1", [key(1)]))
         with pytest.raises(StoreError):
             store.ping()

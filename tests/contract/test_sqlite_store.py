@@ -48,7 +48,7 @@ def test_a_file_from_an_older_version_is_refused_saying_so_and_left_alone(tmp_pa
 
 
 def test_a_file_that_cannot_be_opened_raises_store_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="missing/store.db"):
+    with pytest.raises(StoreError, match=r"missing/store.db"):
         open_store(f"sqlite:{tmp_path / 'missing' / 'store.db'}")
 
 

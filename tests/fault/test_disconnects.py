@@ -5,6 +5,7 @@ next, and a download afterwards is byte-identical to one made before and verifie
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -34,10 +35,8 @@ def open_files(pid: int) -> dict[str, str]:
     """What each open file descriptor of the process points at (Linux /proc)."""
     found = {}
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # closed while listing
             found[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            pass  # closed while listing
     return found
 
 

@@ -39,7 +39,11 @@ KEY_A, KEY_B, KEY_C = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcb
 
 def ha(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "clients.ha.cli", *map(str, args)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "clients.ha.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

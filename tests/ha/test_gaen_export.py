@@ -111,13 +111,13 @@ def test_a_bare_export_bin_parses_but_has_no_signature_to_verify(tmp_path):
     bare.write_bytes(members(ENS_ZIP)["export.bin"])
     export = read_export(bare)
     assert len(export.source_keys()) == 2
-    with pytest.raises(SignatureError, match="no export.sig to verify"):
+    with pytest.raises(SignatureError, match=r"no export.sig to verify"):
         verify_export(export, load_verifying_key(ENS_PEM))
 
 
 def test_a_zip_without_a_signature_reads_but_cannot_be_verified(tmp_path):
     unsigned = write_zip(tmp_path / "unsigned.zip", {"export.bin": members(ENS_ZIP)["export.bin"]})
-    with pytest.raises(SignatureError, match="no export.sig to verify"):
+    with pytest.raises(SignatureError, match=r"no export.sig to verify"):
         verify_export(read_export(unsigned), load_verifying_key(ENS_PEM))
 
 
@@ -156,7 +156,7 @@ def test_a_zip_without_export_bin_is_refused(tmp_path):
 def test_a_file_that_is_neither_a_zip_nor_an_export_is_refused(tmp_path):
     other = tmp_path / "keys.json"
     other.write_text("[]")
-    with pytest.raises(KeyFileError, match="neither a GAEN export zip nor an export.bin"):
+    with pytest.raises(KeyFileError, match=r"neither a GAEN export zip nor an export.bin"):
         read_export(other)
 
 

@@ -59,7 +59,7 @@ def test_every_id_passes_the_servers_submission_id_rule():
 
 @pytest.mark.parametrize("size", [0, MAX_KEYS_PER_SUBMISSION + 1])
 def test_a_chunk_size_the_server_would_refuse_is_an_error(size):
-    with pytest.raises(ValueError, match="1..30"):
+    with pytest.raises(ValueError, match=r"1..30"):
         plan_submissions(keys(3), authority="a", size=size)
 
 

@@ -19,7 +19,6 @@ from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, sha
 from matcher import crypto
 from matcher.batches import match, open_body, open_header
 from matcher.certs import issue, new_ca, write_pair
-from matcher.errors import violations_of  # noqa: F401 - imported for symmetry with other service tests
 from matcher.exposure_config import default_config
 from matcher.model import ReportType
 from tests.integration.harness import NOW, start_server
@@ -81,7 +80,8 @@ def as_authority(name: str, folder: str | None = None):
     return make
 
 
-SUBMIT = lambda stub, **kw: stub.SubmitKeys(submit_request(**kw), timeout=10)  # noqa: E731
+def submit_keys(stub, **kw):
+    return stub.SubmitKeys(submit_request(**kw), timeout=10)
 
 
 # --- one-time codes: the phone's side. A code is the whole authorisation of an upload, bound to the authority that
@@ -119,44 +119,50 @@ def use_a_made_up_code(server):
 
 CASES = [
     # (who, what, expected)
-    ("an authority method on the public port", on_public_port, SUBMIT, {}, grpc.StatusCode.UNAUTHENTICATED),
-    ("no client certificate on the authority port", without_certificate, SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
-    ("a plain-text connection to the authority port", plain_text, SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
-    ("a plain-text connection to the public port", plain_text_public, SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
-    ("a certificate from another CA", as_authority("other-ca", "strangers"), SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
-    ("an expired certificate", as_authority("expired", "strangers"), SUBMIT, {}, grpc.StatusCode.UNAVAILABLE),
+    ("an authority method on the public port", on_public_port, submit_keys, {}, grpc.StatusCode.UNAUTHENTICATED),
+    ("no client certificate on the authority port", without_certificate, submit_keys, {}, grpc.StatusCode.UNAVAILABLE),
+    ("a plain-text connection to the authority port", plain_text, submit_keys, {}, grpc.StatusCode.UNAVAILABLE),
+    ("a plain-text connection to the public port", plain_text_public, submit_keys, {}, grpc.StatusCode.UNAVAILABLE),
+    (
+        "a certificate from another CA",
+        as_authority("other-ca", "strangers"),
+        submit_keys,
+        {},
+        grpc.StatusCode.UNAVAILABLE,
+    ),
+    ("an expired certificate", as_authority("expired", "strangers"), submit_keys, {}, grpc.StatusCode.UNAVAILABLE),
     (
         "an authority's name on a certificate from the server CA (it signs only the server's)",
         as_authority("server-ca", "strangers"),
-        SUBMIT,
+        submit_keys,
         {},
         grpc.StatusCode.UNAVAILABLE,
     ),
     (
         "an authority's name on a certificate from the right CA that the authorities file does not pin",
         as_authority("ha-north-twin", "strangers"),
-        SUBMIT,
+        submit_keys,
         {},
         grpc.StatusCode.UNAUTHENTICATED,
     ),
     (
         "a revoked authority (valid certificate, not in the authorities file)",
         as_authority("ha-revoked"),
-        SUBMIT,
+        submit_keys,
         {},
         grpc.StatusCode.PERMISSION_DENIED,
     ),
     (
         "an authority submitting for a region it may not",
         as_authority("ha-south"),
-        SUBMIT,
+        submit_keys,
         {"region": "VN"},
         grpc.StatusCode.PERMISSION_DENIED,
     ),
     (
         "an authority submitting a report type it may not",
         as_authority("ha-south"),
-        SUBMIT,
+        submit_keys,
         {"region": "TH", "report_type": ReportType.SELF_REPORT},
         grpc.StatusCode.PERMISSION_DENIED,
     ),
@@ -179,7 +185,7 @@ CASES = [
     (
         "an unknown authority (a valid certificate from our CA, a name never configured)",
         as_authority("ha-unknown", "strangers"),
-        SUBMIT,
+        submit_keys,
         {},
         grpc.StatusCode.PERMISSION_DENIED,
     ),
@@ -201,11 +207,11 @@ CASES = [
         {},
         grpc.StatusCode.OK,
     ),
-    ("an allowed authority", as_authority("ha-north"), SUBMIT, {}, grpc.StatusCode.OK),
+    ("an allowed authority", as_authority("ha-north"), submit_keys, {}, grpc.StatusCode.OK),
     (
         "another allowed authority within its rights",
         as_authority("ha-south"),
-        SUBMIT,
+        submit_keys,
         {"region": "TH"},
         grpc.StatusCode.OK,
     ),

@@ -26,7 +26,9 @@ EXPORT_NOW = parse_time("2020-07-01T00:00:00Z")
 
 
 def ha(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clients.ha.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "clients.ha.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 @pytest.fixture

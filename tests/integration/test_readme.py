@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -38,10 +39,9 @@ def test_the_readmes_walk_through_runs_as_written_and_bobs_phone_alerts(tmp_path
     try:
         stdout, stderr = shell.communicate(timeout=100)
     finally:
-        try:  # the block's server too, should the block have stopped before its `kill %1`
+        # the block's server too, should the block have stopped before its `kill %1`
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     assert shell.returncode == 0, stderr[-3000:]
     assert "shared 1 keys" in stdout
     # The first publish holds Alice, the only case; the second, at her deadline, publishes her batch.

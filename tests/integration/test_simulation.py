@@ -21,7 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def sim(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "clients.sim.cli", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "clients.sim.cli", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 

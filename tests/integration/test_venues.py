@@ -25,7 +25,9 @@ AUTHORITY = "ha-north"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def ha(*args: str | Path) -> subprocess.CompletedProcess:

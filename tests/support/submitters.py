@@ -165,7 +165,8 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def threads_of(pid: int) -> int:
     """The number of threads of a process (Linux /proc)."""
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
     raise AssertionError(f"/proc/{pid}/status has no Threads line")

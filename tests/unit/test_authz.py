@@ -36,7 +36,10 @@ def test_contact_codes_are_bounded_per_authority_and_day_and_refill_with_time(tm
     policy = load_policies(write(tmp_path, contact_codes_per_day=2))["ha-north"]
     authorities = Authorities({"ha-north": policy})
     now = [0.0]
-    clock = lambda: now[0]  # noqa: E731 - a settable clock
+
+    def clock() -> float:  # a settable clock
+        return now[0]
+
     authorities.take_contact_code(policy, clock)
     authorities.take_contact_code(policy, clock)
     with pytest.raises(ResourceExhausted, match="over its limit of 2 contact codes a day"):
@@ -80,7 +83,10 @@ def test_submissions_are_bounded_per_authority_and_minute_and_refill_with_time_u
     policy = load_policies(write(tmp_path, submissions_per_minute=6))["ha-north"]
     authorities = Authorities({"ha-north": policy})
     now = [0.0]
-    clock = lambda: now[0]  # noqa: E731 - a settable clock
+
+    def clock() -> float:  # a settable clock
+        return now[0]
+
     for _ in range(6):
         authorities.take(policy, clock)
     with pytest.raises(ResourceExhausted, match=r"over its limit of 6 submissions a minute; retry in 10\.0 s"):

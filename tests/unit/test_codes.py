@@ -37,7 +37,7 @@ def test_the_stored_hash_does_not_reveal_the_code_and_cannot_be_searched_without
 
 
 def test_the_code_secret_file_is_refused_in_one_line_naming_it_when_missing_or_malformed(tmp_path):
-    with pytest.raises(ValueError, match="codes.key is missing"):
+    with pytest.raises(ValueError, match=r"codes.key is missing"):
         codes.load_secret(tmp_path / "codes.key")
     (tmp_path / "codes.key").write_text("not hex\n")
     with pytest.raises(ValueError, match="must be 32 bytes written as hex"):

@@ -53,9 +53,9 @@ def test_the_trace_file_gives_back_the_owner_and_must_belong_to_its_payload():
 
 
 def test_a_name_is_one_to_64_bytes():
-    with pytest.raises(VenueError, match="1..64 bytes"):
+    with pytest.raises(VenueError, match=r"1..64 bytes"):
         VenueOwner.create("")
-    with pytest.raises(VenueError, match="1..64 bytes"):
+    with pytest.raises(VenueError, match=r"1..64 bytes"):
         VenueOwner.create("é" * 33)
 
 
