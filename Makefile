@@ -23,7 +23,8 @@ all: $(INSTALLED)
 
 # Bootstrap order: a venv with exactly the tested versions (requirements.lock, every file checked against its
 # hash), then the generated package `exposure` (from proto/), then the project itself in editable mode without
-# resolving anything again, so that the installed project sees the generated code.
+# resolving anything again, so that the installed project sees the generated code. mypy-protobuf's plugins write
+# the type stubs (.pyi) of the messages and of the gRPC stubs and servicers, which mypy checks the code against.
 $(LOCKED): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; found " + sys.version.split()[0])'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +33,9 @@ $(LOCKED): requirements.lock
 
 $(GENERATED): $(PROTOS) | $(LOCKED)
 	rm -rf exposure
-	$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I proto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	  --python_out=. --grpc_python_out=. --mypy_out=quiet:. --mypy_grpc_out=quiet:. $(PROTOS)
 	find exposure -type d -exec touch {}/__init__.py \;
 	@touch $@
 
@@ -70,6 +73,7 @@ demo: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check matcher clients tests bench
 	$(BIN)/ruff format --check matcher clients tests bench
+	$(BIN)/mypy
 
 test: lint $(INSTALLED) redis-server
 	$(BIN)/pytest
