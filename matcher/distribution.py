@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from exposure.v1 import distribution_pb2
 
 from .errors import NotFound
 from .store import Store
+
+_Message = TypeVar("_Message", bound=Message)
 
 MAX_CHUNK_BYTES = 1 << 20  # 1 MiB: far below grpcio's 4 MiB message limit, small enough to resume cheaply
 # A ListBatches answer holds at most this many bytes of headers, whatever their count: a header with many sections
@@ -93,7 +98,7 @@ class BatchCache:
         self._fill_lock = threading.Lock()  # one body read from the store at a time, not one per waiting phone
         # Whole ListBatches answers of contiguous runs of batches, at most an eighth of the budget: a first sync
         # asks for the same page from every phone, an hourly one for the same few.
-        self._pages: OrderedDict[tuple, bytes] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, int, int, bool], bytes] = OrderedDict()
         self._page_bytes = 0
 
     @property
@@ -250,10 +255,10 @@ def _chunk(offset: int, data: bytes, body_size: int) -> bytes:
     return distribution_pb2.BatchChunk(offset=offset, data=data, body_size=body_size).SerializeToString()
 
 
-def preserialised(serializer):
+def preserialised(serializer: Callable[[_Message], bytes]) -> Callable[[_Message | bytes], bytes]:
     """A grpcio response serializer that sends bytes as they are and serialises messages as usual."""
 
-    def serialize(response):
+    def serialize(response: _Message | bytes) -> bytes:
         return response if isinstance(response, bytes) else serializer(response)
 
     return serialize

@@ -12,9 +12,9 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import grpc
 from google.protobuf import any_pb2
@@ -38,6 +38,8 @@ class MatcherError(Exception):
     """A request the service refuses, with the status code and message the caller receives."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    # What the operator's log gets besides the code (e.g. which file or host a StoreError is about); never sent.
+    detail: str | None = None
 
     def __init__(self, message: str, violations: Sequence[Violation] = (), *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -144,6 +146,8 @@ _INTERNAL_STATUS = rpc_status.to_status(
 
 def violations_of(rpc_error: grpc.RpcError) -> list[Violation]:
     """The BadRequest field violations of a failed call (client side)."""
+    if not isinstance(rpc_error, grpc.Call):
+        return []  # not a call's error (a channel's, say): it carries no status details
     status = rpc_status.from_call(rpc_error)
     found: list[Violation] = []
     for detail in status.details if status else ():
@@ -153,20 +157,41 @@ def violations_of(rpc_error: grpc.RpcError) -> list[Violation]:
     return found
 
 
-def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
+_Servicer = TypeVar("_Servicer")
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+_Result = TypeVar("_Result")
+
+
+@overload
+def grpc_method(
+    method: Callable[[_Servicer, _Request, grpc.ServicerContext], Iterator[_Response]],
+) -> Callable[[_Servicer, _Request, grpc.ServicerContext], Iterator[_Response]]: ...
+
+
+@overload
+def grpc_method(
+    method: Callable[[_Servicer, _Request, grpc.ServicerContext], _Result],
+) -> Callable[[_Servicer, _Request, grpc.ServicerContext], _Result]: ...
+
+
+def grpc_method(
+    method: Callable[[Any, Any, grpc.ServicerContext], Any],
+) -> Callable[[Any, Any, grpc.ServicerContext], Any]:
     """Wraps a servicer method (unary or server-streaming): maps its exceptions to gRPC statuses, and logs and
     counts the call by method and status code. This is the one place both happen; the log line carries no
-    request content and no peer address."""
+    request content and no peer address. The wrapper has the method's signature (the overloads keep it)."""
     name = method.__name__
 
     def finish(context: grpc.ServicerContext, began: float, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, MatcherError) and context.code() not in (None, grpc.StatusCode.OK):
+        # ServicerContext.code() is grpcio's (since 1.38); types-grpcio's ServicerContext leaves it out.
+        if exc is not None and not isinstance(exc, MatcherError) and context.code() not in (None, grpc.StatusCode.OK):  # type: ignore[attr-defined]
             raise exc  # grpcio's own abort: the context already holds the status it chose
         if exc is None:
             code = grpc.StatusCode.OK
         elif isinstance(exc, MatcherError):
             code = exc.code
-            if getattr(exc, "detail", None):
+            if exc.detail:
                 log.warning("%s: %s", name, exc.detail)
         else:
             code = grpc.StatusCode.INTERNAL
@@ -179,7 +204,7 @@ def grpc_method(method: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
-        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             began = time.perf_counter()
             try:
                 yield from method(self, request, context)

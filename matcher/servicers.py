@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -22,7 +22,6 @@ from exposure.v1 import (
     authority_pb2_grpc,
     config_pb2,
     distribution_pb2,
-    distribution_pb2_grpc,
     keys_pb2,
     sharing_pb2,
     sharing_pb2_grpc,
@@ -139,7 +138,9 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         self.s = services
 
     @grpc_method
-    def SubmitKeys(self, request: authority_pb2.SubmitKeysRequest, context: grpc.ServicerContext):
+    def SubmitKeys(
+        self, request: authority_pb2.SubmitKeysRequest, context: grpc.ServicerContext
+    ) -> authority_pb2.SubmitKeysResponse:
         policy = self.s.authorities.of(context)
         policy.require_region(request.region)
         policy.require_report_types(key.report_type for key in request.keys)
@@ -170,7 +171,9 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         return stored.reply
 
     @grpc_method
-    def IssueCode(self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext):
+    def IssueCode(
+        self, request: authority_pb2.IssueCodeRequest, context: grpc.ServicerContext
+    ) -> authority_pb2.IssueCodeResponse:
         policy = self.s.authorities.of(context)
         region = policy.require_region(request.region)
         policy.require_report_types([request.report_type])
@@ -201,7 +204,9 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         return authority_pb2.IssueCodeResponse(code=codes.display(code), expires_at=record.expires_at)
 
     @grpc_method
-    def SetExposureConfig(self, request: authority_pb2.SetExposureConfigRequest, context: grpc.ServicerContext):
+    def SetExposureConfig(
+        self, request: authority_pb2.SetExposureConfigRequest, context: grpc.ServicerContext
+    ) -> authority_pb2.SetExposureConfigResponse:
         policy = self.s.authorities.of(context)
         if not policy.may_set_config:
             raise PermissionDenied(f"authority {policy.name!r} may not change the exposure configuration")
@@ -221,7 +226,9 @@ class AuthorityServicer(authority_pb2_grpc.AuthorityServicer):
         return authority_pb2.SetExposureConfigResponse(signed=signed)
 
     @grpc_method
-    def SubmitVenueWarning(self, request: authority_pb2.SubmitVenueWarningRequest, context: grpc.ServicerContext):
+    def SubmitVenueWarning(
+        self, request: authority_pb2.SubmitVenueWarningRequest, context: grpc.ServicerContext
+    ) -> authority_pb2.SubmitVenueWarningResponse:
         policy = self.s.authorities.of(context)
         policy.require_region(request.region)
         self.s.authorities.take(policy)
@@ -274,7 +281,9 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
                 retry_after=wait,
             )
 
-    def _replay_or_refuse(self, identity: dict, digest: bytes, now: int):
+    def _replay_or_refuse(
+        self, identity: dict[str, str], digest: bytes, now: int
+    ) -> sharing_pb2.SubmitWithCodeResponse:
         """The code is unknown, used or expired. If this very upload was already stored with it, answer as the
         first time; otherwise refuse. A read only: a made-up code costs the store no write."""
         try:
@@ -292,7 +301,9 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         return sharing_pb2.SubmitWithCodeResponse.FromString(replayed)
 
     @grpc_method
-    def SubmitWithCode(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
+    def SubmitWithCode(
+        self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext
+    ) -> sharing_pb2.SubmitWithCodeResponse:
         self._take_upload(context)
         began = time.perf_counter()
         if request.decoy:
@@ -323,7 +334,9 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
             accepted=len(verdict.keys), rejected=_rejections(verdict), embargoed=_embargoed(verdict.keys, now)
         )
 
-    def _share(self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext):
+    def _share(
+        self, request: sharing_pb2.SubmitWithCodeRequest, context: grpc.ServicerContext
+    ) -> sharing_pb2.SubmitWithCodeResponse:
         code = code_of_upload(request)
         now = self.s.clock()
         code_hash = codes.code_hash(code, self.s.code_secret)
@@ -349,7 +362,13 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
             contact_intervals=issuer is not None and issuer.contact_intervals_only,
         )
         require_some_accepted(verdict)
-        submission = Submission(region=record.region, keys=verdict.keys, digest=digest, **identity)
+        submission = Submission(
+            authority=identity["authority"],
+            submission_id=identity["submission_id"],
+            region=record.region,
+            keys=verdict.keys,
+            digest=digest,
+        )
         try:
             stored = store_upload(
                 self.s, submission, verdict, sharing_pb2.SubmitWithCodeResponse, now, code_hash=code_hash
@@ -368,16 +387,17 @@ class SharingServicer(sharing_pb2_grpc.SharingServicer):
         return stored.reply
 
 
-class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
+class DistributionServicer:
     """ListBatches and DownloadBatch answer with bytes serialised once (matcher/distribution.py): register it
-    with add_distribution_servicer, whose serializers pass those bytes through."""
+    with add_distribution_servicer, whose serializers pass those bytes through. (Not a subclass of the generated
+    DistributionServicer, whose methods answer messages: it implements each of the service's methods itself.)"""
 
     def __init__(self, services: Services, cache: BatchCache) -> None:
         self.s = services
         self.cache = cache
 
     @grpc_method
-    def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext):
+    def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext) -> bytes:
         return self.cache.listing(request.after_sequence, page_size_of(request.page_size))
 
     @grpc_method
@@ -402,7 +422,9 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
             limit.cancel()
 
     @grpc_method
-    def GetExposureConfig(self, request: distribution_pb2.GetExposureConfigRequest, context: grpc.ServicerContext):
+    def GetExposureConfig(
+        self, request: distribution_pb2.GetExposureConfigRequest, context: grpc.ServicerContext
+    ) -> config_pb2.SignedExposureConfig:
         stored = self.s.store.get_exposure_config()
         if stored is None:
             raise FailedPrecondition("the server has no exposure configuration yet; try again shortly")
@@ -412,7 +434,7 @@ class DistributionServicer(distribution_pb2_grpc.DistributionServicer):
 def add_distribution_servicer(servicer: DistributionServicer, server: grpc.Server) -> None:
     """distribution_pb2_grpc.add_DistributionServicer_to_server, except that ListBatches and DownloadBatch pass
     the bytes the servicer returns through unchanged (they are serialised messages already)."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "ListBatches": grpc.unary_unary_rpc_method_handler(
             servicer.ListBatches,
             request_deserializer=distribution_pb2.ListBatchesRequest.FromString,

@@ -49,8 +49,8 @@ def authority_channel(target: str, tls_dir: Path, authority: str, *, server_name
 
 def describe_rpc_error(error: grpc.RpcError) -> str:
     """``CODE: message (field: description; ...)`` for a failed call, on one line."""
-    code = error.code()  # type: ignore[attr-defined]
-    message = " ".join((error.details() or "").split())  # type: ignore[attr-defined]
+    code = error.code()
+    message = " ".join((error.details() or "").split())
     text = f"{code.name}: {message}" if message else code.name
     violations = violations_of(error)
     if violations:

@@ -68,11 +68,13 @@ def push_keys(
     totals = _Totals()
     for number, submission in enumerate(planned, start=1):
         try:
-            response = call_with_retries(
-                lambda timeout, request=submission.request: stub.SubmitKeys(request, timeout=timeout),
-                policy,
-                sleep=sleep,
-            )
+
+            def submit(
+                timeout: float, request: authority_pb2.SubmitKeysRequest = submission.request
+            ) -> authority_pb2.SubmitKeysResponse:
+                return stub.SubmitKeys(request, timeout=timeout)
+
+            response = call_with_retries(submit, policy, sleep=sleep)
         except grpc.RpcError as error:
             refused = _refused_keys(error, submission)
             if refused is None:
@@ -97,7 +99,7 @@ def _refused_keys(error: grpc.RpcError, submission: PlannedSubmission) -> list[t
     keys: that is a rejection of those keys, not a reason to stop the import. Anything else (a malformed
     request, an unknown region) is None.
     """
-    if error.code() != grpc.StatusCode.INVALID_ARGUMENT:  # type: ignore[attr-defined]
+    if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
         return None
     refused = []
     for violation in violations_of(error):

@@ -79,15 +79,17 @@ def server_retry_delay(status: status_pb2.Status | None) -> float | None:
     for detail in status.details if status else ():
         info = error_details_pb2.RetryInfo()
         if detail.Unpack(info):
-            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+            return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
     return None
 
 
 def status_of(error: grpc.RpcError) -> status_pb2.Status | None:
     """The rich status (google.rpc.Status with details) of a failed call, when the server sent one."""
+    if not isinstance(error, grpc.Call):
+        return None  # not a call's error: no trailing metadata to read
     try:
-        return rpc_status.from_call(error)  # type: ignore[arg-type]
-    except (ValueError, AttributeError):
+        return rpc_status.from_call(error)
+    except ValueError:
         return None
 
 
@@ -105,7 +107,7 @@ def call_with_retries(
         try:
             return call(policy.call_timeout)
         except grpc.RpcError as error:
-            code = error.code()  # type: ignore[attr-defined]
+            code = error.code()
             delay = retry_delay(
                 code, attempt, policy, jitter=jitter(), server_delay=server_retry_delay(status_of(error))
             )

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import grpc
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from clients.ha.push import PushError
 from matcher.cli_support import CliError, Parser, bounded_int, main_for, print_json, time_arg
@@ -48,7 +48,7 @@ class Bars:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.label = ""
 
     def begin(self, day: int, label: str, phones: int) -> None:
@@ -56,13 +56,15 @@ class Bars:
         self.task = self.progress.add_task(label, total=phones)
 
     def advance(self, phones: int) -> None:
-        self.progress.advance(self.task, phones)
+        if self.task is not None:
+            self.progress.advance(self.task, phones)
 
     def end(self, day: int, summary: str) -> None:
         # A finished day becomes a plain line above the bars: its summary beside a bar would run past 80 columns,
         # where a terminal cuts it.
         self.progress.console.print(f"{self.label}: {summary}", highlight=False)
-        self.progress.remove_task(self.task)
+        if self.task is not None:
+            self.progress.remove_task(self.task)
 
 
 class Lines:
@@ -124,7 +126,7 @@ def run_simulation(args: argparse.Namespace) -> int:
     except (ServiceError, ShardError, SimulationError, PushError) as exc:
         raise CliError(str(exc)) from None
     except grpc.RpcError as exc:
-        raise CliError(f"a call to the service failed: {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        raise CliError(f"a call to the service failed: {exc.code().name}: {exc.details()}") from None
     report = build_report(outcome)
     if report_dir is not None:
         write_json(report, report_dir / "report.json")
