@@ -36,6 +36,8 @@ class StoreError(Unavailable):
     the operator's command line only.
     """
 
+    detail: str
+
     def __init__(self, detail: str) -> None:
         super().__init__("the service's storage is unavailable; try again later")
         self.detail = detail

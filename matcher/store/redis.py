@@ -44,7 +44,17 @@ from redis.retry import Retry
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import BatchCommit, CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
+from .base import (
+    BatchCommit,
+    CodeRecord,
+    LockLost,
+    PendingKey,
+    PurgeCounts,
+    Store,
+    StoredBatch,
+    StoreError,
+    SubmitResult,
+)
 from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 PREFIX = "{exposure}:"
@@ -368,6 +378,18 @@ def _cluster_option(url: str) -> tuple[str, bool]:
     return urllib.parse.urlunsplit(parts._replace(query=rest)), cluster
 
 
+def _raw(answer: bytes | str | None) -> bytes | None:
+    """A bytes answer as redis-py types it: the client is made without decode_responses, so never a str."""
+    assert not isinstance(answer, str), "the Redis client decodes no answers"
+    return answer
+
+
+def _text(answer: bytes | str) -> str:
+    """A text field of a hash, which the client answers as bytes (see _raw)."""
+    assert isinstance(answer, bytes), "the Redis client decodes no answers"
+    return answer.decode()
+
+
 class RedisStore:
     """The Store protocol (matcher/store/base.py) on Redis, from a ``redis://HOST:PORT/DB`` URL.
 
@@ -386,6 +408,7 @@ class RedisStore:
             "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         }
         self._where = _describe(url)
+        self._redis: redis.Redis | redis.cluster.RedisCluster
         if cluster:
             self._redis = self._cluster_client(url, options)
         else:
@@ -444,8 +467,10 @@ class RedisStore:
         or CLUSTERDOWN answer or too few replicas reloads the slot map and tries again, a few times over some
         seconds. Every write here is safe to send twice (see __init__). What still fails raises for _errors."""
         cluster = self._redis
+        assert isinstance(cluster, redis.cluster.RedisCluster), "called on a cluster only"
         slot = cluster.keyslot(PREFIX)
-        delay, problem = CLUSTER_RETRY_FIRST_DELAY, None
+        delay = CLUSTER_RETRY_FIRST_DELAY
+        problem: str | Exception | None = None
         for _ in range(CLUSTER_ATTEMPTS):
             try:
                 nodes = cluster.nodes_manager.slots_cache.get(slot) or []
@@ -488,7 +513,8 @@ class RedisStore:
         case = new_case_id()
         key_args: list[Any] = []
         keys_expire_at = now
-        for key in (*submission.keys, *submission.venue_hours):
+        items: tuple[PendingItem, ...] = (*submission.keys, *submission.venue_hours)
+        for key in items:
             ends_at = key.ends_at
             keys_expire_at = max(keys_expire_at, ends_at + retention_seconds)
             key_args += [key.fingerprint(), ends_at, key.publish_after(), pack_key(key, submission.region, case, now)]
@@ -530,7 +556,7 @@ class RedisStore:
 
     def put_code(self, code_hash: bytes, record: CodeRecord, *, now: int) -> bool:
         with self._errors():
-            written = self._write(
+            written: int = self._write(
                 self._put_code,
                 keys=[code_key(code_hash), CODES_KEY],
                 args=[
@@ -554,11 +580,14 @@ class RedisStore:
             stored, response, stored_at = self._redis.hmget(
                 submission_key(submission_name(authority, submission_id)), "d", "r", "t"
             )
-        if stored is None or int(stored_at) <= now - retention_seconds:
+        if stored is None:
+            return None
+        assert stored_at is not None, "a submission record is written whole"
+        if int(stored_at) <= now - retention_seconds:
             return None
         if stored != digest:
             raise submission_id_taken()
-        return response
+        return _raw(response)
 
     def get_code(self, code_hash: bytes, *, now: int) -> CodeRecord | None:
         with self._errors():
@@ -566,12 +595,12 @@ class RedisStore:
         if not fields or int(fields[b"x"]) <= now:
             return None
         return CodeRecord(
-            authority=fields[b"a"].decode(),
-            region=fields[b"r"].decode(),
+            authority=_text(fields[b"a"]),
+            region=_text(fields[b"r"]),
             report_type=int(fields[b"t"]),
-            symptom_onset=fields[b"o"].decode(),
+            symptom_onset=_text(fields[b"o"]),
             expires_at=int(fields[b"x"]),
-            exposure_date=fields.get(b"e", b"").decode(),
+            exposure_date=_text(fields.get(b"e", b"")),
         )
 
     # --- publishing ----------------------------------------------------------------------------------------
@@ -676,7 +705,7 @@ class RedisStore:
 
     def get_exposure_config(self) -> bytes | None:
         with self._errors():
-            return self._redis.get(CONFIG_KEY)
+            return _raw(self._redis.get(CONFIG_KEY))
 
     # --- retention -----------------------------------------------------------------------------------------
 
@@ -702,3 +731,8 @@ def _describe(url: str) -> str:
     """The URL without a password, for error messages."""
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+# Checked by mypy: the backend satisfies the Store protocol (a method missing or with another signature fails the
+# static check, not a contract test at run time).
+_satisfies_store: type[Store] = RedisStore

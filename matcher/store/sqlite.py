@@ -25,7 +25,17 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..model import Submission
-from .base import BatchCommit, CodeRecord, LockLost, PendingKey, PurgeCounts, StoredBatch, StoreError, SubmitResult
+from .base import (
+    BatchCommit,
+    CodeRecord,
+    LockLost,
+    PendingKey,
+    PurgeCounts,
+    Store,
+    StoredBatch,
+    StoreError,
+    SubmitResult,
+)
 from .common import PendingItem, columns_of, invalid_code, item_of, new_case_id, submission_id_taken
 
 # 2: pending keys carry their case and the time they were received (the anonymity hold counts cases).
@@ -293,7 +303,7 @@ class SqliteStore:
                 if consumed != 1:
                     raise invalid_code()
 
-            items = (*submission.keys, *submission.venue_hours)
+            items: tuple[PendingItem, ...] = (*submission.keys, *submission.venue_hours)
             new_keys = _new_keys(db, items)
             case = new_case_id()
             rows = [
@@ -369,7 +379,8 @@ class SqliteStore:
             return None
         if earlier[0] != digest:
             raise submission_id_taken()
-        return earlier[1]
+        response: bytes = earlier[1]
+        return response
 
     # --- publishing ----------------------------------------------------------------------------------------
 
@@ -551,3 +562,8 @@ def _new_keys(db: sqlite3.Connection, keys: Sequence[PendingItem]) -> list[tuple
         )
     }
     return [(fp, key) for fp, key in by_fingerprint.items() if fp not in held]
+
+
+# Checked by mypy: the backend satisfies the Store protocol (a method missing or with another signature fails the
+# static check, not a contract test at run time).
+_satisfies_store: type[Store] = SqliteStore
