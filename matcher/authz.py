@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography import x509
@@ -125,7 +126,7 @@ def load_policies(path: Path) -> dict[str, AuthorityPolicy]:
     return policies
 
 
-def _flag(entry: dict, name: str) -> bool:
+def _flag(entry: dict[str, Any], name: str) -> bool:
     value = entry.get(name, False)
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false, got {value!r}")
@@ -139,7 +140,9 @@ def caller_name(context: grpc.ServicerContext) -> str:
         raise Unauthenticated(
             "this method needs a health authority's client certificate: call the authority port with mutual TLS"
         )
-    return names[0].decode("utf-8", "replace")
+    # grpcio gives each auth property as a list of bytes; types-grpcio types the map as str -> bytes (its FIXME).
+    first: bytes = names[0]  # type: ignore[assignment]
+    return first.decode("utf-8", "replace")
 
 
 def caller_fingerprint(context: grpc.ServicerContext) -> str | None:

@@ -14,7 +14,7 @@ import hashlib
 import math
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .envelope import BATCH_HEADER, Rejected, open_envelope, seal
 from .exposure_config import infectiousness_of, infectiousness_weight, report_type_weight
 from .filters import (
     SALT_BYTES,
+    EncodedSet,
     contains,
     decode_set,
     element_hashes,
@@ -100,7 +101,7 @@ def section_class_of_info(info: batch_pb2.Section) -> SectionClass:
 # --- Building ------------------------------------------------------------------------------------------------
 
 
-def _alike(values: Sequence[Any], weight: Any) -> dict[Any, tuple[Any, ...]]:
+def _alike(values: Iterable[Any], weight: Callable[[Any], Any]) -> dict[Any, tuple[Any, ...]]:
     """Each value -> the sorted group of values with the same weight."""
     groups: dict[Any, list[Any]] = {}
     for value in sorted(values):
@@ -151,7 +152,7 @@ def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
     intervals = np.repeat(starts - firsts, periods) + np.arange(total, dtype=np.int64)
     blocks = crypto.padded_data(intervals)
     out = np.empty(total * 16 + 15, dtype=np.uint8)  # update_into wants 15 bytes of room past the end
-    source, target = memoryview(blocks).cast("B"), memoryview(out)  # slicing memoryviews is cheaper than arrays
+    source, target = blocks.data.cast("B"), out.data  # the arrays' memoryviews: slicing them is cheaper than arrays
     for key, first, end in zip(keys, (firsts * 16).tolist(), (ends * 16).tolist()):
         encryptor = Cipher(algorithms.AES(crypto.rpik(key.key_data)), modes.ECB()).encryptor()
         encryptor.update_into(source[first:end], target[first : end + 15])
@@ -285,7 +286,7 @@ def build_batch(
     return BuiltBatch(header=header, body=body, keys_published=len(published), elements=elements)
 
 
-def _section(encoded, offset: int, hash_range: int, **what) -> batch_pb2.Section:
+def _section(encoded: EncodedSet, offset: int, hash_range: int, **what: Any) -> batch_pb2.Section:
     """The header's entry for one coded set at ``offset`` of the body; ``what`` says whose elements it holds."""
     return batch_pb2.Section(
         offset=offset,
@@ -499,13 +500,13 @@ def match(
     # relies on. Whole arrays rather than a row gather per pair: a phone's day is 10^5 pairs per batch.
     encrypted = encrypt_rpis(rpis[tested], header.salt)  # the interval-free half of the tag, once per RPI
     counts = last - first + 1
-    rows, intervals, blocks = [np.arange(len(tested))], [first], [encrypted]
+    row_runs, interval_runs, blocks = [np.arange(len(tested))], [first], [encrypted]
     for k in range(1, int(counts.max())):
         more = np.flatnonzero(counts > k)
-        rows.append(more)
-        intervals.append(first[more] + k)
+        row_runs.append(more)
+        interval_runs.append(first[more] + k)
         blocks.append(encrypted[more])
-    rows, intervals = np.concatenate(rows), np.concatenate(intervals)
+    rows, intervals = np.concatenate(row_runs), np.concatenate(interval_runs)
     tags = tags_from_encrypted(np.concatenate(blocks), intervals, header.salt)
     for index, section in enumerate(sections):
         if section.info.kind != batch_pb2.SECTION_KIND_PROXIMITY:

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -167,7 +168,7 @@ def _copy_public(source: Path, target: Path, written: list[str]) -> None:
         written.append(f"{target.parent.name}/{target.name}")
 
 
-def _read_policies(path: Path) -> dict:
+def _read_policies(path: Path) -> dict[str, Any]:
     try:
         policies = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
@@ -177,7 +178,7 @@ def _read_policies(path: Path) -> dict:
     return policies
 
 
-def default_policy(region: str) -> dict:
+def default_policy(region: str) -> dict[str, Any]:
     """What a new authority may do: submit confirmed diagnoses for its region and issue codes. SELF_REPORT and
     changing the (global) exposure configuration are off: an operator grants them per authority, in the file."""
     return {

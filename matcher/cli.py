@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .batches import describe, read_batch_file, write_batch_file
 from .certs import write_dev_pki
@@ -28,7 +28,7 @@ from .config import (
 from .layout import AUTHORITIES_FILE, SERVER, check_server_folder
 from .publisher import Publisher
 from .signing import TrustedKeys, load_signing_key, load_verifying_key
-from .store import LockLost, open_store
+from .store import LockLost, Store, open_store
 
 PROG = "matcher"
 
@@ -148,7 +148,7 @@ def cmd_publish(args: argparse.Namespace) -> None:
         )
 
 
-def _write_files(store, folder: Path, sequences: list[int]) -> None:
+def _write_files(store: Store, folder: Path, sequences: list[int]) -> None:
     from exposure.v1 import batch_pb2
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -213,7 +213,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def _print_inspection(name: str, report: dict) -> None:
+def _print_inspection(name: str, report: dict[str, Any]) -> None:
     header = report.get("header")
     if header:
         print(

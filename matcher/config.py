@@ -206,7 +206,8 @@ def env_name(field_name: str) -> str:
     """The environment variable of a Config field: MATCHER_ and the field's name, or the name it was given."""
     for f in fields(Config):
         if f.name == field_name:
-            return ENV_PREFIX + f.metadata.get("env", field_name.upper())
+            name: str = f.metadata.get("env", field_name.upper())
+            return ENV_PREFIX + name
     raise KeyError(field_name)
 
 

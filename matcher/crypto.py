@@ -21,6 +21,7 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import NDArray
 
 KEY_BYTES = 16
 RPI_BYTES = 16
@@ -49,7 +50,7 @@ def aemk(tek: bytes) -> bytes:
     return _hkdf16(tek, b"EN-AEMK")
 
 
-def aes_ecb(key: bytes, blocks: np.ndarray | bytes, out: np.ndarray | None = None) -> np.ndarray:
+def aes_ecb(key: bytes, blocks: NDArray[np.uint8] | bytes, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
     """AES-128-ECB over a whole buffer of 16-byte blocks in one cipher call; returns ``(n, 16)`` uint8.
 
     ``update_into`` a preallocated buffer: on large buffers it is ~10x faster than ``update``, which allocates
@@ -65,11 +66,11 @@ def aes_ecb(key: bytes, blocks: np.ndarray | bytes, out: np.ndarray | None = Non
         out = np.empty(data.size + 15, dtype=np.uint8)
     if data.size:
         encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-        encryptor.update_into(data, out)
+        encryptor.update_into(data.data, out.data)  # the arrays' buffers (memoryviews), written in place
     return out[: data.size].reshape(-1, 16)
 
 
-def padded_data(intervals: np.ndarray) -> np.ndarray:
+def padded_data(intervals: NDArray[np.integer]) -> NDArray[np.uint8]:
     """``b"EN-RPI" || 0x00*6 || uint32_le(i)`` for each interval number, as ``(n, 16)`` uint8."""
     intervals = np.asarray(intervals, dtype=np.uint32)
     blocks = np.zeros((intervals.size, 16), dtype=np.uint8)
@@ -78,7 +79,7 @@ def padded_data(intervals: np.ndarray) -> np.ndarray:
     return blocks
 
 
-def rpis(tek: bytes, rolling_start: int, rolling_period: int = 144) -> np.ndarray:
+def rpis(tek: bytes, rolling_start: int, rolling_period: int = 144) -> NDArray[np.uint8]:
     """The RPIs a key broadcasts in intervals ``rolling_start .. rolling_start + rolling_period - 1``."""
     intervals = np.arange(rolling_start, rolling_start + rolling_period, dtype=np.uint32)
     return aes_ecb(rpik(tek), padded_data(intervals))
@@ -86,10 +87,10 @@ def rpis(tek: bytes, rolling_start: int, rolling_period: int = 144) -> np.ndarra
 
 def rpi_at(tek: bytes, interval: int) -> bytes:
     """The single RPI of a key at one interval."""
-    return rpis(tek, interval, 1)[0].tobytes()
+    return rpis(tek, interval, 1).tobytes()
 
 
-def metadata_keystream(aemk_: bytes, rpis_: np.ndarray) -> np.ndarray:
+def metadata_keystream(aemk_: bytes, rpis_: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The AES-CTR keystream block for each RPI used as counter block: ``AES-ECB(AEMK, RPI)``.
 
     Metadata is 4 bytes, so only the first counter block is ever used, and CTR for many RPIs of one key is a
@@ -102,7 +103,8 @@ def encrypt_metadata(aemk_: bytes, rpi: bytes, metadata: bytes) -> bytes:
     """AEM for one RPI. AES-CTR is its own inverse, so this also decrypts."""
     if len(metadata) != METADATA_BYTES:
         raise ValueError(f"associated metadata is {METADATA_BYTES} bytes, got {len(metadata)}")
-    stream = metadata_keystream(aemk_, np.frombuffer(rpi, dtype=np.uint8).reshape(1, 16))[0, :METADATA_BYTES]
+    keystream = metadata_keystream(aemk_, np.frombuffer(rpi, dtype=np.uint8).reshape(1, 16))
+    stream: NDArray[np.uint8] = keystream[0, :METADATA_BYTES]
     return (np.frombuffer(metadata, dtype=np.uint8) ^ stream).tobytes()
 
 
@@ -116,7 +118,7 @@ def ble_metadata(tx_power_dbm: int, major: int = 1, minor: int = 0) -> bytes:
     return bytes([(major << 6) | (minor << 4), tx_power_dbm & 0xFF, 0, 0])
 
 
-def tx_power_of(metadata: np.ndarray | bytes) -> np.ndarray:
+def tx_power_of(metadata: NDArray[np.uint8] | bytes) -> NDArray[np.int16]:
     """The signed TX power byte of decrypted metadata (one 4-byte row each), as int16 dBm."""
     rows = np.frombuffer(metadata, dtype=np.uint8) if isinstance(metadata, bytes) else metadata
     return rows.reshape(-1, METADATA_BYTES)[:, 1].view(np.int8).astype(np.int16)

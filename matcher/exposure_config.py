@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from exposure.v1 import config_pb2
+from exposure.v1 import config_pb2, keys_pb2
 
 from .envelope import EXPOSURE_CONFIG, Rejected, open_envelope, seal
 from .errors import InvalidArgument, Violation
@@ -59,8 +59,10 @@ def default_config() -> config_pb2.ExposureConfig:
         weight_self_report=0.8,
         weight_infectiousness_standard=1.0,
         weight_infectiousness_high=1.0,
-        infectiousness_for_days_since_onset={d: int(i) for d, i in days.items() if i != Infectiousness.NONE},
-        infectiousness_when_days_since_onset_missing=Infectiousness.STANDARD,
+        infectiousness_for_days_since_onset={
+            d: keys_pb2.Infectiousness.ValueType(i) for d, i in days.items() if i != Infectiousness.NONE
+        },
+        infectiousness_when_days_since_onset_missing=keys_pb2.Infectiousness.ValueType(Infectiousness.STANDARD),
         minimum_weighted_minutes_per_day=15.0,
         sighting_credit_cap_seconds=300,
         tx_power_dbm_when_unknown=-8,
@@ -94,11 +96,11 @@ def check_config(config: config_pb2.ExposureConfig, field: str = "config") -> li
                     f"days since onset must be {MIN_DAYS_SINCE_ONSET}..{MAX_DAYS_SINCE_ONSET}",
                 )
             )
-        if infectiousness not in Infectiousness.__members__.values():
+        if int(infectiousness) not in Infectiousness.__members__.values():
             problems.append(
                 Violation(f"{field}.infectiousness_for_days_since_onset[{days}]", f"unknown value {infectiousness}")
             )
-    if config.infectiousness_when_days_since_onset_missing not in Infectiousness.__members__.values():
+    if int(config.infectiousness_when_days_since_onset_missing) not in Infectiousness.__members__.values():
         problems.append(Violation(f"{field}.infectiousness_when_days_since_onset_missing", "unknown value"))
     for name in ("minimum_weighted_minutes_per_day", "minimum_weighted_minutes_per_day_recursive"):
         minimum = getattr(config, name)

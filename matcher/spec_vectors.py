@@ -33,10 +33,20 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from exposure.v1 import mirror_pb2
+from exposure.v1 import batch_pb2, config_pb2, mirror_pb2
 
 from . import crypto, fprate
-from .batches import BATCH_FILE_MAGIC, build_batch, match, match_venue_hours, open_batch, section_of, sign_header
+from .batches import (
+    BATCH_FILE_MAGIC,
+    BuiltBatch,
+    SectionClass,
+    build_batch,
+    match,
+    match_venue_hours,
+    open_batch,
+    section_of,
+    sign_header,
+)
 from .exposure_config import default_config, sign_config
 from .filters import MAX_HASH_RANGE, element_hashes, element_tags, encode_set
 from .intervals import CLOCK_SKEW_SECONDS
@@ -64,7 +74,7 @@ _TAG_CASES = [
     (0xFFFFFFFF, 65537),
 ]
 # Coded sets: (label, values, Rice parameter or None for the encoder's best).
-_CODED_SETS: list[tuple[str, list[int], int | None]] = [
+_CODED_SETS: list[tuple[str, list[int] | None, int | None]] = [
     ("one hash, P = 0", [0], 0),
     ("one hash, best P", [123_456_789], None),
     ("small gaps, P = 1", [1, 2, 3, 5, 8, 13, 21, 34, 55, 89], 1),
@@ -159,6 +169,13 @@ def _batch_keys(name: str) -> list[DiagnosisKey]:
 _Probe = tuple[bytes, int, DiagnosisKey | None, int | None]
 
 
+def _published_section(key: DiagnosisKey, config: config_pb2.ExposureConfig) -> SectionClass:
+    section = section_of(key, config)
+    if section is None:
+        raise ValueError(f"a probe's key is not published under the configuration: {key}")
+    return section
+
+
 def _probes(name: str, keys: list[DiagnosisKey]) -> list[_Probe]:
     """Elements heard in mid-interval and at the edges of the clock skew, then identifiers that are no element at
     the time they were heard, each for a reason."""
@@ -205,7 +222,7 @@ def batches() -> list[dict[str, Any]]:
         classes = [section.section_class for section in sections]
         probes = _probes(name, keys)
         expected = [
-            (-1, None) if key is None else (classes.index(section_of(key, config)), interval)
+            (-1, None) if key is None else (classes.index(_published_section(key, config)), interval)
             for _, _, key, interval in probes
         ]
         rpis = np.frombuffer(b"".join(rpi for rpi, *_ in probes), np.uint8).reshape(-1, 16)
@@ -251,7 +268,7 @@ def batches() -> list[dict[str, Any]]:
     return out
 
 
-def _batch_file(signing_key: SigningKey):
+def _batch_file(signing_key: SigningKey) -> tuple[BuiltBatch, batch_pb2.SignedBatchHeader, bytes]:
     """Batch b as a signed batch file (§11): the built batch, its signed header and the file's bytes."""
     built = build_batch(
         _batch_keys("b"),

@@ -367,14 +367,14 @@ def code_request_from(
 ) -> CodeRequest:
     """Validates what a code will say about its patient; raises InvalidArgument listing every problem."""
     problems: list[Violation] = []
-    if request.report_type not in PUBLISHABLE_REPORT_TYPES:
+    if int(request.report_type) not in PUBLISHABLE_REPORT_TYPES:
         problems.append(Violation("report_type", f"must be {REPORT_TYPE_NAMES}"))
     onset = exposure = None
     try:
         onset = parse_date(request.symptom_onset_date, "symptom_onset_date")
     except InvalidArgument as exc:
         problems.extend(exc.violations)
-    if request.report_type == ReportType.RECURSIVE:
+    if int(request.report_type) == ReportType.RECURSIVE:
         exposure, contact_problems = _contact_of(request, today=day_of(interval_number(now)))
         problems.extend(contact_problems)
     elif request.exposure_date or request.exposure_level:
@@ -400,11 +400,11 @@ def code_request_from(
 def _contact_of(request: authority_pb2.IssueCodeRequest, *, today: dt.date) -> tuple[dt.date | None, list[Violation]]:
     """The exposure day of a RECURSIVE code's contact, and what is wrong with the request as a contact's."""
     problems: list[Violation] = []
-    if request.exposure_level == ExposureLevel.F2:
+    if int(request.exposure_level) == ExposureLevel.F2:
         problems.append(
             Violation("exposure_level", "a contact of a contact (F2) is not asked to share: warnings stop at F2")
         )
-    elif request.exposure_level != ExposureLevel.F1:
+    elif int(request.exposure_level) != ExposureLevel.F1:
         problems.append(Violation("exposure_level", "is required for a RECURSIVE code: F1, the contact of a case"))
     if request.symptom_onset_date:
         problems.append(Violation("symptom_onset_date", "is not for a RECURSIVE code: give the exposure date"))
@@ -429,7 +429,7 @@ def code_of_upload(request: sharing_pb2.SubmitWithCodeRequest) -> str:
         problems.insert(
             0, Violation("code", f"must be {codes.LENGTH} letters and digits, as the health authority gave it")
         )
-    if problems:
+    if code is None or problems:  # a code that is None is one of the problems
         raise InvalidArgument("the upload is malformed", problems)
     return code
 

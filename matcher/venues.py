@@ -94,7 +94,7 @@ class VenueOwner:
         return {"name": self.venue.name, "payload": self.venue.payload(), "private_key": seed.hex()}
 
     @classmethod
-    def from_trace(cls, trace: dict) -> VenueOwner:
+    def from_trace(cls, trace: object) -> VenueOwner:
         if not isinstance(trace, dict):
             raise VenueError(
                 'not a venue trace file (expected the object with "payload" and "private_key" that '
