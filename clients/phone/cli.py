@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -43,7 +43,7 @@ from .decoy import DEFAULT_DECOYS_PER_DAY, decoy_due, send_decoy
 from .keys import DEFAULT_TX_POWER_DBM, broadcast_at, key_for_day, set_tx_power
 from .matching import match_new
 from .mirror import MirrorClient, MirrorError, ssl_context, sync_mirror
-from .scoring import score, venue_risks
+from .scoring import DayRisk, VenueRisk, score, venue_risks
 from .share import NotAContact, exposure_day, share
 from .store import PhoneStore
 from .sync import SyncReport, sync
@@ -249,7 +249,8 @@ def cmd_check(args: argparse.Namespace) -> None:
         match_new(store, config)
         days, visits = score(store, config), venue_risks(store, config)
     if args.json:
-        print_json(sorted((r.as_json() for r in [*days, *visits]), key=lambda r: (r["day"], r["kind"])))
+        risks: list[DayRisk | VenueRisk] = [*days, *visits]
+        print_json(sorted((r.as_json() for r in risks), key=lambda r: (r["day"], r["kind"])))
         return
     if not days and not visits:
         print("no exposure found")
@@ -325,7 +326,7 @@ def build_parser() -> Parser:
     parser.add_argument("--now", type=time_arg, help="fixed clock: unix seconds or ISO 8601 (default: real time)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, func, help: str) -> argparse.ArgumentParser:
+    def command(name: str, func: Callable[[argparse.Namespace], int | None], help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=func.__doc__)
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         sub.set_defaults(func=func)

@@ -17,6 +17,7 @@ import http.client
 import ssl
 import urllib.parse
 
+from exposure.v1 import mirror_pb2
 from matcher.batches import BatchRejected
 from matcher.mirror import INDEX_NAME, MirrorRejected, open_index, open_mirror_file
 from matcher.signing import TrustedKeys
@@ -146,7 +147,7 @@ def sync_mirror(client: MirrorClient, store: PhoneStore, trusted: TrustedKeys) -
     return report
 
 
-def _download(client: MirrorClient, store: PhoneStore, entry, report: SyncReport) -> bytes:
+def _download(client: MirrorClient, store: PhoneStore, entry: mirror_pb2.MirrorFile, report: SyncReport) -> bytes:
     """The file's bytes, resuming what an earlier sync kept of the same file."""
     tag = _PARTIAL_TAG + entry.name.encode()
     partial = store.partial_download(entry.sequence)

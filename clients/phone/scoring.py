@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from exposure.v1 import batch_pb2, config_pb2
 from matcher.batches import LoadedSection, match_venue_hours
@@ -59,7 +61,7 @@ class DayRisk:
     score: float
     alert: bool
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"kind": "proximity", **asdict(self)}
 
 
@@ -72,11 +74,11 @@ class VenueRisk:
     minutes: float
     alert: bool
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"kind": "venue", **asdict(self)}
 
 
-def sighting_credit(times: np.ndarray, scan_times: np.ndarray, cap_seconds: int) -> np.ndarray:
+def sighting_credit(times: NDArray[np.int64], scan_times: NDArray[np.int64], cap_seconds: int) -> NDArray[np.float64]:
     """Seconds each sighting counts for: the time since the phone's previous scan, at most ``cap_seconds``."""
     position = np.searchsorted(scan_times, times)  # index of this scan in the schedule
     previous = np.where(position > 0, scan_times[np.maximum(position - 1, 0)], times - cap_seconds)
@@ -96,7 +98,7 @@ def section_level(info: batch_pb2.Section) -> ExposureLevel:
     return level_of(info.report_types[0])
 
 
-def coherent(group: np.ndarray, interval: np.ndarray) -> np.ndarray:
+def coherent(group: NDArray[np.integer], interval: NDArray[np.integer]) -> NDArray[np.bool_]:
     """Which windows have another window of the same group (batch and section) whose matched interval is
     1 .. COHERENCE_INTERVALS - 1 away: ``(n,)`` bool."""
     # One sortable key per window: the group in the high bits, the interval (< 2^32) in the low ones.
@@ -105,9 +107,10 @@ def coherent(group: np.ndarray, interval: np.ndarray) -> np.ndarray:
     last = len(ordered) - 1
     below = ordered[np.maximum(np.searchsorted(ordered, key, side="left") - 1, 0)]
     above = ordered[np.minimum(np.searchsorted(ordered, key, side="right"), last)]
-    return ((key - below >= 1) & (key - below < COHERENCE_INTERVALS) & (below >> 32 == key >> 32)) | (
-        (above - key >= 1) & (above - key < COHERENCE_INTERVALS) & (above >> 32 == key >> 32)
-    )
+    near: NDArray[np.bool_] = (
+        (key - below >= 1) & (key - below < COHERENCE_INTERVALS) & (below >> 32 == key >> 32)
+    ) | ((above - key >= 1) & (above - key < COHERENCE_INTERVALS) & (above >> 32 == key >> 32))
+    return near
 
 
 def score(store: PhoneStore, config: config_pb2.ExposureConfig) -> list[DayRisk]:

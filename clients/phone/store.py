@@ -8,9 +8,10 @@ one row per sighting, many sightings per RPI.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,9 @@ class PhoneStore:
             "INSERT OR IGNORE INTO own_keys (rolling_start, tek, rolling_period) VALUES (?, ?, ?)",
             (rolling_start, tek, rolling_period),
         )
-        return self.own_key(rolling_start)
+        held = self.own_key(rolling_start)
+        assert held is not None, "the day's key was just stored, or was already"
+        return held
 
     def own_keys(self) -> list[tuple[int, bytes, int]]:
         return self.db.execute(
@@ -198,7 +201,7 @@ class PhoneStore:
 
     def sightings_by_id(self, ids: Iterable[int]) -> Sightings:
         wanted = sorted(set(ids))
-        rows: list = []
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             rows += self.db.execute(
@@ -221,7 +224,8 @@ class PhoneStore:
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def last_sighting_id(self) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM sightings").fetchone()[0]
+        last: int = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM sightings").fetchone()[0]
+        return last
 
     # --- batches ------------------------------------------------------------------------------------------------
 
@@ -298,9 +302,11 @@ class PhoneStore:
 
     def add_checkin(self, venue_id: bytes, name: str, entry: int, exit: int) -> int:
         """Records a venue visit; returns its id."""
-        return self.db.execute(
+        row_id = self.db.execute(
             "INSERT INTO checkins (venue_id, name, entry, exit) VALUES (?, ?, ?, ?)", (venue_id, name, entry, exit)
         ).lastrowid
+        assert row_id is not None, "an INSERT has a row id"
+        return row_id
 
     def checkins(self) -> list[CheckIn]:
         """Every visit still held, oldest first."""
@@ -323,7 +329,7 @@ class PhoneStore:
             )
 
 
-def _as_arrays(rows: list) -> Sightings:
+def _as_arrays(rows: Sequence[tuple[Any, ...]]) -> Sightings:
     n = len(rows)
     ids, rpis, intervals, times, rssi, aems = zip(*rows) if n else ((),) * 6  # columns, transposed in C
     return Sightings(

@@ -70,7 +70,9 @@ def sync(channel: grpc.Channel, store: PhoneStore, trusted: TrustedKeys, *, chun
     return report
 
 
-def _sync_config(stub, store: PhoneStore, trusted: TrustedKeys, report: SyncReport) -> None:
+def _sync_config(
+    stub: distribution_pb2_grpc.DistributionStub, store: PhoneStore, trusted: TrustedKeys, report: SyncReport
+) -> None:
     signed = stub.GetExposureConfig(distribution_pb2.GetExposureConfigRequest(), timeout=CALL_TIMEOUT)
     report.bytes_downloaded += signed.ByteSize()
     keep_config(signed, store, trusted, report)
@@ -93,7 +95,7 @@ def keep_config(
 
 
 def _fetch_one(
-    stub,
+    stub: distribution_pb2_grpc.DistributionStub,
     store: PhoneStore,
     trusted: TrustedKeys,
     signed: batch_pb2.SignedBatchHeader,
@@ -129,7 +131,12 @@ def _fetch_one(
 
 
 def _download(
-    stub, store: PhoneStore, header: batch_pb2.BatchHeader, signed_bytes: bytes, report: SyncReport, chunk_size: int
+    stub: distribution_pb2_grpc.DistributionStub,
+    store: PhoneStore,
+    header: batch_pb2.BatchHeader,
+    signed_bytes: bytes,
+    report: SyncReport,
+    chunk_size: int,
 ) -> bytes:
     partial = store.partial_download(header.sequence)
     body = bytearray(partial[1] if partial and partial[0] == signed_bytes else b"")
