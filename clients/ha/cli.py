@@ -294,7 +294,7 @@ def cmd_issue_code(args: argparse.Namespace) -> None:
     if args.exposure_level == "F2":
         raise CliError("a contact of a contact (F2) is not asked to share: warnings stop at F2")
     request = authority_pb2.IssueCodeRequest(
-        report_type=int(args.report_type),
+        report_type=keys_pb2.ReportType.ValueType(args.report_type),
         symptom_onset_date=args.onset.isoformat() if args.onset else "",
         region=args.region,
         ttl_seconds=args.ttl,

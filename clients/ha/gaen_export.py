@@ -197,7 +197,7 @@ def _gaen_key(key: SourceKey) -> export_pb2.TemporaryExposureKey:
         rolling_period=key.rolling_period,
     )
     if key.report_type is not None:
-        gaen.report_type = int(key.report_type)
+        gaen.report_type = export_pb2.TemporaryExposureKey.ReportType.ValueType(key.report_type)
     if key.days_since_onset is not None:
         gaen.days_since_onset_of_symptoms = key.days_since_onset
     return gaen

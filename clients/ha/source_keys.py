@@ -49,7 +49,7 @@ class SourceKey:
             key_data=self.key_data,
             rolling_start_interval_number=self.rolling_start,
             rolling_period=self.rolling_period,
-            report_type=int(self.report_type or default_report_type),
+            report_type=keys_pb2.ReportType.ValueType(self.report_type or default_report_type),
         )
         if self.days_since_onset is not None:
             key.days_since_onset_of_symptoms = self.days_since_onset

@@ -19,7 +19,8 @@ import segno
 from exposure.v1 import authority_pb2
 from matcher.model import MAX_VENUE_WARNING_HOURS
 from matcher.private_files import private_folder, write_private
-from matcher.venues import HOUR_SECONDS, VenueError, VenueOwner
+from matcher.venues import HOUR_SECONDS, VenueOwner
+from matcher.venues import VenueError as VenueError  # raised here too: callers catch venue.VenueError
 
 PAYLOAD_FILE, PNG_FILE, SVG_FILE, TRACE_FILE = "payload.txt", "qr.png", "qr.svg", "trace.json"
 
@@ -44,8 +45,8 @@ def create(name: str, folder: Path) -> Created:
     (folder / PAYLOAD_FILE).write_text(payload + "\n")
     # Error correction M (15%): a printed code at a door gets scuffed; the payload stays a small code.
     code = segno.make(payload, error="m", micro=False)
-    code.save(folder / PNG_FILE, scale=8, border=4)
-    code.save(folder / SVG_FILE, scale=8, border=4)
+    code.save(str(folder / PNG_FILE), scale=8, border=4)
+    code.save(str(folder / SVG_FILE), scale=8, border=4)
     return Created(owner, folder)
 
 
