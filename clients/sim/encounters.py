@@ -39,7 +39,8 @@ class Encounters:
 
     @property
     def end(self) -> np.ndarray:
-        return self.start + self.duration
+        end: np.ndarray = self.start + self.duration
+        return end
 
     def select(self, mask: np.ndarray) -> Encounters:
         return Encounters(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
@@ -74,7 +75,9 @@ def _segment(
     )
 
 
-def _at_home(pop: Population, pairs: np.ndarray, day_start: int, weekend: bool, p: Params, rng) -> list[Encounters]:
+def _at_home(
+    pop: Population, pairs: np.ndarray, day_start: int, weekend: bool, p: Params, rng: np.random.Generator
+) -> list[Encounters]:
     n = len(pairs)
 
     def distance() -> np.ndarray:
@@ -89,7 +92,9 @@ def _at_home(pop: Population, pairs: np.ndarray, day_start: int, weekend: bool, 
     return parts
 
 
-def _at_work(pop: Population, present: np.ndarray, day_start: int, p: Params, rng) -> list[Encounters]:
+def _at_work(
+    pop: Population, present: np.ndarray, day_start: int, p: Params, rng: np.random.Generator
+) -> list[Encounters]:
     pairs = pop.neighbour_pairs[present[pop.neighbour_pairs].all(axis=1)]
     n = len(pairs)
     desks = _segment(
@@ -126,7 +131,7 @@ def _at_work(pop: Population, present: np.ndarray, day_start: int, p: Params, rn
     return [desks, meetings]
 
 
-def _by_chance(present: np.ndarray, day_start: int, p: Params, rng) -> Encounters:
+def _by_chance(present: np.ndarray, day_start: int, p: Params, rng: np.random.Generator) -> Encounters:
     people = np.flatnonzero(present)
     if len(people) < 2:
         return _segment(np.empty((0, 2), dtype=np.int64), day_start, CHANCE, (7, 8), np.empty(0), np.empty(0), rng)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 # (name, calibrated TX power in dBm, share of phones). GAEN phones advertise a per-model calibrated TX power; batches
 # do not carry it (docs/spec.md, "Risk classes and sections"), so a phone that matched computes attenuation with
@@ -117,7 +118,7 @@ class Params:
     def median_attenuation_db(self, distance_m: float) -> float:
         return self.path_loss_at_1m_db + 10 * self.path_loss_exponent * math.log10(distance_m)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         values = asdict(self)
         values["device_models"] = [{"name": n, "tx_power_dbm": p, "share": s} for n, p, s in self.device_models]
         values["close_range_median_attenuation_db"] = round(self.median_attenuation_db(self.close_range_m), 1)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import grpc.experimental
 import numpy as np
 
 from clients.phone.keys import day_broadcasts, keys_to_share, set_tx_power
@@ -163,7 +164,7 @@ class Shard:
         """The keys the phone gives to the health authority (the same ones it would share itself)."""
         return keys_to_share(self.phones[phone], now)
 
-    def sync_and_check(self, address: str, now: int, progress: Callable[[int], None] | None = None) -> Checked:
+    def sync_and_check(self, address: str, now: int, *, progress: Callable[[int], None] | None = None) -> Checked:
         channel = self.channel(address)
         n = len(self.phones)
         downloaded, batches, refused = (np.zeros(n, dtype=np.int64) for _ in range(3))
@@ -207,7 +208,7 @@ class LocalShard:
     def __init__(self, first: int, tx_powers: list[int], tls_dir: str) -> None:
         self.shard = Shard(first, tx_powers, tls_dir)
         self.first, self.size = first, len(tx_powers)
-        self._call: tuple[str, tuple] | None = None
+        self._call: tuple[str, tuple[Any, ...]] | None = None
 
     def submit(self, method: str, *args: Any) -> None:
         self._call = (method, args)
@@ -300,16 +301,16 @@ def gather(shards: list[AnyShard], progress: Callable[[int], None] | None = None
     """The answers to the calls submitted to every shard, in shard order; worker processes run concurrently and
     their progress reports are passed on as they come."""
     results: dict[int, Any] = {}
-    waiting = {}
+    waiting: dict[object, tuple[int, ShardProcess]] = {}  # by connection
     for index, shard in enumerate(shards):
         if isinstance(shard, ShardProcess):
-            waiting[shard.connection] = index
+            waiting[shard.connection] = (index, shard)
         else:
             results[index] = shard.result(progress)
     while waiting:
-        for connection in wait(list(waiting)):
-            index = waiting[connection]
-            done, value = shards[index].receive(progress)
+        for connection in wait([process.connection for _, process in waiting.values()]):
+            index, process = waiting[connection]
+            done, value = process.receive(progress)
             if done:
                 results[index] = value
                 del waiting[connection]

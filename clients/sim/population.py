@@ -76,8 +76,8 @@ def build_population(people: int, params: Params, rng: np.random.Generator) -> P
     students = rng.permutation(np.flatnonzero(role == STUDENT))
     group[students] = np.arange(len(students)) // params.class_size
     workers = rng.permutation(np.flatnonzero(role == WORKER))
-    workplace_sizes = np.clip(rng.lognormal(np.log(params.workplace_median), 0.8, size=len(workers) + 1), 2, 60)
-    workplace_sizes = workplace_sizes.astype(np.int64)
+    lognormal_sizes = np.clip(rng.lognormal(np.log(params.workplace_median), 0.8, size=len(workers) + 1), 2, 60)
+    workplace_sizes = lognormal_sizes.astype(np.int64)
     workplace_of = np.repeat(np.arange(len(workplace_sizes)), workplace_sizes)[: len(workers)]
     group[workers] = workplace_of + (group.max() + 1 if len(students) else 0)
 

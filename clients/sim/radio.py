@@ -35,7 +35,8 @@ class Sightings:
 
 def attenuation_db(distance_m: np.ndarray, params: Params) -> np.ndarray:
     """The median attenuation at ``distance_m``, before fading."""
-    return params.path_loss_at_1m_db + 10 * params.path_loss_exponent * np.log10(distance_m)
+    median: np.ndarray = params.path_loss_at_1m_db + 10 * params.path_loss_exponent * np.log10(distance_m)
+    return median
 
 
 def scan_counts(start: np.ndarray, end: np.ndarray, phase: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:

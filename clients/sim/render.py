@@ -269,7 +269,7 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
     mornings = list(range(1, report["days"] + report["run"]["mornings_after_the_run"] + 1))
     by_morning = report["alerts"]["by_morning"]
     by_morning_f2 = report["alerts_f2"]["by_morning"]
-    kinds = [
+    kinds: list[tuple[Any, tuple[str, ...], str, str]] = [
         (by_morning, ("true",), "F1, truly exposed", "#2b7bba"),
         (by_morning, ("shorter",), "F1, contact < 15 min", "#f0c030"),
         (by_morning, ("farther",), "F1, contact >= 15 min, not all at <= 2 m", "#f08030"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ class AlertKinds:
     shorter: int  # in contact with cases for less than the threshold, at any distance
     farther: int  # in contact for the threshold or longer, but not all of it at close range
     no_contact: int  # no contact with any case that day: a filter false positive
-    by_morning: dict[int, tuple[int, int, int, int]]  # morning -> new alerts of each kind, in ALERT_KINDS order
+    by_morning: dict[int, tuple[int, ...]]  # morning -> new alerts of each kind (4), in ALERT_KINDS order
 
     @property
     def false(self) -> int:
@@ -91,7 +91,10 @@ def classify_alerts(outcome: Outcome) -> AlertKinds:
             kind = 2 if exposures.any_minutes[row] >= threshold else 1
         counts[kind] += 1
         by_morning.setdefault(morning, [0, 0, 0, 0])[kind] += 1
-    return AlertKinds(*counts, by_morning={m: tuple(v) for m, v in sorted(by_morning.items())})
+    true, shorter, farther, no_contact = counts
+    return AlertKinds(
+        true, shorter, farther, no_contact, by_morning={m: tuple(v) for m, v in sorted(by_morning.items())}
+    )
 
 
 def recall_by_duration(outcome: Outcome) -> list[dict[str, Any]]:
@@ -217,7 +220,16 @@ def classify_f2_alerts(outcome: Outcome) -> F2AlertKinds:
             kind = 4
         counts[kind] += 1
         by_morning.setdefault(morning, [0] * len(F2_ALERT_KINDS))[kind] += 1
-    return F2AlertKinds(*counts, by_morning={m: tuple(v) for m, v in sorted(by_morning.items())})
+    true, f1_day, shorter, farther, untrue_source, no_contact = counts
+    return F2AlertKinds(
+        true,
+        f1_day,
+        shorter,
+        farther,
+        untrue_source,
+        no_contact,
+        by_morning={m: tuple(v) for m, v in sorted(by_morning.items())},
+    )
 
 
 def f2_recall(outcome: Outcome) -> dict[str, Any]:
@@ -291,7 +303,7 @@ def contacts_summary(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _summary(values: np.ndarray) -> dict[str, float]:
+def _summary(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     values = np.asarray(values, dtype=np.float64)
     if not values.size:
         return {"mean": 0.0, "p95": 0.0, "max": 0.0}

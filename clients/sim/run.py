@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -493,7 +493,7 @@ class Simulation:
                         key_data=tek,
                         rolling_start_interval_number=start,
                         rolling_period=period,
-                        report_type=ReportType.CONFIRMED_TEST,
+                        report_type=keys_pb2.ReportType.ValueType(ReportType.CONFIRMED_TEST),
                         days_since_onset_of_symptoms=days,
                     )
                     for (start, tek, period), days in zip(keys, since)
@@ -583,7 +583,7 @@ class Simulation:
             ]
         return published
 
-    def note_batches(self, run: dict, wall: float, day: int, now: int, stats: DayStats) -> None:
+    def note_batches(self, run: dict[str, Any], wall: float, day: int, now: int, stats: DayStats) -> None:
         """Checks what `matcher publish` did against what awaited publication, and keeps the batch's numbers.
 
         The service holds each section of too few cases apart: cases' keys (F1) and their contacts' (RECURSIVE,

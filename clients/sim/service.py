@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from clients.ha import venue
 from clients.ha.channel import authority_channel
 from clients.launch import LaunchError, matcher, read_ready, spawn_server, stop_process
-from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2
+from exposure.v1 import authority_pb2, authority_pb2_grpc, batch_pb2, keys_pb2
 from matcher.batches import read_batch_file
 from matcher.model import ReportType
 from matcher.store import StoreError, open_store
@@ -70,7 +71,7 @@ class Server:
     """A `matcher serve` process: ``ready()`` waits for its ready line and gives the running service; ``stop()``
     asks it to shut down (SIGTERM) and ``wait()`` waits until it has."""
 
-    def __init__(self, process: subprocess.Popen, log: Path, tls_dir: Path) -> None:
+    def __init__(self, process: subprocess.Popen[str], log: Path, tls_dir: Path) -> None:
         self.process, self.log, self.tls_dir = process, log, tls_dir
 
     @contextmanager
@@ -100,14 +101,16 @@ class Running:
 
     def issue_code(self, report_type: int, onset_date: str) -> str:
         stub = authority_pb2_grpc.AuthorityStub(self.channel)
-        request = authority_pb2.IssueCodeRequest(report_type=report_type, symptom_onset_date=onset_date)
+        request = authority_pb2.IssueCodeRequest(
+            report_type=keys_pb2.ReportType.ValueType(report_type), symptom_onset_date=onset_date
+        )
         return stub.IssueCode(request, timeout=30).code
 
     def issue_contact_code(self, exposure_date: str) -> str:
         """A RECURSIVE code for a case's contact (F1) exposed on ``exposure_date``: their keys from that day on."""
         stub = authority_pb2_grpc.AuthorityStub(self.channel)
         request = authority_pb2.IssueCodeRequest(
-            report_type=ReportType.RECURSIVE,
+            report_type=keys_pb2.ReportType.ValueType(ReportType.RECURSIVE),
             exposure_date=exposure_date,
             exposure_level=authority_pb2.EXPOSURE_LEVEL_F1,
         )
@@ -169,7 +172,7 @@ class Service:
         options = ["--now", str(now), "--publish-interval", str(self.publish_interval)]
         return Server(spawn_server(self.tls_dir / "server", self.store, *options, log=log), log, self.tls_dir)
 
-    def publish(self, now: int) -> tuple[dict, float]:
+    def publish(self, now: int) -> tuple[dict[str, Any], float]:
         """`matcher publish --now`: what it cut and held (its --json output, each batch with its signed header
         under "header", read from the batch file the command wrote) and the command's wall time."""
         out_dir = self.folder / "batches"
