@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from google.protobuf.message import DecodeError
+from numpy.typing import NDArray
 
 from exposure.v1 import batch_pb2, config_pb2
 
@@ -87,7 +88,7 @@ class LoadedSection:
     """One verified section of a batch: its entry in the header and its sorted hashes."""
 
     info: batch_pb2.Section
-    values: np.ndarray  # (count,) uint64, strictly increasing
+    values: NDArray[np.uint64]  # (count,), strictly increasing
 
     @property
     def section_class(self) -> SectionClass:
@@ -163,7 +164,7 @@ def key_elements(keys: Sequence[DiagnosisKey]) -> tuple[np.ndarray, np.ndarray]:
     return rpis, intervals
 
 
-def _published_mask(key: DiagnosisKey) -> np.ndarray:
+def _published_mask(key: DiagnosisKey) -> NDArray[np.bool_]:
     """Which intervals of a key's validity it publishes: ``(rolling_period,)`` bool."""
     if key.contact_intervals is None:
         return np.ones(key.rolling_period, dtype=bool)
@@ -466,8 +467,8 @@ def eligible(header: batch_pb2.BatchHeader, observed_at: np.ndarray) -> np.ndarr
 class Matches:
     """For each observation: the index of the section it matched (-1 for none) and the interval it matched at."""
 
-    section: np.ndarray  # (n,) int64
-    interval: np.ndarray  # (n,) int64, meaningful where section >= 0
+    section: NDArray[np.int64]  # (n,)
+    interval: NDArray[np.int64]  # (n,), meaningful where section >= 0
 
 
 def match(

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .crypto import aes_ecb
 
@@ -45,7 +46,7 @@ def _check_salt(salt: bytes) -> None:
         raise ValueError(f"a batch salt is {SALT_BYTES} bytes, got {len(salt)}")
 
 
-def _rows(array: np.ndarray, name: str) -> np.ndarray:
+def _rows(array: ArrayLike, name: str) -> NDArray[np.uint8]:
     array = np.asarray(array, dtype=np.uint8)
     if array.ndim != 2 or array.shape[1] != TAG_BYTES:
         raise ValueError(f"{name} must have shape (n, {TAG_BYTES}), got {array.shape}")
@@ -55,7 +56,7 @@ def _rows(array: np.ndarray, name: str) -> np.ndarray:
 # --- Tags and hashes -------------------------------------------------------------------------------------------
 
 
-def encrypt_rpis(rpis: np.ndarray, salt: bytes) -> np.ndarray:
+def encrypt_rpis(rpis: ArrayLike, salt: bytes) -> NDArray[np.uint8]:
     """The first CBC-MAC block ``AES-128-ECB_S(RPI)``, which does not depend on the interval.
 
     Matching may test one observation at several intervals: it computes this once and
@@ -65,7 +66,7 @@ def encrypt_rpis(rpis: np.ndarray, salt: bytes) -> np.ndarray:
     return aes_ecb(salt, _rows(rpis, "rpis"))
 
 
-def tags_from_encrypted(encrypted: np.ndarray, intervals: np.ndarray, salt: bytes) -> np.ndarray:
+def tags_from_encrypted(encrypted: NDArray[np.uint8], intervals: ArrayLike, salt: bytes) -> NDArray[np.uint8]:
     """``AES-128-ECB_S(encrypted XOR pad(i))``: the second CBC-MAC block, one cipher call for all rows."""
     _check_salt(salt)
     intervals = np.asarray(intervals)
@@ -78,7 +79,7 @@ def tags_from_encrypted(encrypted: np.ndarray, intervals: np.ndarray, salt: byte
     return aes_ecb(salt, blocks)
 
 
-def element_tags(rpis: np.ndarray, intervals: np.ndarray, salt: bytes) -> np.ndarray:
+def element_tags(rpis: ArrayLike, intervals: ArrayLike, salt: bytes) -> NDArray[np.uint8]:
     """The 16-byte tag of each ``(rpis[n], intervals[n])`` under batch salt ``salt``: ``(n, 16)`` uint8.
 
     Two AES calls in all, each over every row.
@@ -92,7 +93,7 @@ def _check_hash_range(hash_range: int) -> np.uint64:
     return np.uint64(hash_range)
 
 
-def element_hashes(tags: np.ndarray, hash_range: int) -> np.ndarray:
+def element_hashes(tags: ArrayLike, hash_range: int) -> NDArray[np.uint64]:
     """``uint64_le(T[0:8]) mod U`` of each tag: ``(n,)`` uint64."""
     words = np.ascontiguousarray(_rows(tags, "tags")[:, :8]).view("<u8").reshape(-1).astype(np.uint64, copy=False)
     return words % _check_hash_range(hash_range)
@@ -127,20 +128,20 @@ class EncodedSet:
     quotient_bytes: int
 
 
-def _gaps(values: np.ndarray) -> np.ndarray:
+def _gaps(values: NDArray[np.uint64]) -> NDArray[np.uint64]:
     gaps = np.empty_like(values)
     gaps[:1] = values[:1]
     np.subtract(values[1:], values[:-1], out=gaps[1:])
     return gaps
 
 
-def coded_bits(gaps: np.ndarray, rice_parameter: int) -> int:
+def coded_bits(gaps: NDArray[np.uint64], rice_parameter: int) -> int:
     """Bits of the two streams before padding: ``sum(gap >> P) + n`` unary and ``n x P`` remainder bits."""
     quotients = int(np.sum(gaps >> np.uint64(rice_parameter), dtype=np.uint64))
     return quotients + len(gaps) * (1 + rice_parameter)
 
 
-def best_rice_parameter(gaps: np.ndarray) -> int:
+def best_rice_parameter(gaps: NDArray[np.uint64]) -> int:
     """The P that makes these gaps' code shortest (the smaller P on a tie).
 
     For gaps of mean g the optimum lies near ``log2(g x ln 2)``; the candidates around it are measured exactly.
@@ -151,13 +152,13 @@ def best_rice_parameter(gaps: np.ndarray) -> int:
     return min(candidates, key=lambda p: (coded_bits(gaps, p), p))
 
 
-def encode_set(values: np.ndarray, rice_parameter: int | None = None) -> EncodedSet:
+def encode_set(values: ArrayLike, rice_parameter: int | None = None) -> EncodedSet:
     """The Golomb-Rice code of a set of distinct hashes (any order); P is the best one unless given."""
-    values = np.sort(np.asarray(values, dtype=np.uint64))  # sort and drop repeats: np.unique hashes, 10x slower
-    if not len(values):
+    ordered = np.sort(np.asarray(values, dtype=np.uint64))  # sort and drop repeats: np.unique hashes, 10x slower
+    if not len(ordered):
         raise ValueError("a coded set has at least one element")
-    values = values[np.concatenate([[True], values[1:] != values[:-1]])]
-    gaps = _gaps(values)
+    distinct = ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])]
+    gaps = _gaps(distinct)
     p = best_rice_parameter(gaps) if rice_parameter is None else rice_parameter
     if not 0 <= p <= MAX_RICE_PARAMETER:
         raise ValueError(f"a Rice parameter is 0..{MAX_RICE_PARAMETER}, got {p}")
@@ -174,14 +175,16 @@ def encode_set(values: np.ndarray, rice_parameter: int | None = None) -> Encoded
     for start in range(0, len(gaps), _CHUNK):
         bits = np.unpackbits(words[start : start + _CHUNK], axis=1, count=p, bitorder="little")
         parts.append(np.packbits(bits.reshape(-1), bitorder="little").tobytes())
-    return EncodedSet(b"".join(parts), len(values), p, len(quotient_stream))
+    return EncodedSet(b"".join(parts), len(distinct), p, len(quotient_stream))
 
 
 def remainder_bytes(count: int, rice_parameter: int) -> int:
     return (count * rice_parameter + 7) // 8
 
 
-def decode_set(data: bytes, count: int, rice_parameter: int, quotient_bytes: int, hash_range: int) -> np.ndarray:
+def decode_set(
+    data: bytes, count: int, rice_parameter: int, quotient_bytes: int, hash_range: int
+) -> NDArray[np.uint64]:
     """The sorted hashes of a coded set, ``(count,)`` uint64, after checking that the bytes are exactly the
     canonical code of ``count`` distinct hashes below ``hash_range``. Raises ValueError saying what is wrong."""
     limit = _check_hash_range(hash_range)
@@ -210,7 +213,7 @@ def decode_set(data: bytes, count: int, rice_parameter: int, quotient_bytes: int
     return values
 
 
-def _remainders(stream: np.ndarray, count: int, rice_parameter: int) -> np.ndarray:
+def _remainders(stream: NDArray[np.uint8], count: int, rice_parameter: int) -> NDArray[np.uint64]:
     """The P-bit remainders, each read as the little-endian 64-bit word at its first byte, shifted and masked.
 
     A remainder starts at bit ``j x P``: byte ``(j x P) >> 3``, bit ``(j x P) & 7``, and ``P + 7 <= 63`` bits from
@@ -233,7 +236,7 @@ def _remainders(stream: np.ndarray, count: int, rice_parameter: int) -> np.ndarr
     return out
 
 
-def contains(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+def contains(values: NDArray[np.uint64], queries: ArrayLike) -> NDArray[np.bool_]:
     """Which queries are in the sorted hashes ``values``: ``(n,)`` bool."""
     queries = np.asarray(queries, dtype=np.uint64)
     if not len(values) or not queries.size:

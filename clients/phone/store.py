@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from matcher.intervals import INTERVAL_SECONDS, INTERVALS_PER_DAY, SECONDS_PER_DAY
 from matcher.model import DEFAULT_RETENTION_DAYS
@@ -93,17 +94,17 @@ class CheckIn:
 class Sightings:
     """Sightings as whole arrays, for vectorised matching."""
 
-    ids: np.ndarray  # int64
-    rpis: np.ndarray  # (n, 16) uint8
-    intervals: np.ndarray  # int64
-    times: np.ndarray  # int64
-    rssi: np.ndarray  # int16
-    aems: np.ndarray  # (n, 4) uint8
+    ids: NDArray[np.int64]
+    rpis: NDArray[np.uint8]  # (n, 16)
+    intervals: NDArray[np.int64]
+    times: NDArray[np.int64]
+    rssi: NDArray[np.int16]
+    aems: NDArray[np.uint8]  # (n, 4)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def select(self, mask: np.ndarray) -> Sightings:
+    def select(self, mask: NDArray[np.bool_]) -> Sightings:
         return Sightings(
             self.ids[mask], self.rpis[mask], self.intervals[mask], self.times[mask], self.rssi[mask], self.aems[mask]
         )
@@ -218,7 +219,7 @@ class PhoneStore:
         ).fetchall()
         return {row[0] for row in rows}
 
-    def scan_times(self) -> np.ndarray:
+    def scan_times(self) -> NDArray[np.int64]:
         """Every distinct time the scanner recorded something, ascending: the phone's scan schedule."""
         rows = self.db.execute("SELECT DISTINCT time FROM sightings ORDER BY time").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
