@@ -9,10 +9,11 @@ every refusal is a ``Rejected``, whose message says why, for a person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 
 from exposure.v1 import batch_pb2, config_pb2, mirror_pb2
 
@@ -25,8 +26,9 @@ from .signing import (
     TrustedKeys,
 )
 
-M = TypeVar("M", bound=Message)  # the signed message
-E = TypeVar("E", bound=Message)  # its envelope
+# The signed message and its envelope: one of the three kinds below (each kind's fields are checked by mypy).
+M = TypeVar("M", batch_pb2.BatchHeader, config_pb2.ExposureConfig, mirror_pb2.MirrorIndex)
+E = TypeVar("E", batch_pb2.SignedBatchHeader, config_pb2.SignedExposureConfig, mirror_pb2.SignedMirrorIndex)
 
 
 class Rejected(ValueError):
@@ -36,19 +38,23 @@ class Rejected(ValueError):
 
 @dataclass(frozen=True)
 class Kind(Generic[M, E]):
-    """One kind of signed message: its envelope and the envelope's payload field, its domain, and whether the
-    message names its own signing key (then that must be the key the envelope presents)."""
+    """One kind of signed message: its envelope and the envelope's payload field, its domain, and the signing key
+    the message names itself, if it does (then that must be the key the envelope presents)."""
 
     what: str  # in messages: "batch header refused: ..."
     message: type[M]
     envelope: type[E]
     field: str
     domain: bytes
-    names_its_key: bool
+    named_key: Callable[[M], tuple[str, str]] | None  # (key id, key version) the message names
+
+
+def _named_key(message: batch_pb2.BatchHeader | mirror_pb2.MirrorIndex) -> tuple[str, str]:
+    return message.signing_key_id, message.signing_key_version
 
 
 BATCH_HEADER = Kind(
-    "batch header", batch_pb2.BatchHeader, batch_pb2.SignedBatchHeader, "header", DOMAIN_BATCH_HEADER, True
+    "batch header", batch_pb2.BatchHeader, batch_pb2.SignedBatchHeader, "header", DOMAIN_BATCH_HEADER, _named_key
 )
 EXPOSURE_CONFIG = Kind(
     "exposure configuration",
@@ -56,10 +62,10 @@ EXPOSURE_CONFIG = Kind(
     config_pb2.SignedExposureConfig,
     "config",
     DOMAIN_EXPOSURE_CONFIG,
-    False,
+    None,
 )
 MIRROR_INDEX = Kind(
-    "mirror index", mirror_pb2.MirrorIndex, mirror_pb2.SignedMirrorIndex, "index", DOMAIN_MIRROR_INDEX, True
+    "mirror index", mirror_pb2.MirrorIndex, mirror_pb2.SignedMirrorIndex, "index", DOMAIN_MIRROR_INDEX, _named_key
 )
 
 
@@ -86,8 +92,8 @@ def open_envelope(kind: Kind[M, E], signed: E, trusted: TrustedKeys, *, error: t
         name = kind.message.DESCRIPTOR.name
         article = "an" if name[0] in "AEIOU" else "a"
         raise error(f"{kind.what} refused: its signed bytes are not {article} {name}") from None
-    if kind.names_its_key:
-        named = (message.signing_key_id, message.signing_key_version)
+    if kind.named_key is not None:
+        named = kind.named_key(message)
         if named != (key_id, key_version):
             raise error(
                 f"{kind.what} refused: signed as key {named[0]}/{named[1]} but presented as {key_id}/{key_version}"

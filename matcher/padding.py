@@ -13,8 +13,9 @@ The padding field is at least MIN_PADDING bytes long, so its length prefix is al
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
-from google.protobuf.message import Message
+from exposure.v1 import sharing_pb2
 
 MIN_PADDING = 128
 _PREFIX = 3  # the field's tag (its number is under 16: one byte) and a two-byte length
@@ -41,7 +42,11 @@ REQUEST = Sizes(floor=2048, step=1024)
 RESPONSE = Sizes(floor=512, step=512)
 
 
-def padded(message: Message, sizes: Sizes) -> Message:
+# The messages that carry a padding field.
+Padded = TypeVar("Padded", sharing_pb2.SubmitWithCodeRequest, sharing_pb2.SubmitWithCodeResponse)
+
+
+def padded(message: Padded, sizes: Sizes) -> Padded:
     """``message`` with its ``padding`` field set so that it serialises to exactly ``sizes.target`` of the rest;
     returned for convenience (it is changed in place)."""
     message.ClearField("padding")
