@@ -47,7 +47,7 @@ def fingerprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex()
 
 
-def _pins(entry: dict) -> frozenset[str]:
+def _pins(entry: dict[str, Any]) -> frozenset[str]:
     value = entry.get(PINS, [])
     if not isinstance(value, list) or not all(isinstance(pin, str) for pin in value):
         raise ValueError(f"{PINS} must be a list of SHA-256 fingerprints in hex")
@@ -133,21 +133,26 @@ def _flag(entry: dict[str, Any], name: str) -> bool:
     return value
 
 
+def _auth_property(context: grpc.ServicerContext, name: str) -> list[bytes]:
+    """The values of one property of the call's verified peer (none without one)."""
+    # grpcio gives each property as a list of bytes; types-grpcio types the map as str -> bytes (its own FIXME).
+    values: list[bytes] = context.auth_context().get(name) or []  # type: ignore[assignment]
+    return values
+
+
 def caller_name(context: grpc.ServicerContext) -> str:
     """The authority named by the verified client certificate; UNAUTHENTICATED when there is none."""
-    names = context.auth_context().get("x509_common_name")
+    names = _auth_property(context, "x509_common_name")
     if not names:
         raise Unauthenticated(
             "this method needs a health authority's client certificate: call the authority port with mutual TLS"
         )
-    # grpcio gives each auth property as a list of bytes; types-grpcio types the map as str -> bytes (its FIXME).
-    first: bytes = names[0]  # type: ignore[assignment]
-    return first.decode("utf-8", "replace")
+    return names[0].decode("utf-8", "replace")
 
 
 def caller_fingerprint(context: grpc.ServicerContext) -> str | None:
     """The fingerprint of the client certificate the handshake verified, None when there is none."""
-    pems = context.auth_context().get("x509_pem_cert")
+    pems = _auth_property(context, "x509_pem_cert")
     return fingerprint(x509.load_pem_x509_certificate(pems[0])) if pems else None
 
 
@@ -169,7 +174,10 @@ class Authorities:
 
     def reload(self) -> bool:
         """Reads the authorities file again (on SIGHUP). Calls in flight finish under the policies they started
-        with; the next ones get the new. A file that does not load is logged in one line and changes nothing."""
+        with; the next ones get the new. A file that does not load is logged in one line and changes nothing.
+        Authorities made from a mapping rather than a file have nothing to read again: False."""
+        if self._path is None:
+            return False
         try:
             policies = load_policies(self._path)
         except ValueError as exc:
