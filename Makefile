@@ -31,7 +31,7 @@ $(LOCKED): requirements.lock
 	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	@touch $@
 
-$(GENERATED): $(PROTOS) | $(LOCKED)
+$(GENERATED): $(PROTOS) Makefile | $(LOCKED)
 	rm -rf exposure
 	$(PY) -m grpc_tools.protoc -I proto --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
 	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
