@@ -8,46 +8,25 @@ import time
 import grpc
 import pytest
 
-from exposure.v1 import authority_pb2, distribution_pb2, distribution_pb2_grpc
+from exposure.v1 import distribution_pb2, distribution_pb2_grpc
 from matcher.distribution import MIN_CHUNK_BYTES
-from matcher.model import MAX_KEYS_PER_SUBMISSION
-from tests.fault.test_stalled_readers import BATCH_KEYS, key
-from tests.integration.harness import NOW, start_server
-from tests.integration.test_service import publish
+from tests.fault.test_stalled_readers import publish_a_large_batch, small_server
 
-CALLS = 2  # the public port's whole capacity, held by stalled downloads
+CALLS = 2  # the public port's whole capacity (and its worker threads), held by stalled downloads
 DOWNLOAD_SECONDS = 8  # long enough for the refusal below to be seen on a busy machine
-PATIENCE_SECONDS = 60
+PATIENCE_SECONDS = 60  # how long the test waits for the server to free its port before calling it stuck
 # A phone whose receive window stays at 64 KiB (no growth by bandwidth probing), so that a stream it does not
 # read fills its window at once and the server's send waits, as a phone that stopped reading would make it.
 NEVER_READING = [
     ("grpc.http2.bdp_probe", 0),
     ("grpc.http2.lookahead_bytes", 65_536),
-]  # how long the test waits for the server to free its port before calling it stuck
+]
 
 
 def test_downloads_that_are_never_read_are_cancelled_by_the_server_and_free_the_port(fault_pki, tmp_path):
-    server = start_server(
-        fault_pki,
-        f"sqlite:{tmp_path / 'service.db'}",
-        "--now",
-        str(NOW),
-        "--workers",
-        str(CALLS),
-        "--max-calls",
-        str(CALLS),
-        "--processes",
-        "1",
-        "--download-seconds",
-        str(DOWNLOAD_SECONDS),
-        log=tmp_path / "serve.log",
-    )
+    server = small_server(fault_pki, tmp_path, CALLS, "--download-seconds", str(DOWNLOAD_SECONDS))
     try:
-        authority = server.authority_stub()
-        for first in range(0, BATCH_KEYS, MAX_KEYS_PER_SUBMISSION):
-            keys = [key(n) for n in range(first, first + MAX_KEYS_PER_SUBMISSION)]
-            authority.SubmitKeys(authority_pb2.SubmitKeysRequest(submission_id=f"bulk-{first}", keys=keys), timeout=30)
-        [batch] = publish(server, now=NOW + 60)
+        batch = publish_a_large_batch(server)
 
         # Small chunks: a sender that waits for the reader after each one, rather than one that hands grpc the body.
         request = distribution_pb2.DownloadBatchRequest(sequence=batch["sequence"], chunk_size=MIN_CHUNK_BYTES)

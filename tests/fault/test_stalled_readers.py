@@ -3,8 +3,11 @@ threads, so submissions and codes go through while every public worker is stuck 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 
+from clients.launch import Server
 from exposure.v1 import authority_pb2, distribution_pb2, distribution_pb2_grpc
 from matcher.model import MAX_KEYS_PER_SUBMISSION, ReportType
 from tests.integration.harness import NOW, start_server
@@ -19,27 +22,40 @@ def key(n: int):
     return diagnosis_key(0, key_data=n.to_bytes(16, "big"))
 
 
-def test_fifty_downloads_that_never_read_leave_the_authority_port_serving(fault_pki, tmp_path):
-    # Two worker threads and at most 8 calls held on the public port: 50 stalled streams fill both many times over.
-    server = start_server(
-        fault_pki,
-        f"sqlite:{tmp_path / 'service.db'}",
+def small_server(pki: Path, folder: Path, calls: int, *extra: str) -> Server:
+    """One server process on SQLite with two worker threads and at most ``calls`` calls held on the public port."""
+    return start_server(
+        pki,
+        f"sqlite:{folder / 'service.db'}",
         "--now",
         str(NOW),
         "--workers",
         "2",
         "--max-calls",
-        "8",
+        str(calls),
         "--processes",
         "1",
-        log=tmp_path / "serve.log",
+        *extra,
+        log=folder / "serve.log",
     )
+
+
+def publish_a_large_batch(server: Server) -> dict:
+    """BATCH_KEYS keys pushed by an authority and cut into one batch: its entry in `matcher publish --json`."""
+    authority = server.authority_stub()
+    for first in range(0, BATCH_KEYS, MAX_KEYS_PER_SUBMISSION):
+        keys = [key(n) for n in range(first, first + MAX_KEYS_PER_SUBMISSION)]
+        authority.SubmitKeys(authority_pb2.SubmitKeysRequest(submission_id=f"bulk-{first}", keys=keys), timeout=30)
+    [batch] = publish(server, now=NOW + 60)
+    return batch
+
+
+def test_fifty_downloads_that_never_read_leave_the_authority_port_serving(fault_pki, tmp_path):
+    # At most 8 calls held on the public port: 50 stalled streams fill it and both workers many times over.
+    server = small_server(fault_pki, tmp_path, 8)
     try:
         authority = server.authority_stub()
-        for first in range(0, BATCH_KEYS, MAX_KEYS_PER_SUBMISSION):
-            keys = [key(n) for n in range(first, first + MAX_KEYS_PER_SUBMISSION)]
-            authority.SubmitKeys(authority_pb2.SubmitKeysRequest(submission_id=f"bulk-{first}", keys=keys), timeout=30)
-        [batch] = publish(server, now=NOW + 60)
+        batch = publish_a_large_batch(server)
 
         channels = [server.public_channel() for _ in range(CHANNELS)]
         request = distribution_pb2.DownloadBatchRequest(sequence=batch["sequence"], chunk_size=1)
