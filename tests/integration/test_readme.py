@@ -1,4 +1,8 @@
-"""The README's walk-through works as written: its shell block runs unchanged and Bob's phone alerts."""
+"""The README's walk-through works as written: its shell block runs unchanged and Bob's phone alerts.
+
+Unchanged but for its two ports: the server's defaults (50051 and 50052) may be held by another program, or by an
+ephemeral port of another test's connection, so the block runs on two free ports instead, given to `matcher serve`
+through its environment (MATCHER_LISTEN, MATCHER_AUTHORITY_LISTEN) and to the clients in place of the numbers."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from clients.redis_server import free_port
+from matcher.config import DEFAULT_AUTHORITY_LISTEN, DEFAULT_LISTEN, env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,13 +34,19 @@ def walk_through() -> str:
 def test_the_readmes_walk_through_runs_as_written_and_bobs_phone_alerts(tmp_path: Path) -> None:
     script = walk_through()
     assert ". .venv/bin/activate" in script and "kill %1" in script
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    for field, default in (("listen", DEFAULT_LISTEN), ("authority_listen", DEFAULT_AUTHORITY_LISTEN)):
+        address = f"127.0.0.1:{free_port()}"
+        assert default in script, f"the walk-through no longer uses {default}"
+        script = script.replace(default, address)
+        environment[env_name(field)] = address
     shell = subprocess.Popen(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        env=environment,
         start_new_session=True,
     )
     try:
