@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from .ratelimit import TokenBuckets
 from .share_timing import ShareTiming
 from .signing import SigningKey
 from .store import CodeRecord, Store
+from .time_limits import TimeLimits
 from .validation import (
     Diagnosis,
     KeyVerdict,
@@ -395,6 +395,7 @@ class DistributionServicer:
     def __init__(self, services: Services, cache: BatchCache) -> None:
         self.s = services
         self.cache = cache
+        self.download_limits = TimeLimits(services.config.download_seconds)
 
     @grpc_method
     def ListBatches(self, request: distribution_pb2.ListBatchesRequest, context: grpc.ServicerContext) -> bytes:
@@ -409,17 +410,12 @@ class DistributionServicer:
             raise OutOfRange(f"offset {request.offset} is past the end of batch {request.sequence} ({size} bytes)")
         chunk = min(max(request.chunk_size or MAX_CHUNK_BYTES, MIN_CHUNK_BYTES), MAX_CHUNK_BYTES)
         # A reader that stops reading blocks this worker in a send; cancelling the call is what frees it.
-        limit = threading.Timer(self.s.config.download_seconds, context.cancel)
-        limit.daemon = True
-        limit.start()
-        try:
+        with self.download_limits.limit(context.cancel):
             for serialised, data_bytes in self.cache.chunks(request.sequence, size, request.offset, chunk):
                 if not context.is_active():
                     return
                 REGISTRY.inc("matcher_bytes_served_total", data_bytes)
                 yield serialised
-        finally:
-            limit.cancel()
 
     @grpc_method
     def GetExposureConfig(
