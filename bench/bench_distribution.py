@@ -24,7 +24,18 @@ import grpc
 from bench.clients import ROUNDS, Clients, Load
 from bench.common import Curve, Section
 from bench.fleet import FleetResult, hourly_sync
-from bench.service import AUTHORITY, NOW, STORES, TODAY, bench_pki, nginx_serving, serving, store_url
+from bench.grpc_floor import BODY_FILE, FULL_LIST_FILE, NEW_LIST_FILE
+from bench.service import (
+    AUTHORITY,
+    NOW,
+    STORES,
+    TODAY,
+    bench_pki,
+    grpc_floor_serving,
+    nginx_serving,
+    serving,
+    store_url,
+)
 from clients.launch import Server, matcher
 from exposure.v1 import authority_pb2, authority_pb2_grpc, distribution_pb2, distribution_pb2_grpc, keys_pb2
 from matcher.batches import open_body, open_header
@@ -47,7 +58,7 @@ HOURLY_CASES = CASES // 24  # the cases of one hourly batch at 1,000 cases a day
 DAYS_PER_CASE = 8  # published days of a case: 2 before symptom onset to 5 after
 HISTORY = 14 * 24  # a fortnight of hourly batches
 CALL_TIMEOUT = 60.0
-BODY_FILE, FULL_LIST_FILE, NEW_LIST_FILE = "batch.bin", "list-all.bin", "list-new.bin"
+FLOOR = "grpcio alone, no service code (bench/grpc_floor.py)"
 
 
 # --- the phones -------------------------------------------------------------------------------------------------
@@ -243,41 +254,44 @@ def _latency_row(what: str, load: Load, baseline: Load | None) -> dict:
     }
 
 
-def measure(clients: Clients, server: Server, port: int, ca: str, sequence: int, files: dict[str, bytes]) -> dict:
-    """Every download and listing of the service next to nginx's, the two taking turns."""
+def measure(
+    clients: Clients, server: Server, floor: str, port: int, ca: str, sequence: int, files: dict[str, bytes]
+) -> dict:
+    """Every download and listing of the service next to grpcio's floor and nginx's, the three taking turns."""
 
     def phones(n: int, **kwargs: object) -> list[dict]:
         return [dict(ca_file=ca, **kwargs)] * n
 
-    downloads = {
-        n: clients.alternate(
+    def downloads(n: int) -> dict[str, Load]:
+        grpc_phones = {"sequence": sequence, "sha256": _sha(files, BODY_FILE)}
+        return clients.alternate(
             {
-                "ours": (
-                    BatchDownloader,
-                    phones(n, address=server.public, sequence=sequence, sha256=_sha(files, BODY_FILE)),
-                ),
+                "ours": (BatchDownloader, phones(n, address=server.public, **grpc_phones)),
+                "floor": (BatchDownloader, phones(n, address=floor, **grpc_phones)),
                 "nginx": (FileDownloader, phones(n, port=port, name=BODY_FILE, sha256=_sha(files, BODY_FILE))),
             },
             DOWNLOAD_SECONDS,
         )
-        for n in PHONES
-    }
-    lists = {
-        name: clients.alternate(
+
+    def lists(name: str, after: int) -> dict[str, Load]:
+        return clients.alternate(
             {
                 "ours": (Lister, phones(1, address=server.public, after=after, sha256=_sha(files, name))),
+                "floor": (Lister, phones(1, address=floor, after=after, sha256=_sha(files, name))),
                 "nginx": (FileDownloader, phones(1, port=port, name=name, sha256=_sha(files, name))),
             },
             LIST_SECONDS,
         )
-        for name, after in ((FULL_LIST_FILE, 0), (NEW_LIST_FILE, sequence - 1))
+
+    return {
+        "downloads": {n: downloads(n) for n in PHONES},
+        "lists": {name: lists(name, after) for name, after in ((FULL_LIST_FILE, 0), (NEW_LIST_FILE, sequence - 1))},
     }
-    return {"downloads": downloads, "lists": lists}
 
 
 def run_quick() -> Section:
-    """`make bench QUICK=1`: one phone downloading the 1,000-case batch from the service and from nginx, a few
-    seconds each, on SQLite (no history, no Redis)."""
+    """`make bench QUICK=1`: one phone downloading the 1,000-case batch from the service, from grpcio's floor and
+    from nginx, a few seconds each, on SQLite (no history, no Redis)."""
     with tempfile.TemporaryDirectory(prefix="bench-distribution-") as tmp, Clients(1) as clients:
         tls = bench_pki(Path(tmp))
         url = f"sqlite:{Path(tmp) / 'matcher.db'}"
@@ -285,41 +299,23 @@ def run_quick() -> Section:
             push_cases(server, tls, CASES)
             sequence = publish(url, tls)["sequence"]
             files = published_files(server, tls, sequence)
-            with nginx_serving(tls, files) as port:
-                sha = _sha(files, BODY_FILE)
+            with nginx_serving(tls, files) as port, grpc_floor_serving(tls, files) as floor:
+                phone = {"ca_file": str(tls / "phone" / "ca.pem"), "sha256": _sha(files, BODY_FILE)}
                 loads = clients.alternate(
                     {
-                        "ours": (
-                            BatchDownloader,
-                            [
-                                {
-                                    "address": server.public,
-                                    "ca_file": str(tls / "phone" / "ca.pem"),
-                                    "sequence": sequence,
-                                    "sha256": sha,
-                                }
-                            ],
-                        ),
-                        "nginx": (
-                            FileDownloader,
-                            [
-                                {
-                                    "port": port,
-                                    "ca_file": str(tls / "phone" / "ca.pem"),
-                                    "name": BODY_FILE,
-                                    "sha256": sha,
-                                }
-                            ],
-                        ),
+                        "ours": (BatchDownloader, [dict(phone, address=server.public, sequence=sequence)]),
+                        "floor": (BatchDownloader, [dict(phone, address=floor, sequence=sequence)]),
+                        "nginx": (FileDownloader, [dict(phone, port=port, name=BODY_FILE)]),
                     },
                     QUICK_SECONDS,
                 )
-    ours, nginx = loads["ours"].units_per_second, loads["nginx"].units_per_second
+    ours, floor_rate, nginx = (loads[side].units_per_second for side in ("ours", "floor", "nginx"))
     return Section(
         title="Distribution (quick)",
         rows=[],
         summary={
             "download_vs_nginx": round(ours / nginx, 2),
+            "download_grpcio_floor_vs_nginx": round(floor_rate / nginx, 2),
             "download_mb_per_s": round(ours / 1e6, 1),
             "download_nginx_mb_per_s": round(nginx / 1e6, 1),
         },
@@ -342,6 +338,21 @@ def fleet(server: Server, tls: Path, url: str, after: int) -> FleetResult:
     )
 
 
+def _floor_note(ratios: list[float], bar: float, *, at_least: bool) -> str:
+    """What grpcio alone reached against the same bar: whether a service built on it could meet the bar here."""
+    best = max(ratios) if at_least else min(ratios)
+    reachable = best >= bar if at_least else best <= bar
+    return (
+        f"The floor, grpcio's sync server answering the same bytes with no service code (bench/grpc_floor.py, as "
+        f"many processes as the service, taking turns with it), reached {best}x at best: "
+        + (
+            "the bar is within grpcio's reach on this machine in this run."
+            if reachable
+            else "no service built on grpcio's Python server reaches the bar on this machine in this run."
+        )
+    )
+
+
 def run(quick: bool) -> Section | list[Section]:
     if quick:
         return run_quick()
@@ -357,34 +368,49 @@ def run(quick: bool) -> Section | list[Section]:
                     push_cases(server, tls, CASES)
                     sequence = publish(url, tls)["sequence"]
                     files = published_files(server, tls, sequence)
-                    with nginx_serving(tls, files) as port:
-                        measured[kind] = measure(clients, server, port, str(tls / "phone" / "ca.pem"), sequence, files)
+                    with nginx_serving(tls, files) as port, grpc_floor_serving(tls, files) as floor:
+                        ca = str(tls / "phone" / "ca.pem")
+                        measured[kind] = measure(clients, server, floor, port, ca, sequence, files)
                     if kind == "sqlite":
                         phones = fleet(server, tls, url, sequence)
 
     body = len(files[BODY_FILE])
     download_rows, list_rows, summary, series = [], [], {}, {}
+    ours_vs_nginx, floor_vs_nginx, first_syncs, floor_first_syncs = [], [], [], []
     for kind in STORES:
         for n, loads in measured[kind]["downloads"].items():
             ours = _download_row(f"DownloadBatch, {kind}", loads["ours"], body, loads["nginx"])
+            floor_row = _download_row(FLOOR, loads["floor"], body, loads["nginx"])
             download_rows += [
                 ours,
+                floor_row,
                 _download_row("nginx, the same body as a static file (baseline)", loads["nginx"], body, None),
             ]
+            ours_vs_nginx.append(ours["vs nginx"])
+            floor_vs_nginx.append(floor_row["vs nginx"])
             summary[f"download_{kind}_{n}_phones_mb_per_s"] = ours["MB/s"]
             summary[f"download_{kind}_{n}_phones_vs_nginx"] = ours["vs nginx"]
+            summary[f"download_{kind}_{n}_phones_grpcio_floor_vs_nginx"] = floor_row["vs nginx"]
             for side, label in (("ours", f"DownloadBatch, {kind}"), ("nginx", f"nginx, next to {kind}")):
                 series.setdefault(label, []).append((n, loads[side].units_per_second / 1e6))
         for name, shape in ((FULL_LIST_FILE, f"all {HISTORY} headers"), (NEW_LIST_FILE, "the 1 new header")):
             loads = measured[kind]["lists"][name]
-            list_rows.append(_latency_row(f"ListBatches, {kind}, {shape}", loads["ours"], loads["nginx"]))
-            list_rows.append(_latency_row("nginx, the same response bytes (baseline)", loads["nginx"], None))
+            ours = _latency_row(f"ListBatches, {kind}, {shape}", loads["ours"], loads["nginx"])
+            floor_row = _latency_row(f"{FLOOR}, the same response bytes", loads["floor"], loads["nginx"])
+            list_rows += [
+                ours,
+                floor_row,
+                _latency_row("nginx, the same response bytes (baseline)", loads["nginx"], None),
+            ]
             short = "all" if name == FULL_LIST_FILE else "new"
+            if short == "all":
+                first_syncs.append(ours["p50 vs nginx"])
+                floor_first_syncs.append(floor_row["p50 vs nginx"])
+                summary[f"list_{kind}_all_grpcio_floor_p50_vs_nginx"] = floor_row["p50 vs nginx"]
             summary[f"list_{kind}_{short}_p50_ms"] = round(loads["ours"].latency_ms(50), 2)
             summary[f"list_{kind}_{short}_p99_ms"] = round(loads["ours"].latency_ms(99), 2)
 
-    lowest = min(row["vs nginx"] for row in download_rows if row["vs nginx"] is not None)
-    first_syncs = [row["p50 vs nginx"] for row in list_rows if row["what"].endswith(f"all {HISTORY} headers")]
+    lowest = min(ours_vs_nginx)
 
     def met(ok: bool) -> str:
         return "met" if ok else "NOT met"
@@ -410,7 +436,8 @@ def run(quick: bool) -> Section | list[Section]:
         f"again and again for {DOWNLOAD_SECONDS:g} s (gRPC: DownloadBatch in 1 MiB chunks; nginx: GET on one "
         "keep-alive HTTPS connection), each body checked once against its SHA-256 before timing. The service and "
         f"nginx (serving that store's batch) take {ROUNDS} turns each and keep their best, so that a burst of other "
-        "work on the machine does not fall on one side only."
+        "work on the machine does not fall on one side only. "
+        + _floor_note(floor_vs_nginx, DOWNLOAD_BAR, at_least=True)
     )
     list_notes = (
         f"Bar: a first sync's p50 within {FIRST_SYNC_BAR:g}x nginx's for the same bytes on every store (highest "
@@ -418,7 +445,8 @@ def run(quick: bool) -> Section | list[Section]:
         f"turn with more calls a second is kept). The service holds {HISTORY} batches (a fortnight of "
         f"hourly batches: {HISTORY - 1} small ones cut by the publisher over the store, one section each, and the "
         "big one). 'all' is a first sync (page_size 1000, every signed header), 'new' an hourly sync (after the "
-        "previous sequence: one header). The nginx rows serve the very same response bytes as static files."
+        "previous sequence: one header). The nginx rows serve the very same response bytes as static files. "
+        + _floor_note(floor_first_syncs, FIRST_SYNC_BAR, at_least=False)
     )
     fleet_row = {
         "what": f"hourly sync, sqlite, {FLEET_PHONES:,} phones at once",

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from clients.launch import Server, pki_with, start_server
 from clients.redis_server import RedisServer, free_port
+from matcher.config import DEFAULT_PROCESSES
 
 AUTHORITY = "bench-ha"
 # 2026-11-20 12:00:00 UTC: the server's fixed clock (--now), as in the integration tests.
@@ -29,6 +31,7 @@ NGINX_INSTALL_HINT = (
     "Install it with `sudo apt-get install nginx` (or run `make bench`, which installs it)."
 )
 NGINX_START_SECONDS = 10.0
+FLOOR_START_SECONDS = 30.0
 
 
 def bench_pki(folder: Path) -> Path:
@@ -145,3 +148,38 @@ def _run_nginx(binary: str, folder: Path, tls_dir: Path) -> Iterator[int]:
                     process.wait()
     log = (folder / "error.log").read_text(errors="replace") if (folder / "error.log").exists() else "(no log)"
     raise RuntimeError(f"nginx did not start; its log ends:\n{log[-2000:]}")
+
+
+@contextmanager
+def grpc_floor_serving(tls_dir: Path, files: dict[str, bytes]) -> Iterator[str]:
+    """bench/grpc_floor.py serving ``files`` (the body and the two listings, by the names nginx serves them under)
+    with the service's certificate: as many processes on one free loopback port as `matcher serve` runs by
+    default. Yields the address."""
+    with tempfile.TemporaryDirectory(prefix="bench-grpc-floor-") as name:
+        folder = Path(name)
+        for file_name, data in files.items():
+            (folder / file_name).write_bytes(data)
+        port = free_port()
+        command = [sys.executable, "-m", "bench.grpc_floor", "--tls-dir", str(tls_dir / "server"), "--files", name]
+        processes = [
+            subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(DEFAULT_PROCESSES)
+        ]
+        try:
+            deadline = time.monotonic() + FLOOR_START_SECONDS
+            # Each process writes ready-PID into the folder once its server is bound and started.
+            while any(not (folder / f"ready-{process.pid}").exists() for process in processes):
+                if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
+                    raise RuntimeError(f"the grpcio floor server did not start on port {port}")
+                time.sleep(0.05)
+            yield f"127.0.0.1:{port}"
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

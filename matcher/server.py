@@ -181,8 +181,8 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     now = clock(config.now)
     # Two servers, each with its own thread pool: nothing phones do on the public port (thousands of slow or stalled
     # downloads) can take the threads that authorities' submissions need on theirs.
-    public = _grpc_server("rpc", config.workers, config.max_calls, reuse_port)
-    authority = _grpc_server("authority-rpc", AUTHORITY_WORKERS, config.max_calls, reuse_port)
+    public = grpc_server("rpc", config.workers, config.max_calls, reuse_port)
+    authority = grpc_server("authority-rpc", AUTHORITY_WORKERS, config.max_calls, reuse_port)
     servers = (public, authority)
     # The ports first, then the store: a port in use must not leave a new, empty store file behind.
     try:
@@ -245,7 +245,7 @@ def create_server(config: Config, *, publish_timer: bool = True, reuse_port: boo
     )
 
 
-def _grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
+def grpc_server(threads: str, workers: int, max_calls: int, reuse_port: bool) -> grpc.Server:
     # No cap on concurrent streams per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): grpcio clients do not
     # queue past it, they fail the extra calls UNAVAILABLE (REFUSED_STREAM). What a connection can hold is bounded
     # by the call limit, the download time limit and the chunk floor instead.
