@@ -17,6 +17,8 @@ import json
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -58,7 +60,11 @@ HOURLY_CASES = CASES // 24  # the cases of one hourly batch at 1,000 cases a day
 DAYS_PER_CASE = 8  # published days of a case: 2 before symptom onset to 5 after
 HISTORY = 14 * 24  # a fortnight of hourly batches
 CALL_TIMEOUT = 60.0
-FLOOR = "grpcio alone, no service code (bench/grpc_floor.py)"
+# grpcio alone, answering the same bytes with no service code (bench/grpc_floor.py): side name -> row label
+FLOORS = {
+    "floor": "grpcio's sync server alone, no service code",
+    "floor-asyncio": "grpcio's asyncio server alone, no service code",
+}
 
 
 # --- the phones -------------------------------------------------------------------------------------------------
@@ -255,9 +261,10 @@ def _latency_row(what: str, load: Load, baseline: Load | None) -> dict:
 
 
 def measure(
-    clients: Clients, server: Server, floor: str, port: int, ca: str, sequence: int, files: dict[str, bytes]
+    clients: Clients, server: Server, floors: dict[str, str], port: int, ca: str, sequence: int, files: dict[str, bytes]
 ) -> dict:
-    """Every download and listing of the service next to grpcio's floor and nginx's, the three taking turns."""
+    """Every download and listing of the service next to grpcio's floors (side -> address) and nginx's, all
+    taking turns."""
 
     def phones(n: int, **kwargs: object) -> list[dict]:
         return [dict(ca_file=ca, **kwargs)] * n
@@ -267,7 +274,10 @@ def measure(
         return clients.alternate(
             {
                 "ours": (BatchDownloader, phones(n, address=server.public, **grpc_phones)),
-                "floor": (BatchDownloader, phones(n, address=floor, **grpc_phones)),
+                **{
+                    side: (BatchDownloader, phones(n, address=address, **grpc_phones))
+                    for side, address in floors.items()
+                },
                 "nginx": (FileDownloader, phones(n, port=port, name=BODY_FILE, sha256=_sha(files, BODY_FILE))),
             },
             DOWNLOAD_SECONDS,
@@ -277,7 +287,10 @@ def measure(
         return clients.alternate(
             {
                 "ours": (Lister, phones(1, address=server.public, after=after, sha256=_sha(files, name))),
-                "floor": (Lister, phones(1, address=floor, after=after, sha256=_sha(files, name))),
+                **{
+                    side: (Lister, phones(1, address=address, after=after, sha256=_sha(files, name)))
+                    for side, address in floors.items()
+                },
                 "nginx": (FileDownloader, phones(1, port=port, name=name, sha256=_sha(files, name))),
             },
             LIST_SECONDS,
@@ -299,23 +312,27 @@ def run_quick() -> Section:
             push_cases(server, tls, CASES)
             sequence = publish(url, tls)["sequence"]
             files = published_files(server, tls, sequence)
-            with nginx_serving(tls, files) as port, grpc_floor_serving(tls, files) as floor:
+            with nginx_serving(tls, files) as port, grpc_floors(tls, files) as floors:
                 phone = {"ca_file": str(tls / "phone" / "ca.pem"), "sha256": _sha(files, BODY_FILE)}
                 loads = clients.alternate(
                     {
                         "ours": (BatchDownloader, [dict(phone, address=server.public, sequence=sequence)]),
-                        "floor": (BatchDownloader, [dict(phone, address=floor, sequence=sequence)]),
+                        **{
+                            side: (BatchDownloader, [dict(phone, address=address, sequence=sequence)])
+                            for side, address in floors.items()
+                        },
                         "nginx": (FileDownloader, [dict(phone, port=port, name=BODY_FILE)]),
                     },
                     QUICK_SECONDS,
                 )
-    ours, floor_rate, nginx = (loads[side].units_per_second for side in ("ours", "floor", "nginx"))
+    ours, nginx = loads["ours"].units_per_second, loads["nginx"].units_per_second
+    floor_rate = max(loads[side].units_per_second for side in FLOORS)
     return Section(
         title="Distribution (quick)",
         rows=[],
         summary={
             "download_vs_nginx": round(ours / nginx, 2),
-            "download_grpcio_floor_vs_nginx": round(floor_rate / nginx, 2),
+            "download_grpcio_floor_vs_nginx": round(floor_rate / nginx, 2),  # the faster of grpcio's two servers
             "download_mb_per_s": round(ours / 1e6, 1),
             "download_nginx_mb_per_s": round(nginx / 1e6, 1),
         },
@@ -338,13 +355,20 @@ def fleet(server: Server, tls: Path, url: str, after: int) -> FleetResult:
     )
 
 
+@contextmanager
+def grpc_floors(tls: Path, files: dict[str, bytes]) -> Iterator[dict[str, str]]:
+    """Both of grpcio's servers alone, serving ``files``: side name (FLOORS) -> address."""
+    with grpc_floor_serving(tls, files) as sync, grpc_floor_serving(tls, files, asyncio=True) as asyncio:
+        yield {"floor": sync, "floor-asyncio": asyncio}
+
+
 def _floor_note(ratios: list[float], bar: float, *, at_least: bool) -> str:
     """What grpcio alone reached against the same bar: whether a service built on it could meet the bar here."""
     best = max(ratios) if at_least else min(ratios)
     reachable = best >= bar if at_least else best <= bar
     return (
-        f"The floor, grpcio's sync server answering the same bytes with no service code (bench/grpc_floor.py, as "
-        f"many processes as the service, taking turns with it), reached {best}x at best: "
+        "The floors, grpcio's sync and asyncio servers answering the same bytes with no service code "
+        f"(bench/grpc_floor.py, as many processes as the service, taking turns with it), reached {best}x at best: "
         + (
             "the bar is within grpcio's reach on this machine in this run."
             if reachable
@@ -368,9 +392,9 @@ def run(quick: bool) -> Section | list[Section]:
                     push_cases(server, tls, CASES)
                     sequence = publish(url, tls)["sequence"]
                     files = published_files(server, tls, sequence)
-                    with nginx_serving(tls, files) as port, grpc_floor_serving(tls, files) as floor:
+                    with nginx_serving(tls, files) as port, grpc_floors(tls, files) as floors:
                         ca = str(tls / "phone" / "ca.pem")
-                        measured[kind] = measure(clients, server, floor, port, ca, sequence, files)
+                        measured[kind] = measure(clients, server, floors, port, ca, sequence, files)
                     if kind == "sqlite":
                         phones = fleet(server, tls, url, sequence)
 
@@ -380,33 +404,36 @@ def run(quick: bool) -> Section | list[Section]:
     for kind in STORES:
         for n, loads in measured[kind]["downloads"].items():
             ours = _download_row(f"DownloadBatch, {kind}", loads["ours"], body, loads["nginx"])
-            floor_row = _download_row(FLOOR, loads["floor"], body, loads["nginx"])
+            floor_rows = [_download_row(label, loads[side], body, loads["nginx"]) for side, label in FLOORS.items()]
             download_rows += [
                 ours,
-                floor_row,
+                *floor_rows,
                 _download_row("nginx, the same body as a static file (baseline)", loads["nginx"], body, None),
             ]
             ours_vs_nginx.append(ours["vs nginx"])
-            floor_vs_nginx.append(floor_row["vs nginx"])
+            floor_vs_nginx += [row["vs nginx"] for row in floor_rows]
             summary[f"download_{kind}_{n}_phones_mb_per_s"] = ours["MB/s"]
             summary[f"download_{kind}_{n}_phones_vs_nginx"] = ours["vs nginx"]
-            summary[f"download_{kind}_{n}_phones_grpcio_floor_vs_nginx"] = floor_row["vs nginx"]
+            summary[f"download_{kind}_{n}_phones_grpcio_floor_vs_nginx"] = max(row["vs nginx"] for row in floor_rows)
             for side, label in (("ours", f"DownloadBatch, {kind}"), ("nginx", f"nginx, next to {kind}")):
                 series.setdefault(label, []).append((n, loads[side].units_per_second / 1e6))
         for name, shape in ((FULL_LIST_FILE, f"all {HISTORY} headers"), (NEW_LIST_FILE, "the 1 new header")):
             loads = measured[kind]["lists"][name]
             ours = _latency_row(f"ListBatches, {kind}, {shape}", loads["ours"], loads["nginx"])
-            floor_row = _latency_row(f"{FLOOR}, the same response bytes", loads["floor"], loads["nginx"])
+            floor_rows = [
+                _latency_row(f"{label}, the same response bytes", loads[side], loads["nginx"])
+                for side, label in FLOORS.items()
+            ]
             list_rows += [
                 ours,
-                floor_row,
+                *floor_rows,
                 _latency_row("nginx, the same response bytes (baseline)", loads["nginx"], None),
             ]
             short = "all" if name == FULL_LIST_FILE else "new"
             if short == "all":
                 first_syncs.append(ours["p50 vs nginx"])
-                floor_first_syncs.append(floor_row["p50 vs nginx"])
-                summary[f"list_{kind}_all_grpcio_floor_p50_vs_nginx"] = floor_row["p50 vs nginx"]
+                floor_first_syncs += [row["p50 vs nginx"] for row in floor_rows]
+                summary[f"list_{kind}_all_grpcio_floor_p50_vs_nginx"] = min(row["p50 vs nginx"] for row in floor_rows)
             summary[f"list_{kind}_{short}_p50_ms"] = round(loads["ours"].latency_ms(50), 2)
             summary[f"list_{kind}_{short}_p99_ms"] = round(loads["ours"].latency_ms(99), 2)
 
@@ -434,14 +461,14 @@ def run(quick: bool) -> Section | list[Section]:
         f"every store (lowest {lowest}x: {met(lowest >= DOWNLOAD_BAR)}). {setup} The batch: {CASES:,} cases x {DAYS_PER_CASE} daily keys pushed with SubmitKeys and cut by "
         f"`matcher publish` into one batch of {body:,} bytes. MB = 10^6 bytes; a phone downloads the whole body "
         f"again and again for {DOWNLOAD_SECONDS:g} s (gRPC: DownloadBatch in 1 MiB chunks; nginx: GET on one "
-        "keep-alive HTTPS connection), each body checked once against its SHA-256 before timing. The service and "
-        f"nginx (serving that store's batch) take {ROUNDS} turns each and keep their best, so that a burst of other "
+        "keep-alive HTTPS connection), each body checked once against its SHA-256 before timing. The service, the "
+        f"floors and nginx (serving that store's batch) take {ROUNDS} turns each and keep their best, so that a burst of other "
         "work on the machine does not fall on one side only. "
         + _floor_note(floor_vs_nginx, DOWNLOAD_BAR, at_least=True)
     )
     list_notes = (
         f"Bar: a first sync's p50 within {FIRST_SYNC_BAR:g}x nginx's for the same bytes on every store (highest "
-        f"{max(first_syncs)}x: {met(max(first_syncs) <= FIRST_SYNC_BAR)}). One phone calls back to back for {LIST_SECONDS:g} s, {ROUNDS} turns each for the service and nginx (the "
+        f"{max(first_syncs)}x: {met(max(first_syncs) <= FIRST_SYNC_BAR)}). One phone calls back to back for {LIST_SECONDS:g} s, {ROUNDS} turns each for the service, the floors and nginx (the "
         f"turn with more calls a second is kept). The service holds {HISTORY} batches (a fortnight of "
         f"hourly batches: {HISTORY - 1} small ones cut by the publisher over the store, one section each, and the "
         "big one). 'all' is a first sync (page_size 1000, every signed header), 'new' an hourly sync (after the "

@@ -151,16 +151,17 @@ def _run_nginx(binary: str, folder: Path, tls_dir: Path) -> Iterator[int]:
 
 
 @contextmanager
-def grpc_floor_serving(tls_dir: Path, files: dict[str, bytes]) -> Iterator[str]:
+def grpc_floor_serving(tls_dir: Path, files: dict[str, bytes], *, asyncio: bool = False) -> Iterator[str]:
     """bench/grpc_floor.py serving ``files`` (the body and the two listings, by the names nginx serves them under)
-    with the service's certificate: as many processes on one free loopback port as `matcher serve` runs by
-    default. Yields the address."""
+    with the service's certificate, on grpcio's sync server or its asyncio one: as many processes on one free
+    loopback port as `matcher serve` runs by default. Yields the address."""
     with tempfile.TemporaryDirectory(prefix="bench-grpc-floor-") as name:
         folder = Path(name)
         for file_name, data in files.items():
             (folder / file_name).write_bytes(data)
         port = free_port()
         command = [sys.executable, "-m", "bench.grpc_floor", "--tls-dir", str(tls_dir / "server"), "--files", name]
+        command += ["--asyncio"] if asyncio else []
         processes = [
             subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(DEFAULT_PROCESSES)
