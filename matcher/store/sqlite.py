@@ -47,6 +47,7 @@ BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 512
 # The WAL is cut back to this size after a checkpoint, so that it does not keep old page images (and their bytes).
 JOURNAL_SIZE_LIMIT_BYTES = 4 << 20
+MAX_CACHED_SPANS = 1024  # batch_span answers kept per connection (phones ask after a few sequences; any is possible)
 MAX_INTEGER = 2**63 - 1  # SQLite's largest integer; requests carry uint64 sequence numbers
 
 _SCHEMA = """
@@ -192,6 +193,7 @@ class SqliteStore:
             with self._connections_lock:
                 self._connections.append(db)
             self._local.db, self._local.generation = db, generation
+            self._local.spans, self._local.spans_version = {}, None  # batch_span's answers were the old connection's
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA synchronous = FULL")
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
@@ -473,14 +475,23 @@ class SqliteStore:
         if after >= MAX_INTEGER:
             return 0, 0, 0
         with self._errors():
-            # One statement (one snapshot) over the rowid b-tree that decodes no row: tens of microseconds for a
-            # fortnight of batches.
-            count, first, last = (
-                self._connection()
-                .execute("SELECT count(*), min(sequence), max(sequence) FROM batches WHERE sequence > ?", (after,))
-                .fetchone()
-            )
-        return (count, first, last) if count else (0, 0, 0)
+            db = self._connection()
+            # Every ListBatches asks, so the answer is kept per connection until the file changes. data_version
+            # changes when another connection commits, total_changes when this one writes: together they say
+            # exactly whether a batch may have come or gone, for a few microseconds instead of the query's ~40.
+            version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+            spans: dict[int, tuple[int, int, int]] = getattr(self._local, "spans", {})
+            if getattr(self._local, "spans_version", None) != version or len(spans) >= MAX_CACHED_SPANS:
+                spans = self._local.spans = {}
+                self._local.spans_version = version
+            span = spans.get(after)
+            if span is None:
+                # One statement (one snapshot) over the rowid b-tree that decodes no row.
+                count, first, last = db.execute(
+                    "SELECT count(*), min(sequence), max(sequence) FROM batches WHERE sequence > ?", (after,)
+                ).fetchone()
+                span = spans[after] = (count, first, last) if count else (0, 0, 0)
+        return span
 
     def read_body(self, sequence: int, offset: int, length: int) -> bytes:
         if not 0 < sequence <= MAX_INTEGER:

@@ -452,6 +452,24 @@ def test_batch_span_counts_exactly_the_batches_list_batches_returns(store: Store
     assert store.batch_span(after=0) == (0, 0, 0)
 
 
+def test_batch_span_follows_batches_that_another_connection_commits_and_purges(store: Store, store_url: str) -> None:
+    # Another store object is another connection, as a publisher in another process is: a span this one read (and
+    # may keep) must not outlive a batch coming or going.
+    publisher = open_store(store_url)
+    try:
+        assert store.batch_span(after=0) == (0, 0, 0)
+        for n in (1, 2):
+            submit(publisher, submission(f"s{n}", [key(n)]))
+            publish_once(publisher, "a")
+            assert store.batch_span(after=0) == (n, 1, n)
+        assert store.batch_span(after=1) == (1, 2, 2)
+        publisher.purge(now=NOW + RETENTION, retention_seconds=RETENTION)
+        assert store.batch_span(after=0) == (0, 0, 0)
+        assert store.batch_span(after=1) == (0, 0, 0)
+    finally:
+        publisher.close()
+
+
 def test_read_body_returns_the_asked_range_and_nothing_past_the_end(store: Store) -> None:
     body = bytes(range(256)) * 40
     fence = store.acquire_publish_lock("a", LEASE)
