@@ -1,13 +1,13 @@
-"""grpcio alone: the fastest that any service built on grpcio's Python server can answer the distribution calls here.
+"""grpcio alone: the fastest that any service built on grpcio's Python servers can answer the distribution calls.
 
 `python -m bench.grpc_floor --tls-dir DIR --files DIR --port N` serves the two calls phones make, with the server
 that `matcher serve` builds (grpcio's sync server, the same worker threads, options, certificate and glibc malloc
-settings), or with `--asyncio` grpcio's asyncio server (the same options), and nothing of the service: ListBatches answers the response bytes of the file for a first sync (after
-sequence 0) or of the one for an hourly sync (any other), DownloadBatch answers the body's 1 MiB BatchChunks,
-serialised once at start, whatever the request. No store, no cache lookups, no logging, no metrics, no time limit.
-The distribution benchmark runs as many of these processes on one port as `matcher serve` runs by default and
-measures them next to the service and nginx: what separates the service from nginx that this floor does not close is
-grpcio's (its HTTP/2 transport and its Python server), not the service's.
+settings), or with `--asyncio` grpcio's asyncio server (the same options), and nothing of the service: ListBatches
+answers the response bytes of the file for a first sync (after sequence 0) or of the one for an hourly sync (any
+other), DownloadBatch the body's 1 MiB BatchChunks, serialised once at start, whatever the request. No store, no
+cache lookups, no logging, no metrics, no time limit. The distribution benchmark runs as many of these processes
+on one port as `matcher serve` runs by default, next to the service and nginx: the distance from this floor to
+nginx is grpcio's (its HTTP/2 transport and Python delivery, on both ends), not the service's.
 """
 
 from __future__ import annotations

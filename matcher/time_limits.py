@@ -1,7 +1,7 @@
 """One thread that ends calls running past a fixed time limit (the download limit, --download-seconds).
 
-A ``threading.Timer`` per download started and ended a thread for every call: on a phone downloading whole batches
-that was about a tenth of the server's CPU (docs/benchmarks.md). Every limit here has the same length, so limits
+A ``threading.Timer`` per download started and ended a thread for every call, which cost 5 to 15% of a phone's
+download rate (docs/benchmarks.md). Every limit here has the same length, so limits
 fall due in the order they were set: an insertion-ordered dict is the queue, a call that ends removes its entry in
 O(1), and the one thread sleeps until the oldest entry is due.
 """
