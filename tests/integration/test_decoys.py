@@ -4,7 +4,6 @@ is a share, same request size, same status, same answer size; in the store it is
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import subprocess
 import sys
@@ -99,11 +98,10 @@ def test_a_decoy_gets_a_shares_status_and_answer_size_and_stores_nothing(server,
     assert publish(server) == []  # no batch: no pending key
     with sqlite3.connect(database(server)) as db:
         assert db.execute("SELECT count(*) FROM pending").fetchone() == (0,)
-    # What the decoy's call logged: the line every call gets, nothing that tells it from a share's call.
-    [line] = [
-        line for line in server.log_text()[logged:].splitlines() if "matcher.servicers" in line or "Submit" in line
-    ]
-    assert re.search(r"matcher\.errors: SubmitWithCode OK [0-9.]+ ms$", line), line
+    # What the decoy's call logged: nothing. Answered calls log at DEBUG (with --verbose, a share's and a decoy's
+    # the same line), and a decoy writes no line of its own.
+    logged_lines = server.log_text()[logged:].splitlines()
+    assert [line for line in logged_lines if "matcher.servicers" in line or "Submit" in line] == []
 
     code = issue_code(server).code
     status, real_answer, _ = call(server, share_request(phone_with_keys(tmp_path, 14), code, NOW))
