@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -132,6 +132,12 @@ class Server:
     def tls_dir(self) -> Path:
         """The server's folder (its --tls-dir)."""
         return self.pki / layout.SERVER
+
+    @property
+    def store(self) -> str:
+        """The store URL the server was started on (its --store)."""
+        args = cast(list[str], self.process.args)  # spawn_server's command: a list of str
+        return str(args[args.index("--store") + 1])
 
     @property
     def phone_dir(self) -> Path:

@@ -219,7 +219,7 @@ def test_ten_thousand_hostile_requests_get_documented_codes_keep_the_server_up_a
     # Everything undecodable was refused by grpcio, never by us: the service counted no INTERNAL and no UNKNOWN.
     assert not [line for line in metric_lines(fuzz_server) if re.search(r'code="(INTERNAL|UNKNOWN)"', line)]
 
-    store = SqliteStore(fuzz_server.process.args[fuzz_server.process.args.index("--store") + 1].removeprefix("sqlite:"))
+    store = SqliteStore(fuzz_server.store.removeprefix("sqlite:"))
     everything = store.pending_keys(now=2**40, limit=10**6)
     pending = [p for p in everything if isinstance(p.key, DiagnosisKey)]
     # Warned venue hours: exactly those of the warnings answered OK, each held once (in the region that warned first).

@@ -24,7 +24,7 @@ DAY = 86_400
 
 def publish_with_defaults(server, now: int, *extra: str, json_output: bool = True):
     """`matcher publish` as an operator runs it: no anonymity option, so K = 5 and a deadline of 24 hours."""
-    store = server.process.args[server.process.args.index("--store") + 1]
+    store = server.store
     result = matcher(
         "publish",
         "--store",
@@ -86,7 +86,7 @@ def test_five_cases_are_published_at_once_whether_pushed_by_an_authority_or_uplo
 
 def test_bad_anonymity_settings_are_one_line_errors_and_change_nothing(server):
     submit(server.authority_stub(), diagnosis_key(1))
-    store_url = server.process.args[server.process.args.index("--store") + 1]
+    store_url = server.store
     base = ["publish", "--store", store_url, "--tls-dir", str(server.tls_dir), "--now", str(NOW + DAY)]
 
     refusals = [

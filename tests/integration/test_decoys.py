@@ -46,7 +46,7 @@ def server(pki, tmp_path) -> Iterator[Server]:
 
 
 def database(server: Server) -> Path:
-    return Path(server.process.args[server.process.args.index("--store") + 1].removeprefix("sqlite:"))
+    return Path(server.store.removeprefix("sqlite:"))
 
 
 def everything_stored(server: Server) -> list[str]:

@@ -32,15 +32,11 @@ def sqlite_server(pki, tmp_path):
     running.stop()
 
 
-def store_of(server) -> str:
-    return server.process.args[server.process.args.index("--store") + 1]
-
-
 def write_tree(server, out: Path, now: int = NOW + 86400) -> dict:
     result = matcher(
         "mirror",
         "--store",
-        store_of(server),
+        server.store,
         "--tls-dir",
         str(server.tls_dir),
         "--out",
@@ -144,7 +140,7 @@ def test_an_index_signed_by_another_key_is_refused_and_nothing_is_fetched(mirror
     matcher(
         "mirror",
         "--store",
-        store_of(server),
+        server.store,
         "--tls-dir",
         str(tmp_path / "other" / "server"),
         "--out",
@@ -203,4 +199,4 @@ def test_files_leave_the_index_after_the_retention_window_and_the_tree_one_index
     second = write_tree(sqlite_server, tree, now=expired_at + 60)
     assert second["removed"] == [name] and not (tree / name).exists()
     assert list(index_of(tree).files) == [] and index_of(tree).newest_sequence == batch["sequence"]
-    assert open_store(store_of(sqlite_server)).last_sequence() == batch["sequence"]
+    assert open_store(sqlite_server.store).last_sequence() == batch["sequence"]

@@ -65,7 +65,7 @@ def code_of(call) -> grpc.StatusCode:
 
 def publish(server, now: int = LATER) -> list[dict]:
     """`matcher publish` on the server's store, holding nothing back: the batches it cut."""
-    store = server.process.args[server.process.args.index("--store") + 1]
+    store = server.store
     result = matcher(
         "publish", "--store", store, "--tls-dir", str(server.tls_dir), "--now", str(now), "--json", *PUBLISH_EVERY_CASE
     )
@@ -408,7 +408,7 @@ def test_metrics_count_calls_and_keys_without_any_key_material(server):
 
 def test_published_batch_files_inspect_as_valid_and_a_flipped_bit_is_refused(server, tmp_path):
     submit(server.authority_stub(), diagnosis_key(1), diagnosis_key(2, tx_power_dbm=-12))
-    store = server.process.args[server.process.args.index("--store") + 1]
+    store = server.store
     matcher(
         "publish",
         "--store",
