@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from clients.launch import Server, pki_with, start_server
+from clients.launch import Server, pki_with, start_server, stop_process
 from clients.redis_server import RedisServer, free_port
 from matcher.config import DEFAULT_PROCESSES
 
@@ -139,13 +139,7 @@ def _run_nginx(binary: str, folder: Path, tls_dir: Path) -> Iterator[int]:
                 yield port
                 return
         finally:
-            if process.poll() is None:
-                process.terminate()  # SIGTERM: nginx's fast shutdown, workers included
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)  # SIGTERM: nginx's fast shutdown, workers included
     log = (folder / "error.log").read_text(errors="replace") if (folder / "error.log").exists() else "(no log)"
     raise RuntimeError(f"nginx did not start; its log ends:\n{log[-2000:]}")
 
@@ -176,11 +170,4 @@ def grpc_floor_serving(tls_dir: Path, files: dict[str, bytes], *, asyncio: bool 
             yield f"127.0.0.1:{port}"
         finally:
             for process in processes:
-                if process.poll() is None:
-                    process.terminate()
-            for process in processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process)

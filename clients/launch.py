@@ -102,7 +102,7 @@ def read_ready(process: subprocess.Popen[str], log: Path) -> dict[str, Any]:
     return ready
 
 
-def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
     """Signals ``process`` (unless it has exited) and waits for it, killing it after ``timeout``; its exit status."""
     if process.poll() is None:
         process.send_signal(sig)
