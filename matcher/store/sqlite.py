@@ -480,8 +480,8 @@ class SqliteStore:
             # changes when another connection commits, total_changes when this one writes: together they say
             # exactly whether a batch may have come or gone, for a few microseconds instead of the query's ~40.
             version = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
-            spans: dict[int, tuple[int, int, int]] = getattr(self._local, "spans", {})
-            if getattr(self._local, "spans_version", None) != version or len(spans) >= MAX_CACHED_SPANS:
+            spans: dict[int, tuple[int, int, int]] = self._local.spans  # set with the connection
+            if self._local.spans_version != version or len(spans) >= MAX_CACHED_SPANS:
                 spans = self._local.spans = {}
                 self._local.spans_version = version
             span = spans.get(after)
